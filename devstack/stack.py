@@ -1,0 +1,181 @@
+"""`make up` / `make down`: the whole county stack on this machine.
+
+    python -m devstack.stack up     # mongod, S3, bucket, four services, gateway; waits for /readyz
+    python -m devstack.stack down   # stops exactly what `up` started (pid files under var/run)
+    python -m devstack.stack status
+
+RabbitMQ is a system service: the Makefile installs and starts it; this only checks it.
+Data lives under var/ and survives down + up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+import urllib.error
+import urllib.request
+from urllib.parse import urlparse
+
+from devstack.infra import init_replica_set, mongod_process, s3_process
+from devstack.processes import REPO_ROOT, ManagedProcess, port_open, wait_until
+from gridwork_common.config import Settings
+from services.media.storage import media_store
+
+VAR = REPO_ROOT / "var"
+RUN_DIR = VAR / "run"
+LOG_DIR = VAR / "log"
+PYTHON = sys.executable
+
+SERVICE_METRICS_PORTS = {"population": 9101, "events": 9102, "media": 9103, "assessment": 9104}
+GATEWAY_PORT = int(os.environ.get("GATEWAY_PORT", "8080"))
+
+
+def _port(netloc: str, default: int) -> int:
+    return urlparse(f"//{netloc}").port or default
+
+
+def mongo_port(settings: Settings) -> int:
+    return urlparse(settings.mongo_uri).port or 27017
+
+
+def infrastructure(settings: Settings) -> list[ManagedProcess]:
+    return [
+        mongod_process(VAR / "mongo", mongo_port(settings), RUN_DIR, LOG_DIR),
+        s3_process(
+            VAR / "s3",
+            _port(settings.s3_endpoint, 9000),
+            settings.s3_access_key,
+            settings.s3_secret_key,
+            RUN_DIR,
+            LOG_DIR,
+        ),
+    ]
+
+
+def service_processes(
+    env: dict | None = None,
+    run_dir=RUN_DIR,
+    log_dir=LOG_DIR,
+    metrics_ports: dict[str, int] = SERVICE_METRICS_PORTS,
+    gateway_port: int = GATEWAY_PORT,
+    gateway_workers: int = 2,
+) -> list[ManagedProcess]:
+    """The four nameko services and the gateway, as processes (also used by the e2e test)."""
+    env = dict(env or {})
+    processes = [
+        ManagedProcess(
+            name=name,
+            argv=[PYTHON, "-m", f"services.{name}"],
+            env={**env, "METRICS_PORT": str(port)},
+            run_dir=run_dir,
+            log_dir=log_dir,
+            marker=f"services.{name}",
+        )
+        for name, port in metrics_ports.items()
+    ]
+    processes.append(
+        ManagedProcess(
+            name="gateway",
+            argv=[PYTHON, "-m", "gunicorn", "-c", "services/gateway/gunicorn_conf.py"],
+            env={
+                **env,
+                "GATEWAY_PORT": str(gateway_port),
+                "GATEWAY_WORKERS": str(gateway_workers),
+                "PROMETHEUS_MULTIPROC_DIR": str(run_dir / "gateway-metrics"),
+            },
+            run_dir=run_dir,
+            log_dir=log_dir,
+            marker="services/gateway/gunicorn_conf.py",
+        )
+    )
+    return processes
+
+
+def wait_ready(gateway_port: int, timeout_s: float = 90.0) -> None:
+    url = f"http://127.0.0.1:{gateway_port}/readyz"
+
+    def ready() -> bool:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                return response.status == 200
+        except (urllib.error.URLError, OSError):
+            return False
+
+    wait_until(ready, timeout_s, f"gateway {url}", interval_s=0.5)
+
+
+def up() -> None:
+    settings = Settings.from_env()
+    amqp = urlparse(settings.amqp_uri)
+    if not port_open(amqp.hostname or "127.0.0.1", amqp.port or 5672):
+        sys.exit(f"RabbitMQ is not reachable at {amqp.hostname}:{amqp.port or 5672}")
+
+    mongod, s3 = infrastructure(settings)
+    for process, port in ((mongod, mongo_port(settings)), (s3, _port(settings.s3_endpoint, 9000))):
+        if process.running_pid() is None and port_open("127.0.0.1", port):
+            print(f"{process.name}: something already listens on {port}; using it")
+        else:
+            process.start()
+    init_replica_set(mongo_port(settings))
+    store = media_store(settings)
+    wait_until(lambda: _bucket_ready(store), 30, f"bucket {settings.s3_bucket}", 0.3)
+
+    for process in service_processes():
+        process.start()
+    try:
+        wait_ready(GATEWAY_PORT)
+    except TimeoutError as exc:
+        sys.exit(f"{exc}; see the logs in {LOG_DIR}")
+    print_endpoints(settings)
+
+
+def _bucket_ready(store) -> bool:
+    try:
+        store.ensure_bucket()
+    except Exception:
+        return False
+    return True
+
+
+def print_endpoints(settings: Settings) -> None:
+    gateway = f"http://127.0.0.1:{GATEWAY_PORT}"
+    print(f"Gridwork is up for county {settings.county_code}.")
+    print(f"  gateway        {gateway}   ({gateway}/readyz, {gateway}/metrics)")
+    for name, port in SERVICE_METRICS_PORTS.items():
+        print(f"  {name:<14} metrics http://127.0.0.1:{port}/metrics")
+    print(f"  mongodb        {settings.mongo_uri}")
+    print(f"  object storage http://{settings.s3_endpoint}  bucket {settings.s3_bucket}")
+    print("  rabbitmq       amqp://127.0.0.1:5672  management http://127.0.0.1:15672")
+    print(f"  logs           {LOG_DIR}")
+
+
+def down() -> None:
+    settings = Settings.from_env()
+    for process in reversed(service_processes() + infrastructure(settings)):
+        if process.stop():
+            print(f"stopped {process.name}")
+
+
+def status() -> None:
+    settings = Settings.from_env()
+    for process in infrastructure(settings) + service_processes():
+        pid = process.running_pid()
+        print(
+            f"{process.name:<12} {'running, pid ' + str(pid) if pid else 'not started by make up'}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("command", choices=("up", "down", "status"))
+    command = parser.parse_args().command
+    started = time.monotonic()
+    {"up": up, "down": down, "status": status}[command]()
+    if command == "up":
+        print(f"(ready in {time.monotonic() - started:.0f}s)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,80 @@
+"""MongoDB dependency provider: one client per service container, one database per
+service, indexes declared next to the service and created idempotently at start."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+
+import pymongo
+from nameko.extensions import DependencyProvider
+from pymongo import IndexModel, MongoClient
+from pymongo.database import Database
+
+from gridwork_common.config import Settings
+from gridwork_common.health import probe
+
+log = logging.getLogger(__name__)
+
+IndexSpec = Mapping[str, Sequence[IndexModel]]
+
+
+def new_client(settings: Settings, app_name: str) -> MongoClient:
+    return MongoClient(
+        settings.mongo_uri,
+        appname=app_name,
+        tz_aware=True,
+        uuidRepresentation="standard",
+        serverSelectionTimeoutMS=settings.mongo_timeout_ms,
+        connectTimeoutMS=settings.mongo_timeout_ms,
+    )
+
+
+def ensure_indexes(database: Database, indexes: IndexSpec) -> None:
+    # create_indexes is a no-op for an index that already exists with the same spec.
+    for collection, models in indexes.items():
+        if models:
+            database[collection].create_indexes(list(models))
+
+
+def ping(database: Database, timeout_s: float = 1.5) -> None:
+    # pymongo.timeout bounds server selection too, so a dead mongod answers fast.
+    with pymongo.timeout(timeout_s):
+        database.command("ping")
+
+
+class MongoDatabase(DependencyProvider):
+    """Gives each worker the service's own `pymongo.database.Database`."""
+
+    def __init__(self, indexes: IndexSpec | None = None):
+        self.indexes = dict(indexes or {})
+        self.client: MongoClient | None = None
+        self.database: Database | None = None
+
+    def setup(self):
+        settings = Settings.from_nameko_config(self.container.config)
+        service_name = self.container.service_name
+        self.client = new_client(settings, app_name=f"gridwork-{service_name}")
+        self.database = self.client[settings.database_name(service_name)]
+
+    def start(self):
+        ensure_indexes(self.database, self.indexes)
+        log.info("mongo database ready", extra={"database": self.database.name})
+
+    def stop(self):
+        self._close()
+
+    def kill(self):
+        self._close()
+
+    def _close(self):
+        if self.client is not None:
+            self.client.close()
+            self.client = None
+
+    def get_dependency(self, worker_ctx) -> Database:
+        return self.database
+
+
+def mongo_health(database: Database) -> dict:
+    return probe(lambda: ping(database))

@@ -1,0 +1,1 @@
+"""Gridwork's services. Each subpackage is one service; none imports another."""

@@ -1,0 +1,56 @@
+"""/readyz: ask every service's `health` in parallel and report within a fixed budget."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor, wait
+
+from gridwork_common.context import CallerContext
+from gridwork_common.health import DOWN, UP
+from services.gateway.rpc import ServiceRpc
+
+SERVICES = ("population", "events", "media", "assessment")
+
+
+class Readiness:
+    def __init__(self, rpc: ServiceRpc, budget_s: float, services=SERVICES):
+        self.rpc = rpc
+        self.budget_s = budget_s
+        self.services = tuple(services)
+        self._pool: ThreadPoolExecutor | None = None
+
+    def _executor(self) -> ThreadPoolExecutor:
+        # Created on first use, i.e. in the gunicorn worker after the fork.
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(
+                max_workers=4 * len(self.services), thread_name_prefix="readyz"
+            )
+        return self._pool
+
+    def _ask(self, service: str, caller: CallerContext) -> dict:
+        try:
+            report = self.rpc.call(service, "health", caller=caller)
+        except Exception as exc:
+            return {"status": DOWN, "error": f"{type(exc).__name__}: {exc}"[:300]}
+        return report
+
+    def check(self, caller: CallerContext) -> tuple[bool, dict]:
+        futures = {
+            service: self._executor().submit(self._ask, service, caller)
+            for service in self.services
+        }
+        wait(futures.values(), timeout=self.budget_s)
+        components = {}
+        for service, future in futures.items():
+            if future.done():
+                components[service] = future.result()
+            else:
+                components[service] = {
+                    "status": DOWN,
+                    "error": f"no health reply within {self.budget_s:g}s",
+                }
+        down = sorted(name for name, report in components.items() if report["status"] != UP)
+        return not down, {
+            "status": UP if not down else DOWN,
+            "down": down,
+            "components": components,
+        }

@@ -1,0 +1,55 @@
+"""RPC from gunicorn's threads to the nameko services.
+
+A `ClusterRpcProxy` is not thread-safe, so each thread keeps its own, started lazily
+(never before gunicorn forks) and thrown away after any transport error or timeout: a
+proxy whose reply consumer saw an error may hold a half-closed connection or late replies.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from nameko.exceptions import RemoteError
+from nameko.standalone.rpc import ClusterRpcProxy
+
+from gridwork_common.context import CallerContext
+
+log = logging.getLogger(__name__)
+
+
+class ServiceRpc:
+    def __init__(self, nameko_config: dict, timeout: float):
+        self.nameko_config = nameko_config
+        self.timeout = timeout
+        self._local = threading.local()
+
+    def _proxy(self) -> ClusterRpcProxy:
+        standalone = getattr(self._local, "standalone", None)
+        if standalone is None:
+            standalone = ClusterRpcProxy(self.nameko_config, timeout=self.timeout)
+            self._local.cluster = standalone.start()
+            self._local.standalone = standalone
+        return standalone
+
+    def discard(self) -> None:
+        standalone = getattr(self._local, "standalone", None)
+        self._local.standalone = self._local.cluster = None
+        if standalone is not None:
+            try:
+                standalone.stop()
+            except Exception:  # the connection is usually what failed
+                log.debug("error closing a broken rpc proxy", exc_info=True)
+
+    def call(self, service: str, method: str, *args, caller: CallerContext, **kwargs):
+        standalone = self._proxy()
+        # Context data is read when a request is published; this proxy belongs to the
+        # current thread alone, so setting it per call is safe.
+        standalone._worker_ctx.data = caller.to_context_data()
+        try:
+            return getattr(self._local.cluster[service], method)(*args, **kwargs)
+        except RemoteError:
+            raise  # the service answered; the proxy is healthy
+        except BaseException:
+            self.discard()
+            raise

@@ -1,0 +1,13 @@
+"""gunicorn's entry: `gunicorn -c services/gateway/gunicorn_conf.py services.gateway.wsgi:app`.
+
+Importing this builds the Flask app only; RPC proxies are created lazily per thread,
+after gunicorn has forked its workers.
+"""
+
+from gridwork_common.config import Settings
+from gridwork_common.logs import configure_logging
+from services.gateway.app import create_app
+
+_settings = Settings.from_env()
+configure_logging("gateway", _settings.log_level)
+app = create_app(_settings)
