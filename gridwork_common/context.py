@@ -7,6 +7,7 @@ original caller and can enforce scope and audit.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -14,6 +15,8 @@ from dataclasses import dataclass
 from nameko.extensions import DependencyProvider
 
 from gridwork_common import logs
+
+log = logging.getLogger("gridwork.calls")
 
 USER_ID_KEY = "user_id"
 ROLES_KEY = "roles"
@@ -63,8 +66,8 @@ def new_request_id() -> str:
 
 
 class Caller(DependencyProvider):
-    """Hands each worker the CallerContext of the call it serves, and binds it (with
-    the call id) to every log line the worker writes."""
+    """Hands each worker the CallerContext of the call it serves, binds it (with the
+    call id) to every log line the worker writes, and logs one line per call."""
 
     def get_dependency(self, worker_ctx) -> CallerContext:
         return CallerContext.from_context_data(worker_ctx.data)
@@ -77,6 +80,12 @@ class Caller(DependencyProvider):
             call_id=worker_ctx.call_id,
             **caller.log_fields(),
         )
+
+    def worker_result(self, worker_ctx, result=None, exc_info=None):
+        if exc_info is None:
+            log.info("call handled")
+        else:
+            log.info("call failed", extra={"exception": exc_info[0].__name__})
 
     def worker_teardown(self, worker_ctx):
         logs.clear()

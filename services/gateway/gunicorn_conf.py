@@ -3,6 +3,11 @@
 import os
 import shutil
 import tempfile
+import warnings
+
+# nameko imports eventlet (the gateway does not monkey-patch: gthread workers use real
+# threads); its deprecation notice would break the JSON log stream.
+warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
 
 bind = f"{os.environ.get('GATEWAY_HOST', '127.0.0.1')}:{os.environ.get('GATEWAY_PORT', '8080')}"
 worker_class = "gthread"
@@ -31,3 +36,23 @@ def child_exit(server, worker):
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
+
+
+# gunicorn's own lines in the same one-JSON-object-per-line format as the app's.
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"json": {"()": "gridwork_common.logs.JsonFormatter", "process_name": "gateway"}},
+    "handlers": {
+        "stdout": {
+            "class": "logging.StreamHandler",
+            "formatter": "json",
+            "stream": "ext://sys.stdout",
+        }
+    },
+    "loggers": {
+        "gunicorn.error": {"handlers": ["stdout"], "level": "INFO", "propagate": False},
+        "gunicorn.access": {"handlers": ["stdout"], "level": "WARNING", "propagate": False},
+    },
+    "root": {"handlers": ["stdout"], "level": "INFO"},
+}

@@ -10,12 +10,21 @@ from __future__ import annotations
 import logging
 import threading
 
-from nameko.exceptions import RemoteError
+from nameko.exceptions import (
+    IncorrectSignature,
+    MalformedRequest,
+    MethodNotFound,
+    RemoteError,
+    UnknownService,
+)
 from nameko.standalone.rpc import ClusterRpcProxy
 
 from gridwork_common.context import CallerContext
 
 log = logging.getLogger(__name__)
+
+# Errors that mean the broker and the service answered: the proxy is still sound.
+ANSWERED = (RemoteError, MethodNotFound, IncorrectSignature, MalformedRequest, UnknownService)
 
 
 class ServiceRpc:
@@ -48,8 +57,8 @@ class ServiceRpc:
         standalone._worker_ctx.data = caller.to_context_data()
         try:
             return getattr(self._local.cluster[service], method)(*args, **kwargs)
-        except RemoteError:
-            raise  # the service answered; the proxy is healthy
+        except ANSWERED:
+            raise
         except BaseException:
             self.discard()
             raise

@@ -1,0 +1,154 @@
+"""The whole stack as real processes: four nameko services (`python -m services.<name>`,
+nameko's runner) and the gateway under gunicorn with two gthread workers."""
+
+import json
+import signal
+import time
+
+import eventlet
+import pytest
+import requests
+
+from devstack.processes import free_port, wait_until
+from devstack.stack import service_processes
+from gridwork_common.config import Settings
+from services.media.storage import media_store
+from tests.conftest import settings_env
+
+pytestmark = pytest.mark.e2e
+
+SERVICES = ("population", "events", "media", "assessment")
+# /readyz must answer within 3 s; a slower answer fails the request itself.
+READYZ_TIMEOUT_S = 3.0
+
+
+@pytest.fixture
+def stack(infra, rabbit_config, tmp_path):
+    env = settings_env(infra, rabbit_config["AMQP_URI"], LOG_LEVEL="INFO")
+    media_store(Settings.from_env(env)).ensure_bucket()
+    metrics_ports = {name: free_port() for name in SERVICES}
+    gateway_port = free_port()
+    processes = service_processes(
+        env=env,
+        run_dir=tmp_path / "run",
+        log_dir=tmp_path / "log",
+        metrics_ports=metrics_ports,
+        gateway_port=gateway_port,
+        gateway_workers=2,
+    )
+    for process in processes:
+        process.start()
+    gateway = f"http://127.0.0.1:{gateway_port}"
+    try:
+        wait_until(lambda: _ready(gateway), 60, "the stack's /readyz")
+        yield {
+            "gateway": gateway,
+            "metrics": metrics_ports,
+            "processes": {p.name: p for p in processes},
+            "log_dir": tmp_path / "log",
+        }
+    finally:
+        for process in reversed(processes):
+            process.stop()
+
+
+def _ready(gateway) -> bool:
+    try:
+        return requests.get(f"{gateway}/readyz", timeout=READYZ_TIMEOUT_S).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def _sum_samples(text: str, metric: str, **labels) -> float:
+    total = 0.0
+    for line in text.splitlines():
+        if not line.startswith(metric + "{"):
+            continue
+        if all(f'{key}="{value}"' in line for key, value in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def test_stack_reports_ready_then_names_a_killed_service(stack):
+    gateway = stack["gateway"]
+    assert requests.get(f"{gateway}/healthz", timeout=5).json() == {"status": "up"}
+
+    ready = requests.get(f"{gateway}/readyz", timeout=READYZ_TIMEOUT_S)
+    assert ready.status_code == 200
+    body = ready.json()
+    assert set(body["components"]) == set(SERVICES)
+    assert all(body["components"][name]["status"] == "up" for name in SERVICES)
+
+    stack["processes"]["events"].signal(signal.SIGKILL)
+    # Within 3 s of the kill, /readyz says 503 and names events (each answer itself
+    # must come within READYZ_TIMEOUT_S or the request raises).
+    deadline = time.monotonic() + 3.0
+    answers = []
+    while time.monotonic() < deadline:
+        response = requests.get(f"{gateway}/readyz", timeout=READYZ_TIMEOUT_S)
+        answers.append((response.status_code, response.json()["down"]))
+        if response.status_code == 503:
+            break
+    assert answers[-1] == (503, ["events"]), answers
+    report = response.json()["components"]
+    assert report["events"]["status"] == "down"
+    assert report["population"]["status"] == "up"
+
+
+def _readyz_counted(gateway) -> float:
+    scraped = requests.get(f"{gateway}/metrics", timeout=5)
+    assert scraped.status_code == 200
+    assert scraped.headers["Content-Type"].startswith("text/plain")
+    return _sum_samples(scraped.text, "gridwork_http_requests_total", route="/readyz", status="200")
+
+
+def test_metrics_of_gateway_workers_and_of_a_service(stack):
+    gateway = stack["gateway"]
+    readyz_calls = 16
+    before = _readyz_counted(gateway)
+    # Concurrent requests spread over both gunicorn workers.
+    pool = eventlet.GreenPool(8)
+    statuses = list(
+        pool.imap(
+            lambda _: requests.get(f"{gateway}/readyz", timeout=READYZ_TIMEOUT_S).status_code,
+            range(readyz_calls),
+        )
+    )
+    assert statuses == [200] * readyz_calls
+    # Whichever worker answers the scrape, it reports the requests of all workers.
+    assert _readyz_counted(gateway) - before == readyz_calls
+    assert _readyz_counted(gateway) - before == readyz_calls
+
+    population = requests.get(
+        f"http://127.0.0.1:{stack['metrics']['population']}/metrics", timeout=5
+    ).text
+    health_calls = _sum_samples(
+        population,
+        "gridwork_entrypoint_calls_total",
+        service="population",
+        entrypoint="health",
+    )
+    assert health_calls >= readyz_calls
+    assert "gridwork_entrypoint_latency_seconds_bucket" in population
+
+
+def _json_lines(path):
+    # Every line a process writes is one JSON object.
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def test_logs_are_json_lines_carrying_the_request_id(stack):
+    gateway, log_dir = stack["gateway"], stack["log_dir"]
+    requests.get(f"{gateway}/readyz", headers={"X-Request-Id": "e2e-trace-1"}, timeout=5)
+
+    def traced(name):
+        return [line for line in _json_lines(log_dir / f"{name}.log")
+                if line.get("request_id") == "e2e-trace-1"]  # fmt: skip
+
+    wait_until(lambda: all(traced(name) for name in SERVICES), 5, "traced log lines")
+    for name in SERVICES:
+        (line,) = traced(name)
+        assert (line["process"], line["entrypoint"]) == (name, "health")
+        assert line["message"] == "call handled"
+    gateway_line = next(line for line in traced("gateway") if line["message"] == "request")
+    assert (gateway_line["path"], gateway_line["status"]) == ("/readyz", 200)
