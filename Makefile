@@ -1,0 +1,65 @@
+# Gridwork: `make up` starts one county's whole stack on this machine; `make test` runs
+# every check. Both install what is missing first (Debian 12, as root).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV := .venv
+PY := $(VENV)/bin/python
+INSTALLED := $(VENV)/.installed
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+
+.PHONY: help up down status test lint bench rabbitmq install lock
+
+help:
+	@echo "make up      install and start everything (infrastructure, services, gateway)"
+	@echo "make down    stop what make up started"
+	@echo "make status  what make up started and is running"
+	@echo "make test    lint, import contracts and the whole test suite"
+	@echo "make bench   benchmarks against raw baselines"
+
+# The venv, with exactly the versions in requirements-dev.lock.
+$(INSTALLED): requirements-dev.lock
+	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || { \
+	  export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq python3-venv; }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade "pip>=24"
+	$(PY) -m pip install --quiet -r requirements-dev.lock
+	touch $@
+
+install: $(INSTALLED)
+
+# Regenerate the locks after changing pyproject.toml's dependencies.
+# requirements.lock: what the application image runs; requirements-dev.lock adds the
+# local stack's servers and the test tools.
+lock:
+	$(PY) -m pip install --quiet uv
+	$(VENV)/bin/uv pip compile pyproject.toml --python-version 3.11 -o requirements.lock
+	$(VENV)/bin/uv pip compile pyproject.toml --extra local --extra dev --python-version 3.11 \
+	  -o requirements-dev.lock
+
+# Installs RabbitMQ with apt if missing, starts it if stopped, enables management.
+rabbitmq:
+	@mkdir -p var/run
+	@if [ "$$(deploy/local/rabbitmq.sh)" = yes ]; then touch var/run/rabbitmq.started-by-make; fi
+
+up: install rabbitmq
+	$(PY) -m devstack.stack up
+
+down:
+	@if [ -x $(PY) ]; then $(PY) -m devstack.stack down; fi
+	@if [ -f var/run/rabbitmq.started-by-make ]; then \
+	  rabbitmqctl stop >/dev/null && rm -f var/run/rabbitmq.started-by-make && echo "stopped rabbitmq"; fi
+
+status: install
+	$(PY) -m devstack.stack status
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
+
+test: lint rabbitmq
+	$(VENV)/bin/pytest
+
+bench: install rabbitmq
+	$(PY) -m bench.rpc

@@ -1,0 +1,97 @@
+"""The container files, checked without a Docker engine (none runs here)."""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from jsonschema import Draft201909Validator
+
+ROOT = Path(__file__).resolve().parents[2]
+NAMEKO_SERVICES = ("population", "events", "media", "assessment")
+GRIDWORK_SERVICES = (*NAMEKO_SERVICES, "gateway")
+
+
+@pytest.fixture(scope="module")
+def compose():
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def test_compose_file_matches_the_compose_specification(compose):
+    # tests/schemas/compose-spec.json: the Compose Specification's JSON schema, as
+    # shipped in the docker-compose 1.29.2 wheel on PyPI (Apache-2.0).
+    schema = json.loads((ROOT / "tests/schemas/compose-spec.json").read_text())
+    errors = sorted(Draft201909Validator(schema).iter_errors(compose), key=str)
+    assert not errors, [f"{list(e.absolute_path)}: {e.message}" for e in errors]
+
+
+def test_compose_validation_would_catch_a_broken_file(compose):
+    schema = json.loads((ROOT / "tests/schemas/compose-spec.json").read_text())
+    broken = {**compose, "services": {**compose["services"], "events": {"command": 42}}}
+    assert list(Draft201909Validator(schema).iter_errors(broken))
+
+
+def test_compose_runs_official_images_and_one_container_per_service(compose):
+    services = compose["services"]
+    assert services["rabbitmq"]["image"].startswith("rabbitmq:3.10-management")
+    assert services["mongo"]["image"].startswith("mongo:6")
+    assert "--replSet" in services["mongo"]["command"]
+    assert services["minio"]["image"].startswith("minio/minio")
+    assert services["prometheus"]["image"].startswith("prom/prometheus")
+    for name in NAMEKO_SERVICES:
+        assert services[name]["command"] == ["python", "-m", f"services.{name}"]
+    for name in GRIDWORK_SERVICES:
+        assert services[name]["image"] == "gridwork:latest"
+
+
+def test_every_container_has_a_health_check(compose):
+    for name, service in compose["services"].items():
+        if name != "minio-bucket":  # one-shot job
+            assert "healthcheck" in service or name == "prometheus", name
+
+
+def test_services_scale_no_fixed_host_ports(compose):
+    for name in GRIDWORK_SERVICES:
+        for port in compose["services"][name].get("ports", []):
+            assert ":" not in str(port), f"{name} publishes a fixed host port: {port}"
+        assert "container_name" not in compose["services"][name]
+
+
+def test_county_code_is_set_in_one_place(compose):
+    text = (ROOT / "docker-compose.yml").read_text()
+    assert len(re.findall(r"^\s*COUNTY_CODE:", text, flags=re.MULTILINE)) == 1
+    for name in GRIDWORK_SERVICES:
+        assert compose["services"][name]["environment"]["COUNTY_CODE"] == "${COUNTY_CODE:-530402}"
+
+
+@pytest.mark.parametrize("config", ["prometheus.yml", "prometheus.local.yml"])
+def test_prometheus_scrapes_every_service(config):
+    prometheus = yaml.safe_load((ROOT / "deploy/prometheus" / config).read_text())
+    jobs = {job["job_name"] for job in prometheus["scrape_configs"]}
+    assert set(GRIDWORK_SERVICES) <= jobs
+
+
+def test_local_prometheus_targets_match_the_ports_make_up_uses():
+    from devstack.stack import GATEWAY_PORT, SERVICE_METRICS_PORTS
+
+    prometheus = yaml.safe_load((ROOT / "deploy/prometheus/prometheus.local.yml").read_text())
+    targets = {
+        job["job_name"]: job["static_configs"][0]["targets"][0]
+        for job in prometheus["scrape_configs"]
+    }
+    for name, port in {**SERVICE_METRICS_PORTS, "gateway": GATEWAY_PORT}.items():
+        assert targets[name] == f"127.0.0.1:{port}"
+
+
+def test_compose_prometheus_scrapes_the_ports_the_containers_serve(compose):
+    prometheus = yaml.safe_load((ROOT / "deploy/prometheus/prometheus.yml").read_text())
+    ports = {
+        job["job_name"]: job["dns_sd_configs"][0]["port"]
+        for job in prometheus["scrape_configs"]
+        if "dns_sd_configs" in job
+    }
+    env = compose["services"]["population"]["environment"]
+    for name in NAMEKO_SERVICES:
+        assert ports[name] == int(env["METRICS_PORT"])
+    assert ports["gateway"] == int(compose["services"]["gateway"]["environment"]["GATEWAY_PORT"])
