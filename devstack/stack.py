@@ -153,7 +153,7 @@ def print_endpoints(settings: Settings) -> None:
 
 def down() -> None:
     settings = Settings.from_env()
-    for process in reversed(service_processes() + infrastructure(settings)):
+    for process in reversed(infrastructure(settings) + service_processes()):
         if process.stop():
             print(f"stopped {process.name}")
 

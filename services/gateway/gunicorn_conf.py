@@ -3,11 +3,6 @@
 import os
 import shutil
 import tempfile
-import warnings
-
-# nameko imports eventlet (the gateway does not monkey-patch: gthread workers use real
-# threads); its deprecation notice would break the JSON log stream.
-warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
 
 bind = f"{os.environ.get('GATEWAY_HOST', '127.0.0.1')}:{os.environ.get('GATEWAY_PORT', '8080')}"
 worker_class = "gthread"
