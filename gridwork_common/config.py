@@ -6,10 +6,12 @@ containers and CI override them. See README.md, "Configuration".
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 
 NAMEKO_SETTINGS_KEY = "GRIDWORK_SETTINGS"
 
@@ -51,6 +53,22 @@ def _number(environ: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
+def _key(environ: Mapping[str, str], name: str, default: str) -> bytes:
+    raw = _text(environ, name, default)
+    try:
+        key = base64.b64decode(raw, validate=True)
+    except (binascii.Error, ValueError):
+        raise ConfigError(name, "must be base64") from None
+    if len(key) != 32:
+        raise ConfigError(name, f"must decode to 32 bytes, got {len(key)}")
+    return key
+
+
+# Development-only keys so `make up` works out of the box; a county sets its own.
+_DEV_ENCRYPTION_KEY = base64.b64encode(b"gridwork-dev-only-encryption-key").decode()
+_DEV_INDEX_KEY = base64.b64encode(b"gridwork-dev-only-blind-indexkey").decode()
+
+
 def _flag(environ: Mapping[str, str], name: str, default: bool) -> bool:
     raw = environ.get(name, "true" if default else "false").strip().lower()
     if raw in ("1", "true", "yes", "on"):
@@ -68,7 +86,7 @@ class Settings:
     mongo_timeout_ms: int
     s3_endpoint: str
     s3_access_key: str
-    s3_secret_key: str
+    s3_secret_key: str = field(repr=False)
     s3_bucket: str
     s3_region: str
     s3_secure: bool
@@ -76,6 +94,8 @@ class Settings:
     metrics_port: int
     rpc_timeout: float
     log_level: str
+    pii_encryption_key: bytes = field(repr=False)
+    pii_index_key: bytes = field(repr=False)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -110,6 +130,8 @@ class Settings:
             metrics_port=_integer(env, "METRICS_PORT", 9100),
             rpc_timeout=_number(env, "RPC_TIMEOUT", 10.0),
             log_level=log_level,
+            pii_encryption_key=_key(env, "PII_ENCRYPTION_KEY", _DEV_ENCRYPTION_KEY),
+            pii_index_key=_key(env, "PII_INDEX_KEY", _DEV_INDEX_KEY),
         )
 
     def database_name(self, service_name: str) -> str:

@@ -41,6 +41,8 @@ def test_each_service_gets_its_own_database_and_event_source():
         ("AMQP_URI", "  ", "empty"),
         ("MONGO_DB_PREFIX", "1bad-name", "letter"),
         ("LOG_LEVEL", "LOUD", "DEBUG"),
+        ("PII_ENCRYPTION_KEY", "not base64!", "base64"),
+        ("PII_INDEX_KEY", "c2hvcnQ=", "32 bytes"),
     ],
 )
 def test_bad_values_are_refused_naming_the_variable(variable, value, message):
@@ -65,3 +67,10 @@ def test_every_setting_is_documented_in_the_readme():
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     missing = [name for name in ENVIRONMENT_VARIABLES if f"`{name}`" not in readme]
     assert not missing, f"README does not document {missing}"
+
+
+def test_secrets_never_appear_in_the_settings_repr():
+    settings = Settings.from_env({"S3_SECRET_KEY": "s3-very-secret"})
+    text = repr(settings)
+    assert "s3-very-secret" not in text
+    assert "pii_encryption_key" not in text and "pii_index_key" not in text

@@ -1,0 +1,1 @@
+"""Pure domain logic of the population service: no I/O."""
