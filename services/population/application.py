@@ -15,7 +15,7 @@ from gridwork_common import roles
 from gridwork_common.context import CallerContext
 from gridwork_common.errors import Conflict, Forbidden, InvalidInput, NotFound, OutsideTerritory
 from gridwork_common.events import EventPublisher
-from services.population import store
+from services.population import store, topics
 from services.population.domain import access, groups
 from services.population.domain.codes import level_of, parent_code, path_codes
 from services.population.domain.identity import parse_credit_code
@@ -82,6 +82,8 @@ class Population:
         return doc
 
     def publish(self, routing_key: str, subject: str, data: dict) -> None:
+        if routing_key not in topics.TOPICS:
+            raise ValueError(f"{routing_key} is not a documented population topic")
         if self.events is not None:
             self.events.publish(routing_key, subject, data)
 
@@ -135,7 +137,7 @@ class Population:
             else:
                 counts["updated"] += 1
             if node.level == "grid":
-                self.publish("grid.updated", node.code, {"code": node.code, "name": node.name})
+                self.publish(topics.GRID_UPDATED, node.code, {"code": node.code, "name": node.name})
         return counts
 
     def _existing_grid_polygons(self, nodes, exclude: set[str]) -> dict:
@@ -231,7 +233,7 @@ class Population:
             self.db[store.STAFF].delete_many({"grid_code": grid_code}, session=session)
             if documents:
                 self.db[store.STAFF].insert_many(documents, session=session)
-        self.publish("grid.updated", grid_code, {"code": grid_code, "staff": len(documents)})
+        self.publish(topics.GRID_UPDATED, grid_code, {"code": grid_code, "staff": len(documents)})
         return self.grid_staff(grid_code)
 
     def grid_staff(self, grid_code: str) -> list[dict]:
@@ -312,7 +314,7 @@ class Population:
                 )
             ) from None
         self._history(document["_id"], "registered", {"grid_code": (None, record.grid_code)})
-        self.publish("resident.registered", record.grid_code, _resident_event(document))
+        self.publish(topics.RESIDENT_REGISTERED, record.grid_code, _resident_event(document))
         return self._render_resident(document)
 
     def _valid_resident(self, raw: Mapping) -> ResidentData:
@@ -533,11 +535,9 @@ class Population:
                 f"not {expected_version}; reload and try again"
             )
         self._history(doc["_id"], action, diff)
-        routing_key = "resident.moved" if action in ("moved", "moved_out") else "resident.updated"
-        if action == "deregistered":
-            routing_key = "resident.updated"
+        moved = action in ("moved", "moved_out")
         self.publish(
-            routing_key,
+            topics.RESIDENT_MOVED if moved else topics.RESIDENT_UPDATED,
             after["grid_code"],
             {**_resident_event(after), "action": action, "changed": sorted(diff)},
         )
@@ -621,12 +621,12 @@ class Population:
             raise Conflict("status: the resident is already deregistered")
         diff = {"status": (doc["status"], DEREGISTERED), "deregistration_reason": (None, reason)}
         update = {"status": DEREGISTERED, "deregistration_reason": reason}
-        result = self._apply_change(doc, expected_version, update, diff, "deregistered")
-        self.db[store.MEMBERSHIPS].update_many(
-            {"resident_id": resident_id, "active": True},
-            {"$set": {"active": False, "cleared_at": self.clock(), "cleared_reason": reason}},
-        )
-        return result
+        self._apply_change(doc, expected_version, update, diff, "deregistered")
+        for membership in self.db[store.MEMBERSHIPS].find(
+            {"resident_id": resident_id, "active": True}, {"_id": 1}
+        ):
+            self._clear_membership(membership["_id"], f"deregistered: {reason}")
+        return self._render_resident(self._resident(resident_id))
 
     # ---------------------------------------------------------------- houses, households
     def add_house(self, raw: Mapping) -> dict:
@@ -830,7 +830,7 @@ class Population:
             self.db[store.MEMBERSHIPS].update_one({"_id": existing["_id"]}, {"$set": changes})
             membership = {**existing, **changes}
         self.publish(
-            "group.flagged",
+            topics.GROUP_FLAGGED,
             membership["grid_code"],
             {
                 "membership_id": membership["_id"],
@@ -850,6 +850,9 @@ class Population:
             raise InvalidInput("reason", "is required")
         if not membership["active"]:
             return _render_membership(membership)
+        return _render_membership(self._clear_membership(membership_id, str(reason).strip()))
+
+    def _clear_membership(self, membership_id: str, reason: str) -> Mapping:
         updated = self.db[store.MEMBERSHIPS].find_one_and_update(
             {"_id": membership_id, "active": True},
             {
@@ -857,15 +860,15 @@ class Population:
                     "active": False,
                     "cleared_at": self.clock(),
                     "cleared_by": self.caller.user_id,
-                    "cleared_reason": str(reason).strip()[:500],
+                    "cleared_reason": reason[:500],
                 }
             },
             return_document=ReturnDocument.AFTER,
         )
-        if updated is None:
-            return _render_membership(self._membership(membership_id))
+        if updated is None:  # cleared meanwhile by another request: nothing to announce
+            return self.db[store.MEMBERSHIPS].find_one({"_id": membership_id})
         self.publish(
-            "group.cleared",
+            topics.GROUP_CLEARED,
             updated["grid_code"],
             {
                 "membership_id": membership_id,
@@ -873,7 +876,7 @@ class Population:
                 "group": updated["group"],
             },
         )
-        return _render_membership(updated)
+        return updated
 
     def _membership(self, membership_id: str) -> Mapping:
         self.require(access.GROUP_READERS, "reading group membership")
@@ -959,7 +962,7 @@ class Population:
         except DuplicateKeyError:  # the client's visit_id: a retried upload
             return _render_visit(self.db[store.VISITS].find_one({"_id": visit_id}))
         self.publish(
-            "visit.recorded",
+            topics.VISIT_RECORDED,
             membership["grid_code"],
             {
                 "visit_id": visit_id,
@@ -1069,7 +1072,7 @@ class Population:
                 except DuplicateKeyError:
                     continue
                 self.publish(
-                    "visit.overdue",
+                    topics.VISIT_OVERDUE,
                     membership["grid_code"],
                     {
                         "membership_id": membership["_id"],

@@ -22,7 +22,7 @@ from pymongo.errors import BulkWriteError
 
 from gridwork_common.context import CallerContext
 from gridwork_common.errors import InvalidInput, NotFound
-from services.population import store
+from services.population import store, topics
 from services.population.application import Population
 from services.population.domain import access
 from services.population.domain.codes import path_codes
@@ -220,7 +220,7 @@ class ImportJobs:
             return_document=ReturnDocument.AFTER,
         )
         population.publish(
-            "import.finished",
+            topics.IMPORT_FINISHED,
             importer.scope or population.county_code,
             {
                 "job_id": job["_id"],

@@ -1,0 +1,25 @@
+"""The events the population service publishes on its `population.events` exchange
+(routing key = the name below). docs/asyncapi.yaml documents each one; a test keeps the
+two in step."""
+
+RESIDENT_REGISTERED = "resident.registered"
+RESIDENT_UPDATED = "resident.updated"
+RESIDENT_MOVED = "resident.moved"
+GROUP_FLAGGED = "group.flagged"
+GROUP_CLEARED = "group.cleared"
+VISIT_RECORDED = "visit.recorded"
+VISIT_OVERDUE = "visit.overdue"
+GRID_UPDATED = "grid.updated"
+IMPORT_FINISHED = "import.finished"
+
+TOPICS = (
+    RESIDENT_REGISTERED,
+    RESIDENT_UPDATED,
+    RESIDENT_MOVED,
+    GROUP_FLAGGED,
+    GROUP_CLEARED,
+    VISIT_RECORDED,
+    VISIT_OVERDUE,
+    GRID_UPDATED,
+    IMPORT_FINISHED,
+)
