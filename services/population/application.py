@@ -305,6 +305,8 @@ class Population:
             existing = self.db[store.RESIDENTS].find_one({"id_index": document["id_index"]})
             if existing is not None and _same_record(existing, document):
                 return self._render_resident(existing)  # a retried registration
+            if existing is not None and existing["status"] == MOVED_OUT:
+                return self._move_back_in(existing, document)
             raise Conflict(
                 "id_number: a resident with this ID number is already registered"
                 + (
@@ -316,6 +318,18 @@ class Population:
         self._history(document["_id"], "registered", {"grid_code": (None, record.grid_code)})
         self.publish(topics.RESIDENT_REGISTERED, record.grid_code, _resident_event(document))
         return self._render_resident(document)
+
+    def _move_back_in(self, existing: Mapping, document: Mapping) -> dict:
+        """Someone who moved out of the county registers again: the same record, active
+        again in its new grid, with the move in its history."""
+        kept = ("_id", "created_at", "created_by", "version", "id_cipher")
+        update = {key: value for key, value in document.items() if key not in kept}
+        update["moved_to"] = None
+        diff = {
+            "status": (existing["status"], ACTIVE),
+            "grid_code": (existing["grid_code"], document["grid_code"]),
+        }
+        return self._apply_change(existing, existing["version"], update, diff, "moved_in")
 
     def _valid_resident(self, raw: Mapping) -> ResidentData:
         if not isinstance(raw, Mapping):
@@ -535,7 +549,7 @@ class Population:
                 f"not {expected_version}; reload and try again"
             )
         self._history(doc["_id"], action, diff)
-        moved = action in ("moved", "moved_out")
+        moved = action in ("moved", "moved_out", "moved_in")
         self.publish(
             topics.RESIDENT_MOVED if moved else topics.RESIDENT_UPDATED,
             after["grid_code"],

@@ -181,3 +181,20 @@ def test_lists_are_paginated_by_cursor_and_statistics_aggregate_the_subtree(coun
     assert stats["grids"] == 3
     assert stats["residents"] == 7
     assert stats["residents_by_residence_type"] == {"registered": 6, "floating": 1}
+
+
+def test_a_resident_who_moved_out_moves_back_in_as_the_same_record(county):
+    resident = _register(county)
+    county.move_resident(resident["id"], 1, out_of_county="昆明市")
+    back = _register(county, grid_code=GRID_A2, residence_type="floating")
+    assert back["id"] == resident["id"]
+    assert (back["status"], back["grid_code"], back["residence_type"]) == (
+        "active",
+        GRID_A2,
+        "floating",
+    )
+    actions = [entry["action"] for entry in county.resident_history(resident["id"])]
+    assert actions == ["registered", "moved_out", "moved_in"]
+    county.deregister_resident(resident["id"], back["version"], "deceased")
+    with pytest.raises(RemoteError, match="already registered"):
+        _register(county)
