@@ -88,9 +88,9 @@ class Population:
             self.events.publish(routing_key, subject, data)
 
     def _page(self, collection: str, query: dict, cursor: str | None, limit: int, render):
-        query = {**query, **access.scope_filter(self.caller)}
+        query = access.within_scope(self.caller, query)
         if cursor:
-            query["_id"] = {"$gt": cursor}
+            query = {"$and": [query, {"_id": {"$gt": cursor}}]}
         docs = list(self.db[collection].find(query).sort("_id", 1).limit(_limit(limit)))
         return {
             "items": [render(doc) for doc in docs],
@@ -653,7 +653,7 @@ class Population:
         room = str(raw.get("room") or "").strip()
         if not room or len(room) > 20:
             raise InvalidInput("room", "is required (at most 20 characters)")
-        status = raw.get("rental_status", "owner_occupied")
+        status = raw.get("rental_status") or "owner_occupied"
         if status not in RENTAL_STATUSES:
             raise InvalidInput("rental_status", f"must be one of {', '.join(RENTAL_STATUSES)}")
         owner = raw.get("owner_resident_id")
@@ -699,6 +699,8 @@ class Population:
         self.require(access.RECORD_WRITERS, "recording households")
         house = self._visible(self.db[store.HOUSES].find_one({"_id": house_id}), "house", house_id)
         head = self._resident(head_resident_id)
+        if head["grid_code"] != house["grid_code"]:
+            raise InvalidInput("head_resident_id", "the head must live in the house's grid")
         document = {
             "_id": uuid.uuid4().hex,
             "house_id": house_id,
@@ -786,6 +788,9 @@ class Population:
             "region_code": credit.region_code,
             "updated_at": self.clock(),
         }
+        existing = self.db[store.ENTITIES].find_one({"_id": credit.number}, {"grid_code": 1})
+        if existing is not None and not access.sees(self.caller, existing["grid_code"]):
+            raise Conflict("credit_code: already registered outside your territory")
         self.db[store.ENTITIES].update_one({"_id": credit.number}, {"$set": document}, upsert=True)
         return self.get_entity(credit.number)
 
@@ -1014,7 +1019,7 @@ class Population:
                 }
             )
         )
-        previous = groups.previous_periods(groups.period_bounds(period)[1], 1)[0]
+        previous = groups.previous_periods(groups.period_bounds(period)[0], 1)[0]
         done = self._visit_counts([m["_id"] for m in memberships], [period, previous])
         due, overdue = [], []
         for membership in memberships:
@@ -1031,15 +1036,14 @@ class Population:
                         "remaining": current.remaining,
                     }
                 )
-            earlier = groups.previous_periods(groups.period_bounds(period)[0], 1)[0]
             last = groups.VisitObligation(
-                membership["_id"], earlier, required, done.get((membership["_id"], earlier), 0)
+                membership["_id"], previous, required, done.get((membership["_id"], previous), 0)
             )
-            if groups.obligation_applies(membership["flagged_at"], earlier) and not last.met:
+            if groups.obligation_applies(membership["flagged_at"], previous) and not last.met:
                 overdue.append(
                     {
                         **_render_membership(membership),
-                        "period": earlier,
+                        "period": previous,
                         "required": required,
                         "done": last.done,
                         "missing": last.remaining,

@@ -21,12 +21,13 @@ from pymongo import InsertOne, ReturnDocument, UpdateOne
 from pymongo.errors import BulkWriteError
 
 from gridwork_common.context import CallerContext
-from gridwork_common.errors import InvalidInput, NotFound
+from gridwork_common.errors import Conflict, InvalidInput, NotFound
 from services.population import store, topics
 from services.population.application import Population
 from services.population.domain import access
 from services.population.domain.codes import path_codes
-from services.population.domain.residents import EDITABLE_FIELDS, check_resident
+from services.population.domain.identity import RESIDENT_ID_LENGTH, parse_resident_id
+from services.population.domain.residents import EDITABLE_FIELDS, check_resident, normalise_phone
 from services.population.tables import (
     Column,
     ImportFileError,
@@ -39,6 +40,7 @@ MAX_FILE_BYTES = 64 * 1024 * 1024
 BATCH_SIZE = 2000
 LEASE = timedelta(minutes=5)
 QUEUED, RUNNING, FINISHED, FAILED = "queued", "running", "finished", "failed"
+IMPORT_FILE_FIELD = "import_file"
 
 RESIDENT_COLUMNS = (
     Column("id_number", ("公民身份号码", "身份证号", "身份证号码", "证件号码"), required=True),
@@ -96,7 +98,9 @@ class ImportJobs:
         table = self._open(kind, filename, io.BytesIO(content))  # before anything is written
         caller = self.population.caller
         job_id = uuid.uuid4().hex
-        file_id = self.files.put(content, filename=filename, job_id=job_id)
+        # The file holds ID and phone numbers in clear: it is stored sealed like them.
+        sealed = self.population.cipher.seal(content, IMPORT_FILE_FIELD)
+        file_id = self.files.put(sealed, filename=filename, job_id=job_id)
         job = {
             "_id": job_id,
             "kind": kind,
@@ -184,13 +188,23 @@ class ImportJobs:
             self.population.clock,
         )
         self.db[store.IMPORT_ERRORS].delete_many({"job_id": job["_id"]})  # a re-run starts over
-        table = self._open(job["kind"], job["filename"], self.files.get(job["file_id"]))
+        sealed = self.files.get(job["file_id"]).read()
+        content = self.population.cipher.open(sealed, IMPORT_FILE_FIELD)
+        table = self._open(job["kind"], job["filename"], io.BytesIO(content))
         errors: list[dict] = []
         counts = _empty_counts()
         importer_rows = {
             "residents": ResidentRows(population),
-            "houses": RecordRows(population, population.add_house),
-            "entities": RecordRows(population, population.register_entity),
+            "houses": RecordRows(
+                population.add_house,
+                population.get_house,
+                lambda row: f"{row.get('building_code', '')}-{str(row.get('room') or '').strip()}",
+            ),
+            "entities": RecordRows(
+                population.register_entity,
+                population.get_entity,
+                lambda row: str(row.get("credit_code") or "").strip().upper(),
+            ),
         }[job["kind"]]
         batch: list[tuple[int, dict]] = []
         status, failure = FINISHED, None
@@ -256,8 +270,9 @@ class ImportJobs:
         matched, not_found, mismatches, invalid = [], [], [], []
         for index, row in enumerate(rows, start=1):
             number = str((row or {}).get("id_number") or "").strip().upper()
-            if not number:
-                invalid.append({"row": index, "field": "id_number", "reason": "is required"})
+            problem = _roster_id_problem(number)
+            if problem:
+                invalid.append({"row": index, "field": "id_number", "reason": problem})
                 continue
             found = population.find_resident(id_number=number)
             if not found:
@@ -289,6 +304,17 @@ class ImportJobs:
         }
 
 
+def _roster_id_problem(number: str) -> str | None:
+    if not number:
+        return "is required"
+    if len(number) == RESIDENT_ID_LENGTH:  # passports are matched as given
+        try:
+            parse_resident_id(number)
+        except InvalidInput as problem:
+            return problem.problem
+    return None
+
+
 def _roster_differences(population: Population, resident_id: str, row: Mapping) -> list[dict]:
     stored = population.db[store.RESIDENTS].find_one({"_id": resident_id})
     differences = []
@@ -297,7 +323,10 @@ def _roster_differences(population: Population, resident_id: str, row: Mapping) 
         differences.append({"field": "name", "ours": stored["name"], "theirs": theirs_name})
     theirs_phone = str(row.get("phone") or "").strip()
     if theirs_phone:
-        index = population.cipher.blind_index(theirs_phone, "phone")
+        try:
+            index = population.cipher.blind_index(normalise_phone(theirs_phone), "phone")
+        except InvalidInput:
+            index = None  # not a phone number at all: certainly not ours
         if index != stored.get("phone_index"):
             differences.append(
                 {"field": "phone", "ours": stored.get("phone_masked"), "theirs": "(differs)"}
@@ -354,16 +383,30 @@ class ResidentRows:
             doc["id_index"]: doc
             for doc in self.collection.find(
                 {"id_index": {"$in": list(documents)}},
-                {name: 1 for name in (*COMPARED_FIELDS, "id_index", "version", "status")},
+                {name: 1 for name in (*COMPARED_FIELDS, "id_index", "status")},
             )
         }
         operations, history = [], []
-        for index, (_, document) in documents.items():
+        for index, (row_number, document) in documents.items():
             stored = existing.get(index)
             if stored is None:
                 operations.append(InsertOne(document))
+                history.append(
+                    self._history(document["_id"], None, {"grid_code": document["grid_code"]})
+                )
                 counts["created"] += 1
                 self._count_grid(document["grid_code"], "created")
+                continue
+            if stored["grid_code"] not in self.visible_grids:
+                # Someone registered elsewhere in the county: not the importer's to change.
+                counts["failed"] += 1
+                errors.append(
+                    {
+                        "row": row_number,
+                        "field": "id_number",
+                        "reason": "already registered outside your territory",
+                    }
+                )
                 continue
             changes = {
                 name: document.get(name)
@@ -395,7 +438,7 @@ class ResidentRows:
                     },
                 )
             )
-            history.append(self._history(stored, changes))
+            history.append(self._history(stored["_id"], stored, changes))
             counts["updated"] += 1
             self._count_grid(document["grid_code"], "updated")
         if operations:
@@ -411,24 +454,25 @@ class ResidentRows:
         per_grid = self.by_grid.setdefault(grid_code, {"created": 0, "updated": 0})
         per_grid[what] += 1
 
-    def _history(self, stored: Mapping, changes: Mapping) -> dict:
+    def _history(self, resident_id: str, before: Mapping | None, changes: Mapping) -> dict:
+        """The history entry of an imported row; `before` is None for a new resident.
+        Phone numbers appear only as "changed", never in clear or as a hash."""
         caller = self.population.caller
+        entry_changes = {}
+        for name, value in changes.items():
+            if name == "phone_index":
+                entry_changes["phone"] = {"changed": True}
+            elif name not in ("phone_cipher", "phone_masked", "path"):
+                old = before.get(name) if before is not None else None
+                entry_changes[name] = {"from": old, "to": value}
         return {
-            "resident_id": stored["_id"],
+            "resident_id": resident_id,
             "at": self.population.clock(),
             "by": caller.user_id,
             "roles": list(caller.roles),
             "request_id": caller.request_id,
             "action": "imported",
-            "changes": {
-                name: (
-                    {"changed": True}
-                    if name.startswith("phone")
-                    else {"from": stored.get(name), "to": value}
-                )
-                for name, value in changes.items()
-                if not name.startswith("phone_") or name == "phone_index"
-            },
+            "changes": entry_changes,
         }
 
 
@@ -436,22 +480,35 @@ class RecordRows:
     """Houses and legal entities: few enough per county to write one at a time through
     the same use case a single form submission takes."""
 
-    def __init__(self, population: Population, write_one):
+    def __init__(self, write_one, read_one, key_of):
         self.write_one = write_one
+        self.read_one = read_one
+        self.key_of = key_of
         self.by_grid: dict[str, dict[str, int]] = {}
 
     def write(self, batch: Iterable[tuple[int, dict]], counts: dict, errors: list[dict]) -> None:
         for row_number, values in batch:
             counts["rows"] += 1
             try:
-                self.write_one(values)
-            except (InvalidInput, NotFound) as problem:
+                before = self._current(values)
+                after = self.write_one(values)
+            except (InvalidInput, NotFound, Conflict) as problem:
                 counts["failed"] += 1
                 field = getattr(problem, "field", "grid_code")
                 reason = getattr(problem, "problem", str(problem))
                 errors.append({"row": row_number, "field": field, "reason": reason})
-            else:
-                counts["created"] += 1
+                continue
+            outcome = "created" if before is None else "unchanged" if before == after else "updated"
+            counts[outcome] += 1
+            if outcome != "unchanged":
+                per_grid = self.by_grid.setdefault(after["grid_code"], {"created": 0, "updated": 0})
+                per_grid[outcome] += 1
+
+    def _current(self, values: Mapping) -> dict | None:
+        try:
+            return self.read_one(self.key_of(values))
+        except NotFound:
+            return None
 
 
 def _empty_counts() -> dict:

@@ -31,9 +31,8 @@ class PersonalDataCipher:
         self._index_key = index_key
 
     def encrypt(self, plaintext: str, field: str) -> str:
-        nonce = os.urandom(_NONCE_BYTES)
-        sealed = self._aead.encrypt(nonce, plaintext.encode(), field.encode())
-        return f"{KEY_VERSION}:{base64.b64encode(nonce + sealed).decode()}"
+        sealed = self.seal(plaintext.encode(), field)
+        return f"{KEY_VERSION}:{base64.b64encode(sealed).decode()}"
 
     def decrypt(self, token: str, field: str) -> str:
         version, _, payload = token.partition(":")
@@ -41,10 +40,20 @@ class PersonalDataCipher:
             raise CorruptCiphertext(f"unknown key version {version!r}")
         try:
             raw = base64.b64decode(payload, validate=True)
-            opened = self._aead.decrypt(raw[:_NONCE_BYTES], raw[_NONCE_BYTES:], field.encode())
+        except ValueError as exc:
+            raise CorruptCiphertext(f"{field} does not decrypt") from exc
+        return self.open(raw, field).decode()
+
+    def seal(self, data: bytes, field: str) -> bytes:
+        """Encrypt bytes (e.g. an uploaded import file holding ID numbers)."""
+        nonce = os.urandom(_NONCE_BYTES)
+        return nonce + self._aead.encrypt(nonce, data, field.encode())
+
+    def open(self, sealed: bytes, field: str) -> bytes:
+        try:
+            return self._aead.decrypt(sealed[:_NONCE_BYTES], sealed[_NONCE_BYTES:], field.encode())
         except (ValueError, InvalidTag) as exc:
             raise CorruptCiphertext(f"{field} does not decrypt") from exc
-        return opened.decode()
 
     def blind_index(self, value: str, field: str) -> str:
         message = f"{field}\x00{value}".encode()

@@ -45,3 +45,10 @@ def scope_filter(caller: CallerContext, field: str = "path") -> dict:
     if not caller.scope:
         return {field: {"$in": []}}  # no scope: nothing
     return {field: caller.scope}
+
+
+def within_scope(caller: CallerContext, query: dict) -> dict:
+    """`query` narrowed to the caller's scope (kept apart with $and, so a query's own
+    `path` condition is never overwritten by the scope's)."""
+    scope = scope_filter(caller)
+    return {"$and": [query, scope]} if scope else query
