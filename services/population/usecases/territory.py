@@ -1,0 +1,220 @@
+"""The territory tree, grids, locating points, staff rosters and statistics."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from gridwork_common.errors import InvalidInput, OutsideTerritory
+from services.population import store, topics
+from services.population.domain import access
+from services.population.domain.codes import level_of
+from services.population.domain.residents import (
+    ACTIVE,
+)
+from services.population.domain.territory import (
+    find_overlaps,
+    nodes_from_feature_collection,
+)
+from services.population.usecases.base import UseCases
+
+STAFF_ROLES = ("grid_leader", "supervisor", "full_time", "part_time")
+
+
+class TerritoryUseCases(UseCases):
+    def import_territory(self, collection: Mapping) -> dict:
+        self.require(access.ADMINISTRATORS, "importing the territory tree")
+        nodes = nodes_from_feature_collection(collection)
+        codes = {node.code for node in nodes}
+        missing_parents = {
+            node.parent for node in nodes if node.parent is not None and node.parent not in codes
+        }
+        known = {
+            doc["_id"]
+            for doc in self.db[store.TERRITORY].find({"_id": {"$in": list(missing_parents)}}, {})
+        }
+        for node in nodes:
+            if node.parent in missing_parents - known:
+                raise InvalidInput(
+                    "features",
+                    f"{node.code} needs its parent {node.parent}, "
+                    "which is neither in the file nor imported before",
+                )
+        incoming = {node.code: node.geometry for node in nodes if node.level == "grid"}
+        existing = self._existing_grid_polygons(nodes, exclude=set(incoming))
+        overlaps = find_overlaps(incoming, existing)
+        if overlaps:
+            listed = ", ".join(f"{a} and {b}" for a, b in overlaps[:20])
+            raise InvalidInput("features", f"grid polygons overlap: {listed}")
+
+        counts = {"created": 0, "updated": 0, "unchanged": 0}
+        for node in nodes:
+            document = node.document()
+            before = self.db[store.TERRITORY].find_one_and_replace(
+                {"_id": node.code}, document, upsert=True
+            )
+            if before is None:
+                counts["created"] += 1
+            elif before == document:
+                counts["unchanged"] += 1
+                continue
+            else:
+                counts["updated"] += 1
+            if node.level == "grid":
+                self.publish(topics.GRID_UPDATED, node.code, {"code": node.code, "name": node.name})
+        return counts
+
+    def _existing_grid_polygons(self, nodes, exclude: set[str]) -> dict:
+        counties = {node.path[0] for node in nodes}
+        cursor = self.db[store.TERRITORY].find(
+            {"path": {"$in": list(counties)}, "level": "grid", "_id": {"$nin": list(exclude)}},
+            {"geometry": 1},
+        )
+        return {doc["_id"]: doc["geometry"] for doc in cursor}
+
+    def add_territory_node(self, code: str, name: str, geometry: Mapping | None = None) -> dict:
+        self.require(access.ADMINISTRATORS, "adding territory nodes")
+        feature = {
+            "type": "Feature",
+            "properties": {"code": code, "name": name},
+            "geometry": geometry,
+        }
+        return self.import_territory({"type": "FeatureCollection", "features": [feature]})
+
+    def territory_node(self, code: str) -> dict:
+        level_of(code)
+        node = self._visible(self.db[store.TERRITORY].find_one({"_id": code}), "territory", code)
+        return _render_node(node)
+
+    def territory_children(self, code: str) -> list[dict]:
+        self.territory_node(code)
+        children = self.db[store.TERRITORY].find({"parent": code}).sort("_id", 1)
+        return [_render_node(child, with_geometry=False) for child in children]
+
+    def locate(self, lon: float, lat: float) -> dict:
+        for name, value, bound in (("lon", lon, 180), ("lat", lat, 90)):
+            if isinstance(value, bool) or not isinstance(value, int | float) or abs(value) > bound:
+                raise InvalidInput(name, f"must be a number from -{bound} to {bound}")
+        point = {"type": "Point", "coordinates": [float(lon), float(lat)]}
+        grid = self.db[store.TERRITORY].find_one(
+            {
+                "level": "grid",
+                "path": self.county_code,
+                "geometry": {"$geoIntersects": {"$geometry": point}},
+            },
+            {"geometry": 0},
+        )
+        if grid is None:
+            raise OutsideTerritory(
+                "location",
+                f"({lon}, {lat}) is outside the county {self.county_code}: no grid contains it",
+            )
+        names = {
+            doc["_id"]: doc["name"]
+            for doc in self.db[store.TERRITORY].find({"_id": {"$in": grid["path"]}}, {"name": 1})
+        }
+        return {
+            "grid": {"code": grid["_id"], "name": grid["name"]},
+            "path": [
+                {"code": code, "name": names.get(code), "level": level_of(code)}
+                for code in grid["path"]
+            ],
+        }
+
+    def set_grid_staff(self, grid_code: str, staff: list[Mapping]) -> list[dict]:
+        """Replace a grid's roster: one grid leader, one supervisor, one full-time grid
+        worker and any number of part-time social grid workers ("1+1+N")."""
+        self.require(access.ROSTER_MANAGERS, "setting a grid's staff")
+        self._grid(grid_code)
+        if not isinstance(staff, list):
+            raise InvalidInput("staff", "must be a list")
+        members = []
+        for index, member in enumerate(staff):
+            where = f"staff[{index}]"
+            if not isinstance(member, Mapping):
+                raise InvalidInput(where, "must be an object")
+            role = member.get("role")
+            if role not in STAFF_ROLES:
+                raise InvalidInput(f"{where}.role", f"must be one of {', '.join(STAFF_ROLES)}")
+            person_id = str(member.get("person_id") or "").strip()
+            name = str(member.get("name") or "").strip()
+            if not person_id:
+                raise InvalidInput(f"{where}.person_id", "is required")
+            if not name:
+                raise InvalidInput(f"{where}.name", "is required")
+            members.append({"person_id": person_id, "name": name, "role": role})
+        for role in ("grid_leader", "supervisor", "full_time"):
+            if sum(member["role"] == role for member in members) > 1:
+                raise InvalidInput("staff", f"a grid has at most one {role}")
+        pairs = [(member["person_id"], member["role"]) for member in members]
+        if len(set(pairs)) != len(pairs):
+            raise InvalidInput("staff", "a person is listed twice in the same role")
+        documents = [
+            {"_id": f"{grid_code}:{m['role']}:{m['person_id']}", "grid_code": grid_code, **m}
+            for m in members
+        ]
+        with self.db.client.start_session() as session, session.start_transaction():
+            self.db[store.STAFF].delete_many({"grid_code": grid_code}, session=session)
+            if documents:
+                self.db[store.STAFF].insert_many(documents, session=session)
+        self.publish(topics.GRID_UPDATED, grid_code, {"code": grid_code, "staff": len(documents)})
+        return self.grid_staff(grid_code)
+
+    def grid_staff(self, grid_code: str) -> list[dict]:
+        self._grid(grid_code)
+        order = {role: index for index, role in enumerate(STAFF_ROLES)}
+        staff = self.db[store.STAFF].find({"grid_code": grid_code}, {"_id": 0, "grid_code": 0})
+        return sorted(staff, key=lambda m: (order[m["role"]], m["person_id"]))
+
+    def grids_served_by(self, person_id: str) -> list[dict]:
+        rows = self.db[store.STAFF].find({"person_id": person_id}, {"_id": 0})
+        return [row for row in rows if access.sees(self.caller, row["grid_code"])]
+
+    def statistics(self, code: str) -> dict:
+        """Counts over the subtree of a territory node."""
+        self.territory_node(code)
+        by_residence = {
+            row["_id"]: row["count"]
+            for row in self.db[store.RESIDENTS].aggregate(
+                [
+                    {"$match": {"path": code, "status": ACTIVE}},
+                    {"$group": {"_id": "$residence_type", "count": {"$sum": 1}}},
+                ]
+            )
+        }
+        group_rows = self.db[store.MEMBERSHIPS].aggregate(
+            [
+                {"$match": {"path": code, "active": True}},
+                {
+                    "$group": {
+                        "_id": {"group": "$group", "risk": "$risk_level"},
+                        "count": {"$sum": 1},
+                    }
+                },
+            ]
+        )
+        by_group: dict[str, dict[str, int]] = {}
+        for row in group_rows:
+            by_group.setdefault(row["_id"]["group"], {})[row["_id"]["risk"]] = row["count"]
+        statistics = {
+            "code": code,
+            "grids": self.db[store.TERRITORY].count_documents({"path": code, "level": "grid"}),
+            "households": self.db[store.HOUSEHOLDS].count_documents({"path": code}),
+            "residents": sum(by_residence.values()),
+            "residents_by_residence_type": by_residence,
+        }
+        if self.caller.has_role(*access.GROUP_READERS):
+            statistics["group_members"] = by_group
+        return statistics
+
+
+def _render_node(doc: Mapping, with_geometry: bool = True) -> dict:
+    rendered = {
+        "code": doc["_id"],
+        "name": doc["name"],
+        "level": doc["level"],
+        "parent": doc.get("parent"),
+        "path": doc["path"],
+    }
+    if with_geometry and doc.get("geometry") is not None:
+        rendered["geometry"] = doc["geometry"]
+    return rendered
