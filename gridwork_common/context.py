@@ -21,6 +21,7 @@ log = logging.getLogger("gridwork.calls")
 USER_ID_KEY = "user_id"
 ROLES_KEY = "roles"
 SCOPE_KEY = "scope"
+DEPARTMENT_KEY = "department"
 REQUEST_ID_KEY = "request_id"
 
 
@@ -30,9 +31,15 @@ class CallerContext:
     roles: tuple[str, ...] = ()
     scope: str | None = None  # territory code the caller may see, e.g. a township
     request_id: str | None = None
+    department: str | None = None  # a department handler's department code
 
     def to_context_data(self) -> dict:
-        data = {USER_ID_KEY: self.user_id, ROLES_KEY: ",".join(self.roles), SCOPE_KEY: self.scope}
+        data = {
+            USER_ID_KEY: self.user_id,
+            ROLES_KEY: ",".join(self.roles),
+            SCOPE_KEY: self.scope,
+            DEPARTMENT_KEY: self.department,
+        }
         data[REQUEST_ID_KEY] = self.request_id or new_request_id()
         # AMQP headers carry strings; an absent value is simply not sent.
         return {key: value for key, value in data.items() if value not in (None, "")}
@@ -47,6 +54,7 @@ class CallerContext:
             roles=tuple(roles),
             scope=data.get(SCOPE_KEY),
             request_id=data.get(REQUEST_ID_KEY),
+            department=data.get(DEPARTMENT_KEY),
         )
 
     def has_role(self, *roles: str) -> bool:
@@ -58,6 +66,7 @@ class CallerContext:
             "user_id": self.user_id,
             "roles": ",".join(self.roles) or None,
             "scope": self.scope,
+            "department": self.department,
         }
 
 

@@ -10,13 +10,18 @@ from gridwork_common.context import CallerContext
 
 def test_caller_context_round_trips_through_context_data():
     caller = CallerContext(
-        user_id="u-17", roles=("grid_worker", "grid_leader"), scope="530402001001", request_id="r1"
+        user_id="u-17",
+        roles=("department_handler",),
+        scope="530402001",
+        request_id="r1",
+        department="530402-civil-affairs",
     )
     data = caller.to_context_data()
     assert data == {
         "user_id": "u-17",
-        "roles": "grid_worker,grid_leader",
-        "scope": "530402001001",
+        "roles": "department_handler",
+        "scope": "530402001",
+        "department": "530402-civil-affairs",
         "request_id": "r1",
     }
     assert all(isinstance(value, str) for value in data.values())  # AMQP header friendly
