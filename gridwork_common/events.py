@@ -14,16 +14,25 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from nameko.events import EventDispatcher
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from gridwork_common.config import Settings
 
 TYPE_PREFIX = "gridwork."
 ROUTING_KEY = re.compile(r"[a-z][a-z_]*\.[a-z][a-z_]*")
+# Words appended to a routing key so plain AMQP consumers can bind by them (e.g. a
+# department code or territory codes); no dots, which separate words.
+ROUTE_WORD = re.compile(r"[A-Za-z0-9_-]{1,64}")
+# CloudEvents extension attribute names: lower-case letters and digits, at most 20.
+EXTENSION_NAME = re.compile(r"[a-z0-9]{1,20}")
+CONTEXT_ATTRIBUTES = frozenset(
+    {"specversion", "id", "source", "type", "time", "subject", "datacontenttype", "data"}
+)
 
 
 class CloudEvent(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Extra attributes are CloudEvents extensions (checked below), e.g. `department`.
+    model_config = ConfigDict(extra="allow", frozen=True)
 
     specversion: Literal["1.0"] = "1.0"
     id: uuid.UUID
@@ -41,6 +50,19 @@ class CloudEvent(BaseModel):
             raise ValueError("must be a UTC timestamp")
         return value
 
+    @model_validator(mode="after")
+    def _extensions(self) -> CloudEvent:
+        for name, value in (self.model_extra or {}).items():
+            if not EXTENSION_NAME.fullmatch(name):
+                raise ValueError(f"extension attribute {name!r}: lower-case letters and digits")
+            if not isinstance(value, str | int | bool) and value is not None:
+                raise ValueError(f"extension attribute {name!r}: must be a string, int or bool")
+        return self
+
+    @property
+    def extensions(self) -> dict:
+        return dict(self.model_extra or {})
+
     @property
     def routing_key(self) -> str:
         return self.type.removeprefix(TYPE_PREFIX)
@@ -53,10 +75,19 @@ class CloudEvent(BaseModel):
 
 
 def new_event(
-    *, source: str, routing_key: str, subject: str, data: dict, now: datetime | None = None
+    *,
+    source: str,
+    routing_key: str,
+    subject: str,
+    data: dict,
+    now: datetime | None = None,
+    extensions: dict | None = None,
 ) -> CloudEvent:
     if not ROUTING_KEY.fullmatch(routing_key):
         raise ValueError(f"event routing key must look like 'entity.action', got {routing_key!r}")
+    clashes = CONTEXT_ATTRIBUTES & set(extensions or {})
+    if clashes:
+        raise ValueError(f"extensions may not replace {sorted(clashes)}")
     return CloudEvent(
         id=uuid.uuid4(),
         source=source,
@@ -64,6 +95,7 @@ def new_event(
         time=(now or datetime.now(UTC)).astimezone(UTC),
         subject=subject,
         data=data,
+        **(extensions or {}),
     )
 
 
@@ -79,11 +111,30 @@ class EventPublisher:
         self._dispatch = dispatch
         self.source = source
 
-    def publish(self, routing_key: str, subject: str, data: dict) -> dict:
+    def publish(
+        self,
+        routing_key: str,
+        subject: str,
+        data: dict,
+        *,
+        route: tuple[str, ...] = (),
+        extensions: dict | None = None,
+    ) -> dict:
+        """Publish `data` as a CloudEvent. `route` words extend the AMQP routing key
+        (`incident.dispatched` + ("530402-police", "530402", ...)) so consumers can bind
+        to a department or a territory subtree; `extensions` become CloudEvents
+        extension attributes."""
+        for word in route:
+            if not ROUTE_WORD.fullmatch(word):
+                raise ValueError(f"routing key word {word!r} must be letters, digits, - or _")
         envelope = new_event(
-            source=self.source, routing_key=routing_key, subject=subject, data=data
+            source=self.source,
+            routing_key=routing_key,
+            subject=subject,
+            data=data,
+            extensions=extensions,
         ).to_json_dict()
-        self._dispatch(routing_key, envelope)
+        self._dispatch(".".join((routing_key, *route)), envelope)
         return envelope
 
 

@@ -70,13 +70,39 @@ def test_parse_event_names_the_bad_field(field, value):
     assert [error["loc"][0] for error in raised.value.errors()] == [field]
 
 
-def test_parse_event_refuses_unknown_and_missing_fields():
+def test_parse_event_refuses_missing_fields_and_badly_named_extensions():
     payload = _valid_payload()
     del payload["subject"]
-    payload["extra"] = 1
     with pytest.raises(ValidationError) as raised:
         parse_event(payload)
-    assert {error["loc"][0] for error in raised.value.errors()} == {"subject", "extra"}
+    assert [error["loc"][0] for error in raised.value.errors()] == ["subject"]
+    with pytest.raises(ValidationError, match="Extra_Field"):
+        parse_event({**_valid_payload(), "Extra_Field": "x"})
+
+
+def test_extensions_travel_as_top_level_attributes():
+    event = new_event(
+        source=SOURCE, routing_key="incident.dispatched", subject="530402001001001", data={},
+        extensions={"department": "530402-police"},
+    )  # fmt: skip
+    payload = event.to_json_dict()
+    assert payload["department"] == "530402-police"
+    assert parse_event(payload).extensions == {"department": "530402-police"}
+    with pytest.raises(ValueError, match="may not replace"):
+        new_event(source=SOURCE, routing_key="a.b", subject="s", data={},
+                  extensions={"subject": "x"})  # fmt: skip
+
+
+def test_route_words_extend_the_routing_key_only():
+    sent = []
+    publisher = EventPublisher(lambda key, payload: sent.append((key, payload)), SOURCE)
+    envelope = publisher.publish(
+        "incident.dispatched", "530402001001001", {}, route=("530402-police", "530402")
+    )
+    assert sent == [("incident.dispatched.530402-police.530402", envelope)]
+    assert envelope["type"] == "gridwork.incident.dispatched"
+    with pytest.raises(ValueError, match="routing key word"):
+        publisher.publish("incident.dispatched", "s", {}, route=("a.b",))
 
 
 @given(

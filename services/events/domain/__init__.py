@@ -1,0 +1,1 @@
+"""Pure domain logic of the events service: no I/O."""
