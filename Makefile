@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 
-.PHONY: help up down status test lint bench rabbitmq install lock
+.PHONY: help up down status test lint bench rabbitmq install lock reseed
 
 help:
 	@echo "make up      install and start everything (infrastructure, services, gateway)"
@@ -16,6 +16,7 @@ help:
 	@echo "make status  what make up started and is running"
 	@echo "make test    lint, import contracts and the whole test suite"
 	@echo "make bench   benchmarks against raw baselines"
+	@echo "make reseed  load the demo county again into the running stack"
 
 # The venv, with exactly the versions in requirements-dev.lock.
 $(INSTALLED): requirements-dev.lock
@@ -45,6 +46,9 @@ rabbitmq:
 up: install rabbitmq
 	$(PY) -m devstack.stack up
 
+reseed: install
+	$(PY) -m devstack.demo reseed
+
 down:
 	@if [ -x $(PY) ]; then $(PY) -m devstack.stack down; fi
 	@if [ -f var/run/rabbitmq.started-by-make ]; then \
@@ -62,4 +66,5 @@ test: lint rabbitmq
 	$(VENV)/bin/pytest
 
 bench: install rabbitmq
-	$(PY) -m bench.rpc
+	PYTHONPATH=. $(PY) bench/rpc.py
+	PYTHONPATH=. $(PY) bench/import.py

@@ -1,6 +1,6 @@
 """RPC baseline: raw kombu request/reply vs a nameko RPC to a no-op, in the same run.
 
-    .venv/bin/python -m bench.rpc [--calls 2000] [--amqp-uri amqp://...]   (or: make bench)
+    make bench, or: PYTHONPATH=. .venv/bin/python bench/rpc.py [--calls 2000]
 
 Both sides run in this process on the same eventlet hub and broker, with a server on its
 own connection and a client waiting for each reply before sending the next request.

@@ -18,6 +18,7 @@ import urllib.error
 import urllib.request
 from urllib.parse import urlparse
 
+from devstack.demo import seed as seed_demo
 from devstack.infra import init_replica_set, mongod_process, s3_process
 from devstack.processes import REPO_ROOT, ManagedProcess, port_open, wait_until
 from gridwork_common.config import Settings
@@ -128,6 +129,7 @@ def up() -> None:
         wait_ready(GATEWAY_PORT)
     except TimeoutError as exc:
         sys.exit(f"{exc}; see the logs in {LOG_DIR}")
+    seed_demo(settings.nameko_config())  # once: skipped when the county has residents
     print_endpoints(settings)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import date
 
 from services.population.domain.codes import level_of
@@ -79,7 +79,9 @@ class ResidentData:
     notes: str | None = None
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        # A shallow copy: every field is immutable (dataclasses.asdict deep-copies, and
+        # was a quarter of a bulk import's time per row).
+        return dict(vars(self))
 
 
 def _text(raw: Mapping, name: str, max_length: int, required: bool = False) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 
 from gridwork_common.errors import InvalidInput, OutsideTerritory
@@ -17,6 +18,8 @@ from services.population.domain.territory import (
 )
 from services.population.usecases.base import UseCases
 
+NAME_CACHE_TTL_S = 60.0
+_NAME_CACHE: dict[tuple[str, str], tuple[float, str]] = {}
 STAFF_ROLES = ("grid_leader", "supervisor", "full_time", "part_time")
 
 
@@ -59,6 +62,7 @@ class TerritoryUseCases(UseCases):
                 continue
             else:
                 counts["updated"] += 1
+                _NAME_CACHE.pop((self.db.name, node.code), None)  # other replicas: TTL
             if node.level == "grid":
                 self.publish(topics.GRID_UPDATED, node.code, {"code": node.code, "name": node.name})
         return counts
@@ -108,10 +112,7 @@ class TerritoryUseCases(UseCases):
                 "location",
                 f"({lon}, {lat}) is outside the county {self.county_code}: no grid contains it",
             )
-        names = {
-            doc["_id"]: doc["name"]
-            for doc in self.db[store.TERRITORY].find({"_id": {"$in": grid["path"]}}, {"name": 1})
-        }
+        names = self._territory_names(grid["path"])
         return {
             "grid": {"code": grid["_id"], "name": grid["name"]},
             "path": [
@@ -119,6 +120,23 @@ class TerritoryUseCases(UseCases):
                 for code in grid["path"]
             ],
         }
+
+    def _territory_names(self, codes: list[str]) -> dict[str, str]:
+        """Names of territory nodes, cached briefly: every `locate` needs the names of a
+        grid's ancestors, and they change only when the territory is re-imported."""
+        now = time.monotonic()
+        names, missing = {}, []
+        for code in codes:
+            cached = _NAME_CACHE.get((self.db.name, code))
+            if cached is not None and now - cached[0] < NAME_CACHE_TTL_S:
+                names[code] = cached[1]
+            else:
+                missing.append(code)
+        if missing:
+            for doc in self.db[store.TERRITORY].find({"_id": {"$in": missing}}, {"name": 1}):
+                names[doc["_id"]] = doc["name"]
+                _NAME_CACHE[(self.db.name, doc["_id"])] = (now, doc["name"])
+        return names
 
     def set_grid_staff(self, grid_code: str, staff: list[Mapping]) -> list[dict]:
         """Replace a grid's roster: one grid leader, one supervisor, one full-time grid
