@@ -1,0 +1,25 @@
+"""The events service's MongoDB collections and their indexes."""
+
+from pymongo import ASCENDING, DESCENDING, GEOSPHERE, IndexModel
+
+INCIDENTS = "incidents"
+COMMANDS = "commands"  # idempotency: the first result of every command, by key
+CATALOGUES = "catalogue_versions"
+DEPARTMENTS = "departments"
+SETTINGS = "settings"  # the working calendar and deadline policy of the county
+
+INDEXES = {
+    INCIDENTS: [
+        IndexModel([("location", GEOSPHERE)], name="location_2dsphere"),
+        IndexModel(
+            [("path", ASCENDING), ("state", ASCENDING), ("_id", ASCENDING)], name="path_state"
+        ),
+        IndexModel([("centre_code", ASCENDING), ("state", ASCENDING)], name="centre_state"),
+        IndexModel([("department", ASCENDING), ("state", ASCENDING)], name="department_state"),
+        IndexModel([("open", ASCENDING), ("stage_warn_at", ASCENDING)], name="open_warn"),
+        IndexModel([("open", ASCENDING), ("stage_due", ASCENDING)], name="open_due"),
+        IndexModel([("category", ASCENDING), ("reported_at", DESCENDING)], name="category_time"),
+    ],
+    COMMANDS: [IndexModel([("at", ASCENDING)], name="at")],
+    DEPARTMENTS: [IndexModel([("territory_code", ASCENDING)], name="territory")],
+}

@@ -1,0 +1,266 @@
+"""The county's setup: catalogue versions, the departments registry, the working calendar
+and the deadline policy. Read often, written rarely: reads are cached briefly per process
+(catalogue versions, being immutable, for good)."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Mapping
+
+from pymongo.database import Database
+from pymongo.errors import DuplicateKeyError
+
+from gridwork_common import roles
+from gridwork_common.context import CallerContext
+from gridwork_common.errors import Conflict, Forbidden, InvalidInput, NotFound
+from services.events import store
+from services.events.domain.calendar import DEFAULT_CALENDAR, WorkingCalendar
+from services.events.domain.catalogue import (
+    DEFAULT_DEPARTMENTS,
+    LEVEL_BY_CODE_LENGTH,
+    Catalogue,
+    default_catalogue_document,
+    parse_catalogue,
+)
+from services.events.rules import CountyRules
+
+SETUP_WRITERS = (roles.ADMIN, roles.SYSTEM)
+CACHE_TTL_S = 10.0
+CALENDAR_ID = "calendar"
+POLICY_ID = "deadline_policy"
+# After a stage is overdue by this many working hours, the case is escalated and
+# supervised automatically (configurable per county).
+DEFAULT_POLICY = {
+    "auto_escalate_after_hours": 8.0,
+    "duplicate_radius_m": 200.0,
+    "duplicate_window_hours": 72.0,
+}
+
+_catalogues: dict[tuple[str, int], Catalogue] = {}
+_cached: dict[tuple[str, str], tuple[float, object]] = {}
+
+
+def _cache(db: Database, key: str, load):
+    now = time.monotonic()
+    hit = _cached.get((db.name, key))
+    if hit is not None and now - hit[0] < CACHE_TTL_S:
+        return hit[1]
+    value = load()
+    _cached[(db.name, key)] = (now, value)
+    return value
+
+
+def _forget(db: Database, key: str) -> None:
+    _cached.pop((db.name, key), None)
+
+
+class CountySetup:
+    def __init__(self, db: Database, caller: CallerContext, county_code: str, clock):
+        self.db = db
+        self.caller = caller
+        self.county_code = county_code
+        self.clock = clock
+
+    def _require_writer(self, what: str) -> None:
+        if not self.caller.has_role(*SETUP_WRITERS):
+            raise Forbidden(f"{what} needs one of the roles: {', '.join(SETUP_WRITERS)}")
+
+    # ---------------------------------------------------------------- catalogue
+    def publish_catalogue(self, document: Mapping) -> dict:
+        """A new version of the catalogue; earlier versions stay for the cases using them."""
+        self._require_writer("publishing the catalogue")
+        latest = self.db[store.CATALOGUES].find_one(sort=[("_id", -1)], projection={"_id": 1})
+        version = (latest["_id"] if latest else 0) + 1
+        catalogue = parse_catalogue(document, version)
+        self._check_owner_slugs(catalogue)
+        try:
+            self.db[store.CATALOGUES].insert_one(
+                {
+                    "_id": version,
+                    **catalogue.to_document(),
+                    "published_at": self.clock(),
+                    "published_by": self.caller.user_id,
+                }
+            )
+        except DuplicateKeyError:
+            raise Conflict("catalogue: another version was published meanwhile; retry") from None
+        _forget(self.db, "catalogue_version")
+        return self.catalogue(version)
+
+    def _check_owner_slugs(self, catalogue: Catalogue) -> None:
+        known = {slug for level in DEFAULT_DEPARTMENTS.values() for slug in level}
+        known |= {doc["slug"] for doc in self.db[store.DEPARTMENTS].find({}, {"slug": 1})}
+        for entry in catalogue.entries.values():
+            for level, slug in entry.owners.items():
+                if slug not in known:
+                    raise InvalidInput(
+                        f"entries.{entry.code}.owners.{level}", f"no department kind {slug!r}"
+                    )
+
+    def ensure_default_catalogue(self) -> Catalogue:
+        if self.db[store.CATALOGUES].count_documents({}, limit=1) == 0:
+            catalogue = parse_catalogue(default_catalogue_document(), 1)
+            with contextlib.suppress(DuplicateKeyError):  # another replica seeded it first
+                self.db[store.CATALOGUES].insert_one(
+                    {
+                        "_id": 1,
+                        **catalogue.to_document(),
+                        "published_at": self.clock(),
+                        "published_by": "default",
+                    }
+                )
+            _forget(self.db, "catalogue_version")
+        return self.current_catalogue()
+
+    def current_version(self) -> int:
+        def load():
+            latest = self.db[store.CATALOGUES].find_one(sort=[("_id", -1)], projection={"_id": 1})
+            return latest["_id"] if latest else None
+
+        version = _cache(self.db, "catalogue_version", load)
+        if version is None:
+            return self.ensure_default_catalogue().version
+        return version
+
+    def current_catalogue(self) -> Catalogue:
+        return self.catalogue_version(self.current_version())
+
+    def catalogue_version(self, version: int) -> Catalogue:
+        key = (self.db.name, version)
+        if key not in _catalogues:
+            document = self.db[store.CATALOGUES].find_one({"_id": version})
+            if document is None:
+                raise NotFound(f"no catalogue version {version}")
+            _catalogues[key] = parse_catalogue(document, version)
+        return _catalogues[key]
+
+    def catalogue(self, version: int | None = None, public_only: bool = False) -> dict:
+        catalogue = self.catalogue_version(version or self.current_version())
+        document = catalogue.to_document()
+        if public_only:
+            document["entries"] = [e for e in document["entries"] if e["public"]]
+        return document
+
+    # ---------------------------------------------------------------- departments
+    def register_department(self, code: str, name: str, territory_code: str, slug: str) -> dict:
+        self._require_writer("registering departments")
+        if not isinstance(territory_code, str) or len(territory_code) not in LEVEL_BY_CODE_LENGTH:
+            raise InvalidInput("territory_code", "must be a county, township or village code")
+        if not territory_code.isdigit() or not territory_code.startswith(self.county_code):
+            raise InvalidInput("territory_code", f"must be inside county {self.county_code}")
+        if code != f"{territory_code}-{slug}":
+            raise InvalidInput("code", "must be <territory code>-<department kind>")
+        if not isinstance(name, str) or not name.strip():
+            raise InvalidInput("name", "is required")
+        document = {
+            "_id": code,
+            "name": name.strip(),
+            "slug": slug,
+            "territory_code": territory_code,
+            "level": LEVEL_BY_CODE_LENGTH[len(territory_code)],
+        }
+        self.db[store.DEPARTMENTS].replace_one({"_id": code}, document, upsert=True)
+        _forget(self.db, "departments")
+        return _render_department(document)
+
+    def ensure_default_departments(self, territory_codes: list[str]) -> int:
+        """Register the default departments at every given centre (county, townships,
+        villages), keeping any that exist."""
+        self._require_writer("registering departments")
+        created = 0
+        for territory_code in territory_codes:
+            level = LEVEL_BY_CODE_LENGTH.get(len(territory_code))
+            for slug, name in DEFAULT_DEPARTMENTS.get(level, {}).items():
+                code = f"{territory_code}-{slug}"
+                result = self.db[store.DEPARTMENTS].update_one(
+                    {"_id": code},
+                    {
+                        "$setOnInsert": {
+                            "name": name,
+                            "slug": slug,
+                            "territory_code": territory_code,
+                            "level": level,
+                        }
+                    },
+                    upsert=True,
+                )
+                created += result.upserted_id is not None
+        _forget(self.db, "departments")
+        return created
+
+    def departments(self, territory_code: str | None = None) -> list[dict]:
+        query = {"territory_code": territory_code} if territory_code else {}
+        rows = self.db[store.DEPARTMENTS].find(query).sort("_id", 1)
+        return [_render_department(row) for row in rows]
+
+    def department_territories(self) -> dict[str, str]:
+        def load():
+            rows = self.db[store.DEPARTMENTS].find({}, {"territory_code": 1})
+            return {row["_id"]: row["territory_code"] for row in rows}
+
+        return _cache(self.db, "departments", load)
+
+    # ---------------------------------------------------------------- calendar, policy
+    def set_calendar(self, config: Mapping) -> dict:
+        self._require_writer("setting the working calendar")
+        try:
+            calendar = WorkingCalendar.from_config(config)
+        except ValueError as exc:
+            field, _, problem = str(exc).partition(": ")
+            raise InvalidInput(f"calendar.{field}", problem or str(exc)) from None
+        self.db[store.SETTINGS].replace_one(
+            {"_id": CALENDAR_ID}, {"_id": CALENDAR_ID, **calendar.to_config()}, upsert=True
+        )
+        _forget(self.db, CALENDAR_ID)
+        return calendar.to_config()
+
+    def calendar(self) -> WorkingCalendar:
+        def load():
+            document = self.db[store.SETTINGS].find_one({"_id": CALENDAR_ID})
+            if document is None:
+                return DEFAULT_CALENDAR
+            document.pop("_id")
+            return WorkingCalendar.from_config(document)
+
+        return _cache(self.db, CALENDAR_ID, load)
+
+    def set_policy(self, changes: Mapping) -> dict:
+        self._require_writer("setting the deadline policy")
+        policy = self.policy()
+        for name, value in changes.items():
+            if name not in DEFAULT_POLICY:
+                raise InvalidInput(name, f"is not a policy setting ({', '.join(DEFAULT_POLICY)})")
+            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+                raise InvalidInput(name, "must be a positive number")
+            policy[name] = float(value)
+        self.db[store.SETTINGS].replace_one(
+            {"_id": POLICY_ID}, {"_id": POLICY_ID, **policy}, upsert=True
+        )
+        _forget(self.db, POLICY_ID)
+        return policy
+
+    def policy(self) -> dict:
+        def load():
+            stored = self.db[store.SETTINGS].find_one({"_id": POLICY_ID}) or {}
+            return {name: stored.get(name, default) for name, default in DEFAULT_POLICY.items()}
+
+        return dict(_cache(self.db, POLICY_ID, load))
+
+    # ---------------------------------------------------------------- the rules
+    def rules(self, catalogue_version: int | None = None) -> CountyRules:
+        return CountyRules(
+            self.catalogue_version(catalogue_version or self.current_version()),
+            self.department_territories(),
+            self.calendar(),
+        )
+
+
+def _render_department(document: Mapping) -> dict:
+    return {
+        "code": document["_id"],
+        "name": document["name"],
+        "kind": document["slug"],
+        "territory_code": document["territory_code"],
+        "level": document["level"],
+    }
