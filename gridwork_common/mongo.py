@@ -6,10 +6,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 
+import eventlet
 import pymongo
 from nameko.extensions import DependencyProvider
 from pymongo import IndexModel, MongoClient
 from pymongo.database import Database
+from pymongo.errors import PyMongoError
 
 from gridwork_common.config import Settings
 from gridwork_common.health import probe
@@ -17,6 +19,7 @@ from gridwork_common.health import probe
 log = logging.getLogger(__name__)
 
 IndexSpec = Mapping[str, Sequence[IndexModel]]
+INDEX_RETRY_INTERVAL_S = 5.0
 
 
 def new_client(settings: Settings, app_name: str) -> MongoClient:
@@ -58,8 +61,26 @@ class MongoDatabase(DependencyProvider):
         self.database = self.client[settings.database_name(service_name)]
 
     def start(self):
+        # A service whose mongod is down (restarting, failing over) still starts, answers
+        # `health` with mongo down, and builds its indexes once mongod is back.
+        try:
+            self._ensure_indexes()
+        except PyMongoError as exc:
+            log.warning("mongo unreachable at start; retrying indexes", extra={"error": str(exc)})
+            self.container.spawn_managed_thread(self._ensure_indexes_until_done)
+
+    def _ensure_indexes(self) -> None:
         ensure_indexes(self.database, self.indexes)
         log.info("mongo database ready", extra={"database": self.database.name})
+
+    def _ensure_indexes_until_done(self) -> None:
+        while self.client is not None:
+            eventlet.sleep(INDEX_RETRY_INTERVAL_S)
+            try:
+                self._ensure_indexes()
+            except PyMongoError:
+                continue
+            return
 
     def stop(self):
         self._close()
