@@ -124,6 +124,23 @@ class EventPublisher:
         (`incident.dispatched` + ("530402-police", "530402", ...)) so consumers can bind
         to a department or a territory subtree; `extensions` become CloudEvents
         extension attributes."""
+        full_key, envelope = self.envelope(
+            routing_key, subject, data, route=route, extensions=extensions
+        )
+        self.send(full_key, envelope)
+        return envelope
+
+    def envelope(
+        self,
+        routing_key: str,
+        subject: str,
+        data: dict,
+        *,
+        route: tuple[str, ...] = (),
+        extensions: dict | None = None,
+    ) -> tuple[str, dict]:
+        """The full routing key and the envelope, without sending: for an outbox that
+        stores events with the change they announce and sends them after commit."""
         for word in route:
             if not ROUTE_WORD.fullmatch(word):
                 raise ValueError(f"routing key word {word!r} must be letters, digits, - or _")
@@ -134,8 +151,10 @@ class EventPublisher:
             data=data,
             extensions=extensions,
         ).to_json_dict()
-        self._dispatch(".".join((routing_key, *route)), envelope)
-        return envelope
+        return ".".join((routing_key, *route)), envelope
+
+    def send(self, full_routing_key: str, envelope: dict) -> None:
+        self._dispatch(full_routing_key, envelope)
 
 
 class CloudEventDispatcher(EventDispatcher):

@@ -1,20 +1,145 @@
-"""Events: the incident catalogue, departments, working calendar and the incident loop."""
+"""Events: the incident catalogue, departments, working calendar and the incident loop.
 
-from nameko.rpc import rpc
+Each entrypoint hands the call to the county setup or the incident desk (usecases/) with
+the caller's context; the loop's rules live in the pure `domain` package.
+"""
 
-from gridwork_common.context import Caller
+from nameko.dependency_providers import Config
+from nameko.exceptions import RemoteError
+from nameko.rpc import RpcProxy, rpc
+from nameko.timer import timer
+
+from gridwork_common.config import Settings
+from gridwork_common.context import Caller, CallerContext
+from gridwork_common.errors import GridworkError, InvalidInput, OutsideTerritory
+from gridwork_common.events import CloudEventDispatcher
 from gridwork_common.health import service_report
 from gridwork_common.metrics import PrometheusMetrics
 from gridwork_common.mongo import MongoDatabase, mongo_health
+from services.events import store
+from services.events.usecases.incidents import IncidentDesk, utc_now
+from services.events.usecases.setup import CountySetup
+
+SYSTEM_CALLER = CallerContext(user_id="events-timer", roles=("system",))
+EXPECTED = (GridworkError,)
+DEADLINE_CHECK_INTERVAL_S = 30
+OUTBOX_RETRY_INTERVAL_S = 10
 
 
 class EventsService:
     name = "events"
 
-    db = MongoDatabase()
+    db = MongoDatabase(indexes=store.INDEXES)
+    events = CloudEventDispatcher()
+    population = RpcProxy("population")
     caller = Caller()
+    config = Config()
     metrics = PrometheusMetrics()
+
+    def _setup(self, caller: CallerContext | None = None) -> CountySetup:
+        county_code = Settings.from_nameko_config(self.config).county_code
+        return CountySetup(self.db, caller or self.caller, county_code, utc_now)
+
+    def _desk(self, caller: CallerContext | None = None) -> IncidentDesk:
+        caller = caller or self.caller
+        return IncidentDesk(self.db, self._setup(caller), self.events, self._locate, caller)
+
+    def _locate(self, lon: float, lat: float) -> dict:
+        try:
+            return self.population.locate(lon, lat)
+        except RemoteError as exc:
+            if exc.exc_type in ("OutsideTerritory", "InvalidInput"):
+                problem = str(exc.value).split(": ", 1)[-1]
+                raise OutsideTerritory("location", problem) from None
+            raise
 
     @rpc
     def health(self):
         return service_report(self.name, {"mongo": mongo_health(self.db)})
+
+    # catalogue, departments, calendar
+    @rpc(expected_exceptions=EXPECTED)
+    def catalogue(self, version=None, public_only=False):
+        return self._setup().catalogue(version, public_only)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def publish_catalogue(self, document):
+        return self._setup().publish_catalogue(document)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def departments(self, territory_code=None):
+        return self._setup().departments(territory_code)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def register_department(self, code, name, territory_code, kind):
+        return self._setup().register_department(code, name, territory_code, kind)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def ensure_default_departments(self, territory_codes):
+        if not isinstance(territory_codes, list):
+            raise InvalidInput("territory_codes", "must be a list of centre codes")
+        return self._setup().ensure_default_departments(territory_codes)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def calendar(self):
+        return self._setup().calendar().to_config()
+
+    @rpc(expected_exceptions=EXPECTED)
+    def set_calendar(self, config):
+        return self._setup().set_calendar(config)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def policy(self):
+        return self._setup().policy()
+
+    @rpc(expected_exceptions=EXPECTED)
+    def set_policy(self, changes):
+        return self._setup().set_policy(changes)
+
+    # the incident loop
+    @rpc(expected_exceptions=EXPECTED)
+    def report_incident(self, report, idempotency_key):
+        return self._desk().report(report, idempotency_key)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def act(self, incident_id, action, expected_version, idempotency_key, fields=None):
+        return self._desk().act(incident_id, action, expected_version, idempotency_key, fields)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def merge(self, incident_id, duplicate_id, expected_version, idempotency_key):
+        return self._desk().merge(incident_id, duplicate_id, expected_version, idempotency_key)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def get_incident(self, incident_id):
+        return self._desk().get(incident_id)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def timeline(self, incident_id):
+        return self._desk().timeline(incident_id)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def possible_duplicates(self, incident_id):
+        desk = self._desk()
+        desk.get(incident_id)  # scope check
+        return desk.possible_duplicates(incident_id)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def worklist(self, kind, cursor=None, limit=50):
+        return self._desk().worklist(kind, cursor, limit)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def search(self, filters=None, cursor=None, limit=50):
+        return self._desk().search(filters, cursor, limit)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def counts(self, territory_code):
+        return self._desk().counts(territory_code)
+
+    # deadlines and the outbox
+    @timer(interval=DEADLINE_CHECK_INTERVAL_S)
+    def check_deadlines(self):
+        return self._desk(SYSTEM_CALLER).check_deadlines()
+
+    @timer(interval=OUTBOX_RETRY_INTERVAL_S)
+    def resend_outbox(self):
+        return self._desk(SYSTEM_CALLER).flush_outbox(older_than_s=OUTBOX_RETRY_INTERVAL_S)

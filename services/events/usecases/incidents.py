@@ -1,0 +1,689 @@
+"""The incident loop as the service runs it: reports located through the population
+service, commands applied by the pure state machine, optimistic versions, idempotency
+keys, an outbox so no accepted change loses its events, deadlines and queries."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
+
+from pymongo import ReturnDocument
+from pymongo.database import Database
+from pymongo.errors import DuplicateKeyError
+
+from gridwork_common import roles
+from gridwork_common.context import CallerContext
+from gridwork_common.errors import Conflict, InvalidInput, NotFound
+from gridwork_common.events import EventPublisher
+from services.events import store, topics
+from services.events.domain import incident as loop
+from services.events.usecases.setup import CountySetup
+
+IDEMPOTENCY_NAMESPACE = uuid.UUID("5b0c2a1e-7f5d-4c1e-9a43-6f0e1d2b3c4d")
+MAX_PAGE = 200
+OPEN_STATES = tuple(s for s in loop.STATES if s not in (loop.REJECTED, loop.EVALUATED, loop.CLOSED))
+CENTRE_QUEUE_STATES = (
+    loop.REPORTED,
+    loop.ACCEPTED,
+    loop.REGISTERED,
+    loop.RETURNED,
+    loop.VERIFIED,
+    loop.SUSPENDED,
+)
+COMMANDS: dict[str, type] = {
+    command.action: command
+    for command in (
+        loop.Accept,
+        loop.Reject,
+        loop.Register,
+        loop.Dispatch,
+        loop.Sign,
+        loop.Return,
+        loop.Feedback,
+        loop.Verify,
+        loop.Close,
+        loop.Evaluate,
+        loop.Escalate,
+        loop.RequestExtension,
+        loop.DecideExtension,
+        loop.Suspend,
+        loop.Resume,
+        loop.Supervise,
+    )
+}
+WORKLISTS = ("my_grid", "verification", "centre_queue", "department_inbox", "overdue", "supervised")
+SYSTEM_ACTOR = loop.Actor(user_id="events-deadlines", roles=(roles.SYSTEM,))
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class IncidentDesk:
+    def __init__(
+        self,
+        db: Database,
+        setup: CountySetup,
+        events: EventPublisher | None,
+        locate: Callable[[float, float], dict] | None,
+        caller: CallerContext,
+        clock: Callable[[], datetime] = utc_now,
+    ):
+        self.db = db
+        self.setup = setup
+        self.events = events
+        self.locate = locate
+        self.caller = caller
+        self.clock = clock
+
+    @property
+    def actor(self) -> loop.Actor:
+        return loop.Actor(
+            user_id=self.caller.user_id or "anonymous",
+            roles=tuple(self.caller.roles),
+            scope=self.caller.scope,
+            department=self.caller.department,
+        )
+
+    # ------------------------------------------------------------------ reporting
+    def report(self, raw: Mapping, idempotency_key: str) -> dict:
+        if not isinstance(raw, Mapping):
+            raise InvalidInput("report", "must be an object")
+        key = _idempotency_key(idempotency_key)
+        # The id follows from who reported and their key: a retry finds the same case.
+        incident_id = uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{self.actor.user_id}:{key}").hex
+        existing = self.db[store.INCIDENTS].find_one({"_id": incident_id})
+        if existing is not None:
+            return self._report_result(existing)
+        location = _location(raw.get("location"))
+        grid_code = self._grid_of(location, raw.get("grid_code"))
+        rules = self.setup.rules()
+        command = loop.Report(
+            incident_id=incident_id,
+            category=str(raw.get("category") or ""),
+            urgency=str(raw.get("urgency") or "normal"),
+            grid_code=grid_code,
+            description=str(raw.get("description") or ""),
+            media_ids=tuple(_strings(raw.get("media_ids"), "media_ids")),
+            location=location,
+            reporter_id=raw.get("reporter_id"),
+            resolved_on_spot=bool(raw.get("resolved_on_spot", False)),
+        )
+        rules.catalogue.entry(command.category)  # only catalogued items, named clearly
+        change = loop.report(command, self.actor, self.clock(), rules)
+        document = self._document(change.incident, rules.catalogue.version)
+        try:
+            self._commit(None, document, change, key=None)
+        except DuplicateKeyError:  # the same report, retried concurrently
+            document = self.db[store.INCIDENTS].find_one({"_id": incident_id})
+        return self._report_result(document)
+
+    def _report_result(self, document: Mapping) -> dict:
+        return {
+            "incident": self._render(document),
+            "possible_duplicates": self.possible_duplicates(document["_id"]),
+        }
+
+    def _grid_of(self, location: tuple[float, float] | None, given: object) -> str:
+        if location is not None:
+            if self.locate is None:
+                raise InvalidInput("location", "cannot be resolved here")
+            return self.locate(*location)["grid"]["code"]
+        scope = self.caller.scope or ""
+        if len(scope) == loop.GRID_LENGTH:
+            return scope  # a grid worker's report without GPS: their own grid
+        if isinstance(given, str) and self.caller.has_role(
+            roles.CENTRE_OPERATOR, roles.ADMIN, roles.SYSTEM
+        ):
+            return given  # a centre recording a phoned-in report for a known grid
+        raise InvalidInput("location", "is required: a GPS point [longitude, latitude]")
+
+    # ------------------------------------------------------------------ acting
+    def act(
+        self,
+        incident_id: str,
+        action: str,
+        expected_version: int,
+        idempotency_key: str,
+        fields: Mapping | None = None,
+    ) -> dict:
+        key = _idempotency_key(idempotency_key)
+        command_id = f"{self.actor.user_id}:{key}"
+        done = self.db[store.COMMANDS].find_one({"_id": command_id})
+        if done is not None:
+            return self._replay(done, incident_id, action)
+        if action not in COMMANDS:
+            raise InvalidInput("action", f"must be one of {', '.join(COMMANDS)}")
+        document = self._visible(incident_id)
+        incident = loop.from_document(document)
+        command = _command(COMMANDS[action], expected_version, fields or {})
+        rules = self.setup.rules(document.get("catalogue_version"))
+        change = loop.apply(incident, command, self.actor, self.clock(), rules)
+        new_document = self._document(change.incident, document.get("catalogue_version"), document)
+        record = {
+            "_id": command_id,
+            "incident_id": incident_id,
+            "action": action,
+            "version": change.incident.version,
+            "at": self.clock(),
+        }
+        try:
+            self._commit(document, new_document, change, key=record)
+        except DuplicateKeyError:  # the same command, retried concurrently: it won
+            return self._replay(
+                self.db[store.COMMANDS].find_one({"_id": command_id}), incident_id, action
+            )
+        return self._render(new_document)
+
+    def _replay(self, done: Mapping, incident_id: str, action: str) -> dict:
+        if done["incident_id"] != incident_id or done["action"] != action:
+            raise Conflict("idempotency_key: already used for a different command")
+        document = self._visible(incident_id)
+        return self._render(document, as_of_version=done["version"])
+
+    def merge(
+        self, incident_id: str, duplicate_id: str, expected_version: int, idempotency_key: str
+    ) -> dict:
+        """A centre merges a duplicate report into an open case: the duplicate is rejected
+        as a duplicate of it, and the case lists what was merged into it."""
+        if incident_id == duplicate_id:
+            raise InvalidInput("duplicate_id", "cannot merge a case into itself")
+        primary = self._visible(incident_id)
+        if primary["state"] not in OPEN_STATES:
+            raise Conflict(f"incident_id: the case is {primary['state']}")
+        merged = self.act(
+            duplicate_id,
+            "reject",
+            expected_version,
+            idempotency_key,
+            {"reason": "duplicate", "duplicate_of": incident_id},
+        )
+        self.db[store.INCIDENTS].update_one(
+            {"_id": incident_id}, {"$addToSet": {"merged_ids": duplicate_id}}
+        )
+        return {"incident": self._render(self._visible(incident_id)), "merged": merged}
+
+    # ------------------------------------------------------------------ persistence
+    def _document(self, incident: loop.Incident, catalogue_version, previous=None) -> dict:
+        document = loop.to_document(incident)
+        grid = incident.grid_code
+        involved = set((previous or {}).get("departments_involved", []))
+        if incident.department:
+            involved.add(incident.department)
+        document.update(
+            _id=incident.incident_id,
+            catalogue_version=catalogue_version,
+            path=[grid[:6], grid[:9], grid[:12], grid],
+            open=incident.state in OPEN_STATES,
+            departments_involved=sorted(involved),
+            merged_ids=(previous or {}).get("merged_ids", []),
+            # deadline marks: the stage number each notice was last sent for
+            warned_seq=(previous or {}).get("warned_seq", 0),
+            overdue_seq=(previous or {}).get("overdue_seq", 0),
+            auto_seq=(previous or {}).get("auto_seq", 0),
+        )
+        if incident.location is not None:
+            document["geo"] = {"type": "Point", "coordinates": list(incident.location)}
+        return document
+
+    def _commit(self, before: Mapping | None, after: dict, change: loop.Change, key) -> None:
+        """Write the new state, the command's idempotency record and the events to send,
+        in one transaction; then send the events (a timer resends any left behind)."""
+        outbox = [self._outbox_entry(after, name, change) for name in change.events]
+        client = self.db.client
+        with client.start_session() as session, session.start_transaction():
+            if before is None:
+                self.db[store.INCIDENTS].insert_one(after, session=session)
+            else:
+                replaced = self.db[store.INCIDENTS].replace_one(
+                    {"_id": after["_id"], "version": before["version"]}, after, session=session
+                )
+                if replaced.matched_count == 0:
+                    current = self.db[store.INCIDENTS].find_one(
+                        {"_id": after["_id"]}, {"version": 1}
+                    )
+                    raise loop.StaleVersion(
+                        f"expected_version: the case is at version {current['version']}; "
+                        "reload and try again"
+                    )
+            if key is not None:
+                self.db[store.COMMANDS].insert_one(key, session=session)
+            if outbox:
+                self.db[store.OUTBOX].insert_many(outbox, session=session)
+        self.flush_outbox([entry["_id"] for entry in outbox])
+
+    def _outbox_entry(self, document: Mapping, name: str, change: loop.Change) -> dict:
+        incident = change.incident
+        full_key, envelope = self._publisher().envelope(
+            f"incident.{name}",
+            incident.grid_code,
+            _event_data(document, name, change),
+            route=topics.route(incident.grid_code, incident.department),
+            extensions={"department": incident.department or topics.NO_DEPARTMENT},
+        )
+        return {
+            "_id": envelope["id"],
+            "routing_key": full_key,
+            "envelope": envelope,
+            "created_at": self.clock(),
+        }
+
+    def _publisher(self) -> EventPublisher:
+        if self.events is None:
+            return EventPublisher(lambda key, payload: None, "/counties/000000/events")
+        return self.events
+
+    def flush_outbox(self, ids: list[str] | None = None, older_than_s: float = 0) -> int:
+        """Send outbox entries (the given ones, or any older than `older_than_s`)."""
+        if self.events is None:
+            return 0
+        query: dict = (
+            {"_id": {"$in": ids}}
+            if ids is not None
+            else {"created_at": {"$lt": self.clock() - timedelta(seconds=older_than_s)}}
+        )
+        sent = 0
+        for entry in self.db[store.OUTBOX].find(query).sort("created_at", 1).limit(1000):
+            self.events.send(entry["routing_key"], entry["envelope"])
+            self.db[store.OUTBOX].delete_one({"_id": entry["_id"]})
+            sent += 1
+        return sent
+
+    # ------------------------------------------------------------------ reading
+    def _visible(self, incident_id: str) -> dict:
+        if not isinstance(incident_id, str):
+            raise InvalidInput("incident_id", "must be a string")
+        document = self.db[store.INCIDENTS].find_one({"_id": incident_id})
+        if document is None or not self._sees(document):
+            raise NotFound(f"no incident {incident_id}")
+        return document
+
+    def _sees(self, document: Mapping) -> bool:
+        if self.caller.has_role(roles.SYSTEM):
+            return True
+        if self.caller.department and self.caller.department in document.get(
+            "departments_involved", []
+        ):
+            return True
+        if self.caller.has_role(roles.DEPARTMENT_HANDLER) and not self.caller.has_role(
+            roles.GRID_WORKER, roles.GRID_LEADER, roles.CENTRE_OPERATOR, roles.LEADER, roles.ADMIN
+        ):
+            return False
+        return loop.contains(self.caller.scope, document["grid_code"])
+
+    def _scope_query(self) -> dict:
+        if self.caller.has_role(roles.SYSTEM):
+            return {}
+        clauses = []
+        if self.caller.department:
+            clauses.append({"departments_involved": self.caller.department})
+        if self.caller.scope and self.caller.has_role(
+            roles.GRID_WORKER, roles.GRID_LEADER, roles.CENTRE_OPERATOR, roles.LEADER, roles.ADMIN
+        ):
+            clauses.append({"path": self.caller.scope})
+        return {"$or": clauses} if clauses else {"_id": {"$in": []}}
+
+    def get(self, incident_id: str) -> dict:
+        return self._render(self._visible(incident_id))
+
+    def timeline(self, incident_id: str) -> list[dict]:
+        return _render_timeline(self._visible(incident_id)["timeline"])
+
+    def _render(self, document: Mapping, as_of_version: int | None = None) -> dict:
+        incident = loop.from_document(document)
+        rendered = {
+            key: _json(value)
+            for key, value in loop.to_document(incident).items()
+            if key != "timeline"
+        }
+        rendered.update(
+            id=incident.incident_id,
+            allowed_actions=loop.allowed_actions(incident, self.actor),
+            escalated=incident.escalated,
+            supervised=incident.supervised,
+            overdue=document.get("overdue_seq", 0) == incident.stage_seq
+            and incident.stage is not None,
+            merged_ids=document.get("merged_ids", []),
+        )
+        if as_of_version is not None:
+            rendered["replayed_version"] = as_of_version
+        return rendered
+
+    def possible_duplicates(self, incident_id: str) -> list[dict]:
+        """Open cases of the same category near this one, reported within the window."""
+        document = self.db[store.INCIDENTS].find_one({"_id": incident_id})
+        if document is None or "geo" not in document:
+            return []
+        policy = self.setup.policy()
+        since = document["reported_at"] - timedelta(hours=policy["duplicate_window_hours"])
+        nearby = (
+            self.db[store.INCIDENTS]
+            .find(
+                {
+                    "_id": {"$ne": incident_id},
+                    "category": document["category"],
+                    "open": True,
+                    "reported_at": {"$gte": since},
+                    "geo": {
+                        "$nearSphere": {
+                            "$geometry": document["geo"],
+                            "$maxDistance": policy["duplicate_radius_m"],
+                        }
+                    },
+                    **self._scope_query(),
+                },
+                {"timeline": 0},
+            )
+            .limit(10)
+        )
+        return [
+            {
+                "id": row["_id"],
+                "state": row["state"],
+                "category": row["category"],
+                "grid_code": row["grid_code"],
+                "reported_at": _json(row["reported_at"]),
+                "description": row.get("description", ""),
+            }
+            for row in nearby
+        ]
+
+    def worklist(self, kind: str, cursor: str | None = None, limit: int = 50) -> dict:
+        caller = self.caller
+        queries = {
+            "my_grid": {"path": caller.scope, "open": True},
+            "verification": {"path": caller.scope, "state": loop.AWAITING_VERIFICATION},
+            "centre_queue": {"owning_centre": caller.scope, "state": {"$in": CENTRE_QUEUE_STATES}},
+            "department_inbox": {
+                "department": caller.department,
+                "state": {"$in": [loop.DISPATCHED, loop.HANDLING]},
+            },
+            "overdue": {"open": True, "$expr": {"$eq": ["$overdue_seq", "$stage_seq"]}},
+            "supervised": {"open": True, "supervision_count": {"$gt": 0}},
+        }
+        if kind not in queries:
+            raise InvalidInput("kind", f"must be one of {', '.join(WORKLISTS)}")
+        return self._page(queries[kind], cursor, limit)
+
+    def search(
+        self, filters: Mapping | None = None, cursor: str | None = None, limit: int = 50
+    ) -> dict:
+        filters = dict(filters or {})
+        query: dict = {}
+        if "state" in filters:
+            if filters["state"] not in loop.STATES:
+                raise InvalidInput("state", f"must be one of {', '.join(loop.STATES)}")
+            query["state"] = filters.pop("state")
+        if "category" in filters:
+            query["category"] = str(filters.pop("category"))
+        if "territory" in filters:
+            query["path"] = str(filters.pop("territory"))
+        if "overdue" in filters:
+            overdue = filters.pop("overdue")
+            query["$expr"] = {("$eq" if overdue else "$ne"): ["$overdue_seq", "$stage_seq"]}
+            query["open"] = True
+        window = {}
+        for name, operator in (("reported_from", "$gte"), ("reported_to", "$lt")):
+            if name in filters:
+                window[operator] = _aware_time(filters.pop(name), name)
+        if window:
+            query["reported_at"] = window
+        if filters:
+            raise InvalidInput(sorted(filters)[0], "is not a filter")
+        return self._page(query, cursor, limit)
+
+    def _page(self, query: dict, cursor: str | None, limit: int) -> dict:
+        if not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
+            raise InvalidInput("limit", f"must be an integer from 1 to {MAX_PAGE}")
+        clauses = [query, self._scope_query()]
+        if cursor:
+            clauses.append({"_id": {"$gt": cursor}})
+        rows = list(self.db[store.INCIDENTS].find({"$and": clauses}).sort("_id", 1).limit(limit))
+        return {
+            "items": [self._render(row) for row in rows],
+            "next_cursor": rows[-1]["_id"] if len(rows) == limit else None,
+        }
+
+    def counts(self, territory_code: str) -> dict:
+        """Cases per state under a territory node (within the caller's scope)."""
+        rows = self.db[store.INCIDENTS].aggregate(
+            [
+                {"$match": {"$and": [{"path": territory_code}, self._scope_query()]}},
+                {"$group": {"_id": "$state", "count": {"$sum": 1}}},
+            ]
+        )
+        by_state = {row["_id"]: row["count"] for row in rows}
+        return {"territory": territory_code, "by_state": by_state, "total": sum(by_state.values())}
+
+    # ------------------------------------------------------------------ deadlines
+    def check_deadlines(self) -> dict:
+        """Warnings at 80 % of a stage, overdue notices when it passes, and automatic
+        escalation with supervision once overdue by the policy's hours: each once per
+        stage, decided by a conditional update, so several replicas may run this."""
+        now = self.clock()
+        sent = {"warning": 0, "overdue": 0, "escalated": 0}
+        for field, stamp, name in (
+            ("stage_warn_at", "warned_seq", "warning"),
+            ("stage_due", "overdue_seq", "overdue"),
+        ):
+            due = self.db[store.INCIDENTS].find(
+                {
+                    "open": True,
+                    "state": {"$ne": loop.SUSPENDED},
+                    field: {"$lte": now},
+                    "$expr": {"$lt": [f"${stamp}", "$stage_seq"]},
+                },
+                {"timeline": 0},
+            )
+            for document in due:
+                if self._mark_and_announce(document, stamp, name):
+                    sent[name] += 1
+        sent["escalated"] = self._escalate_long_overdue(now)
+        return sent
+
+    def _mark_and_announce(self, document: Mapping, stamp: str, name: str) -> bool:
+        marked = self.db[store.INCIDENTS].find_one_and_update(
+            {
+                "_id": document["_id"],
+                "stage_seq": document["stage_seq"],
+                stamp: {"$lt": document["stage_seq"]},
+            },
+            {"$set": {stamp: document["stage_seq"]}},
+            return_document=ReturnDocument.AFTER,
+        )
+        if marked is None:
+            return False  # another replica, or the case moved on
+        incident = loop.from_document(marked)
+        change = loop.Change(action=name, incident=incident, events=(name,))
+        entry = self._outbox_entry(marked, name, change)
+        self.db[store.OUTBOX].insert_one(entry)
+        self.flush_outbox([entry["_id"]])
+        return True
+
+    def _escalate_long_overdue(self, now: datetime) -> int:
+        hours = self.setup.policy()["auto_escalate_after_hours"]
+        escalated = 0
+        candidates = self.db[store.INCIDENTS].find(
+            {
+                "open": True,
+                "state": {"$ne": loop.SUSPENDED},
+                "stage_due": {"$lte": now},
+                "$expr": {"$lt": ["$auto_seq", "$stage_seq"]},
+            },
+            {"timeline": 0, "_id": 1},
+        )
+        for candidate in candidates:
+            document = self.db[store.INCIDENTS].find_one({"_id": candidate["_id"]})
+            rules = self.setup.rules(document.get("catalogue_version"))
+            if rules.working_minutes_between(document["stage_due"], now) < hours * 60:
+                continue
+            if self._escalate_and_supervise(document, rules, now, hours):
+                escalated += 1
+        return escalated
+
+    def _escalate_and_supervise(self, document: Mapping, rules, now: datetime, hours) -> bool:
+        incident = loop.from_document(document)
+        stage_seq = incident.stage_seq
+        events: list[str] = []
+        if "escalate" in loop.allowed_actions(incident, SYSTEM_ACTOR):
+            change = loop.apply(
+                incident,
+                loop.Escalate(
+                    expected_version=incident.version,
+                    reason=f"overdue by more than {hours:g} working hours",
+                ),
+                SYSTEM_ACTOR,
+                now,
+                rules,
+            )
+            incident, events = change.incident, [*events, *change.events]
+        if "supervise" in loop.allowed_actions(incident, SYSTEM_ACTOR):
+            change = loop.apply(
+                incident,
+                loop.Supervise(
+                    expected_version=incident.version,
+                    note=f"automatic: overdue by more than {hours:g} working hours",
+                ),
+                SYSTEM_ACTOR,
+                now,
+                rules,
+            )
+            incident, events = change.incident, [*events, *change.events]
+        new_document = self._document(incident, document.get("catalogue_version"), document)
+        new_document["auto_seq"] = max(stage_seq, incident.stage_seq)
+        try:
+            self._commit(
+                document,
+                new_document,
+                loop.Change(action="auto", incident=incident, events=tuple(events)),
+                key=None,
+            )
+        except loop.StaleVersion:
+            return False  # a person acted on it meanwhile, or another replica did this
+        return bool(events)
+
+
+def _event_data(document: Mapping, name: str, change: loop.Change) -> dict:
+    incident = change.incident
+    entry = incident.timeline[-1] if incident.timeline else None
+    data = {
+        "incident_id": incident.incident_id,
+        "event": name,
+        "state": incident.state,
+        "version": incident.version,
+        "category": incident.category,
+        "urgency": incident.urgency,
+        "grid_code": incident.grid_code,
+        "owning_centre": incident.owning_centre,
+        "department": incident.department,
+        "reporter_id": incident.reporter_id,
+        "reported_at": _json(incident.reported_at),
+        "stage": incident.stage,
+        "stage_due": _json(incident.stage_due),
+        "rework_count": incident.rework_count,
+        "escalation_path": list(incident.escalation_path),
+        "supervised": incident.supervised,
+        "actor_id": entry.actor_id if entry and name not in topics.DEADLINES else None,
+        "at": _json(entry.at if entry else incident.reported_at),
+    }
+    if name in ("reported", "dispatched"):
+        data.update(
+            description=incident.description,
+            media_ids=list(incident.media_ids),
+            location=list(incident.location) if incident.location else None,
+        )
+    if name in ("handled", "verified", "reworked", "closed"):
+        data["media_ids"] = list(entry.media_ids) if entry else []
+    if name == "closed":
+        data["closed_at"] = _json(incident.closed_at)
+        data["resolved_on_spot"] = incident.resolved_on_spot
+    if name == "evaluated":
+        data["satisfaction"] = incident.satisfaction
+    if name == "extended" and entry is not None:
+        data["hours"] = entry.details.get("hours")
+    return data
+
+
+def _command(command_type: type, expected_version, fields: Mapping):
+    if not isinstance(fields, Mapping):
+        raise InvalidInput("fields", "must be an object")
+    allowed = {f.name for f in dataclasses.fields(command_type)} - {"expected_version"}
+    unknown = sorted(set(fields) - allowed)
+    if unknown:
+        raise InvalidInput(unknown[0], f"is not a field of {command_type.action}")
+    values = dict(fields)
+    if "new_due" in values and values["new_due"] is not None:
+        values["new_due"] = _aware_time(values["new_due"], "new_due")
+    if "media_ids" in values:
+        values["media_ids"] = tuple(_strings(values["media_ids"], "media_ids"))
+    try:
+        return command_type(expected_version=expected_version, **values)
+    except TypeError as exc:  # a required field missing
+        missing = next(
+            (
+                f.name
+                for f in dataclasses.fields(command_type)
+                if f.name not in values
+                and f.name != "expected_version"
+                and f.default is dataclasses.MISSING
+            ),
+            "fields",
+        )
+        raise InvalidInput(missing, f"is required ({exc})") from None
+
+
+def _idempotency_key(value) -> str:
+    if not isinstance(value, str) or not 1 <= len(value) <= 100:
+        raise InvalidInput("idempotency_key", "is required: 1 to 100 characters")
+    return value
+
+
+def _location(value) -> tuple[float, float] | None:
+    if value is None:
+        return None
+    if isinstance(value, Mapping) and value.get("type") == "Point":
+        value = value.get("coordinates")
+    if not isinstance(value, list | tuple) or len(value) != 2:
+        raise InvalidInput("location", "must be [longitude, latitude]")
+    lon, lat = value
+    for name, number, bound in (("longitude", lon, 180), ("latitude", lat, 90)):
+        if isinstance(number, bool) or not isinstance(number, int | float) or abs(number) > bound:
+            raise InvalidInput("location", f"{name} must be a number from -{bound} to {bound}")
+    return float(lon), float(lat)
+
+
+def _strings(value, field: str) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise InvalidInput(field, "must be a list of strings")
+    return list(value)
+
+
+def _aware_time(value, field: str) -> datetime:
+    if isinstance(value, datetime):
+        moment = value
+    else:
+        try:
+            moment = datetime.fromisoformat(str(value))
+        except ValueError:
+            raise InvalidInput(field, "must be an ISO 8601 time with a UTC offset") from None
+    if moment.tzinfo is None:
+        raise InvalidInput(field, "must be an ISO 8601 time with a UTC offset")
+    return moment.astimezone(UTC)
+
+
+def _json(value):
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat()
+    if isinstance(value, dict):
+        return {k: _json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json(v) for v in value]
+    return value
+
+
+def _render_timeline(entries) -> list[dict]:
+    return [_json(dict(entry)) for entry in entries]
