@@ -3,11 +3,12 @@
     python -m devstack.demo seed      # once: skipped when the county already has residents
     python -m devstack.demo reseed    # again, whatever is there (the imports are idempotent)
 
-Everything goes through the population service's own entrypoints, as a county's IT staff
-would: import the territory, set every grid's roster, upload the resident file as an
-import job and wait for it, then flag about 1% of the residents into special and
-vulnerable groups. Nothing touches the database directly, so there is no "seeded" marker:
-the county counts as seeded once its territory exists and it has residents.
+Everything goes through the services' own entrypoints, as a county's IT staff would:
+import the territory, register the default departments at every centre (events), set
+every grid's roster, upload the resident file as an import job and wait for it, then
+flag about 1% of the residents into special and vulnerable groups. Nothing touches the
+database directly, so there is no "seeded" marker: the county counts as seeded once its
+territory exists and it has residents.
 """
 
 from __future__ import annotations
@@ -71,13 +72,23 @@ def seed(
     timeout = max(settings.rpc_timeout, MIN_RPC_TIMEOUT_S)
     with ClusterRpcProxy(config, context_data=caller.to_context_data(), timeout=timeout) as rpc:
         population = rpc.population
+        territory = demo_territory(county)
+        # Departments are cheap and idempotent to ensure: every run does it, so a stack
+        # seeded before the events service existed gets them too.
+        centres = [
+            feature["properties"]["code"]
+            for feature in territory["features"]
+            if len(feature["properties"]["code"]) in (6, 9, 12)  # county, townships, villages
+        ]
+        departments = rpc.events.ensure_default_departments(centres)
+        if departments:
+            say(f"demo: default departments registered at {len(centres)} centres ({departments})")
         if not force:
             existing = _existing_residents(population, county)
             if existing:
                 say(f"demo: county {county} already has {existing} residents; not seeding")
                 return {"seeded": False, "county": county, "residents": existing}
 
-        territory = demo_territory(county)
         counts = population.import_territory(territory)
         say(f"demo: territory of {county} imported {_counts(counts)}")
 
@@ -166,7 +177,7 @@ def main() -> None:
         )
     except MethodNotFound as exc:
         sys.exit(
-            f"demo: the running population service has no {exc} entrypoint: it predates "
+            f"demo: a running service has no {exc} entrypoint: it predates "
             "the population capability; restart the stack (make down && make up)"
         )
     if result["seeded"]:
