@@ -67,6 +67,7 @@ def _key(environ: Mapping[str, str], name: str, default: str) -> bytes:
 # Development-only keys so `make up` works out of the box; a county sets its own.
 _DEV_ENCRYPTION_KEY = base64.b64encode(b"gridwork-dev-only-encryption-key").decode()
 _DEV_INDEX_KEY = base64.b64encode(b"gridwork-dev-only-blind-indexkey").decode()
+_DEV_TOKEN_SECRET = base64.b64encode(b"gridwork-dev-only-gateway-tokens").decode()
 
 
 def _flag(environ: Mapping[str, str], name: str, default: bool) -> bool:
@@ -96,6 +97,9 @@ class Settings:
     log_level: str
     pii_encryption_key: bytes = field(repr=False)
     pii_index_key: bytes = field(repr=False)
+    token_secret: bytes = field(repr=False)
+    access_token_ttl_s: int
+    refresh_token_ttl_s: int
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -132,6 +136,9 @@ class Settings:
             log_level=log_level,
             pii_encryption_key=_key(env, "PII_ENCRYPTION_KEY", _DEV_ENCRYPTION_KEY),
             pii_index_key=_key(env, "PII_INDEX_KEY", _DEV_INDEX_KEY),
+            token_secret=_key(env, "TOKEN_SECRET", _DEV_TOKEN_SECRET),
+            access_token_ttl_s=_integer(env, "ACCESS_TOKEN_TTL_S", 900, minimum=30),
+            refresh_token_ttl_s=_integer(env, "REFRESH_TOKEN_TTL_S", 30 * 24 * 3600, minimum=60),
         )
 
     def database_name(self, service_name: str) -> str:

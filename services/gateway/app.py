@@ -2,36 +2,68 @@
 
 from __future__ import annotations
 
+import html
 import logging
+import os
 
 from flask import Flask, Response, g, jsonify, request
 
 from gridwork_common.config import Settings
 from gridwork_common.context import CallerContext, new_request_id
 from gridwork_common.logs import bind, clear
+from services.gateway.api import Api
+from services.gateway.auth import Identity
 from services.gateway.metrics import install_request_metrics, metrics_response
 from services.gateway.problems import install_problem_handlers
 from services.gateway.readiness import Readiness
+from services.gateway.routes import identity, incidents, population
 from services.gateway.rpc import ServiceRpc
+from services.gateway.store import gateway_db
 
 # Readiness must answer within 3 s even when a service is gone: each health RPC may
 # take READINESS_RPC_TIMEOUT_S, and the whole check is cut off at READINESS_BUDGET_S.
 READINESS_RPC_TIMEOUT_S = 2.0
 READINESS_BUDGET_S = 2.5
 REQUEST_ID_HEADER = "X-Request-Id"
+MAX_REQUEST_BYTES = int(os.environ.get("GATEWAY_MAX_REQUEST_BYTES", str(16 * 1024 * 1024)))
+CORS_ORIGINS = [o for o in os.environ.get("GATEWAY_CORS_ORIGINS", "").split(",") if o]
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
+}
+# Each route family registers its operations on the Api and returns its blueprint.
+FAMILIES = (identity, population, incidents)
 
 log = logging.getLogger("gridwork.gateway")
+
+
+def build_api() -> tuple[Api, list]:
+    api = Api(
+        "Gridwork API",
+        "1.0.0",
+        "Grid-based community service management. Errors are RFC 9457 problem+json.",
+    )
+    blueprints = [family.register(api) for family in FAMILIES]
+    return api, blueprints
 
 
 def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or Settings.from_env()
     app = Flask("gridwork-gateway")
     app.config["GRIDWORK_SETTINGS"] = settings
+    app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
     app.extensions["rpc"] = ServiceRpc(settings.nameko_config(), timeout=settings.rpc_timeout)
+    app.extensions["identity"] = lambda: Identity(gateway_db(settings), settings)
     readiness = Readiness(
         ServiceRpc(settings.nameko_config(), timeout=READINESS_RPC_TIMEOUT_S),
         budget_s=READINESS_BUDGET_S,
     )
+    api, blueprints = build_api()
+    for blueprint in blueprints:
+        app.register_blueprint(blueprint)
 
     install_problem_handlers(app)
     install_request_metrics(app)
@@ -44,7 +76,21 @@ def create_app(settings: Settings | None = None) -> Flask:
     @app.after_request
     def finish_request(response: Response):
         response.headers[REQUEST_ID_HEADER] = g.get("request_id", "")
-        log.info("request", extra={"status": response.status_code})
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        origin = request.headers.get("Origin")
+        if origin and origin in CORS_ORIGINS:
+            response.headers["Access-Control-Allow-Origin"] = origin
+            response.headers["Vary"] = "Origin"
+            response.headers["Access-Control-Allow-Headers"] = (
+                "Authorization, Content-Type, Idempotency-Key, X-Request-Id, X-Reveal-Purpose"
+            )
+            response.headers["Access-Control-Allow-Methods"] = "GET, POST, PATCH, DELETE"
+        caller = g.get("caller")
+        log.info(
+            "request",
+            extra={"status": response.status_code, "user_id": caller.user_id if caller else None},
+        )
         clear()
         return response
 
@@ -62,4 +108,47 @@ def create_app(settings: Settings | None = None) -> Flask:
     def metrics():
         return metrics_response()
 
+    @app.get("/api/v1/openapi.json")
+    def openapi():
+        return jsonify(api.document(server_url=request.host_url.rstrip("/")))
+
+    @app.get("/api/v1/docs")
+    def docs():
+        return Response(render_docs(api.document()), mimetype="text/html")
+
     return app
+
+
+def render_docs(document: dict) -> str:
+    """A plain, dependency-free reference page of every operation."""
+    rows = []
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            parameters = ", ".join(
+                f"{p['name']} ({p['in']}{', required' if p.get('required') else ''})"
+                for p in operation.get("parameters", [])
+            )
+            body = operation.get("requestBody", {}).get("content", {}).get("application/json", {})
+            body_ref = body.get("schema", {}).get("$ref", "").rsplit("/", 1)[-1]
+            rows.append(
+                "<tr><td><code>{}</code></td><td><code>{}</code></td><td>{}</td><td>{}</td>"
+                "<td>{}</td><td>{}</td></tr>".format(
+                    method.upper(),
+                    html.escape(path),
+                    html.escape(operation["summary"]),
+                    html.escape(operation.get("description", "")),
+                    html.escape(parameters),
+                    html.escape(body_ref),
+                )
+            )
+    return (
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+        f"<title>{html.escape(document['info']['title'])}</title>"
+        "<style>body{font:14px sans-serif;margin:2em}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ccc;padding:4px 8px;vertical-align:top}</style></head><body>"
+        f"<h1>{html.escape(document['info']['title'])} {document['info']['version']}</h1>"
+        "<p>Machine-readable: <a href='openapi.json'>openapi.json</a> (OpenAPI 3.1). "
+        "Errors are RFC 9457 <code>application/problem+json</code> naming the field.</p>"
+        "<table><tr><th>method</th><th>path</th><th>summary</th><th>who</th>"
+        "<th>parameters</th><th>body</th></tr>" + "".join(rows) + "</table></body></html>"
+    )

@@ -1,0 +1,370 @@
+"""HTTP operations declared once: the same pydantic models validate requests and generate
+the OpenAPI 3.1 document. A route family is a module that declares its operations on a
+blueprint with `api.operation(...)`; app.py registers the module.
+
+Every operation: authenticates the caller (unless public) and checks its roles; validates
+path, query and JSON body, answering problem+json that names the field; for a POST that
+creates or acts, requires an `Idempotency-Key` and replays the first response to a retry;
+calls the view with a `Call` that carries the caller into every RPC.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Blueprint, Response, current_app, g, json, request
+from pydantic import BaseModel, ValidationError
+from pymongo.errors import DuplicateKeyError
+
+from gridwork_common.context import CallerContext
+from services.gateway import store
+from services.gateway.problems import PROBLEM_JSON, ApiProblem
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+MAX_KEY_LENGTH = 100
+_PATH_PARAM = re.compile(r"\{(\w+)\}")
+PROBLEM_STATUSES = {
+    "400": "Malformed request (the field is named)",
+    "401": "Missing, invalid, expired or revoked access token",
+    "403": "The caller's role does not allow this",
+    "404": "Not found, or outside the caller's territory scope",
+    "409": "Conflict: a stale version, an illegal transition or a duplicate",
+    "422": "The request breaks a rule (the field is named)",
+    "429": "Too many requests",
+    "503": "A service is unavailable",
+}
+
+
+@dataclass
+class Call:
+    """What a view gets: the caller, the validated inputs and RPC in the caller's name."""
+
+    caller: CallerContext
+    body: Any = None
+    query: Any = None
+    path: dict = field(default_factory=dict)
+    idempotency_key: str | None = None
+    claims: dict = field(default_factory=dict)
+
+    def rpc(self, service: str, method: str, *args, **kwargs):
+        return current_app.extensions["rpc"].call(
+            service, method, *args, caller=self.caller, **kwargs
+        )
+
+
+class Api:
+    def __init__(self, title: str, version: str, description: str = ""):
+        self.info = {"title": title, "version": version, "description": description}
+        self.paths: dict[str, dict] = {}
+        self.schemas: dict[str, dict] = {}
+        self.tags: list[dict] = []
+
+    def tag(self, name: str, description: str) -> None:
+        self.tags.append({"name": name, "description": description})
+
+    def operation(
+        self,
+        blueprint: Blueprint,
+        method: str,
+        path: str,
+        *,
+        summary: str,
+        tag: str,
+        response: type[BaseModel] | None = None,
+        body: type[BaseModel] | None = None,
+        query: type[BaseModel] | None = None,
+        status: int = 200,
+        roles: tuple[str, ...] | None = None,
+        public: bool = False,
+        idempotent: bool = False,
+        description: str = "",
+    ) -> Callable:
+        method = method.upper()
+        if idempotent and method != "POST":
+            raise ValueError("Idempotency-Key is for POST operations")
+
+        def register(view: Callable) -> Callable:
+            def endpoint(**path_params):
+                return self._handle(
+                    view, path_params, body, query, status, roles, public, idempotent
+                )
+
+            endpoint.__name__ = view.__name__
+            flask_path = _PATH_PARAM.sub(r"<\1>", path)
+            blueprint.add_url_rule(flask_path, view.__name__, endpoint, methods=[method])
+            self._document(
+                blueprint,
+                method,
+                path,
+                summary,
+                description,
+                tag,
+                response,
+                body,
+                query,
+                status,
+                roles,
+                public,
+                idempotent,
+            )
+            return view
+
+        return register
+
+    # ------------------------------------------------------------------ handling
+    def _handle(
+        self, view, path_params, body_model, query_model, status, roles, public, idempotent
+    ) -> Response:
+        identity = current_app.extensions["identity"]()
+        if public:
+            caller, claims = CallerContext(user_id="public", request_id=g.request_id), {}
+        else:
+            caller, claims = identity.authenticate(
+                request.headers.get("Authorization"), g.request_id
+            )
+            if roles and not caller.has_role(*roles):
+                raise ApiProblem(403, "Forbidden", f"needs one of the roles: {', '.join(roles)}")
+            g.caller = caller
+        call = Call(caller=caller, path=path_params, claims=claims)
+        call.query = (
+            _validate(query_model, request.args.to_dict(), "query") if query_model else None
+        )
+        if body_model is not None:
+            raw = request.get_json(silent=True)
+            if raw is None:
+                raise ApiProblem(400, "Bad Request", "body: must be a JSON object", field="body")
+            call.body = _validate(body_model, raw, "body")
+        if not idempotent:
+            return _respond(view(call), status)
+        return self._idempotent(view, call, status)
+
+    def _idempotent(self, view, call: Call, status: int) -> Response:
+        key = request.headers.get(IDEMPOTENCY_HEADER, "")
+        if not key or len(key) > MAX_KEY_LENGTH:
+            raise ApiProblem(
+                400,
+                "Bad Request",
+                f"{IDEMPOTENCY_HEADER}: required, at most {MAX_KEY_LENGTH} characters",
+                field=IDEMPOTENCY_HEADER,
+            )
+        call.idempotency_key = key
+        db = store.gateway_db(current_app.config["GRIDWORK_SETTINGS"])
+        record_id = f"{call.caller.user_id}:{key}"
+        fingerprint = hashlib.sha256(
+            request.method.encode() + request.path.encode() + request.get_data()
+        ).hexdigest()
+        try:
+            db[store.IDEMPOTENCY].insert_one(
+                {
+                    "_id": record_id,
+                    "fingerprint": fingerprint,
+                    "state": "pending",
+                    "created_at": _now(),
+                }
+            )
+        except DuplicateKeyError:
+            return _replay(db[store.IDEMPOTENCY].find_one({"_id": record_id}), fingerprint)
+        try:
+            response = _respond(view(call), status)
+        except Exception:
+            # Nothing to replay: a retry after a failure must run again.
+            db[store.IDEMPOTENCY].delete_one({"_id": record_id})
+            raise
+        db[store.IDEMPOTENCY].update_one(
+            {"_id": record_id},
+            {
+                "$set": {
+                    "state": "done",
+                    "status": response.status_code,
+                    "body": response.get_data(as_text=True),
+                }
+            },
+        )
+        return response
+
+    # ------------------------------------------------------------------ documenting
+    def _document(
+        self,
+        blueprint,
+        method,
+        path,
+        summary,
+        description,
+        tag,
+        response,
+        body,
+        query,
+        status,
+        roles,
+        public,
+        idempotent,
+    ) -> None:
+        full_path = (blueprint.url_prefix or "") + path
+        operation_id = re.sub(r"\W+", "_", f"{blueprint.name}_{method.lower()}{path}").strip("_")
+        operation: dict[str, Any] = {
+            "operationId": operation_id,
+            "summary": summary,
+            "tags": [tag],
+            "parameters": [
+                {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+                for name in _PATH_PARAM.findall(path)
+            ],
+            "responses": {
+                str(status): {"description": "OK"}
+                if response is None
+                else {
+                    "description": "OK",
+                    "content": {"application/json": {"schema": self._schema(response)}},
+                },
+                **{
+                    code: {"$ref": f"#/components/responses/Problem{code}"}
+                    for code in PROBLEM_STATUSES
+                    if code != "401" or not public
+                },
+            },
+        }
+        if description or roles:
+            roles_text = f"Roles: {', '.join(roles)}." if roles else ""
+            operation["description"] = " ".join(part for part in (description, roles_text) if part)
+        if not public:
+            operation["security"] = [{"bearer": []}]
+        else:
+            operation["security"] = []
+        if query is not None:
+            schema = query.model_json_schema()
+            for name, prop in schema.get("properties", {}).items():
+                operation["parameters"].append(
+                    {
+                        "name": name,
+                        "in": "query",
+                        "required": name in schema.get("required", []),
+                        "schema": {k: v for k, v in prop.items() if k != "title"},
+                    }
+                )
+        if idempotent:
+            operation["parameters"].append(
+                {
+                    "name": IDEMPOTENCY_HEADER,
+                    "in": "header",
+                    "required": True,
+                    "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH},
+                    "description": "A retry with the same key returns the first response.",
+                }
+            )
+        if body is not None:
+            operation["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": self._schema(body)}},
+            }
+        self.paths.setdefault(full_path, {})[method.lower()] = operation
+
+    def _schema(self, model: type[BaseModel]) -> dict:
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        for name, definition in schema.pop("$defs", {}).items():
+            self.schemas[name] = definition
+        self.schemas[model.__name__] = schema
+        return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+    def document(self, server_url: str = "/") -> dict:
+        problem_schema = {
+            "type": "object",
+            "required": ["type", "title", "status"],
+            "properties": {
+                "type": {"type": "string"},
+                "title": {"type": "string"},
+                "status": {"type": "integer"},
+                "detail": {"type": "string"},
+                "instance": {"type": "string"},
+                "field": {"type": "string", "description": "the offending field, if any"},
+            },
+        }
+        return {
+            "openapi": "3.1.0",
+            "info": self.info,
+            "servers": [{"url": server_url}],
+            "tags": self.tags,
+            "paths": self.paths,
+            "components": {
+                "schemas": {**self.schemas, "Problem": problem_schema},
+                "responses": {
+                    f"Problem{code}": {
+                        "description": text,
+                        "content": {
+                            PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}
+                        },
+                    }
+                    for code, text in PROBLEM_STATUSES.items()
+                },
+                "securitySchemes": {
+                    "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+                },
+            },
+        }
+
+
+def _validate(model: type[BaseModel], raw: Any, where: str):
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        errors = [
+            {
+                "field": ".".join(str(part) for part in error["loc"]) or where,
+                "problem": error["msg"],
+            }
+            for error in exc.errors()
+        ]
+        first = errors[0]
+        raise ApiProblem(
+            400,
+            "Bad Request",
+            f"{first['field']}: {first['problem']}",
+            field=first["field"],
+            errors=errors,
+        ) from None
+
+
+def _respond(result: Any, status: int) -> Response:
+    if isinstance(result, Response):
+        return result
+    if isinstance(result, BaseModel):
+        result = result.model_dump(mode="json")
+    if status == 204:
+        return Response(status=204)
+    return Response(json.dumps(result), status=status, mimetype="application/json")
+
+
+def _replay(record: dict | None, fingerprint: str) -> Response:
+    if record is None:  # expired between the insert and the read: treat as in progress
+        raise ApiProblem(
+            409, "Conflict", f"{IDEMPOTENCY_HEADER}: retry shortly", field=IDEMPOTENCY_HEADER
+        )
+    if record["fingerprint"] != fingerprint:
+        raise ApiProblem(
+            422,
+            "Invalid input",
+            f"{IDEMPOTENCY_HEADER}: already used for a different request",
+            field=IDEMPOTENCY_HEADER,
+        )
+    if record["state"] != "done":
+        raise ApiProblem(
+            409,
+            "Conflict",
+            f"{IDEMPOTENCY_HEADER}: the first request is still running",
+            field=IDEMPOTENCY_HEADER,
+        )
+    response = Response(
+        record["body"],
+        status=record["status"],
+        mimetype=PROBLEM_JSON if record["status"] >= 400 else "application/json",
+    )
+    response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,57 @@
+"""The gateway's own MongoDB database (users, tokens, idempotent responses, webhook
+subscriptions). One client per gunicorn worker process, made on first use, so nothing
+is shared across gunicorn's fork."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+from pymongo import ASCENDING, IndexModel
+from pymongo.database import Database
+
+from gridwork_common.config import Settings
+from gridwork_common.mongo import ensure_indexes, new_client
+
+USERS = "users"
+REFRESH_TOKENS = "refresh_tokens"
+REVOKED_TOKENS = "revoked_tokens"
+LOGIN_FAILURES = "login_failures"
+IDEMPOTENCY = "idempotency"
+ACTIVITY = "account_activity"
+
+IDEMPOTENCY_TTL_S = 24 * 3600
+INDEXES = {
+    REFRESH_TOKENS: [
+        IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0, name="expiry"),
+        IndexModel([("user", ASCENDING)], name="user"),
+    ],
+    REVOKED_TOKENS: [IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0, name="expiry")],
+    LOGIN_FAILURES: [
+        IndexModel([("at", ASCENDING)], expireAfterSeconds=900, name="window"),
+        IndexModel([("user", ASCENDING), ("at", ASCENDING)], name="user_at"),
+        IndexModel([("address", ASCENDING), ("at", ASCENDING)], name="address_at"),
+    ],
+    IDEMPOTENCY: [
+        IndexModel([("created_at", ASCENDING)], expireAfterSeconds=IDEMPOTENCY_TTL_S, name="ttl")
+    ],
+    ACTIVITY: [IndexModel([("day", ASCENDING)], name="day")],
+}
+
+_lock = threading.Lock()
+_databases: dict[tuple[int, str], Database] = {}
+
+
+def gateway_db(settings: Settings) -> Database:
+    """This process's handle on the gateway database (indexes made once per process)."""
+    key = (os.getpid(), settings.database_name("gateway") + settings.mongo_uri)
+    database = _databases.get(key)
+    if database is None:
+        with _lock:
+            database = _databases.get(key)
+            if database is None:
+                client = new_client(settings, app_name="gridwork-gateway")
+                database = client[settings.database_name("gateway")]
+                ensure_indexes(database, INDEXES)
+                _databases[key] = database
+    return database

@@ -1,0 +1,118 @@
+"""The gateway app (Flask test client) in front of real population and events services
+on a real broker and mongod, with users of every role and their tokens."""
+
+import pytest
+
+from services.events.service import EventsService
+from services.gateway.app import create_app
+from services.gateway.auth import Identity
+from services.gateway.store import gateway_db
+from services.population.service import PopulationService
+from tests.population_data import (
+    COUNTY,
+    GRID_A1,
+    TOWNSHIP_A,
+    TOWNSHIP_B,
+    VILLAGE_A,
+    VILLAGE_B,
+    county_features,
+)
+
+PASSWORD = "correct horse battery"
+USERS = {
+    # username: (roles, scope, department)
+    "admin": (["admin"], COUNTY, None),
+    "worker-a1": (["grid_worker"], GRID_A1, None),
+    "leader-a1": (["grid_leader"], GRID_A1, None),
+    "village-a": (["centre_operator"], VILLAGE_A, None),
+    "township-a": (["centre_operator"], TOWNSHIP_A, None),
+    "township-b": (["centre_operator"], TOWNSHIP_B, None),
+    "county-centre": (["centre_operator"], COUNTY, None),
+    "police-a": (["department_handler"], TOWNSHIP_A, f"{TOWNSHIP_A}-police-station"),
+    "committee-a": (["department_handler"], VILLAGE_A, f"{VILLAGE_A}-committee"),
+    "leader": (["leader"], COUNTY, None),
+}
+
+
+@pytest.fixture
+def services(runner_factory, config):
+    runner = runner_factory(config, PopulationService, EventsService)
+    runner.start()
+    return runner
+
+
+@pytest.fixture
+def app(settings, services):
+    application = create_app(settings)
+    identity = Identity(gateway_db(settings), settings)
+    for username, (roles, scope, department) in USERS.items():
+        identity.create_user(username, PASSWORD, roles, scope, department)
+    return application
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def token(client):
+    """token(username) -> a fresh access token for that demo user."""
+    cache = {}
+
+    def for_user(username: str) -> str:
+        if username not in cache:
+            response = client.post(
+                "/api/v1/auth/token",
+                json={"grant_type": "password", "username": username, "password": PASSWORD},
+            )
+            assert response.status_code == 200, response.get_json()
+            cache[username] = response.get_json()["access_token"]
+        return cache[username]
+
+    return for_user
+
+
+@pytest.fixture
+def as_user(client, token):
+    """as_user(username) -> a client wrapper adding that user's bearer token."""
+
+    class UserClient:
+        def __init__(self, username: str):
+            self.headers = {"Authorization": f"Bearer {token(username)}"}
+
+        def get(self, path, **kwargs):
+            return client.get(path, headers={**self.headers, **kwargs.pop("headers", {})}, **kwargs)
+
+        def post(self, path, key=None, **kwargs):
+            headers = {**self.headers, **kwargs.pop("headers", {})}
+            if key is not None:
+                headers["Idempotency-Key"] = key
+            return client.post(path, headers=headers, **kwargs)
+
+        def patch(self, path, **kwargs):
+            return client.patch(
+                path, headers={**self.headers, **kwargs.pop("headers", {})}, **kwargs
+            )
+
+        def delete(self, path, **kwargs):
+            return client.delete(
+                path, headers={**self.headers, **kwargs.pop("headers", {})}, **kwargs
+            )
+
+    return UserClient
+
+
+@pytest.fixture
+def county(services, config):
+    """The test county's territory and default departments, set up over RPC."""
+    from nameko.standalone.rpc import ClusterRpcProxy
+
+    from gridwork_common.context import CallerContext
+
+    admin = CallerContext(user_id="setup", roles=("admin", "system"), scope=COUNTY)
+    with ClusterRpcProxy(config, context_data=admin.to_context_data(), timeout=30) as rpc:
+        rpc.population.import_territory(county_features())
+        rpc.events.ensure_default_departments(
+            [COUNTY, TOWNSHIP_A, TOWNSHIP_B, VILLAGE_A, VILLAGE_B]
+        )
