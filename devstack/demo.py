@@ -28,6 +28,9 @@ from nameko.standalone.rpc import ClusterRpcProxy
 
 from gridwork_common.config import Settings
 from gridwork_common.context import CallerContext
+from services.gateway.auth import Identity
+from services.gateway.problems import ApiProblem
+from services.gateway.store import gateway_db
 from services.population.demo import (
     demo_group_members,
     demo_residents_csv,
@@ -37,6 +40,7 @@ from services.population.demo import (
 )
 
 DEMO_RESIDENTS = 20_000
+DEMO_PASSWORD = "gridwork-demo-2026"  # noqa: S105 (a public demo password, documented)
 IMPORT_FILENAME = "demo-residents.csv"
 IMPORT_TIMEOUT_S = 600.0
 POLL_INTERVAL_S = 1.0
@@ -83,6 +87,9 @@ def seed(
         departments = rpc.events.ensure_default_departments(centres)
         if departments:
             say(f"demo: default departments registered at {len(centres)} centres ({departments})")
+        created_users = seed_users(settings, territory)
+        if created_users:
+            say(f"demo: demo users created: {', '.join(created_users)} (password {DEMO_PASSWORD})")
         if not force:
             existing = _existing_residents(population, county)
             if existing:
@@ -121,6 +128,40 @@ def seed(
             "residents": job["counts"],
             "group_members": len(members),
         }
+
+
+def demo_users(territory: Mapping) -> dict[str, tuple[list[str], str, str | None]]:
+    """username -> (roles, scope, department): one user of every role, in the first
+    township, village and grid of the demo county."""
+    codes = sorted(feature["properties"]["code"] for feature in territory["features"])
+    county = next(code for code in codes if len(code) == 6)
+    township = next(code for code in codes if len(code) == 9)
+    village = next(code for code in codes if len(code) == 12 and code.startswith(township))
+    grid = next(code for code in codes if len(code) == 15 and code.startswith(village))
+    return {
+        "admin": (["admin"], county, None),
+        "leader": (["leader"], county, None),
+        "county-centre": (["centre_operator"], county, None),
+        "township-centre": (["centre_operator"], township, None),
+        "village-centre": (["centre_operator"], village, None),
+        "grid-leader": (["grid_leader"], grid, None),
+        "grid-worker": (["grid_worker"], grid, None),
+        "police-station": (["department_handler"], township, f"{township}-police-station"),
+        "village-committee": (["department_handler"], village, f"{village}-committee"),
+    }
+
+
+def seed_users(settings: Settings, territory: Mapping) -> list[str]:
+    """Create the demo users that do not exist yet, in the gateway's own user store."""
+    identity = Identity(gateway_db(settings), settings)
+    created = []
+    for username, (user_roles, scope, department) in demo_users(territory).items():
+        try:
+            identity.create_user(username, DEMO_PASSWORD, user_roles, scope, department)
+        except ApiProblem:  # exists already
+            continue
+        created.append(username)
+    return created
 
 
 def _existing_residents(population, county: str) -> int:

@@ -28,6 +28,12 @@ LATENCY = Histogram(
     ("method", "route"),
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+RPC_LATENCY = Histogram(
+    "gridwork_gateway_rpc_latency_seconds",
+    "RPC latency from the gateway, by service, method and outcome",
+    ("service", "method", "outcome"),
+    buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
 
 
 def install_request_metrics(app: Flask) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from nameko.exceptions import (
     IncorrectSignature,
@@ -20,6 +21,7 @@ from nameko.exceptions import (
 from nameko.standalone.rpc import ClusterRpcProxy
 
 from gridwork_common.context import CallerContext
+from services.gateway.metrics import RPC_LATENCY
 
 log = logging.getLogger(__name__)
 
@@ -55,10 +57,16 @@ class ServiceRpc:
         # Context data is read when a request is published; this proxy belongs to the
         # current thread alone, so setting it per call is safe.
         standalone._worker_ctx.data = caller.to_context_data()
+        started = time.perf_counter()
+        outcome = "ok"
         try:
             return getattr(self._local.cluster[service], method)(*args, **kwargs)
         except ANSWERED:
+            outcome = "error"
             raise
         except BaseException:
+            outcome = "unavailable"
             self.discard()
             raise
+        finally:
+            RPC_LATENCY.labels(service, method, outcome).observe(time.perf_counter() - started)

@@ -118,6 +118,11 @@ def test_metrics_of_gateway_workers_and_of_a_service(stack):
     # Whichever worker answers the scrape, it reports the requests of all workers.
     assert _readyz_counted(gateway) - before == readyz_calls
     assert _readyz_counted(gateway) - before == readyz_calls
+    scraped = requests.get(f"{gateway}/metrics", timeout=5).text
+    rpc_calls = _sum_samples(
+        scraped, "gridwork_gateway_rpc_latency_seconds_count", service="events", method="health"
+    )
+    assert rpc_calls >= readyz_calls  # RPC latency by service and method, all workers
 
     population = requests.get(
         f"http://127.0.0.1:{stack['metrics']['population']}/metrics", timeout=5
