@@ -11,6 +11,7 @@ from flask import Flask, Response, g, jsonify, request
 from gridwork_common.config import Settings
 from gridwork_common.context import CallerContext, new_request_id
 from gridwork_common.logs import bind, clear
+from services.gateway.activity import AccountActivity
 from services.gateway.api import Api
 from services.gateway.auth import Identity
 from services.gateway.metrics import install_request_metrics, metrics_response
@@ -34,6 +35,7 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-store",
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
 }
+CHANGING_METHODS = ("POST", "PATCH", "PUT", "DELETE")
 # Each route family registers its operations on the Api and returns its blueprint.
 FAMILIES = (identity, population, incidents)
 
@@ -57,6 +59,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
     app.extensions["rpc"] = ServiceRpc(settings.nameko_config(), timeout=settings.rpc_timeout)
     app.extensions["identity"] = lambda: Identity(gateway_db(settings), settings)
+    app.extensions["activity"] = AccountActivity(settings)
     readiness = Readiness(
         ServiceRpc(settings.nameko_config(), timeout=READINESS_RPC_TIMEOUT_S),
         budget_s=READINESS_BUDGET_S,
@@ -87,6 +90,9 @@ def create_app(settings: Settings | None = None) -> Flask:
             )
             response.headers["Access-Control-Allow-Methods"] = "GET, POST, PATCH, DELETE"
         caller = g.get("caller")
+        if caller is not None and request.method in CHANGING_METHODS and response.status_code < 400:
+            route = request.url_rule.rule if request.url_rule else request.path
+            app.extensions["activity"].action(caller, request.method, route, response.status_code)
         log.info(
             "request",
             extra={"status": response.status_code, "user_id": caller.user_id if caller else None},

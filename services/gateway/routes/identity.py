@@ -8,6 +8,7 @@ from flask import Blueprint, current_app, request
 from pydantic import BaseModel, ConfigDict, Field
 
 from gridwork_common import roles
+from gridwork_common.context import CallerContext
 from services.gateway.api import Api, Call
 from services.gateway.auth import ASSIGNABLE_ROLES, render_user
 from services.gateway.problems import ApiProblem
@@ -98,7 +99,17 @@ def register(api: Api) -> Blueprint:
                     400, "Bad Request", "username: and password are required", field="username"
                 )
             address = request.headers.get("X-Forwarded-For", request.remote_addr or "")
-            return _identity().login(body.username, body.password, address.split(",")[0])
+            tokens = _identity().login(body.username, body.password, address.split(",")[0])
+            user = _identity().user(body.username)
+            current_app.extensions["activity"].login(
+                CallerContext(
+                    user_id=user["_id"],
+                    roles=tuple(user["roles"]),
+                    scope=user.get("scope"),
+                    department=user.get("department"),
+                )
+            )
+            return tokens
         if not body.refresh_token:
             raise ApiProblem(
                 400, "Bad Request", "refresh_token: is required", field="refresh_token"
