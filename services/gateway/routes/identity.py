@@ -98,8 +98,9 @@ def register(api: Api) -> Blueprint:
                 raise ApiProblem(
                     400, "Bad Request", "username: and password are required", field="username"
                 )
-            address = request.headers.get("X-Forwarded-For", request.remote_addr or "")
-            tokens = _identity().login(body.username, body.password, address.split(",")[0])
+            # The peer address: behind a reverse proxy, gunicorn's forwarded_allow_ips
+            # decides whose X-Forwarded-For is believed, not the client.
+            tokens = _identity().login(body.username, body.password, request.remote_addr or "")
             user = _identity().user(body.username)
             current_app.extensions["activity"].login(
                 CallerContext(
