@@ -57,6 +57,23 @@ class Call:
         )
 
 
+@dataclass(frozen=True)
+class Operation:
+    method: str
+    path: str
+    summary: str
+    tag: str
+    response: type[BaseModel] | None
+    body: type[BaseModel] | None
+    query: type[BaseModel] | None
+    status: int
+    roles: tuple[str, ...] | None
+    public: bool
+    idempotent: bool
+    form: bool
+    description: str
+
+
 class Api:
     def __init__(self, title: str, version: str, description: str = ""):
         self.info = {"title": title, "version": version, "description": description}
@@ -82,66 +99,70 @@ class Api:
         roles: tuple[str, ...] | None = None,
         public: bool = False,
         idempotent: bool = False,
+        form: bool = False,
         description: str = "",
     ) -> Callable:
+        """`form=True`: the body may also come as application/x-www-form-urlencoded
+        (Open311 clients post forms)."""
         method = method.upper()
         if idempotent and method != "POST":
             raise ValueError("Idempotency-Key is for POST operations")
 
+        spec = Operation(
+            method,
+            path,
+            summary,
+            tag,
+            response,
+            body,
+            query,
+            status,
+            roles,
+            public,
+            idempotent,
+            form,
+            description,
+        )
+
         def register(view: Callable) -> Callable:
             def endpoint(**path_params):
-                return self._handle(
-                    view, path_params, body, query, status, roles, public, idempotent
-                )
+                return self._handle(view, spec, path_params)
 
             endpoint.__name__ = view.__name__
             flask_path = _PATH_PARAM.sub(r"<\1>", path)
             blueprint.add_url_rule(flask_path, view.__name__, endpoint, methods=[method])
-            self._document(
-                blueprint,
-                method,
-                path,
-                summary,
-                description,
-                tag,
-                response,
-                body,
-                query,
-                status,
-                roles,
-                public,
-                idempotent,
-            )
+            self._document(blueprint, spec)
             return view
 
         return register
 
     # ------------------------------------------------------------------ handling
-    def _handle(
-        self, view, path_params, body_model, query_model, status, roles, public, idempotent
-    ) -> Response:
+    def _handle(self, view, spec: Operation, path_params: dict) -> Response:
         identity = current_app.extensions["identity"]()
-        if public:
+        if spec.public:
             caller, claims = CallerContext(user_id="public", request_id=g.request_id), {}
         else:
             caller, claims = identity.authenticate(
                 request.headers.get("Authorization"), g.request_id
             )
-            if roles and not caller.has_role(*roles):
-                raise ApiProblem(403, "Forbidden", f"needs one of the roles: {', '.join(roles)}")
+            if spec.roles and not caller.has_role(*spec.roles):
+                needed = ", ".join(spec.roles)
+                raise ApiProblem(403, "Forbidden", f"needs one of the roles: {needed}")
             g.caller = caller
         call = Call(caller=caller, path=path_params, claims=claims)
-        call.query = (
-            _validate(query_model, request.args.to_dict(), "query") if query_model else None
-        )
-        if body_model is not None:
-            raw = request.get_json(silent=True)
+        call.query = _validate(spec.query, request.args.to_dict(), "query") if spec.query else None
+        if spec.body is not None:
+            raw = (
+                request.form.to_dict()
+                if spec.form and request.form
+                else request.get_json(silent=True)
+            )
             if raw is None:
                 raise ApiProblem(400, "Bad Request", "body: must be a JSON object", field="body")
-            call.body = _validate(body_model, raw, "body")
-        if not idempotent:
-            return _respond(view(call), status)
-        return self._idempotent(view, call, status)
+            call.body = _validate(spec.body, raw, "body")
+        if not spec.idempotent:
+            return _respond(view(call), spec.status)
+        return self._idempotent(view, call, spec.status)
 
     def _idempotent(self, view, call: Call, status: int) -> Response:
         key = request.headers.get(IDEMPOTENCY_HEADER, "")
@@ -188,55 +209,44 @@ class Api:
         return response
 
     # ------------------------------------------------------------------ documenting
-    def _document(
-        self,
-        blueprint,
-        method,
-        path,
-        summary,
-        description,
-        tag,
-        response,
-        body,
-        query,
-        status,
-        roles,
-        public,
-        idempotent,
-    ) -> None:
-        full_path = (blueprint.url_prefix or "") + path
-        operation_id = re.sub(r"\W+", "_", f"{blueprint.name}_{method.lower()}{path}").strip("_")
+    def _document(self, blueprint, spec: Operation) -> None:
+        full_path = (blueprint.url_prefix or "") + spec.path
+        operation_id = re.sub(
+            r"\W+", "_", f"{blueprint.name}_{spec.method.lower()}{spec.path}"
+        ).strip("_")
         operation: dict[str, Any] = {
             "operationId": operation_id,
-            "summary": summary,
-            "tags": [tag],
+            "summary": spec.summary,
+            "tags": [spec.tag],
             "parameters": [
                 {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-                for name in _PATH_PARAM.findall(path)
+                for name in _PATH_PARAM.findall(spec.path)
             ],
             "responses": {
-                str(status): {"description": "OK"}
-                if response is None
+                str(spec.status): {"description": "OK"}
+                if spec.response is None
                 else {
                     "description": "OK",
-                    "content": {"application/json": {"schema": self._schema(response)}},
+                    "content": {"application/json": {"schema": self._schema(spec.response)}},
                 },
                 **{
                     code: {"$ref": f"#/components/responses/Problem{code}"}
                     for code in PROBLEM_STATUSES
-                    if code != "401" or not public
+                    if code != "401" or not spec.public
                 },
             },
         }
-        if description or roles:
-            roles_text = f"Roles: {', '.join(roles)}." if roles else ""
-            operation["description"] = " ".join(part for part in (description, roles_text) if part)
-        if not public:
+        if spec.description or spec.roles:
+            roles_text = f"Roles: {', '.join(spec.roles)}." if spec.roles else ""
+            operation["description"] = " ".join(
+                part for part in (spec.description, roles_text) if part
+            )
+        if not spec.public:
             operation["security"] = [{"bearer": []}]
         else:
             operation["security"] = []
-        if query is not None:
-            schema = query.model_json_schema()
+        if spec.query is not None:
+            schema = spec.query.model_json_schema()
             for name, prop in schema.get("properties", {}).items():
                 operation["parameters"].append(
                     {
@@ -246,7 +256,7 @@ class Api:
                         "schema": {k: v for k, v in prop.items() if k != "title"},
                     }
                 )
-        if idempotent:
+        if spec.idempotent:
             operation["parameters"].append(
                 {
                     "name": IDEMPOTENCY_HEADER,
@@ -256,12 +266,13 @@ class Api:
                     "description": "A retry with the same key returns the first response.",
                 }
             )
-        if body is not None:
-            operation["requestBody"] = {
-                "required": True,
-                "content": {"application/json": {"schema": self._schema(body)}},
-            }
-        self.paths.setdefault(full_path, {})[method.lower()] = operation
+        if spec.body is not None:
+            schema = self._schema(spec.body)
+            content = {"application/json": {"schema": schema}}
+            if spec.form:
+                content["application/x-www-form-urlencoded"] = {"schema": schema}
+            operation["requestBody"] = {"required": True, "content": content}
+        self.paths.setdefault(full_path, {})[spec.method.lower()] = operation
 
     def _schema(self, model: type[BaseModel]) -> dict:
         schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
