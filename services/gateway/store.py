@@ -18,7 +18,8 @@ REFRESH_TOKENS = "refresh_tokens"
 REVOKED_TOKENS = "revoked_tokens"
 LOGIN_FAILURES = "login_failures"
 IDEMPOTENCY = "idempotency"
-ACTIVITY = "account_activity"
+OPEN311_CLIENTS = "open311_clients"  # trusted clients, by the hash of their API key
+OPEN311_REQUESTS = "open311_requests"  # requests they created, with the citizen's contact
 
 IDEMPOTENCY_TTL_S = 24 * 3600
 INDEXES = {
@@ -35,7 +36,10 @@ INDEXES = {
     IDEMPOTENCY: [
         IndexModel([("created_at", ASCENDING)], expireAfterSeconds=IDEMPOTENCY_TTL_S, name="ttl")
     ],
-    ACTIVITY: [IndexModel([("day", ASCENDING)], name="day")],
+    OPEN311_REQUESTS: [
+        IndexModel([("client_id", ASCENDING), ("created_at", ASCENDING)], name="client"),
+        IndexModel([("token", ASCENDING)], name="token"),
+    ],
 }
 
 _lock = threading.Lock()
