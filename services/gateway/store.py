@@ -12,6 +12,7 @@ from pymongo.database import Database
 
 from gridwork_common.config import Settings
 from gridwork_common.mongo import ensure_indexes, new_client
+from services.gateway.webhooks import DELIVERIES, SUBSCRIPTIONS
 
 USERS = "users"
 REFRESH_TOKENS = "refresh_tokens"
@@ -35,6 +36,11 @@ INDEXES = {
     ],
     IDEMPOTENCY: [
         IndexModel([("created_at", ASCENDING)], expireAfterSeconds=IDEMPOTENCY_TTL_S, name="ttl")
+    ],
+    SUBSCRIPTIONS: [IndexModel([("owner", ASCENDING), ("active", ASCENDING)], name="owner")],
+    DELIVERIES: [
+        IndexModel([("state", ASCENDING), ("next_attempt_at", ASCENDING)], name="due"),
+        IndexModel([("subscription_id", ASCENDING), ("state", ASCENDING)], name="subscription"),
     ],
     OPEN311_REQUESTS: [
         IndexModel([("client_id", ASCENDING), ("created_at", ASCENDING)], name="client"),

@@ -1,0 +1,104 @@
+"""The webhook delivery process: `python -m services.gateway.deliveries`.
+
+Runs apart from the request path: one thread consumes the services' topic exchanges
+into the durable `gateway-webhooks` queue and records deliveries (the message is acked
+only after that), another sends due deliveries with retries.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import threading
+import time
+
+import urllib3
+from kombu import Connection, Exchange, Queue, binding
+from kombu.mixins import ConsumerMixin
+
+from gridwork_common.config import Settings
+from gridwork_common.logs import configure_logging
+from services.gateway.store import gateway_db
+from services.gateway.webhooks import EXCHANGES, Webhooks
+
+QUEUE = "gateway-webhooks"
+SEND_INTERVAL_S = 0.5
+log = logging.getLogger("gridwork.webhooks")
+
+
+def webhook_queues() -> list[Queue]:
+    # One queue bound to every exchange (separate Queue objects of one name would keep
+    # only the last binding).
+    bindings = [binding(Exchange(name, type="topic", durable=True), "#") for name in EXCHANGES]
+    return [Queue(QUEUE, bindings=bindings, durable=True)]
+
+
+class EventIntake(ConsumerMixin):
+    def __init__(self, connection: Connection, webhooks: Webhooks):
+        self.connection = connection
+        self.webhooks = webhooks
+
+    def get_consumers(self, consumer_cls, channel):
+        return [consumer_cls(queues=webhook_queues(), callbacks=[self.on_message], accept=["json"])]
+
+    def on_message(self, body, message):
+        envelope = body if isinstance(body, dict) else json.loads(body)
+        try:
+            self.webhooks.accept_event(envelope)
+        except Exception:
+            log.exception("event not recorded; it stays queued")
+            message.requeue()
+            return
+        message.ack()
+
+
+class Deliveries:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.webhooks = Webhooks(gateway_db(settings))
+        self.stopping = threading.Event()
+        self.intake: EventIntake | None = None
+
+    def run_intake(self) -> None:
+        with Connection(self.settings.amqp_uri) as connection:
+            self.intake = EventIntake(connection, self.webhooks)
+            self.intake.run()
+
+    def run_sender(self) -> None:
+        http = urllib3.PoolManager(maxsize=8)
+        while not self.stopping.is_set():
+            try:
+                self.webhooks.send_due(http)
+            except Exception:
+                log.exception("sending deliveries failed; retrying")
+            self.stopping.wait(SEND_INTERVAL_S)
+
+    def start(self) -> list[threading.Thread]:
+        threads = [
+            threading.Thread(target=self.run_intake, name="webhook-intake", daemon=True),
+            threading.Thread(target=self.run_sender, name="webhook-sender", daemon=True),
+        ]
+        for thread in threads:
+            thread.start()
+        return threads
+
+    def stop(self) -> None:
+        self.stopping.set()
+        if self.intake is not None:
+            self.intake.should_stop = True
+
+
+def main() -> None:
+    settings = Settings.from_env()
+    configure_logging("webhooks", settings.log_level)
+    deliveries = Deliveries(settings)
+    signal.signal(signal.SIGTERM, lambda *_: deliveries.stop())
+    deliveries.start()
+    log.info("webhook deliveries running")
+    while not deliveries.stopping.is_set():
+        time.sleep(0.5)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,269 @@
+"""Webhooks for departments without AMQP: subscriptions, matching events to them, and
+signed deliveries with retries and a dead-letter list.
+
+The delivery process (`python -m services.gateway.deliveries`) consumes the services'
+topic exchanges into a durable queue, turns each matching event into a delivery record
+(one per subscription and event id, so a redelivered message is not sent twice), and
+sends due deliveries: CloudEvents structured mode over HTTP, signed with the
+subscription's HMAC secret, retried with exponential backoff, dead after the last try.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import json
+import os
+import secrets
+import socket
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from urllib.parse import urlparse
+
+import urllib3
+from pymongo import ReturnDocument
+from pymongo.database import Database
+from pymongo.errors import DuplicateKeyError
+
+SUBSCRIPTIONS = "subscriptions"
+DELIVERIES = "deliveries"
+EXCHANGES = ("events.events", "population.events", "gateway.events")
+PENDING, SENDING, DELIVERED, DEAD = "pending", "sending", "delivered", "dead"
+SIGNATURE_HEADER = "X-Gridwork-Signature"
+MAX_ATTEMPTS = int(os.environ.get("WEBHOOK_MAX_ATTEMPTS", "8"))
+BACKOFF_BASE_S = float(os.environ.get("WEBHOOK_BACKOFF_BASE_S", "2"))
+BACKOFF_CAP_S = 3600.0
+SEND_TIMEOUT_S = 5.0
+LEASE = timedelta(seconds=30)
+
+
+class InvalidSubscription(ValueError):
+    def __init__(self, field: str, problem: str):
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+        self.problem = problem
+
+
+def private_urls_allowed() -> bool:
+    # A county's webhooks go to departments' servers; loopback and private addresses
+    # are refused unless explicitly allowed (local development, tests): no SSRF.
+    return os.environ.get("WEBHOOK_ALLOW_PRIVATE_URLS", "false").lower() in ("1", "true", "yes")
+
+
+def check_url(url: str) -> str:
+    parsed = urlparse(url)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise InvalidSubscription("url", "must be an http(s) URL")
+    if not private_urls_allowed():
+        try:
+            addresses = {info[4][0] for info in socket.getaddrinfo(parsed.hostname, None)}
+        except OSError:
+            raise InvalidSubscription("url", "the host does not resolve") from None
+        for address in addresses:
+            ip = ipaddress.ip_address(address.split("%")[0])
+            if ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_reserved:
+                raise InvalidSubscription("url", "must not point at a private address")
+    return url
+
+
+def event_type_matches(pattern: str, event_type: str) -> bool:
+    """`incident.closed` matches itself; `incident.*` matches every incident event."""
+    entity, _, action = pattern.partition(".")
+    event_entity, _, event_action = event_type.partition(".")
+    return entity == event_entity and action in ("*", event_action)
+
+
+def matches(subscription: Mapping, envelope: Mapping) -> bool:
+    event_type = str(envelope.get("type", "")).removeprefix("gridwork.")
+    if not any(event_type_matches(p, event_type) for p in subscription["event_types"]):
+        return False
+    territory = subscription.get("territory")
+    if territory and not str(envelope.get("subject", "")).startswith(territory):
+        return False
+    department = subscription.get("department")
+    return not department or envelope.get("department") == department
+
+
+def signature(secret: str, body: bytes) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+class Webhooks:
+    def __init__(self, db: Database, clock=lambda: datetime.now(UTC)):
+        self.db = db
+        self.clock = clock
+
+    def subscribe(
+        self,
+        owner: str,
+        url: str,
+        event_types: list[str],
+        territory: str | None,
+        department: str | None,
+    ) -> dict:
+        if not event_types:
+            raise InvalidSubscription("event_types", "give at least one, e.g. incident.closed")
+        secret = secrets.token_hex(32)
+        document = {
+            "_id": uuid.uuid4().hex,
+            "owner": owner,
+            "url": check_url(url),
+            "event_types": sorted(set(event_types)),
+            "territory": territory,
+            "department": department,
+            "secret": secret,
+            "active": True,
+            "created_at": self.clock(),
+        }
+        self.db[SUBSCRIPTIONS].insert_one(document)
+        return {**render_subscription(document), "secret": secret}
+
+    def subscriptions(self, owner: str | None) -> list[dict]:
+        query = {"active": True} if owner is None else {"active": True, "owner": owner}
+        return [render_subscription(d) for d in self.db[SUBSCRIPTIONS].find(query).sort("_id")]
+
+    def subscription(self, subscription_id: str, owner: str | None) -> dict:
+        query = {"_id": subscription_id, "active": True}
+        if owner is not None:
+            query["owner"] = owner
+        document = self.db[SUBSCRIPTIONS].find_one(query)
+        if document is None:
+            raise LookupError(subscription_id)
+        return document
+
+    def unsubscribe(self, subscription_id: str, owner: str | None) -> None:
+        self.subscription(subscription_id, owner)
+        self.db[SUBSCRIPTIONS].update_one({"_id": subscription_id}, {"$set": {"active": False}})
+
+    def dead_letters(self, subscription_id: str) -> list[dict]:
+        rows = self.db[DELIVERIES].find({"subscription_id": subscription_id, "state": DEAD})
+        return [render_delivery(row) for row in rows.sort("created_at", 1).limit(500)]
+
+    def replay(self, subscription_id: str, delivery_id: str) -> dict:
+        replayed = self.db[DELIVERIES].find_one_and_update(
+            {"_id": delivery_id, "subscription_id": subscription_id, "state": DEAD},
+            {"$set": {"state": PENDING, "attempts": 0, "next_attempt_at": self.clock()}},
+            return_document=ReturnDocument.AFTER,
+        )
+        if replayed is None:
+            raise LookupError(delivery_id)
+        return render_delivery(replayed)
+
+    # ------------------------------------------------------------------ delivering
+    def accept_event(self, envelope: Mapping) -> int:
+        """Record a delivery for every subscription the event matches (idempotent)."""
+        created = 0
+        for subscription in self.db[SUBSCRIPTIONS].find({"active": True}):
+            if not matches(subscription, envelope):
+                continue
+            try:
+                self.db[DELIVERIES].insert_one(
+                    {
+                        "_id": f"{subscription['_id']}:{envelope['id']}",
+                        "subscription_id": subscription["_id"],
+                        "envelope": dict(envelope),
+                        "state": PENDING,
+                        "attempts": 0,
+                        "next_attempt_at": self.clock(),
+                        "created_at": self.clock(),
+                    }
+                )
+                created += 1
+            except DuplicateKeyError:
+                continue  # the same event redelivered by the broker
+        return created
+
+    def send_due(self, http: urllib3.PoolManager, limit: int = 100) -> int:
+        sent = 0
+        while sent < limit:
+            now = self.clock()
+            delivery = self.db[DELIVERIES].find_one_and_update(
+                {
+                    "$or": [
+                        {"state": PENDING, "next_attempt_at": {"$lte": now}},
+                        {"state": SENDING, "lease_until": {"$lt": now}},
+                    ]
+                },
+                {"$set": {"state": SENDING, "lease_until": now + LEASE}},
+                sort=[("next_attempt_at", 1)],
+                return_document=ReturnDocument.AFTER,
+            )
+            if delivery is None:
+                return sent
+            self._send(http, delivery)
+            sent += 1
+        return sent
+
+    def _send(self, http: urllib3.PoolManager, delivery: Mapping) -> None:
+        subscription = self.db[SUBSCRIPTIONS].find_one({"_id": delivery["subscription_id"]})
+        if subscription is None or not subscription.get("active"):
+            self.db[DELIVERIES].update_one(
+                {"_id": delivery["_id"]},
+                {"$set": {"state": DEAD, "last_error": "subscription removed"}},
+            )
+            return
+        body = json.dumps(delivery["envelope"], ensure_ascii=False).encode()
+        error = None
+        try:
+            check_url(subscription["url"])
+            response = http.request(
+                "POST",
+                subscription["url"],
+                body=body,
+                headers={
+                    "Content-Type": "application/cloudevents+json; charset=utf-8",
+                    SIGNATURE_HEADER: signature(subscription["secret"], body),
+                    "X-Gridwork-Delivery": delivery["_id"],
+                },
+                timeout=SEND_TIMEOUT_S,
+                retries=False,
+                redirect=False,
+            )
+            if 200 <= response.status < 300:
+                self.db[DELIVERIES].update_one(
+                    {"_id": delivery["_id"]},
+                    {
+                        "$set": {"state": DELIVERED, "delivered_at": self.clock()},
+                        "$inc": {"attempts": 1},
+                    },
+                )
+                return
+            error = f"HTTP {response.status}"
+        except (urllib3.exceptions.HTTPError, InvalidSubscription, OSError) as exc:
+            error = f"{type(exc).__name__}: {exc}"[:300]
+        attempts = delivery["attempts"] + 1
+        if attempts >= MAX_ATTEMPTS:
+            update = {"state": DEAD, "attempts": attempts, "last_error": error}
+        else:
+            delay = min(BACKOFF_BASE_S * 2 ** (attempts - 1), BACKOFF_CAP_S)
+            update = {
+                "state": PENDING,
+                "attempts": attempts,
+                "last_error": error,
+                "next_attempt_at": self.clock() + timedelta(seconds=delay),
+            }
+        self.db[DELIVERIES].update_one({"_id": delivery["_id"]}, {"$set": update})
+
+
+def render_subscription(document: Mapping) -> dict:
+    return {
+        "id": document["_id"],
+        "url": document["url"],
+        "event_types": document["event_types"],
+        "territory": document.get("territory"),
+        "department": document.get("department"),
+        "created_at": document["created_at"].isoformat(),
+    }
+
+
+def render_delivery(document: Mapping) -> dict:
+    return {
+        "id": document["_id"],
+        "event_id": document["envelope"]["id"],
+        "event_type": document["envelope"]["type"],
+        "state": document["state"],
+        "attempts": document["attempts"],
+        "last_error": document.get("last_error"),
+    }
