@@ -51,7 +51,8 @@ class StaleVersion(Conflict):
 
     def __init__(self, expected: object, current: int):
         super().__init__(
-            f"incident is at version {current}, not {expected}: reload it and try again"
+            f"expected_version: the incident is at version {current}, not {expected}: "
+            "reload it and try again"
         )
         self.expected_version = expected
         self.current_version = current

@@ -5,13 +5,16 @@ keys, an outbox so no accepted change loses its events, deadlines and queries.""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 
 from pymongo import ReturnDocument
 from pymongo.database import Database
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import DuplicateKeyError, OperationFailure
 
 from gridwork_common import roles
 from gridwork_common.context import CallerContext
@@ -23,6 +26,7 @@ from services.events.usecases.setup import CountySetup
 
 IDEMPOTENCY_NAMESPACE = uuid.UUID("5b0c2a1e-7f5d-4c1e-9a43-6f0e1d2b3c4d")
 MAX_PAGE = 200
+REPORT_RACE_ATTEMPTS = 20
 OPEN_STATES = tuple(s for s in loop.STATES if s not in (loop.REJECTED, loop.EVALUATED, loop.CLOSED))
 CENTRE_QUEUE_STATES = (
     loop.REPORTED,
@@ -94,9 +98,10 @@ class IncidentDesk:
         key = _idempotency_key(idempotency_key)
         # The id follows from who reported and their key: a retry finds the same case.
         incident_id = uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{self.actor.user_id}:{key}").hex
+        fingerprint = _fingerprint(raw)
         existing = self.db[store.INCIDENTS].find_one({"_id": incident_id})
         if existing is not None:
-            return self._report_result(existing)
+            return self._replayed_report(existing, fingerprint)
         location = _location(raw.get("location"))
         grid_code = self._grid_of(location, raw.get("grid_code"))
         rules = self.setup.rules()
@@ -114,11 +119,22 @@ class IncidentDesk:
         rules.catalogue.entry(command.category)  # only catalogued items, named clearly
         change = loop.report(command, self.actor, self.clock(), rules)
         document = self._document(change.incident, rules.catalogue.version)
-        try:
-            self._commit(None, document, change, key=None)
-        except DuplicateKeyError:  # the same report, retried concurrently
-            document = self.db[store.INCIDENTS].find_one({"_id": incident_id})
-        return self._report_result(document)
+        document["report_fingerprint"] = fingerprint
+        for _ in range(REPORT_RACE_ATTEMPTS):
+            try:
+                self._commit(None, document, change, key=None)
+                return self._report_result(document)
+            except DuplicateKeyError:  # the same report, retried concurrently
+                existing = self.db[store.INCIDENTS].find_one({"_id": incident_id})
+                if existing is not None:
+                    return self._replayed_report(existing, fingerprint)
+                time.sleep(0.05)  # the other attempt's transaction has not committed yet
+        raise Conflict("idempotency_key: the same report is being stored; retry")
+
+    def _replayed_report(self, existing: Mapping, fingerprint: str) -> dict:
+        if existing.get("report_fingerprint", fingerprint) != fingerprint:
+            raise Conflict("idempotency_key: already used for a different report")
+        return self._report_result(existing)
 
     def _report_result(self, document: Mapping) -> dict:
         return {
@@ -151,14 +167,23 @@ class IncidentDesk:
     ) -> dict:
         key = _idempotency_key(idempotency_key)
         command_id = f"{self.actor.user_id}:{key}"
+        fingerprint = _fingerprint({"version": expected_version, "fields": fields or {}})
         done = self.db[store.COMMANDS].find_one({"_id": command_id})
         if done is not None:
-            return self._replay(done, incident_id, action)
+            return self._replay(done, incident_id, action, fingerprint)
         if action not in COMMANDS:
             raise InvalidInput("action", f"must be one of {', '.join(COMMANDS)}")
         document = self._visible(incident_id)
         incident = loop.from_document(document)
         command = _command(COMMANDS[action], expected_version, fields or {})
+        duplicate_of = getattr(command, "duplicate_of", None)
+        if duplicate_of is not None:
+            if duplicate_of == incident_id:
+                raise InvalidInput("duplicate_of", "a case cannot duplicate itself")
+            try:
+                self._visible(duplicate_of)
+            except NotFound:
+                raise InvalidInput("duplicate_of", f"no incident {duplicate_of}") from None
         rules = self.setup.rules(document.get("catalogue_version"))
         change = loop.apply(incident, command, self.actor, self.clock(), rules)
         new_document = self._document(change.incident, document.get("catalogue_version"), document)
@@ -167,18 +192,26 @@ class IncidentDesk:
             "incident_id": incident_id,
             "action": action,
             "version": change.incident.version,
+            "fingerprint": fingerprint,
             "at": self.clock(),
         }
         try:
             self._commit(document, new_document, change, key=record)
         except DuplicateKeyError:  # the same command, retried concurrently: it won
             return self._replay(
-                self.db[store.COMMANDS].find_one({"_id": command_id}), incident_id, action
+                self.db[store.COMMANDS].find_one({"_id": command_id}),
+                incident_id,
+                action,
+                fingerprint,
             )
         return self._render(new_document)
 
-    def _replay(self, done: Mapping, incident_id: str, action: str) -> dict:
-        if done["incident_id"] != incident_id or done["action"] != action:
+    def _replay(self, done: Mapping, incident_id: str, action: str, fingerprint: str) -> dict:
+        if (
+            done["incident_id"] != incident_id
+            or done["action"] != action
+            or done.get("fingerprint", fingerprint) != fingerprint
+        ):
             raise Conflict("idempotency_key: already used for a different command")
         document = self._visible(incident_id)
         return self._render(document, as_of_version=done["version"])
@@ -233,26 +266,34 @@ class IncidentDesk:
         in one transaction; then send the events (a timer resends any left behind)."""
         outbox = [self._outbox_entry(after, name, change) for name in change.events]
         client = self.db.client
-        with client.start_session() as session, session.start_transaction():
+        try:
+            with client.start_session() as session, session.start_transaction():
+                if before is None:
+                    self.db[store.INCIDENTS].insert_one(after, session=session)
+                else:
+                    replaced = self.db[store.INCIDENTS].replace_one(
+                        {"_id": after["_id"], "version": before["version"]},
+                        after,
+                        session=session,
+                    )
+                    if replaced.matched_count == 0:
+                        raise self._stale(before)
+                if key is not None:
+                    self.db[store.COMMANDS].insert_one(key, session=session)
+                if outbox:
+                    self.db[store.OUTBOX].insert_many(outbox, session=session)
+        except OperationFailure as exc:
+            # Two writers on one case at once: the loser's transaction is aborted.
+            if not exc.has_error_label("TransientTransactionError"):
+                raise
             if before is None:
-                self.db[store.INCIDENTS].insert_one(after, session=session)
-            else:
-                replaced = self.db[store.INCIDENTS].replace_one(
-                    {"_id": after["_id"], "version": before["version"]}, after, session=session
-                )
-                if replaced.matched_count == 0:
-                    current = self.db[store.INCIDENTS].find_one(
-                        {"_id": after["_id"]}, {"version": 1}
-                    )
-                    raise loop.StaleVersion(
-                        f"expected_version: the case is at version {current['version']}; "
-                        "reload and try again"
-                    )
-            if key is not None:
-                self.db[store.COMMANDS].insert_one(key, session=session)
-            if outbox:
-                self.db[store.OUTBOX].insert_many(outbox, session=session)
+                raise DuplicateKeyError("a concurrent report of the same case") from None
+            raise self._stale(before) from None
         self.flush_outbox([entry["_id"] for entry in outbox])
+
+    def _stale(self, before: Mapping) -> loop.StaleVersion:
+        current = self.db[store.INCIDENTS].find_one({"_id": before["_id"]}, {"version": 1})
+        return loop.StaleVersion(before["version"], current["version"] if current else None)
 
     def _outbox_entry(self, document: Mapping, name: str, change: loop.Change) -> dict:
         incident = change.incident
@@ -552,7 +593,9 @@ class IncidentDesk:
             )
             incident, events = change.incident, [*events, *change.events]
         new_document = self._document(incident, document.get("catalogue_version"), document)
-        new_document["auto_seq"] = max(stage_seq, incident.stage_seq)
+        # The overdue stage is handled; an escalation starts a new stage that may itself
+        # run late and climb again.
+        new_document["auto_seq"] = stage_seq
         try:
             self._commit(
                 document,
@@ -632,6 +675,10 @@ def _command(command_type: type, expected_version, fields: Mapping):
             "fields",
         )
         raise InvalidInput(missing, f"is required ({exc})") from None
+
+
+def _fingerprint(raw: Mapping) -> str:
+    return hashlib.sha256(json.dumps(raw, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def _idempotency_key(value) -> str:

@@ -227,6 +227,8 @@ class CountySetup:
 
     def set_policy(self, changes: Mapping) -> dict:
         self._require_writer("setting the deadline policy")
+        if not isinstance(changes, Mapping):
+            raise InvalidInput("policy", "must be an object of settings")
         policy = self.policy()
         for name, value in changes.items():
             if name not in DEFAULT_POLICY:
