@@ -176,9 +176,7 @@ class Api:
         call.idempotency_key = key
         db = store.gateway_db(current_app.config["GRIDWORK_SETTINGS"])
         record_id = f"{call.caller.user_id}:{key}"
-        fingerprint = hashlib.sha256(
-            request.method.encode() + request.path.encode() + request.get_data()
-        ).hexdigest()
+        fingerprint = _request_fingerprint()
         try:
             db[store.IDEMPOTENCY].insert_one(
                 {
@@ -337,6 +335,24 @@ def _validate(model: type[BaseModel], raw: Any, where: str):
             field=first["field"],
             errors=errors,
         ) from None
+
+
+def _request_fingerprint() -> str:
+    """What makes two requests the same for Idempotency-Key: method, path with query, and
+    the body's content (for multipart, each part's name, filename and bytes: boundaries
+    are random per attempt)."""
+    digest = hashlib.sha256()
+    digest.update(f"{request.method} {request.full_path}".encode())
+    if request.mimetype == "multipart/form-data":
+        for name, value in sorted(request.form.items(multi=True)):
+            digest.update(f"form:{name}={value}".encode())
+        for name, upload in sorted(request.files.items(multi=True), key=lambda item: item[0]):
+            digest.update(f"file:{name}:{upload.filename}".encode())
+            digest.update(upload.stream.read())
+            upload.stream.seek(0)
+    else:
+        digest.update(request.get_data())
+    return digest.hexdigest()
 
 
 def _respond(result: Any, status: int) -> Response:

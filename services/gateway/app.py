@@ -134,8 +134,11 @@ def render_docs(document: dict) -> str:
                 f"{p['name']} ({p['in']}{', required' if p.get('required') else ''})"
                 for p in operation.get("parameters", [])
             )
-            body = operation.get("requestBody", {}).get("content", {}).get("application/json", {})
-            body_ref = body.get("schema", {}).get("$ref", "").rsplit("/", 1)[-1]
+            content = operation.get("requestBody", {}).get("content", {})
+            body_ref = ", ".join(
+                f"{media}: {spec.get('schema', {}).get('$ref', 'object').rsplit('/', 1)[-1]}"
+                for media, spec in content.items()
+            )
             rows.append(
                 "<tr><td><code>{}</code></td><td><code>{}</code></td><td>{}</td><td>{}</td>"
                 "<td>{}</td><td>{}</td></tr>".format(

@@ -76,10 +76,12 @@ def period_of(moment: datetime) -> str:
 def period_bounds(period: str) -> tuple[datetime, datetime]:
     """[start, end) of a month period, as UTC datetimes."""
     try:
-        year, month = (int(part) for part in period.split("-"))
+        year, month = (int(part) for part in str(period).split("-"))
+        if not 1900 <= year <= 2999:
+            raise ValueError(year)
         start = datetime(year, month, 1, tzinfo=CHINA_TIME)
     except ValueError:
-        raise InvalidField("period", "must look like 2026-11") from None
+        raise InvalidField("period", "must look like 2026-11 (years 1900 to 2999)") from None
     end = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=CHINA_TIME)
     return start.astimezone(UTC), end.astimezone(UTC)
 

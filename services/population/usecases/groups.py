@@ -166,8 +166,8 @@ class GroupUseCases(UseCases):
             visited_at = datetime.fromisoformat(at) if isinstance(at, str) else None
         except ValueError:
             visited_at = None
-        if visited_at is None or visited_at.tzinfo is None:
-            raise InvalidInput("at", "must be an ISO 8601 time with a UTC offset")
+        if visited_at is None or visited_at.tzinfo is None or visited_at.year < 2000:
+            raise InvalidInput("at", "must be an ISO 8601 time with a UTC offset, from 2000")
         visited_at = visited_at.astimezone(UTC)
         if visited_at > self.clock():
             raise InvalidInput("at", "is in the future")

@@ -110,18 +110,22 @@ class ResidentUseCases(UseCases):
         }
 
     def protected_fields(self, id_number: str, phone: str | None) -> dict:
-        fields = {
+        return {
             "id_cipher": self.cipher.encrypt(id_number, "id_number"),
             "id_index": self.cipher.blind_index(id_number, "id_number"),
             "id_masked": mask_id_number(id_number),
+            **self.phone_fields(phone),
         }
-        if phone:
-            fields.update(
-                phone_cipher=self.cipher.encrypt(phone, "phone"),
-                phone_index=self.cipher.blind_index(phone, "phone"),
-                phone_masked=mask_phone(phone),
-            )
-        return fields
+
+    def phone_fields(self, phone: str | None) -> dict:
+        """The stored forms of a phone number (none at all for no number)."""
+        if not phone:
+            return {}
+        return {
+            "phone_cipher": self.cipher.encrypt(phone, "phone"),
+            "phone_index": self.cipher.blind_index(phone, "phone"),
+            "phone_masked": mask_phone(phone),
+        }
 
     def _render_resident(self, doc: Mapping, revealed: Mapping | None = None) -> dict:
         revealed = revealed or {}
@@ -235,10 +239,12 @@ class ResidentUseCases(UseCases):
         if not diff:
             return self._render_resident(doc)
         update = {name: new for name, (_, new) in diff.items() if name != "phone"}
+        unset: tuple[str, ...] = ()
         if "phone" in diff:
-            protected = self.protected_fields("", record.phone) if record.phone else {}
-            update.update({k: v for k, v in protected.items() if k.startswith("phone")})
-        return self._apply_change(doc, expected_version, update, diff, "updated")
+            update.update(self.phone_fields(record.phone))
+            if not record.phone:  # the number was removed
+                unset = ("phone_cipher", "phone_index", "phone_masked")
+        return self._apply_change(doc, expected_version, update, diff, "updated", unset)
 
     def _current_input(self, doc: Mapping) -> dict:
         values = {name: doc.get(name) for name in EDITABLE_FIELDS if name != "phone"}

@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 
+from pymongo.errors import OperationFailure
+
 from gridwork_common.errors import InvalidInput, OutsideTerritory
 from services.population import store, topics
 from services.population.domain import access
@@ -52,9 +54,15 @@ class TerritoryUseCases(UseCases):
         counts = {"created": 0, "updated": 0, "unchanged": 0}
         for node in nodes:
             document = node.document()
-            before = self.db[store.TERRITORY].find_one_and_replace(
-                {"_id": node.code}, document, upsert=True
-            )
+            try:
+                before = self.db[store.TERRITORY].find_one_and_replace(
+                    {"_id": node.code}, document, upsert=True
+                )
+            except OperationFailure as exc:  # e.g. a polygon the 2dsphere index refuses
+                # Nodes before this one are stored; the import is idempotent, so the
+                # county fixes the polygon and imports the same file again.
+                problem = (exc.details or {}).get("errmsg", str(exc))[:300]
+                raise InvalidInput("features", f"{node.code}: {problem}") from None
             if before is None:
                 counts["created"] += 1
             elif before == document:

@@ -198,3 +198,12 @@ def test_a_resident_who_moved_out_moves_back_in_as_the_same_record(county):
     county.deregister_resident(resident["id"], back["version"], "deceased")
     with pytest.raises(RemoteError, match="already registered"):
         _register(county)
+
+
+def test_a_removed_phone_number_is_gone_from_the_record(county, population_db):
+    resident = _register(county)
+    updated = county.update_resident(resident["id"], {"phone": None}, 1)
+    assert updated["phone"] is None
+    stored = population_db.residents.find_one({"_id": resident["id"]})
+    assert not {"phone_cipher", "phone_index", "phone_masked"} & set(stored)
+    assert county.find_resident(phone=PHONE) == []
