@@ -63,7 +63,8 @@ def service_processes(
     gateway_port: int = GATEWAY_PORT,
     gateway_workers: int = 2,
 ) -> list[ManagedProcess]:
-    """The four nameko services and the gateway, as processes (also used by the e2e test)."""
+    """The four nameko services, the webhook deliveries and the gateway, as processes
+    (also used by the e2e test). Local webhooks may target this machine's addresses."""
     env = dict(env or {})
     processes = [
         ManagedProcess(
@@ -76,6 +77,19 @@ def service_processes(
         )
         for name, port in metrics_ports.items()
     ]
+    processes.append(
+        ManagedProcess(
+            name="webhooks",
+            argv=[PYTHON, "-m", "services.gateway.deliveries"],
+            env={
+                **env,
+                "WEBHOOK_ALLOW_PRIVATE_URLS": env.get("WEBHOOK_ALLOW_PRIVATE_URLS", "true"),
+            },
+            run_dir=run_dir,
+            log_dir=log_dir,
+            marker="services.gateway.deliveries",
+        )
+    )
     processes.append(
         ManagedProcess(
             name="gateway",

@@ -57,6 +57,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app = Flask("gridwork-gateway")
     app.config["GRIDWORK_SETTINGS"] = settings
     app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
+    app.json.ensure_ascii = False  # Chinese text as UTF-8, not \u escapes
+    app.json.sort_keys = False
     app.extensions["rpc"] = ServiceRpc(settings.nameko_config(), timeout=settings.rpc_timeout)
     app.extensions["identity"] = lambda: Identity(gateway_db(settings), settings)
     app.extensions["activity"] = AccountActivity(settings)
