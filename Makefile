@@ -68,3 +68,4 @@ test: lint rabbitmq
 bench: install rabbitmq
 	PYTHONPATH=. $(PY) bench/rpc.py
 	PYTHONPATH=. $(PY) bench/import.py
+	PYTHONPATH=. $(PY) bench/incidents.py
