@@ -42,6 +42,7 @@ def stack(infra, rabbit_config, tmp_path):
     try:
         wait_until(lambda: _ready(gateway), 60, "the stack's /readyz")
         yield {
+            "settings": Settings.from_env(env),
             "gateway": gateway,
             "metrics": metrics_ports,
             "processes": {p.name: p for p in processes},
@@ -147,8 +148,11 @@ def test_logs_are_json_lines_carrying_the_request_id(stack):
     requests.get(f"{gateway}/readyz", headers={"X-Request-Id": "e2e-trace-1"}, timeout=5)
 
     def traced(name):
-        return [line for line in _json_lines(log_dir / f"{name}.log")
-                if line.get("request_id") == "e2e-trace-1"]  # fmt: skip
+        return [
+            line
+            for line in _json_lines(log_dir / f"{name}.log")
+            if line.get("request_id") == "e2e-trace-1"
+        ]
 
     wait_until(lambda: all(traced(name) for name in SERVICES), 5, "traced log lines")
     for name in SERVICES:
@@ -157,3 +161,54 @@ def test_logs_are_json_lines_carrying_the_request_id(stack):
         assert line["message"] == "call handled"
     gateway_line = next(line for line in traced("gateway") if line["message"] == "request")
     assert (gateway_line["path"], gateway_line["status"]) == ("/readyz", 200)
+
+
+def test_a_report_over_real_http_reaches_its_grid_and_stays_in_scope(stack, infra, rabbit_config):
+    """Through gunicorn: log in, report at a GPS point, read it back; another township's
+    centre gets 404 for it."""
+    from nameko.standalone.rpc import ClusterRpcProxy
+
+    from gridwork_common.context import CallerContext
+    from services.gateway.auth import Identity
+    from services.gateway.store import gateway_db
+    from tests.population_data import COUNTY, GRID_A1, TOWNSHIP_A, TOWNSHIP_B, county_features
+
+    settings = stack["settings"]
+    setup = CallerContext(user_id="setup", roles=("admin", "system"), scope=COUNTY)
+    with ClusterRpcProxy(
+        settings.nameko_config(), context_data=setup.to_context_data(), timeout=30
+    ) as rpc:
+        rpc.population.import_territory(county_features())
+        rpc.events.ensure_default_departments([COUNTY, TOWNSHIP_A, TOWNSHIP_B])
+    identity = Identity(gateway_db(settings), settings)
+    identity.create_user("worker", "a long password", ["grid_worker"], GRID_A1, None)
+    identity.create_user("other", "a long password", ["centre_operator"], TOWNSHIP_B, None)
+
+    def login(username):
+        answer = requests.post(
+            f"{stack['gateway']}/api/v1/auth/token",
+            json={"grant_type": "password", "username": username, "password": "a long password"},
+            timeout=10,
+        )
+        assert answer.status_code == 200, answer.text
+        return {"Authorization": f"Bearer {answer.json()['access_token']}"}
+
+    worker = login("worker")
+    reported = requests.post(
+        f"{stack['gateway']}/api/v1/incidents",
+        json={"category": "04.01", "description": "垃圾", "location": [102.505, 24.305]},
+        headers={**worker, "Idempotency-Key": "e2e-1"},
+        timeout=10,
+    )
+    assert reported.status_code == 201, reported.text
+    case = reported.json()["incident"]
+    assert case["grid_code"] == GRID_A1
+    again = requests.get(
+        f"{stack['gateway']}/api/v1/incidents/{case['id']}", headers=worker, timeout=10
+    )
+    assert again.status_code == 200 and again.json()["state"] == "reported"
+    hidden = requests.get(
+        f"{stack['gateway']}/api/v1/incidents/{case['id']}", headers=login("other"), timeout=10
+    )
+    assert hidden.status_code == 404
+    assert hidden.headers["Content-Type"].startswith("application/problem+json")

@@ -125,3 +125,19 @@ def test_logins_and_actions_are_published_for_the_assessment_service(client, as_
     assert [event.type for event in seen] == ["gridwork.account.login", "gridwork.account.action"]
     assert seen[0].data["user_id"] == "admin"
     assert seen[1].data["route"] == "/api/v1/users" and seen[1].data["status"] == 201
+
+
+def test_an_expired_access_token_is_refused(client, settings):
+    from datetime import UTC, datetime, timedelta
+
+    from services.gateway.auth import Identity
+    from services.gateway.store import gateway_db
+
+    an_hour_ago = datetime.now(UTC) - timedelta(hours=1)
+    past = Identity(gateway_db(settings), settings, clock=lambda: an_hour_ago)
+    tokens = past._issue(past.user("worker-a1"))  # issued an hour ago, valid 15 minutes
+    response = client.get(
+        "/api/v1/auth/me", headers={"Authorization": f"Bearer {tokens['access_token']}"}
+    )
+    assert response.status_code == 401
+    assert response.get_json()["detail"] == "the access token has expired"
