@@ -69,3 +69,4 @@ bench: install rabbitmq
 	PYTHONPATH=. $(PY) bench/rpc.py
 	PYTHONPATH=. $(PY) bench/import.py
 	PYTHONPATH=. $(PY) bench/incidents.py
+	PYTHONPATH=. $(PY) bench/gateway.py

@@ -1,0 +1,417 @@
+"""Gateway over HTTP: reporting an incident vs the lightest authenticated one-RPC GET.
+
+    PYTHONPATH=. .venv/bin/python bench/gateway.py [--requests 400] [--concurrency 8]
+
+Starts everything as real processes, private to this run: a mongod (single-node replica
+set) and an S3 server (`rclone serve s3`, or minio) in a temporary directory on free
+ports, a fresh RabbitMQ vhost (created and deleted through the management API), then the
+four nameko services, the webhook deliveries and the gateway under gunicorn with two
+gthread workers (devstack.stack.service_processes), and waits for /readyz.
+Setup (not timed): the test county's territory and the default departments of its
+centres over RPC, and one grid worker of GRID_A1 created in the gateway's user store,
+who logs in once.
+
+C concurrent HTTP clients (threads, a keep-alive `requests.Session` each; a pure HTTP
+client needs no eventlet) share N requests per phase:
+
+- the baseline, `GET /api/v1/deadline-policy`: authentication (token check, revocation
+  and account look-ups in MongoDB) and exactly one RPC, `events.policy`, which the events
+  service answers from memory (cached 10 s). No route is a pure no-op RPC; this is the
+  lightest authenticated GET making one RPC. `/incidents/worklists/my_grid?limit=1` was
+  measured about as fast (within this machine's noise, with 0 and with 1,200 open cases in
+  the grid) but runs a scoped MongoDB query over the very collection the other phase
+  fills, so the baseline would depend on the data; the policy does not.
+- `POST /api/v1/incidents` with a unique Idempotency-Key and a GPS point inside GRID_A1:
+  validated, the idempotency record written, the events service locating the grid through
+  the population service, committing the case and its outbox in a MongoDB transaction,
+  publishing the CloudEvent, looking for duplicates nearby; the gateway then publishes
+  the account-activity event.
+
+Half the baseline runs before the incidents and half after, so that noise on a shared
+machine hits both sides alike. Each phase is timed after a warm-up. The last line is
+`ratio <incidents/s ÷ baseline requests/s>`.
+"""
+
+from __future__ import annotations
+
+# First: silences eventlet's deprecation notice (nameko imports eventlet). No monkey-
+# patching: this process is a plain HTTP client with threads.
+import gridwork_common  # noqa: F401
+
+# isort: split
+
+import argparse
+import contextlib
+import itertools
+import math
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import requests
+from nameko.standalone.rpc import ClusterRpcProxy
+from nameko.testing.rabbit import Client
+
+from devstack.infra import init_replica_set, mongod_process, s3_process
+from devstack.processes import ManagedProcess, free_port, port_open, wait_until
+from devstack.stack import service_processes
+from gridwork_common.config import Settings
+from gridwork_common.context import CallerContext
+from services.gateway.auth import Identity
+from services.gateway.store import gateway_db
+from services.media.storage import StorageUnavailable, media_store
+from tests.population_data import (
+    COUNTY,
+    GRID_A1,
+    TOWNSHIP_A,
+    TOWNSHIP_B,
+    VILLAGE_A,
+    VILLAGE_B,
+    county_features,
+)
+
+SERVICES = ("population", "events", "media", "assessment")
+CENTRES = [COUNTY, TOWNSHIP_A, TOWNSHIP_B, VILLAGE_A, VILLAGE_B]
+WORKER = "bench-worker-a1"
+PASSWORD = uuid.uuid4().hex  # a fresh one each run
+S3_ACCESS_KEY, S3_SECRET_KEY = "gridwork-bench", "gridwork-bench-secret"
+BASELINE_PATH = "/api/v1/deadline-policy"
+INCIDENTS_PATH = "/api/v1/incidents"
+POINT = [102.505, 24.305]  # inside GRID_A1's 0.01° square (tests/population_data.py)
+CATEGORY = "04.01"  # rubbish: a village-owned item of the default catalogue
+HTTP_TIMEOUT_S = 30
+
+
+# ---------------------------------------------------------------------------- load
+class Phase:
+    """N requests shared by C threads, each with its own keep-alive session."""
+
+    def __init__(self, token: str, concurrency: int):
+        self.sessions = []
+        for _ in range(concurrency):
+            session = requests.Session()
+            session.headers["Authorization"] = f"Bearer {token}"
+            self.sessions.append(session)
+
+    def run(self, send, expected: int, count: int) -> tuple[list[float], float]:
+        """`send(session, number)` -> a response; returns (latencies, seconds)."""
+        numbers = itertools.count()
+        latencies: list[float] = []
+        failures: Counter[str] = Counter()
+        lock = threading.Lock()
+
+        def work(session: requests.Session) -> None:
+            while (number := next(numbers)) < count:
+                started = time.perf_counter()
+                try:
+                    response = send(session, number)
+                    outcome = None if response.status_code == expected else response
+                except requests.RequestException as exc:
+                    outcome = exc
+                elapsed = time.perf_counter() - started
+                with lock:
+                    latencies.append(elapsed)
+                    if outcome is not None:
+                        failures[_describe(outcome)] += 1
+
+        threads = [threading.Thread(target=work, args=(s,), daemon=True) for s in self.sessions]
+        started = time.perf_counter()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        seconds = time.perf_counter() - started
+        if failures:
+            raise SystemExit(f"{sum(failures.values())} of {count} requests failed: {failures}")
+        return latencies, seconds
+
+    def close(self) -> None:
+        for session in self.sessions:
+            session.close()
+
+
+def _describe(outcome) -> str:
+    if isinstance(outcome, requests.Response):
+        return f"{outcome.status_code} {outcome.text[:200]}"
+    return f"{type(outcome).__name__}: {outcome}"
+
+
+def baseline(gateway: str):
+    url = gateway + BASELINE_PATH
+    return lambda session, number: session.get(url, timeout=HTTP_TIMEOUT_S)
+
+
+def incidents(gateway: str, run: str):
+    url = gateway + INCIDENTS_PATH
+
+    def send(session: requests.Session, number: int) -> requests.Response:
+        return session.post(
+            url,
+            json={"category": CATEGORY, "description": f"基准事件 {number}", "location": POINT},
+            headers={"Idempotency-Key": f"{run}-{number}"},
+            timeout=HTTP_TIMEOUT_S,
+        )
+
+    return send
+
+
+# ---------------------------------------------------------------------------- output
+def percentiles(latencies: list[float]) -> tuple[float, float]:
+    ordered = sorted(latencies)
+    p99 = ordered[max(math.ceil(len(ordered) * 0.99) - 1, 0)]
+    return statistics.median(ordered) * 1000, p99 * 1000
+
+
+def rate_line(label: str, latencies: list[float], seconds: float) -> float:
+    rate = len(latencies) / seconds
+    p50, p99 = percentiles(latencies)
+    print(
+        f"{label:<20} {rate:7.1f} req/s   p50 {p50:7.2f} ms   p99 {p99:7.2f} ms   "
+        f"({len(latencies)} requests in {seconds:.1f} s)",
+        flush=True,
+    )
+    return rate
+
+
+class CpuMeter:
+    """User + system CPU seconds of process groups (each ManagedProcess leads its own
+    session, so a gunicorn master's workers are in its group), from /proc (Linux)."""
+
+    def __init__(self, groups: dict[str, list[int]]):
+        self.groups = groups
+        self.tick = os.sysconf("SC_CLK_TCK")
+
+    def _group_seconds(self, leaders: list[int]) -> float:
+        total = 0.0
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            # fields[2] is the process group; [11], [12] utime, stime (after pid and comm)
+            if int(fields[2]) in leaders or int(entry.name) in leaders:
+                total += (int(fields[11]) + int(fields[12])) / self.tick
+        return total
+
+    def snapshot(self) -> dict[str, float]:
+        return {name: self._group_seconds(pids) for name, pids in self.groups.items()}
+
+    def since(self, before: dict[str, float]) -> dict[str, float]:
+        return {name: value - before[name] for name, value in self.snapshot().items()}
+
+
+def cpu_line(used: dict[str, float], seconds: float) -> str:
+    parts = ", ".join(f"{name} {value:.1f}" for name, value in used.items())
+    cpus = os.cpu_count() or 1
+    return f"CPU seconds: {parts} (of {seconds * cpus:.1f} on {cpus} CPUs)"
+
+
+def beams() -> list[int]:
+    """The RabbitMQ node's Erlang VM (a read-only look at /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if (entry / "comm").read_text().strip() == "beam.smp":
+                    found.append(int(entry.name))
+    return found
+
+
+# ---------------------------------------------------------------------------- setup
+@contextlib.contextmanager
+def private_vhost(amqp_uri: str, management_uri: str):
+    """A fresh RabbitMQ vhost, deleted with everything in it afterwards."""
+    rabbit = Client(management_uri)
+    vhost = f"gridwork_bench_{uuid.uuid4().hex[:8]}"
+    rabbit.create_vhost(vhost)
+    try:
+        user = urlsplit(amqp_uri).username or "guest"
+        rabbit.set_vhost_permissions(vhost, user, ".*", ".*", ".*")
+        yield f"{amqp_uri.rstrip('/')}/{vhost}"
+    finally:
+        rabbit.delete_vhost(vhost)
+
+
+@contextlib.contextmanager
+def running(processes: list[ManagedProcess]):
+    """Start the processes; stop every one (last started first), whatever happens."""
+    started: list[ManagedProcess] = []
+    try:
+        for process in processes:
+            process.start()
+            started.append(process)
+        yield processes
+    finally:
+        for process in reversed(started):
+            process.stop()
+
+
+def _bucket_ready(settings: Settings) -> bool:
+    try:
+        media_store(settings).ensure_bucket()
+    except StorageUnavailable:
+        return False
+    return True
+
+
+def _ready(gateway: str) -> bool:
+    try:
+        return requests.get(f"{gateway}/readyz", timeout=5).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def seed(settings: Settings, gateway: str) -> str:
+    """The county's territory and departments over RPC, a grid worker, and their token."""
+    admin = CallerContext(user_id="bench-setup", roles=("admin", "system"), scope=COUNTY)
+    config = settings.nameko_config()
+    with ClusterRpcProxy(config, context_data=admin.to_context_data(), timeout=30) as rpc:
+        imported = rpc.population.import_territory(county_features())
+        departments = rpc.events.ensure_default_departments(CENTRES)
+    print(f"setup: territory {imported}; {departments} departments")
+    Identity(gateway_db(settings), settings).create_user(
+        WORKER, PASSWORD, ["grid_worker"], GRID_A1, None, "基准网格员"
+    )
+    response = requests.post(
+        f"{gateway}/api/v1/auth/token",
+        json={"grant_type": "password", "username": WORKER, "password": PASSWORD},
+        timeout=HTTP_TIMEOUT_S,
+    )
+    response.raise_for_status()
+    return response.json()["access_token"]
+
+
+def tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+# ---------------------------------------------------------------------------- main
+def bench(args, gateway: str, token: str, cpu: CpuMeter) -> float:
+    """Warm-up, the baseline's first half, the incidents, the baseline's second half;
+    returns the ratio."""
+    phase = Phase(token, args.concurrency)
+    run = uuid.uuid4().hex[:8]
+    try:
+        warmup = args.concurrency * 5
+        phase.run(baseline(gateway), 200, warmup)
+        phase.run(incidents(gateway, f"warmup-{run}"), 201, warmup)
+
+        first = args.requests // 2
+        before = cpu.snapshot()
+        base_latencies, base_s = phase.run(baseline(gateway), 200, first)
+        base_cpu = cpu.since(before)
+        rate_line("baseline (before)", base_latencies, base_s)
+
+        before = cpu.snapshot()
+        report_latencies, report_s = phase.run(incidents(gateway, run), 201, args.requests)
+        report_cpu = cpu.since(before)
+
+        before = cpu.snapshot()
+        after_latencies, after_s = phase.run(baseline(gateway), 200, args.requests - first)
+        base_cpu = {name: used + base_cpu[name] for name, used in cpu.since(before).items()}
+        rate_line("baseline (after)", after_latencies, after_s)
+
+        print(f"{args.concurrency} concurrent clients, {args.requests} requests a phase")
+        base_latencies += after_latencies
+        base_s += after_s
+        base_rate = rate_line(f"GET {BASELINE_PATH[7:]}", base_latencies, base_s)
+        print(f"  {cpu_line(base_cpu, base_s)}")
+        report_rate = rate_line(f"POST {INCIDENTS_PATH[7:]}", report_latencies, report_s)
+        print(f"  {cpu_line(report_cpu, report_s)}")
+        return report_rate / base_rate
+    finally:
+        phase.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=400, help="requests a phase (all clients)")
+    parser.add_argument("--concurrency", type=int, default=8, help="concurrent HTTP clients")
+    parser.add_argument("--amqp-uri", default="amqp://guest:guest@127.0.0.1:5672/")
+    parser.add_argument("--management-uri", default="http://guest:guest@127.0.0.1:15672")
+    parser.add_argument("--log-level", default="INFO", help="of the stack's processes")
+    args = parser.parse_args()
+    if args.requests < 2 or args.concurrency < 1:
+        parser.error("--requests must be at least 2 and --concurrency at least 1")
+
+    root = Path(tempfile.mkdtemp(prefix="gridwork-bench-gateway-"))
+    run_dir, log_dir = root / "run", root / "log"
+    mongo_port, s3_port, gateway_port = free_port(), free_port(), free_port()
+    infra = [
+        mongod_process(root / "mongo", mongo_port, run_dir, log_dir, "bench-mongod"),
+        s3_process(root / "s3", s3_port, S3_ACCESS_KEY, S3_SECRET_KEY, run_dir, log_dir),
+    ]
+    try:
+        with private_vhost(args.amqp_uri, args.management_uri) as amqp_uri, running(infra):
+            init_replica_set(mongo_port)
+            wait_until(lambda: port_open("127.0.0.1", s3_port), 30, "S3 server")
+            env = {
+                "AMQP_URI": amqp_uri,
+                "MONGO_URI": f"mongodb://127.0.0.1:{mongo_port}/?replicaSet=rs0&directConnection=true",
+                "MONGO_DB_PREFIX": "bench",
+                "S3_ENDPOINT": f"127.0.0.1:{s3_port}",
+                "S3_ACCESS_KEY": S3_ACCESS_KEY,
+                "S3_SECRET_KEY": S3_SECRET_KEY,
+                "S3_BUCKET": "bench-media",
+                "COUNTY_CODE": COUNTY,
+                "LOG_LEVEL": args.log_level,
+            }
+            settings = Settings.from_env(env)
+            wait_until(lambda: _bucket_ready(settings), 30, "S3 bucket", 0.3)
+            stack = service_processes(
+                env=env,
+                run_dir=run_dir,
+                log_dir=log_dir,
+                metrics_ports={name: free_port() for name in SERVICES},
+                gateway_port=gateway_port,
+                gateway_workers=2,
+            )
+            gateway = f"http://127.0.0.1:{gateway_port}"
+            load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
+            print(
+                f"private mongod :{mongo_port}, S3 :{s3_port}, vhost {urlsplit(amqp_uri).path[1:]}"
+            )
+            print(f"load average before the run: {load} ({os.cpu_count()} CPUs)")
+            with running(stack):
+                started = time.monotonic()
+                try:
+                    wait_until(lambda: _ready(gateway), 90, "the stack's /readyz", 0.5)
+                except TimeoutError:
+                    for process in stack:
+                        print(f"--- {process.name}\n{tail(process.logfile)}", file=sys.stderr)
+                    raise
+                print(f"stack ready in {time.monotonic() - started:.1f} s (gateway {gateway})")
+                token = seed(settings, gateway)
+                pids = {p.name: p.running_pid() for p in stack + infra}
+                cpu = CpuMeter(
+                    {
+                        "gateway": [pids["gateway"]],
+                        "events": [pids["events"]],
+                        "population": [pids["population"]],
+                        "other services": [pids[n] for n in ("media", "assessment", "webhooks")],
+                        "mongod": [pids["bench-mongod"]],
+                        "RabbitMQ": beams(),
+                        "clients": [os.getpid()],
+                    }
+                )
+                ratio = bench(args, gateway, token, cpu)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    print(f"ratio {ratio:.3f}")
+
+
+if __name__ == "__main__":
+    main()
