@@ -86,6 +86,7 @@ class Settings:
     mongo_db_prefix: str
     mongo_timeout_ms: int
     s3_endpoint: str
+    s3_public_endpoint: str
     s3_access_key: str
     s3_secret_key: str = field(repr=False)
     s3_bucket: str
@@ -125,6 +126,9 @@ class Settings:
             mongo_db_prefix=db_prefix,
             mongo_timeout_ms=_integer(env, "MONGO_TIMEOUT_MS", 5000, minimum=100),
             s3_endpoint=_text(env, "S3_ENDPOINT", "127.0.0.1:9000"),
+            s3_public_endpoint=_text(
+                env, "S3_PUBLIC_ENDPOINT", env.get("S3_ENDPOINT", "127.0.0.1:9000")
+            ),
             s3_access_key=_text(env, "S3_ACCESS_KEY", "gridwork"),
             s3_secret_key=_text(env, "S3_SECRET_KEY", "gridwork-local-secret"),
             s3_bucket=_text(env, "S3_BUCKET", "gridwork-media"),

@@ -29,3 +29,7 @@ class Forbidden(GridworkError):
 
 class Conflict(GridworkError):
     """The thing changed meanwhile or already exists differently."""
+
+
+class Unavailable(GridworkError):
+    """A store the service depends on cannot be reached; retrying later may work."""

@@ -31,6 +31,8 @@ STATUS_OF_REMOTE_ERROR = {
     "Conflict": (409, "Conflict"),
     "IllegalTransition": (409, "Illegal transition"),
     "StaleVersion": (409, "Stale version"),
+    "Unavailable": (503, "Service Unavailable"),
+    "StorageUnavailable": (503, "Service Unavailable"),
 }
 
 

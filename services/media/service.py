@@ -1,21 +1,64 @@
-"""Media: photos, video and audio from the field, in MinIO, tamper-evident and scoped."""
+"""Media: photos, video and audio from the field, in MinIO, tamper-evident and scoped.
 
-from nameko.rpc import rpc
+Each entrypoint hands the call to the media desk (usecases.py); whether the caller may
+see a piece of media is decided by the service that owns what it belongs to (an
+incident, a group membership's visits, a resident), asked over RPC in the caller's name.
+"""
 
-from gridwork_common.context import Caller
+from nameko.dependency_providers import Config
+from nameko.exceptions import RemoteError
+from nameko.rpc import RpcProxy, rpc
+from nameko.timer import timer
+
+from gridwork_common.context import Caller, CallerContext
+from gridwork_common.errors import GridworkError, NotFound
+from gridwork_common.events import CloudEventDispatcher
 from gridwork_common.health import probe, service_report
 from gridwork_common.metrics import PrometheusMetrics
 from gridwork_common.mongo import MongoDatabase, mongo_health
+from services.media import store
+from services.media.domain.kinds import size_limits
 from services.media.storage import ObjectStorage
+from services.media.usecases import MediaDesk
+
+SYSTEM_CALLER = CallerContext(user_id="media-timer", roles=("system",))
+EXPECTED = (GridworkError,)
+EXPIRY_INTERVAL_S = 60
 
 
 class MediaService:
     name = "media"
 
-    db = MongoDatabase()
+    db = MongoDatabase(indexes=store.INDEXES)
     storage = ObjectStorage()
+    events = CloudEventDispatcher()
+    incidents = RpcProxy("events")
+    population = RpcProxy("population")
     caller = Caller()
+    config = Config()
     metrics = PrometheusMetrics()
+
+    def _desk(self, caller: CallerContext | None = None) -> MediaDesk:
+        return MediaDesk(
+            self.db,
+            self.storage,
+            self.events,
+            self._owner,
+            caller or self.caller,
+            size_limits(None),
+        )
+
+    def _owner(self, kind: str, owner_id: str):
+        try:
+            if kind == "incident":
+                return self.incidents.get_incident(owner_id)
+            if kind == "membership":
+                return {"visits": self.population.visits_of(owner_id)}
+            return self.population.get_resident(owner_id)
+        except RemoteError as exc:
+            if exc.exc_type in ("NotFound", "Forbidden", "InvalidInput"):
+                raise NotFound(f"no {kind} {owner_id}") from None
+            raise
 
     @rpc
     def health(self):
@@ -23,3 +66,39 @@ class MediaService:
             self.name,
             {"mongo": mongo_health(self.db), "object_storage": probe(self.storage.check_bucket)},
         )
+
+    @rpc(expected_exceptions=EXPECTED)
+    def request_upload(self, content_type, size, purpose, owner):
+        return self._desk().request_upload(content_type, size, purpose, owner)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def confirm_upload(self, media_id):
+        return self._desk().confirm(media_id)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def upload(self, content_type, purpose, owner, data_base64):
+        return self._desk().upload(content_type, purpose, owner, data_base64)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def get_media(self, media_id):
+        return self._desk().get(media_id)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def download_link(self, media_id, variant="original"):
+        return self._desk().download_link(media_id, variant)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def verify_integrity(self, media_id):
+        return self._desk().verify(media_id)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def pairs(self, incident_id):
+        return self._desk().pairs(incident_id)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def delete_media(self, media_id):
+        return self._desk().delete(media_id)
+
+    @timer(interval=EXPIRY_INTERVAL_S)
+    def expire_slots(self):
+        return self._desk(SYSTEM_CALLER).expire_slots()

@@ -6,19 +6,37 @@ Works against a genuine MinIO and any S3 server that checks SigV4 (the local sta
 
 from __future__ import annotations
 
+import hashlib
+import io
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+
 import urllib3
 from minio import Minio
-from minio.error import MinioException
+from minio.commonconfig import CopySource
+from minio.error import MinioException, S3Error
 from nameko.extensions import DependencyProvider
 
 from gridwork_common.config import Settings
+from gridwork_common.errors import Unavailable
+
+READ_CHUNK = 1024 * 1024
 
 
-class StorageUnavailable(Exception):
+class StorageUnavailable(Unavailable):
     """Object storage cannot be reached or refused the request."""
 
 
-def new_client(settings: Settings) -> Minio:
+@contextmanager
+def _storage_errors(action: str) -> Iterator[None]:
+    try:
+        yield
+    except (MinioException, urllib3.exceptions.HTTPError, OSError) as exc:
+        raise StorageUnavailable(f"object storage: {action} failed: {exc}"[:300]) from exc
+
+
+def new_client(settings: Settings, endpoint: str | None = None) -> Minio:
     # Short connect timeout and few retries: a phone is waiting behind every call, and
     # a dead store should be reported within seconds, not after minutes of retries.
     http = urllib3.PoolManager(
@@ -27,7 +45,7 @@ def new_client(settings: Settings) -> Minio:
         maxsize=10,
     )
     return Minio(
-        settings.s3_endpoint,
+        endpoint or settings.s3_endpoint,
         access_key=settings.s3_access_key,
         secret_key=settings.s3_secret_key,
         secure=settings.s3_secure,
@@ -39,9 +57,69 @@ def new_client(settings: Settings) -> Minio:
 class MediaStore:
     """What a media worker holds: the bucket and domain-named operations on it."""
 
-    def __init__(self, client: Minio, bucket: str):
+    def __init__(self, client: Minio, bucket: str, signer: Minio | None = None):
         self.client = client
         self.bucket = bucket
+        # Presigned URLs name the host clients reach, which may differ from ours.
+        self.signer = signer or client
+
+    def upload_url(self, key: str, expires: timedelta) -> str:
+        with _storage_errors("signing an upload"):
+            return self.signer.presigned_put_object(self.bucket, key, expires=expires)
+
+    def download_url(self, key: str, expires: timedelta, content_type: str) -> str:
+        with _storage_errors("signing a download"):
+            return self.signer.presigned_get_object(
+                self.bucket,
+                key,
+                expires=expires,
+                response_headers={"response-content-type": content_type},
+            )
+
+    def size_of(self, key: str) -> int | None:
+        """The object's size, or None when there is no such object."""
+        try:
+            return self.client.stat_object(self.bucket, key).size
+        except S3Error as exc:
+            if exc.code in ("NoSuchKey", "NoSuchObject", "NotFound"):
+                return None
+            raise StorageUnavailable(f"object storage: stat failed: {exc}") from exc
+        except (MinioException, urllib3.exceptions.HTTPError, OSError) as exc:
+            raise StorageUnavailable(f"object storage: stat failed: {exc}"[:300]) from exc
+
+    def digest(self, key: str, keep_up_to: int = 0) -> tuple[str, int, bytes]:
+        """Stream an object: its SHA-256, its size, and its bytes when it is no larger
+        than `keep_up_to` (else only the first 64 bytes, enough to recognise it)."""
+        sha = hashlib.sha256()
+        size = 0
+        kept = io.BytesIO()
+        with _storage_errors("reading"):
+            response = self.client.get_object(self.bucket, key)
+            try:
+                for chunk in response.stream(READ_CHUNK):
+                    sha.update(chunk)
+                    if size < max(keep_up_to, 64):
+                        kept.write(chunk)
+                    size += len(chunk)
+            finally:
+                response.close()
+                response.release_conn()
+        data = kept.getvalue()
+        return sha.hexdigest(), size, (data if size <= keep_up_to else data[:64])
+
+    def put(self, key: str, data: bytes, content_type: str) -> None:
+        with _storage_errors("writing"):
+            self.client.put_object(
+                self.bucket, key, io.BytesIO(data), len(data), content_type=content_type
+            )
+
+    def copy(self, source: str, target: str) -> None:
+        with _storage_errors("copying"):
+            self.client.copy_object(self.bucket, target, CopySource(self.bucket, source))
+
+    def remove(self, key: str) -> None:
+        with _storage_errors("removing"):
+            self.client.remove_object(self.bucket, key)
 
     def check_bucket(self) -> None:
         try:
@@ -60,7 +138,10 @@ class MediaStore:
 
 
 def media_store(settings: Settings) -> MediaStore:
-    return MediaStore(new_client(settings), settings.s3_bucket)
+    signer = None
+    if settings.s3_public_endpoint != settings.s3_endpoint:
+        signer = new_client(settings, endpoint=settings.s3_public_endpoint)
+    return MediaStore(new_client(settings), settings.s3_bucket, signer)
 
 
 class ObjectStorage(DependencyProvider):

@@ -1,0 +1,1 @@
+"""Pure domain logic of the media service: no I/O."""

@@ -1,0 +1,14 @@
+"""The media service's MongoDB collections and their indexes."""
+
+from pymongo import ASCENDING, IndexModel
+
+MEDIA = "media"  # one per upload: declared type, purpose, owner, state, metadata
+OBJECTS = "objects"  # one per distinct content (SHA-256): identical bytes stored once
+
+INDEXES = {
+    MEDIA: [
+        IndexModel([("state", ASCENDING), ("expires_at", ASCENDING)], name="state_expiry"),
+        IndexModel([("owner.kind", ASCENDING), ("owner.id", ASCENDING)], name="owner"),
+        IndexModel([("sha256", ASCENDING)], name="sha256"),
+    ],
+}

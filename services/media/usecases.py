@@ -1,0 +1,319 @@
+"""Media use cases: upload slots, confirmation with real checks of the stored bytes,
+content-addressed storage, metadata and thumbnails, download links after a scope check
+with the owning service, before/after pairs, integrity checks, deletion and expiry.
+
+Object keys: `uploads/<media id>` while a slot is open, `objects/<sha256>` once stored
+(identical bytes are stored once), `thumbnails/<sha256>.jpg` (no EXIF, so no GPS).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
+
+from pymongo import ReturnDocument
+from pymongo.database import Database
+from pymongo.errors import DuplicateKeyError
+
+from gridwork_common.context import CallerContext
+from gridwork_common.errors import Conflict, Forbidden, InvalidInput, NotFound
+from gridwork_common.events import EventPublisher
+from services.media import store
+from services.media.domain.kinds import KINDS, PURPOSES, check_bytes, check_declared
+from services.media.domain.photos import photo_metadata, thumbnail
+from services.media.storage import MediaStore
+
+SLOT_TTL = timedelta(minutes=15)
+LINK_TTL = timedelta(minutes=5)
+PENDING, STORED, REJECTED, EXPIRED, DELETED = "pending", "stored", "rejected", "expired", "deleted"
+OWNER_KINDS = ("incident", "membership", "resident")  # visits: the group membership
+BEFORE = ("incident_report",)
+AFTER = ("feedback", "verification")
+OPEN_CASE_STATES = ("closed", "evaluated", "rejected")  # the states in which a case is over
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class MediaDesk:
+    def __init__(
+        self,
+        db: Database,
+        storage: MediaStore,
+        events: EventPublisher | None,
+        owner_lookup: Callable[[str, str], Mapping],
+        caller: CallerContext,
+        limits: Mapping[str, int],
+        clock: Callable[[], datetime] = utc_now,
+    ):
+        self.db = db
+        self.storage = storage
+        self.events = events
+        self.owner_lookup = owner_lookup  # (kind, id) -> the owner as its service shows it
+        self.caller = caller
+        self.limits = limits
+        self.clock = clock
+
+    # ------------------------------------------------------------------ uploading
+    def request_upload(self, content_type: str, size: int, purpose: str, owner: Mapping) -> dict:
+        slot = self._new_slot(content_type, size, purpose, owner)
+        self.db[store.MEDIA].insert_one(slot)
+        return {
+            "media_id": slot["_id"],
+            "upload_url": self.storage.upload_url(slot["object_key"], SLOT_TTL),
+            "method": "PUT",
+            "headers": {"Content-Type": content_type},
+            "expires_at": slot["expires_at"].isoformat(),
+        }
+
+    def _new_slot(self, content_type: str, size: int, purpose: str, owner: Mapping) -> dict:
+        if isinstance(size, bool) or not isinstance(size, int):
+            raise InvalidInput("size", "must be the number of bytes")
+        check_declared(content_type, size, self.limits)
+        if purpose not in PURPOSES:
+            raise InvalidInput("purpose", f"must be one of {', '.join(PURPOSES)}")
+        owner = self._check_owner(owner)
+        media_id = uuid.uuid4().hex
+        now = self.clock()
+        return {
+            "_id": media_id,
+            "state": PENDING,
+            "content_type": content_type,
+            "kind": KINDS[content_type].kind,
+            "size": size,
+            "purpose": purpose,
+            "owner": owner,
+            "uploader": self.caller.user_id,
+            "object_key": f"uploads/{media_id}",
+            "created_at": now,
+            "expires_at": now + SLOT_TTL,
+        }
+
+    def _check_owner(self, owner: Mapping) -> dict:
+        if not isinstance(owner, Mapping) or owner.get("kind") not in OWNER_KINDS:
+            raise InvalidInput("owner.kind", f"must be one of {', '.join(OWNER_KINDS)}")
+        owner_id = owner.get("id")
+        if not isinstance(owner_id, str) or not owner_id:
+            raise InvalidInput("owner.id", "is required")
+        self.owner_lookup(owner["kind"], owner_id)  # NotFound outside the caller's scope
+        return {"kind": owner["kind"], "id": owner_id}
+
+    def upload(self, content_type: str, purpose: str, owner: Mapping, data_base64: str) -> dict:
+        """The fallback for clients that cannot use presigned uploads: the bytes come
+        through the gateway and take the same checks as a confirmed upload."""
+        try:
+            data = base64.b64decode(data_base64 or "", validate=True)
+        except (binascii.Error, ValueError):
+            raise InvalidInput("file", "is not valid base64") from None
+        slot = self._new_slot(content_type, len(data), purpose, owner)
+        self.db[store.MEDIA].insert_one(slot)
+        self.storage.put(slot["object_key"], data, content_type)
+        return self.confirm(slot["_id"])
+
+    def confirm(self, media_id: str) -> dict:
+        media = self._own_slot(media_id)
+        if media["state"] == STORED:
+            return render(media)  # a retried confirm: done already
+        if media["state"] != PENDING:
+            raise Conflict(f"media_id: the upload slot is {media['state']}")
+        if media["expires_at"] < self.clock():
+            raise Conflict("media_id: the upload slot expired; ask for a new one")
+        size = self.storage.size_of(media["object_key"])
+        if size is None:
+            raise InvalidInput("media_id", "nothing was uploaded to the slot")
+        keep = size if media["kind"] == "photo" else 0
+        sha256, actual_size, data = self.storage.digest(media["object_key"], keep_up_to=keep)
+        try:
+            check_bytes(media["content_type"], media["size"], actual_size, data[:64], self.limits)
+        except InvalidInput:
+            # Nothing of a refused upload stays in storage.
+            self.storage.remove(media["object_key"])
+            self.db[store.MEDIA].update_one({"_id": media_id}, {"$set": {"state": REJECTED}})
+            raise
+        metadata = photo_metadata(data) if media["kind"] == "photo" else {}
+        self._store_content(media, sha256, actual_size, data)
+        stored = self.db[store.MEDIA].find_one_and_update(
+            {"_id": media_id, "state": PENDING},
+            {
+                "$set": {
+                    "state": STORED,
+                    "sha256": sha256,
+                    "stored_at": self.clock(),
+                    "metadata": metadata,
+                    "object_key": f"objects/{sha256}",
+                },
+                "$unset": {"expires_at": ""},
+            },
+            return_document=ReturnDocument.AFTER,
+        )
+        if stored is None:  # a concurrent confirm finished first
+            return render(self.db[store.MEDIA].find_one({"_id": media_id}))
+        self.storage.remove(media["object_key"])
+        if self.events is not None:
+            self.events.publish("media.stored", media["owner"]["id"], _event(stored))
+        return render(stored)
+
+    def _store_content(self, media: Mapping, sha256: str, size: int, data: bytes) -> None:
+        """Keep one copy per distinct content; a second upload of the same bytes refers
+        to the first copy."""
+        try:
+            self.db[store.OBJECTS].insert_one(
+                {
+                    "_id": sha256,
+                    "size": size,
+                    "content_type": media["content_type"],
+                    "created_at": self.clock(),
+                    "state": "copying",
+                }
+            )
+        except DuplicateKeyError:
+            existing = self.db[store.OBJECTS].find_one({"_id": sha256})
+            if existing["state"] == "stored" and self.storage.size_of(f"objects/{sha256}"):
+                return
+        self.storage.copy(media["object_key"], f"objects/{sha256}")
+        if media["kind"] == "photo":
+            small = thumbnail(data)
+            if small is not None:
+                self.storage.put(f"thumbnails/{sha256}.jpg", small, "image/jpeg")
+        self.db[store.OBJECTS].update_one({"_id": sha256}, {"$set": {"state": "stored"}})
+
+    def _own_slot(self, media_id: str) -> Mapping:
+        media = self.db[store.MEDIA].find_one({"_id": media_id})
+        if media is None or (
+            media["uploader"] != self.caller.user_id and not self.caller.has_role("system")
+        ):
+            raise NotFound(f"no upload {media_id}")
+        return media
+
+    # ------------------------------------------------------------------ reading
+    def _visible(self, media_id: str) -> Mapping:
+        media = self.db[store.MEDIA].find_one({"_id": media_id, "state": STORED})
+        if media is None:
+            raise NotFound(f"no media {media_id}")
+        self.owner_lookup(media["owner"]["kind"], media["owner"]["id"])  # scope, by its owner
+        return media
+
+    def get(self, media_id: str) -> dict:
+        return render(self._visible(media_id))
+
+    def download_link(self, media_id: str, variant: str = "original") -> dict:
+        media = self._visible(media_id)
+        if media.get("corrupted"):
+            raise Conflict("media_id: the stored bytes no longer match their SHA-256")
+        if variant == "thumbnail":
+            if media["kind"] != "photo":
+                raise InvalidInput("variant", "only photos have thumbnails")
+            key, content_type = f"thumbnails/{media['sha256']}.jpg", "image/jpeg"
+        elif variant == "original":
+            key, content_type = media["object_key"], media["content_type"]
+        else:
+            raise InvalidInput("variant", "must be original or thumbnail")
+        return {
+            "media_id": media_id,
+            "url": self.storage.download_url(key, LINK_TTL, content_type),
+            "expires_at": (self.clock() + LINK_TTL).isoformat(),
+            "sha256": media["sha256"] if variant == "original" else None,
+        }
+
+    def verify(self, media_id: str) -> dict:
+        """Hash the stored bytes again; a mismatch is recorded and reported."""
+        media = self._visible(media_id)
+        sha256, _, _ = self.storage.digest(media["object_key"])
+        intact = sha256 == media["sha256"]
+        self.db[store.MEDIA].update_many(
+            {"sha256": media["sha256"]},
+            {"$set": {"corrupted": not intact, "verified_at": self.clock()}},
+        )
+        return {
+            "media_id": media_id,
+            "intact": intact,
+            "expected": media["sha256"],
+            "actual": sha256,
+        }
+
+    def pairs(self, incident_id: str) -> dict:
+        """An incident's media as the verifier compares them: before (the report) and
+        after (the department's feedback and the verification)."""
+        self.owner_lookup("incident", incident_id)
+        rows = list(
+            self.db[store.MEDIA]
+            .find({"owner.kind": "incident", "owner.id": incident_id, "state": STORED})
+            .sort("stored_at", 1)
+        )
+        return {
+            "incident_id": incident_id,
+            "before": [render(row) for row in rows if row["purpose"] in BEFORE],
+            "after": [render(row) for row in rows if row["purpose"] in AFTER],
+        }
+
+    # ------------------------------------------------------------------ deleting
+    def delete(self, media_id: str) -> dict:
+        media = self._visible(media_id)
+        if media["uploader"] != self.caller.user_id and not self.caller.has_role("admin"):
+            raise Forbidden("only the uploader or an administrator deletes media")
+        if media["owner"]["kind"] == "incident":
+            case = self.owner_lookup("incident", media["owner"]["id"])
+            if case.get("state") not in OPEN_CASE_STATES:
+                raise Conflict("media_id: a case's evidence stays while the case is open")
+        self.db[store.MEDIA].update_one(
+            {"_id": media_id}, {"$set": {"state": DELETED, "deleted_at": self.clock()}}
+        )
+        self._forget_content(media["sha256"])
+        return {"media_id": media_id, "state": DELETED}
+
+    def _forget_content(self, sha256: str) -> None:
+        if self.db[store.MEDIA].count_documents({"sha256": sha256, "state": STORED}, limit=1):
+            return  # another upload still refers to the same bytes
+        self.storage.remove(f"objects/{sha256}")
+        self.storage.remove(f"thumbnails/{sha256}.jpg")
+        self.db[store.OBJECTS].delete_one({"_id": sha256})
+
+    def expire_slots(self) -> int:
+        """Remove what was uploaded to slots never confirmed in time."""
+        expired = 0
+        for media in (
+            self.db[store.MEDIA]
+            .find({"state": PENDING, "expires_at": {"$lt": self.clock()}})
+            .limit(500)
+        ):
+            self.storage.remove(media["object_key"])
+            self.db[store.MEDIA].update_one(
+                {"_id": media["_id"], "state": PENDING}, {"$set": {"state": EXPIRED}}
+            )
+            expired += 1
+        return expired
+
+
+def render(media: Mapping) -> dict:
+    return {
+        "id": media["_id"],
+        "state": media["state"],
+        "content_type": media["content_type"],
+        "kind": media["kind"],
+        "size": media["size"],
+        "purpose": media["purpose"],
+        "owner": media["owner"],
+        "uploader": media["uploader"],
+        "sha256": media.get("sha256"),
+        "metadata": media.get("metadata", {}),
+        "stored_at": media["stored_at"].isoformat() if media.get("stored_at") else None,
+        "corrupted": media.get("corrupted", False),
+    }
+
+
+def _event(media: Mapping) -> dict:
+    return {
+        "media_id": media["_id"],
+        "sha256": media["sha256"],
+        "content_type": media["content_type"],
+        "size": media["size"],
+        "purpose": media["purpose"],
+        "owner": media["owner"],
+        "uploader": media["uploader"],
+        "taken_at": media.get("metadata", {}).get("taken_at"),
+        "gps": media.get("metadata", {}).get("gps"),
+    }

@@ -1,0 +1,219 @@
+"""The media service over a real broker, mongod and S3 server, with the population and
+events services it asks about scope."""
+
+import io
+import json
+
+import pytest
+import requests
+from nameko.exceptions import RemoteError
+from nameko.standalone.rpc import ClusterRpcProxy
+from PIL import Image
+from pymongo import MongoClient
+
+from gridwork_common.context import CallerContext
+from services.events.service import EventsService
+from services.media.domain.kinds import size_limits
+from services.media.service import MediaService
+from services.media.storage import media_store
+from services.media.usecases import MediaDesk
+from services.population.service import PopulationService
+from tests.population_data import (
+    COUNTY,
+    GRID_A1,
+    TOWNSHIP_A,
+    TOWNSHIP_B,
+    VILLAGE_A,
+    county_features,
+)
+
+pytestmark = pytest.mark.integration
+
+WORKER = CallerContext(user_id="worker-a1", roles=("grid_worker",), scope=GRID_A1)
+OTHER_TOWNSHIP = CallerContext(user_id="centre-b", roles=("centre_operator",), scope=TOWNSHIP_B)
+SETUP = CallerContext(user_id="setup", roles=("admin", "system"), scope=COUNTY)
+
+
+def jpeg(color=(200, 30, 30), gps=(24.305, 102.505), size=(1600, 1200)) -> bytes:
+    image = Image.new("RGB", size, color)
+    exif = Image.Exif()
+    exif[0x0132] = "2026:11:20 09:30:00"
+    gps_ifd = {1: "N", 2: (24.0, 18.0, 18.0), 3: "E", 4: (102.0, 30.0, 18.0)}
+    exif[0x8825] = gps_ifd
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", exif=exif, quality=90)
+    return buffer.getvalue()
+
+
+def png() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 64), (0, 0, 255)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def stack(runner_factory, settings):
+    media_store(settings).ensure_bucket()
+    config = settings.nameko_config()
+    runner_factory(config, PopulationService, EventsService, MediaService).start()
+    with ClusterRpcProxy(config, context_data=SETUP.to_context_data(), timeout=30) as rpc:
+        rpc.population.import_territory(county_features())
+        rpc.events.ensure_default_departments([COUNTY, TOWNSHIP_A, VILLAGE_A])
+    return config
+
+
+@pytest.fixture
+def rpc_as(stack):
+    proxies = []
+
+    def proxy(caller):
+        standalone = ClusterRpcProxy(stack, context_data=caller.to_context_data(), timeout=30)
+        proxies.append(standalone)
+        return standalone.start()
+
+    yield proxy
+    for standalone in proxies:
+        standalone.stop()
+
+
+@pytest.fixture
+def incident(rpc_as):
+    reported = rpc_as(WORKER).events.report_incident(
+        {"category": "04.01", "description": "垃圾", "location": [102.505, 24.305]}, "m1"
+    )
+    return reported["incident"]["id"]
+
+
+@pytest.fixture
+def media_db(settings):
+    client = MongoClient(settings.mongo_uri)
+    yield client[settings.database_name("media")]
+    client.close()
+
+
+def _upload(
+    media,
+    data,
+    incident_id,
+    content_type="image/jpeg",
+    purpose="incident_report",
+    declared_size=None,
+):
+    slot = media.request_upload(
+        content_type, declared_size or len(data), purpose, {"kind": "incident", "id": incident_id}
+    )
+    put = requests.put(slot["upload_url"], data=data, headers=slot["headers"], timeout=10)
+    assert put.status_code in (200, 204), put.text
+    return slot
+
+
+def test_a_photo_is_uploaded_checked_hashed_and_described(rpc_as, incident, settings):
+    import hashlib
+
+    media = rpc_as(WORKER).media
+    data = jpeg()
+    slot = _upload(media, data, incident)
+    stored = media.confirm_upload(slot["media_id"])
+    assert stored["state"] == "stored"
+    assert stored["sha256"] == hashlib.sha256(data).hexdigest()
+    assert stored["metadata"]["gps"] == pytest.approx({"lat": 24.305, "lon": 102.505}, abs=1e-4)
+    assert media.confirm_upload(slot["media_id"]) == stored  # a retried confirm: once
+
+    link = media.download_link(slot["media_id"])
+    assert requests.get(link["url"], timeout=10).content == data
+    thumb = requests.get(media.download_link(slot["media_id"], "thumbnail")["url"], timeout=10)
+    image = Image.open(io.BytesIO(thumb.content))
+    assert max(image.size) <= 512
+    assert not image.getexif()  # no EXIF at all, so no GPS in what is served widely
+
+
+def test_identical_bytes_are_stored_once(rpc_as, incident, media_db):
+    media = rpc_as(WORKER).media
+    data = jpeg(color=(1, 2, 3))
+    first = media.confirm_upload(_upload(media, data, incident)["media_id"])
+    second = media.confirm_upload(_upload(media, data, incident)["media_id"])
+    assert first["id"] != second["id"] and first["sha256"] == second["sha256"]
+    assert media_db.objects.count_documents({"_id": first["sha256"]}) == 1
+    for stored in (first, second):
+        assert requests.get(media.download_link(stored["id"])["url"], timeout=10).content == data
+
+
+def test_a_type_or_size_mismatch_is_refused_and_leaves_nothing(rpc_as, incident, settings):
+    media = rpc_as(WORKER).media
+    slot = _upload(media, png(), incident, content_type="image/jpeg")
+    with pytest.raises(RemoteError) as raised:
+        media.confirm_upload(slot["media_id"])
+    assert raised.value.exc_type == "InvalidInput" and "content_type" in raised.value.value
+    assert media_store(settings).size_of(f"uploads/{slot['media_id']}") is None
+
+    data = jpeg(color=(9, 9, 9))
+    slot = _upload(media, data, incident, declared_size=len(data) + 10)
+    with pytest.raises(RemoteError, match="size"):
+        media.confirm_upload(slot["media_id"])
+    with pytest.raises(RemoteError, match="size"):
+        media.request_upload(
+            "image/jpeg", 500 * 1024 * 1024, "incident_report", {"kind": "incident", "id": incident}
+        )
+    with pytest.raises(RemoteError, match="content_type"):
+        media.request_upload(
+            "application/pdf", 1000, "incident_report", {"kind": "incident", "id": incident}
+        )
+
+
+def test_expired_slots_are_refused_and_their_objects_removed(
+    rpc_as, incident, media_db, settings, runner_factory
+):
+    from datetime import UTC, datetime, timedelta
+
+    media = rpc_as(WORKER).media
+    slot = _upload(media, jpeg(color=(5, 5, 5)), incident)
+    media_db.media.update_one(
+        {"_id": slot["media_id"]},
+        {"$set": {"expires_at": datetime.now(UTC) - timedelta(minutes=1)}},
+    )
+    with pytest.raises(RemoteError, match="expired"):
+        media.confirm_upload(slot["media_id"])
+
+    desk = MediaDesk(
+        media_db, media_store(settings), None, lambda kind, id_: {}, SETUP, size_limits(None)
+    )
+    assert desk.expire_slots() == 1
+    assert media_store(settings).size_of(f"uploads/{slot['media_id']}") is None
+
+
+def test_changed_bytes_are_reported_not_served(rpc_as, incident, settings):
+    media = rpc_as(WORKER).media
+    stored = media.confirm_upload(_upload(media, jpeg(color=(7, 7, 7)), incident)["media_id"])
+    media_store(settings).put(f"objects/{stored['sha256']}", b"tampered", "image/jpeg")
+    report = media.verify_integrity(stored["id"])
+    assert report["intact"] is False and report["expected"] == stored["sha256"]
+    with pytest.raises(RemoteError, match="no longer match"):
+        media.download_link(stored["id"])
+
+
+def test_scope_is_the_owners_and_open_cases_keep_their_evidence(rpc_as, incident):
+    media = rpc_as(WORKER).media
+    stored = media.confirm_upload(_upload(media, jpeg(color=(8, 8, 8)), incident)["media_id"])
+    outsider = rpc_as(OTHER_TOWNSHIP).media
+    for call in (
+        lambda: outsider.get_media(stored["id"]),
+        lambda: outsider.download_link(stored["id"]),
+        lambda: outsider.pairs(incident),
+    ):
+        with pytest.raises(RemoteError) as raised:
+            call()
+        assert raised.value.exc_type == "NotFound"
+    with pytest.raises(RemoteError, match="while the case is open"):
+        media.delete_media(stored["id"])
+
+
+def test_before_and_after_pairs_for_the_verifier(rpc_as, incident):
+    media = rpc_as(WORKER).media
+    before = media.confirm_upload(_upload(media, jpeg(color=(11, 0, 0)), incident)["media_id"])
+    after = media.confirm_upload(
+        _upload(media, jpeg(color=(0, 11, 0)), incident, purpose="verification")["media_id"]
+    )
+    pairs = media.pairs(incident)
+    assert [m["id"] for m in pairs["before"]] == [before["id"]]
+    assert [m["id"] for m in pairs["after"]] == [after["id"]]
+    assert json.dumps(pairs)  # plain JSON for the gateway
