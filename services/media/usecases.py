@@ -21,7 +21,7 @@ from pymongo.errors import DuplicateKeyError
 from gridwork_common.context import CallerContext
 from gridwork_common.errors import Conflict, Forbidden, InvalidInput, NotFound
 from gridwork_common.events import EventPublisher
-from services.media import store
+from services.media import store, topics
 from services.media.domain.kinds import KINDS, PURPOSES, check_bytes, check_declared
 from services.media.domain.photos import photo_metadata, thumbnail
 from services.media.storage import MediaStore
@@ -154,7 +154,7 @@ class MediaDesk:
             return render(self.db[store.MEDIA].find_one({"_id": media_id}))
         self.storage.remove(media["object_key"])
         if self.events is not None:
-            self.events.publish("media.stored", media["owner"]["id"], _event(stored))
+            self.events.publish(topics.MEDIA_STORED, media["owner"]["id"], _event(stored))
         return render(stored)
 
     def _store_content(self, media: Mapping, sha256: str, size: int, data: bytes) -> None:

@@ -8,12 +8,16 @@ import yaml
 from services.events import topics as events_topics
 from services.events.domain import incident as loop
 from services.events.usecases.incidents import _event_data
+from services.gateway import activity
+from services.media import topics as media_topics
 from services.population import topics as population_topics
 
 ROOT = Path(__file__).resolve().parents[2]
 PUBLISHED = {
     "population.events": population_topics.TOPICS,
     "events.events": events_topics.TOPICS,
+    "media.events": media_topics.TOPICS,
+    "gateway.events": activity.TOPICS,
 }
 # The words after `incident.<action>` in an incident routing key, in order (topics.route).
 ROUTE_PARAMETERS = ("department", "county", "township", "village", "grid")
