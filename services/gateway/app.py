@@ -17,7 +17,14 @@ from services.gateway.auth import Identity
 from services.gateway.metrics import install_request_metrics, metrics_response
 from services.gateway.problems import install_problem_handlers
 from services.gateway.readiness import Readiness
-from services.gateway.routes import identity, incidents, open311, population, subscriptions
+from services.gateway.routes import (
+    identity,
+    incidents,
+    media,
+    open311,
+    population,
+    subscriptions,
+)
 from services.gateway.rpc import ServiceRpc
 from services.gateway.store import gateway_db
 
@@ -37,7 +44,7 @@ SECURITY_HEADERS = {
 }
 CHANGING_METHODS = ("POST", "PATCH", "PUT", "DELETE")
 # Each route family registers its operations on the Api and returns its blueprint.
-FAMILIES = (identity, population, incidents, open311, subscriptions)
+FAMILIES = (identity, population, incidents, media, open311, subscriptions)
 
 log = logging.getLogger("gridwork.gateway")
 

@@ -1,4 +1,4 @@
-"""The gateway app (Flask test client) in front of real population and events services
+"""The gateway app (Flask test client) in front of real population, events and media services
 on a real broker and mongod, with users of every role and their tokens."""
 
 import pytest
@@ -7,6 +7,8 @@ from services.events.service import EventsService
 from services.gateway.app import create_app
 from services.gateway.auth import Identity
 from services.gateway.store import gateway_db
+from services.media.service import MediaService
+from services.media.storage import media_store
 from services.population.service import PopulationService
 from tests.population_data import (
     COUNTY,
@@ -35,8 +37,9 @@ USERS = {
 
 
 @pytest.fixture
-def services(runner_factory, config):
-    runner = runner_factory(config, PopulationService, EventsService)
+def services(runner_factory, config, settings):
+    media_store(settings).ensure_bucket()
+    runner = runner_factory(config, PopulationService, EventsService, MediaService)
     runner.start()
     return runner
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from PIL import Image
 
 from tests.population_data import (
     BUILDING_A1,
@@ -129,6 +130,12 @@ PATH_ROUTES = {
     f"{API}/incidents/worklists/{{kind}}": lambda g: [
         Probe({"kind": kind}) for kind in WORKLIST_KINDS
     ],
+    f"{API}/media/{{media_id}}": lambda g: [Probe({"media_id": g.ids["media"]})],
+    f"{API}/media/{{media_id}}/link": lambda g: [
+        Probe({"media_id": g.ids["media"]}),
+        Probe({"media_id": g.ids["media"]}, {"variant": "thumbnail"}),
+    ],
+    f"{API}/incidents/{{incident_id}}/media": lambda g: [Probe({"incident_id": g.ids["incident"]})],
     f"{API}/subscriptions/{{subscription_id}}/dead-letters": lambda g: [
         Probe({"subscription_id": g.ids["subscription"]})
     ],
@@ -339,6 +346,23 @@ def grid_a1(county, services, client, as_user, monkeypatch) -> Grid:
     report = {"category": "04.01", "description": "范围测试事件", "location": POINT_A1}
     incident = created(worker.post(f"{API}/incidents", key="incident", json=report))
     grid.ids["incident"] = incident["incident"]["id"]
+    photo = io.BytesIO()
+    Image.new("RGB", (32, 32), (10, 20, 30)).save(photo, "JPEG")
+    grid.ids["media"] = created(
+        worker.post(
+            f"{API}/media",
+            key="photo",
+            data={
+                "file": (io.BytesIO(photo.getvalue()), "photo.jpg"),
+                "content_type": "image/jpeg",
+                "purpose": "incident_report",
+                "owner_kind": "incident",
+                "owner_id": grid.ids["incident"],
+            },
+            content_type="multipart/form-data",
+        ),
+        201,
+    )["id"]
 
     for name in ("mine", "theirs"):
         key = created(admin.post("/open311/v2/clients", key=name, json={"name": name}))
