@@ -101,6 +101,8 @@ class Settings:
     token_secret: bytes = field(repr=False)
     access_token_ttl_s: int
     refresh_token_ttl_s: int
+    media_size_limits: str  # "photo=20971520,video/mp4=209715200" (parsed by media)
+    media_retention_days: str  # "visit=1095,record=3650" (parsed by media)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -143,6 +145,8 @@ class Settings:
             token_secret=_key(env, "TOKEN_SECRET", _DEV_TOKEN_SECRET),
             access_token_ttl_s=_integer(env, "ACCESS_TOKEN_TTL_S", 900, minimum=30),
             refresh_token_ttl_s=_integer(env, "REFRESH_TOKEN_TTL_S", 30 * 24 * 3600, minimum=60),
+            media_size_limits=env.get("MEDIA_SIZE_LIMITS", "").strip(),
+            media_retention_days=env.get("MEDIA_RETENTION_DAYS", "").strip(),
         )
 
     def database_name(self, service_name: str) -> str:

@@ -10,6 +10,7 @@ from nameko.exceptions import RemoteError
 from nameko.rpc import RpcProxy, rpc
 from nameko.timer import timer
 
+from gridwork_common.config import Settings
 from gridwork_common.context import Caller, CallerContext
 from gridwork_common.errors import GridworkError, NotFound
 from gridwork_common.events import CloudEventDispatcher
@@ -17,13 +18,14 @@ from gridwork_common.health import probe, service_report
 from gridwork_common.metrics import PrometheusMetrics
 from gridwork_common.mongo import MongoDatabase, mongo_health
 from services.media import store
-from services.media.domain.kinds import size_limits
+from services.media.domain.kinds import parse_pairs, retention_days, size_limits
 from services.media.storage import ObjectStorage
 from services.media.usecases import MediaDesk
 
 SYSTEM_CALLER = CallerContext(user_id="media-timer", roles=("system",))
 EXPECTED = (GridworkError,)
 EXPIRY_INTERVAL_S = 60
+RETENTION_INTERVAL_S = 6 * 3600
 
 
 class MediaService:
@@ -102,3 +104,9 @@ class MediaService:
     @timer(interval=EXPIRY_INTERVAL_S)
     def expire_slots(self):
         return self._desk(SYSTEM_CALLER).expire_slots()
+
+    @timer(interval=RETENTION_INTERVAL_S)
+    def apply_retention(self):
+        settings = Settings.from_nameko_config(self.config)
+        days = retention_days(parse_pairs(settings.media_retention_days, "MEDIA_RETENTION_DAYS"))
+        return self._desk(SYSTEM_CALLER).apply_retention(days)

@@ -272,6 +272,39 @@ class MediaDesk:
         self.storage.remove(f"thumbnails/{sha256}.jpg")
         self.db[store.OBJECTS].delete_one({"_id": sha256})
 
+    def apply_retention(self, days_by_purpose: Mapping[str, int]) -> int:
+        """Delete media kept longer than their purpose's retention, except a case's
+        evidence while the case is still open."""
+        removed = 0
+        now = self.clock()
+        for purpose, days in days_by_purpose.items():
+            old = (
+                self.db[store.MEDIA]
+                .find(
+                    {
+                        "state": STORED,
+                        "purpose": purpose,
+                        "stored_at": {"$lt": now - timedelta(days=days)},
+                    }
+                )
+                .limit(500)
+            )
+            for media in old:
+                if media["owner"]["kind"] == "incident":
+                    try:
+                        case = self.owner_lookup("incident", media["owner"]["id"])
+                    except NotFound:
+                        case = {"state": "closed"}  # the case is gone: nothing to keep for
+                    if case.get("state") not in OPEN_CASE_STATES:
+                        continue
+                self.db[store.MEDIA].update_one(
+                    {"_id": media["_id"]},
+                    {"$set": {"state": DELETED, "deleted_at": now, "deleted_by": "retention"}},
+                )
+                self._forget_content(media["sha256"])
+                removed += 1
+        return removed
+
     def expire_slots(self) -> int:
         """Remove what was uploaded to slots never confirmed in time."""
         expired = 0

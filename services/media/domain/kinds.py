@@ -222,3 +222,34 @@ def _check_limit(content_type: str, size: int, limits: Mapping[str, int] | None)
         raise InvalidInput(
             "size", f"{size} bytes is too large: at most {limit} bytes for {content_type}"
         )
+
+
+# How long stored media are kept, by purpose (days); a county may shorten or lengthen it.
+DEFAULT_RETENTION_DAYS = {
+    "incident_report": 1825,
+    "feedback": 1825,
+    "verification": 1825,
+    "visit": 1095,
+    "record": 3650,
+}
+
+
+def parse_pairs(text: str, field: str) -> dict[str, int]:
+    """ "a=1,b=2" from configuration as {"a": 1, "b": 2}, naming the setting when wrong."""
+    pairs: dict[str, int] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, _, value = item.partition("=")
+        try:
+            pairs[key.strip()] = int(value)
+        except ValueError:
+            raise InvalidInput(field, f"{item!r} is not name=number") from None
+    return pairs
+
+
+def retention_days(overrides: Mapping[str, int] | None = None) -> dict[str, int]:
+    days = dict(DEFAULT_RETENTION_DAYS)
+    for purpose, value in (overrides or {}).items():
+        if purpose not in days or value <= 0:
+            raise InvalidInput("retention_days", f"{purpose}: a purpose and a positive number")
+        days[purpose] = value
+    return days

@@ -9,9 +9,9 @@ import requests
 from nameko.exceptions import RemoteError
 from nameko.standalone.rpc import ClusterRpcProxy
 from PIL import Image
-from pymongo import MongoClient
 
 from gridwork_common.context import CallerContext
+from gridwork_common.mongo import new_client
 from services.events.service import EventsService
 from services.media.domain.kinds import size_limits
 from services.media.service import MediaService
@@ -86,7 +86,7 @@ def incident(rpc_as):
 
 @pytest.fixture
 def media_db(settings):
-    client = MongoClient(settings.mongo_uri)
+    client = new_client(settings, app_name="media-tests")  # tz-aware, as the service's
     yield client[settings.database_name("media")]
     client.close()
 
@@ -217,3 +217,48 @@ def test_before_and_after_pairs_for_the_verifier(rpc_as, incident):
     assert [m["id"] for m in pairs["before"]] == [before["id"]]
     assert [m["id"] for m in pairs["after"]] == [after["id"]]
     assert json.dumps(pairs)  # plain JSON for the gateway
+
+
+def test_retention_removes_old_media_but_keeps_open_cases_evidence(
+    rpc_as, incident, media_db, settings
+):
+    from datetime import UTC, datetime, timedelta
+
+    media = rpc_as(WORKER).media
+    stored = media.confirm_upload(_upload(media, jpeg(color=(3, 3, 3)), incident)["media_id"])
+    media_db.media.update_one(
+        {"_id": stored["id"]}, {"$set": {"stored_at": datetime.now(UTC) - timedelta(days=40)}}
+    )
+    storage = media_store(settings)
+
+    def desk(case_state):
+        return MediaDesk(
+            media_db,
+            storage,
+            None,
+            lambda kind, id_: {"state": case_state},
+            SETUP,
+            size_limits(None),
+        )
+
+    assert desk("handling").apply_retention({"incident_report": 30}) == 0  # open case: kept
+    assert desk("closed").apply_retention({"incident_report": 60}) == 0  # not old enough
+    assert desk("closed").apply_retention({"incident_report": 30}) == 1
+    assert media_db.media.find_one({"_id": stored["id"]})["state"] == "deleted"
+    assert storage.size_of(f"objects/{stored['sha256']}") is None
+
+
+def test_unreachable_storage_is_a_clear_503_and_nothing_half_written(
+    rpc_as, incident, media_db, settings
+):
+    from devstack.processes import free_port
+    from services.media.storage import StorageUnavailable
+
+    media = rpc_as(WORKER).media
+    slot = _upload(media, jpeg(color=(4, 4, 4)), incident)
+    dead = media_store(settings.with_changes(s3_endpoint=f"127.0.0.1:{free_port()}"))
+    desk = MediaDesk(media_db, dead, None, lambda kind, id_: {}, WORKER, size_limits(None))
+    with pytest.raises(StorageUnavailable):
+        desk.confirm(slot["media_id"])
+    assert media_db.media.find_one({"_id": slot["media_id"]})["state"] == "pending"
+    assert media.confirm_upload(slot["media_id"])["state"] == "stored"  # once storage is back
