@@ -94,6 +94,13 @@ class ManagedProcess:
                 start_new_session=True,  # its own process group: signals reach its children
             )
         self.pidfile.write_text(json.dumps({"pid": process.pid, "marker": self.marker}))
+        # Until the child has exec'd, its command line is still ours (a green Popen under
+        # eventlet returns before the exec): wait so a second start sees it as running.
+        deadline = time.monotonic() + 5
+        while self.marker not in _cmdline(process.pid) and time.monotonic() < deadline:
+            if process.poll() is not None:
+                break
+            time.sleep(0.01)
         return process.pid
 
     def signal(self, signum: int) -> None:
