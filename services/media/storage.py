@@ -133,6 +133,9 @@ class MediaStore:
         try:
             if not self.client.bucket_exists(self.bucket):
                 self.client.make_bucket(self.bucket)
+            # S3 servers on a file system (rclone) drop an emptied "directory" and can fail
+            # an upload into it at that moment; a placeholder keeps `uploads/` in place.
+            self.client.put_object(self.bucket, "uploads/.keep", io.BytesIO(b""), 0)
         except (MinioException, urllib3.exceptions.HTTPError) as exc:
             raise StorageUnavailable(f"cannot create bucket {self.bucket!r}: {exc}") from exc
 

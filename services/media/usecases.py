@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 
+from eventlet import tpool
 from pymongo import ReturnDocument
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
@@ -176,7 +177,9 @@ class MediaDesk:
                 return
         self.storage.copy(media["object_key"], f"objects/{sha256}")
         if media["kind"] == "photo":
-            small = thumbnail(data)
+            # Decoding and resizing hold the CPU for tens of milliseconds: in a real thread
+            # (Pillow releases the GIL), so the service's other green threads move on.
+            small = tpool.execute(thumbnail, data)
             if small is not None:
                 self.storage.put(f"thumbnails/{sha256}.jpg", small, "image/jpeg")
         self.db[store.OBJECTS].update_one({"_id": sha256}, {"$set": {"state": "stored"}})

@@ -1,0 +1,623 @@
+"""Media upload: presigned upload + confirm through the media service vs raw S3 puts, same run.
+
+    PYTHONPATH=. .venv/bin/python bench/media.py [--photos 1000] [--concurrency 4] [--profile]
+
+Starts its own mongod (a single-node replica set) and its own S3 server
+(`devstack.infra.s3_process`: a genuine `minio` if one is on PATH, else `rclone serve s3`),
+each on a free port in one temporary directory, and uses the RabbitMQ on 127.0.0.1:5672 in
+a fresh vhost (created and deleted through the management API), so it touches no data of
+`make up`. The population, events and media services run in this process in one nameko
+ServiceRunner. Setup (not timed): the test county's territory, its departments, and one
+incident reported by a grid worker, which owns every photo.
+
+The photos: ONE JPEG of random noise (12 MP, 4000 x 3000, with EXIF capture time and GPS,
+its quality chosen so that it weighs about `--photo-mb` MB) is made once; photo i is those
+bytes with 24 bytes after the JPEG's end marker (16 random bytes drawn once per run, then
+i in 8 digits), so every photo still sniffs and decodes as the same JPEG but has its own
+SHA-256 and is stored as its own object. Made per upload, not kept (one 2 MB copy, on both
+sides alike).
+
+C concurrent callers (green threads, each with its own ClusterRpcProxy in the grid worker's
+name and its own HTTP session), each taking the next photo, then run:
+
+- service: RPC `media.request_upload` -> HTTP PUT of the bytes to the presigned URL ->
+  RPC `media.confirm_upload` (the service stats the object, streams it back and hashes it,
+  checks size and type by the bytes, reads EXIF, copies it to `objects/<sha256>`, makes
+  and stores a thumbnail, records it in MongoDB, removes the upload and publishes
+  `media.stored`);
+- raw: `put_object` of the same bytes to `raw/<i>` with the MinIO SDK (a client built as
+  the service builds its own), half before the service run and half after, so that noise
+  on a shared machine (and the S3 server's growing directory) hits both sides alike.
+
+A presigned PUT answered 5xx is sent again (at most 3 times, as a phone would) and counted:
+`rclone serve s3` removes a directory once its last object is deleted, and a PUT into that
+directory at the same moment fails with 500 (every confirm deletes its `uploads/<id>`).
+The MinIO SDK retries 5xx by itself (services/media/storage.py: new_client), uncounted.
+
+Each side is warmed up first (2 photos per caller, not timed). The time each step of the
+service's confirm takes is measured in this process by wrapping MediaDesk / MediaStore
+methods and the photo functions (wall time, which on one eventlet hub includes waiting for
+other callers' CPU work), during the timed run and during an untimed pass of 20 photos one
+at a time (one caller; the raw side too), which shows what each step costs by itself. The
+CPU seconds of this process, the S3 server, mongod and the RabbitMQ node (the whole node,
+other vhosts included) are read from /proc. `--profile` also cProfiles 20 confirms run one
+at a time through MediaDesk directly (to stderr). MB are 10^6 bytes. The last line is
+`ratio <service MB/s / raw put MB/s>`.
+"""
+
+import gridwork_common.green  # noqa: F401  (first: patches eventlet before other imports)
+
+# isort: split
+
+import argparse
+import contextlib
+import cProfile
+import functools
+import hashlib
+import io
+import math
+import os
+import pstats
+import secrets
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections import defaultdict
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import eventlet
+import requests
+from nameko.runners import ServiceRunner
+from nameko.standalone.rpc import ClusterRpcProxy
+from nameko.testing.rabbit import Client
+from PIL import Image
+
+from devstack.infra import init_replica_set, mongod_process, s3_process
+from devstack.processes import free_port, port_open, wait_until
+from gridwork_common.config import Settings
+from gridwork_common.context import CallerContext
+from gridwork_common.mongo import new_client as mongo_client
+from services.events.service import EventsService
+from services.media import usecases
+from services.media.domain.kinds import size_limits, sniff
+from services.media.service import MediaService
+from services.media.storage import MediaStore, media_store, new_client
+from services.media.usecases import MediaDesk
+from services.population.service import PopulationService
+from tests.population_data import COUNTY, GRID_A1, TOWNSHIP_A, VILLAGE_A, county_features
+
+WORKER = CallerContext(user_id="bench-worker-a1", roles=("grid_worker",), scope=GRID_A1)
+SETUP = CallerContext(user_id="bench-setup", roles=("admin", "system"), scope=COUNTY)
+CONTENT_TYPE = "image/jpeg"
+PHOTO_SIDES = (4000, 3000)  # 12 MP, as a phone camera takes them
+SUFFIX_BYTES = 24  # after the JPEG end marker: 16 random bytes of the run, 8 digits
+MB = 1_000_000
+PUT_ATTEMPTS = 3
+WARMUP_PER_CALLER = 2
+PROFILED_CONFIRMS = 20
+ALONE_PHOTOS = 20  # after the timed run: one caller, one photo at a time, each side
+
+
+# ---------------------------------------------------------------------------- photos
+class Photos:
+    """One noise JPEG of about `megabytes` MB made once; `photo(i)` is it with a suffix of
+    its own after the end marker, which decoders ignore and the SHA-256 does not."""
+
+    def __init__(self, megabytes: float):
+        started = time.perf_counter()
+        width, height = PHOTO_SIDES
+        image = Image.frombytes("RGB", PHOTO_SIDES, os.urandom(width * height * 3))
+        exif = Image.Exif()
+        exif[0x0132] = "2026:11:20 09:30:00"  # DateTime
+        exif[0x8825] = {1: "N", 2: (24.0, 18.0, 18.0), 3: "E", 4: (102.0, 30.0, 18.0)}
+        target = megabytes * MB
+        low, high, best = 1, 95, b""
+        while low <= high:  # the size grows with the quality: bisect for the target
+            quality = (low + high) // 2
+            buffer = io.BytesIO()
+            image.save(buffer, "JPEG", quality=quality, exif=exif)
+            encoded = buffer.getvalue()
+            if not best or abs(len(encoded) - target) < abs(len(best) - target):
+                best, self.quality = encoded, quality
+            if len(encoded) < target:
+                low = quality + 1
+            else:
+                high = quality - 1
+        assert best.endswith(b"\xff\xd9") and sniff(best[:64]) == CONTENT_TYPE
+        self.base = best + os.urandom(SUFFIX_BYTES - 8)
+        self.size = len(best) + SUFFIX_BYTES
+        self.seconds = time.perf_counter() - started
+
+    def photo(self, number: int) -> bytes:
+        return self.base + f"{number:08d}".encode()
+
+
+# ---------------------------------------------------------------------------- timing
+class StepTimes:
+    """Wall time of each call to wrapped functions, by label (this process only; the
+    originals are put back on leaving the `with` block)."""
+
+    def __init__(self):
+        self.seconds: dict[str, list[float]] = defaultdict(list)
+        self._originals: list[tuple[object, str, object]] = []
+
+    def wrap(self, owner: object, name: str, label: str) -> None:
+        original = getattr(owner, name)
+
+        @functools.wraps(original)
+        def timed(*args, **kwargs):
+            started = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                self.seconds[label].append(time.perf_counter() - started)
+
+        self._originals.append((owner, name, original))
+        setattr(owner, name, timed)
+
+    def __enter__(self) -> "StepTimes":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        for owner, name, original in reversed(self._originals):
+            setattr(owner, name, original)
+        self._originals.clear()
+
+
+CONFIRM_STEPS = (  # (owner, attribute, label) of what MediaDesk.confirm calls, in order
+    (MediaStore, "size_of", "stat the upload"),
+    (MediaStore, "digest", "GET + SHA-256"),
+    (usecases, "photo_metadata", "EXIF metadata"),
+    (MediaStore, "copy", "copy to objects/<sha>"),
+    (usecases, "thumbnail", "thumbnail (decode+JPEG)"),
+    (MediaStore, "put", "PUT thumbnail"),
+    (MediaStore, "remove", "remove the upload"),
+)
+
+
+def instrument() -> StepTimes:
+    steps = StepTimes()
+    steps.wrap(MediaDesk, "request_upload", "request_upload")
+    steps.wrap(MediaDesk, "_check_owner", "owner lookup (RPC)")
+    steps.wrap(MediaStore, "upload_url", "presign PUT")
+    steps.wrap(MediaDesk, "confirm", "confirm")
+    for owner, name, label in CONFIRM_STEPS:
+        steps.wrap(owner, name, label)
+    return steps
+
+
+def percentiles(latencies: list[float]) -> tuple[float, float]:
+    ordered = sorted(latencies)
+    p99 = ordered[max(math.ceil(len(ordered) * 0.99) - 1, 0)]
+    return statistics.median(ordered) * 1000, p99 * 1000
+
+
+def rate_line(label: str, latencies: list[float], nbytes: int, seconds: float) -> float:
+    rate = nbytes / MB / seconds
+    p50, p99 = percentiles(latencies)
+    print(
+        f"{label:<9} {rate:7.1f} MB/s {len(latencies) / seconds:7.1f} photos/s   "
+        f"p50 {p50:7.1f} ms   p99 {p99:7.1f} ms   "
+        f"({len(latencies)} photos, {nbytes / MB:.0f} MB in {seconds:.1f} s)"
+    )
+    return rate
+
+
+def latency_line(label: str, latencies: list[float]) -> None:
+    p50, p99 = percentiles(latencies)
+    mean = statistics.fmean(latencies) * 1000
+    print(f"  {label:<24} p50 {p50:7.1f} ms   p99 {p99:7.1f} ms   mean {mean:7.1f} ms")
+
+
+def steps_report(together: StepTimes, photos: int, alone: StepTimes, alone_photos: int) -> None:
+    """Mean wall ms per photo of each step inside the service, with all callers and with
+    one photo at a time, and each step's share of confirm."""
+    print(
+        "  inside the service, wall ms per photo:  all callers (share of confirm)   one at a time"
+    )
+    rows = [("owner lookup (RPC)", False), ("presign PUT", False), ("request_upload", False)]
+    rows += [(label, True) for _, _, label in CONFIRM_STEPS]
+    rows += [("MongoDB, event, rest", True), ("confirm", True)]
+
+    def spent(steps: StepTimes, label: str) -> float:
+        if label == "MongoDB, event, rest":
+            steps_s = sum(sum(steps.seconds[step]) for _, _, step in CONFIRM_STEPS)
+            return sum(steps.seconds["confirm"]) - steps_s
+        return sum(steps.seconds[label])
+
+    confirm = spent(together, "confirm")
+    for label, in_confirm in rows:
+        mean = spent(together, label) / photos * 1000
+        share = f"({spent(together, label) / confirm:4.0%})" if in_confirm else " " * 6
+        by_itself = spent(alone, label) / alone_photos * 1000
+        print(f"    {label:<26} {mean:7.1f} {share}   {by_itself:23.1f}")
+
+
+# ---------------------------------------------------------------------------- CPU
+def beams() -> list[int]:
+    """The RabbitMQ node's Erlang VM (read-only look at /proc; Linux)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if (entry / "comm").read_text().strip() == "beam.smp":
+                    found.append(int(entry.name))
+    return found
+
+
+class CpuMeter:
+    """User + system CPU seconds of groups of processes, from /proc/<pid>/stat."""
+
+    def __init__(self, groups: dict[str, list[int | None]]):
+        self.groups = {name: [pid for pid in pids if pid] for name, pids in groups.items()}
+        self.tick = os.sysconf("SC_CLK_TCK")
+
+    def _seconds(self, pid: int) -> float:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / self.tick  # utime, stime
+
+    def snapshot(self) -> dict[str, float]:
+        return {name: sum(map(self._seconds, pids)) for name, pids in self.groups.items()}
+
+    def since(self, before: dict[str, float]) -> dict[str, float]:
+        return {name: value - before[name] for name, value in self.snapshot().items()}
+
+
+def cpu_line(used: dict[str, float], seconds: float) -> str:
+    parts = ", ".join(f"{name} {value:.1f}" for name, value in used.items())
+    cpus = os.cpu_count() or 1
+    return f"  CPU seconds: {parts} (of {seconds * cpus:.1f} on {cpus} CPUs)"
+
+
+# ---------------------------------------------------------------------------- callers
+class Uploader:
+    """One green thread's RPC proxy (in the grid worker's name) and HTTP session."""
+
+    def __init__(self, config: dict):
+        self.standalone = ClusterRpcProxy(config, context_data=WORKER.to_context_data(), timeout=60)
+        self.media = self.standalone.start().media
+        self.http = requests.Session()
+        self.retries: list[int] = []  # the status of each PUT that was answered 5xx
+
+    def upload(self, data: bytes, incident_id: str, phases: dict[str, list[float]]) -> dict:
+        owner = {"kind": "incident", "id": incident_id}
+        t0 = time.perf_counter()
+        slot = self.media.request_upload(CONTENT_TYPE, len(data), "incident_report", owner)
+        t1 = time.perf_counter()
+        for attempt in range(PUT_ATTEMPTS):
+            put = self.http.put(slot["upload_url"], data=data, headers=slot["headers"], timeout=60)
+            if put.status_code < 500 or attempt == PUT_ATTEMPTS - 1:
+                break
+            self.retries.append(put.status_code)  # as a phone would, PUT the bytes again
+        assert put.status_code in (200, 204), (put.status_code, put.text[:300])
+        t2 = time.perf_counter()
+        stored = self.media.confirm_upload(slot["media_id"])
+        t3 = time.perf_counter()
+        phases["request_upload RPC"].append(t1 - t0)
+        phases["PUT to presigned URL"].append(t2 - t1)
+        phases["confirm_upload RPC"].append(t3 - t2)
+        return stored
+
+    def stop(self) -> None:
+        self.http.close()
+        self.standalone.stop()
+
+
+def run_service(
+    uploaders: list[Uploader], photos: Photos, numbers: range, incident_id: str
+) -> tuple[list[float], dict[str, list[float]], dict[int, dict], float]:
+    """Upload and confirm photos `numbers` with all callers at once: (latency per photo,
+    latencies per phase, what confirm returned by number, seconds)."""
+    latencies: list[float] = []
+    phases: dict[str, list[float]] = defaultdict(list)
+    stored: dict[int, dict] = {}
+    queue = iter(numbers)
+
+    def work(uploader: Uploader) -> None:
+        for number in queue:  # a shared iterator: each photo is taken once
+            data = photos.photo(number)
+            started = time.perf_counter()
+            stored[number] = uploader.upload(data, incident_id, phases)
+            latencies.append(time.perf_counter() - started)
+
+    started = time.perf_counter()
+    join([eventlet.spawn(work, uploader) for uploader in uploaders])
+    return latencies, phases, stored, time.perf_counter() - started
+
+
+def run_raw(client, bucket: str, photos: Photos, numbers, concurrency: int, prefix="raw/"):
+    """put_object of photos `numbers` to `<prefix><i>`: (latency per photo, seconds)."""
+    latencies: list[float] = []
+    queue = iter(numbers)
+
+    def work() -> None:
+        for number in queue:
+            data = photos.photo(number)
+            started = time.perf_counter()
+            client.put_object(
+                bucket, f"{prefix}{number}", io.BytesIO(data), len(data), content_type=CONTENT_TYPE
+            )
+            latencies.append(time.perf_counter() - started)
+
+    started = time.perf_counter()
+    join([eventlet.spawn(work) for _ in range(concurrency)])
+    return latencies, time.perf_counter() - started
+
+
+def join(threads: list) -> None:
+    """Wait for all; if one fails, stop the others before raising (their proxies and
+    sockets are closed next)."""
+    try:
+        for thread in threads:
+            thread.wait()
+    except BaseException:
+        for thread in threads:
+            thread.kill()
+        raise
+
+
+# ---------------------------------------------------------------------------- checks
+def check_stored(settings: Settings, photos: Photos, stored: dict[int, dict], incident_id: str):
+    """Every timed photo stored once, under the SHA-256 of its own bytes, with metadata,
+    a thumbnail and no upload left behind (checked after the timed run)."""
+    for number, media in stored.items():
+        assert media["state"] == "stored", media
+        assert media["sha256"] == hashlib.sha256(photos.photo(number)).hexdigest(), media
+        assert media["metadata"]["gps"] and media["metadata"]["width"] == PHOTO_SIDES[0], media
+    assert len({media["sha256"] for media in stored.values()}) == len(stored)
+    client = mongo_client(settings, app_name="gridwork-bench")
+    try:
+        db = client[settings.database_name("media")]
+        owned = {"owner.id": incident_id, "state": "stored"}
+        total = db.media.count_documents(owned)
+        objects = db.objects.count_documents({"state": "stored"})
+    finally:
+        client.close()
+    store = media_store(settings)
+    leftovers = list(store.client.list_objects(store.bucket, prefix="uploads/", recursive=True))
+    thumbs = sum(1 for _ in store.client.list_objects(store.bucket, prefix="thumbnails/"))
+    assert not leftovers, [item.object_name for item in leftovers[:5]]
+    assert total == objects == thumbs >= len(stored), (total, objects, thumbs, len(stored))
+    return total
+
+
+# ---------------------------------------------------------------------------- profile
+def profile_confirms(settings: Settings, photos: Photos, first: int, count: int) -> None:
+    """cProfile of `count` confirms, one at a time, through MediaDesk directly (no RPC; the
+    uploads made beforehand, untimed), to stderr."""
+    client = mongo_client(settings, app_name="gridwork-bench")
+    try:
+        desk = MediaDesk(
+            client[settings.database_name("media")],
+            media_store(settings),
+            None,
+            lambda kind, owner_id: {},
+            WORKER,
+            size_limits(None),
+        )
+        owner = {"kind": "incident", "id": "bench-profile"}
+        slots = []
+        for number in range(first, first + count):
+            data = photos.photo(number)
+            slot = desk.request_upload(CONTENT_TYPE, len(data), "incident_report", owner)
+            requests.put(slot["upload_url"], data=data, headers=slot["headers"], timeout=60)
+            slots.append(slot["media_id"])
+        profiler = cProfile.Profile()
+        started = time.perf_counter()
+        profiler.enable()
+        for media_id in slots:
+            desk.confirm(media_id)
+        profiler.disable()
+        elapsed = time.perf_counter() - started
+    finally:
+        client.close()
+    print(
+        f"\nprofile of {count} confirms one at a time ({elapsed / count * 1000:.1f} ms each):",
+        file=sys.stderr,
+    )
+    stats = pstats.Stats(profiler, stream=sys.stderr).strip_dirs()
+    stats.sort_stats("cumulative").print_stats(30)
+    stats.sort_stats("tottime").print_stats(20)
+
+
+# ---------------------------------------------------------------------------- main
+def bench(settings: Settings, args, pids: dict[str, int | None]) -> float:
+    photos = Photos(args.photo_mb)
+    print(
+        f"photo: {PHOTO_SIDES[0]} x {PHOTO_SIDES[1]} noise JPEG, quality {photos.quality}, "
+        f"{photos.size} bytes (made in {photos.seconds:.1f} s, not timed)"
+    )
+    media_store(settings).ensure_bucket()
+    raw_client = new_client(settings)
+    config = settings.nameko_config()
+    runner = ServiceRunner(config)
+    for service in (PopulationService, EventsService, MediaService):
+        runner.add_service(service)
+    runner.start()
+    cpu = CpuMeter(
+        {
+            "this process": [os.getpid()],
+            "S3 server": [pids["s3"]],
+            "mongod": [pids["mongod"]],
+            "RabbitMQ": beams(),
+        }
+    )
+    uploaders: list[Uploader] = []
+    try:
+        with ClusterRpcProxy(config, context_data=SETUP.to_context_data(), timeout=60) as rpc:
+            rpc.population.import_territory(county_features())
+            rpc.events.ensure_default_departments([COUNTY, TOWNSHIP_A, VILLAGE_A])
+        with ClusterRpcProxy(config, context_data=WORKER.to_context_data(), timeout=60) as rpc:
+            report = {"category": "04.01", "description": "基准照片", "location": [102.505, 24.305]}
+            incident_id = rpc.events.report_incident(report, "bench-media")["incident"]["id"]
+        print(f"incident {incident_id} reported by {WORKER.user_id} (setup)")
+
+        uploaders = [Uploader(config) for _ in range(args.concurrency)]
+        # Photos past the timed ones: warm-up (both sides; raw to warm/<i>), then profiling.
+        warmup = range(args.photos, args.photos + args.concurrency * WARMUP_PER_CALLER)
+        run_service(uploaders, photos, warmup, incident_id)
+        run_raw(raw_client, settings.s3_bucket, photos, warmup, args.concurrency, "warm/")
+
+        half = args.photos // 2
+        before = cpu.snapshot()
+        raw_latencies, raw_s = run_raw(
+            raw_client, settings.s3_bucket, photos, range(half), args.concurrency
+        )
+        raw_cpu = cpu.since(before)
+
+        for uploader in uploaders:
+            uploader.retries.clear()
+        with instrument() as together:
+            before = cpu.snapshot()
+            latencies, phases, stored, service_s = run_service(
+                uploaders, photos, range(args.photos), incident_id
+            )
+            service_cpu = cpu.since(before)
+
+        before = cpu.snapshot()
+        more, more_s = run_raw(
+            raw_client, settings.s3_bucket, photos, range(half, args.photos), args.concurrency
+        )
+        raw_cpu = {name: seconds + raw_cpu[name] for name, seconds in cpu.since(before).items()}
+        raw_latencies += more
+        raw_s += more_s
+        retries = [status for uploader in uploaders for status in uploader.retries]
+
+        # Untimed: what each step costs with no other caller waiting on the same hub.
+        extra = range(warmup.stop, warmup.stop + ALONE_PHOTOS)
+        with instrument() as alone:
+            alone_latencies, *_ = run_service(uploaders[:1], photos, extra, incident_id)
+        raw_alone, _ = run_raw(raw_client, settings.s3_bucket, photos, extra, 1, "alone/")
+
+        total = check_stored(settings, photos, stored, incident_id)
+        print(
+            f"checked: {len(stored)} timed photos stored under distinct SHA-256s "
+            f"({total} with warm-up), a thumbnail each, no upload left"
+        )
+        nbytes = photos.size * args.photos
+        print(f"{args.photos} photos of {photos.size / MB:.2f} MB, {args.concurrency} callers")
+        service_rate = rate_line("service", latencies, nbytes, service_s)
+        print(f"  presigned PUTs answered 5xx and sent again: {len(retries)} {retries[:10]}")
+        for label, values in phases.items():
+            latency_line(label, values)
+        steps_report(together, args.photos, alone, ALONE_PHOTOS)
+        print(cpu_line(service_cpu, service_s))
+        per_photo = service_cpu["this process"] / args.photos * 1000
+        print(f"  this process: {per_photo:.1f} ms CPU per photo")
+        raw_rate = rate_line("raw put", raw_latencies, nbytes, raw_s)
+        print(cpu_line(raw_cpu, raw_s))
+        per_photo = raw_cpu["this process"] / args.photos * 1000
+        print(f"  this process: {per_photo:.1f} ms CPU per photo")
+        for label, values in (("service", alone_latencies), ("raw put", raw_alone)):
+            p50, p99 = percentiles(values)
+            print(
+                f"one at a time, {label:<8} p50 {p50:7.1f} ms   p99 {p99:7.1f} ms   "
+                f"({len(values)} photos, untimed)"
+            )
+        if args.profile:
+            profile_confirms(settings, photos, extra.stop, PROFILED_CONFIRMS)
+        return service_rate / raw_rate
+    finally:
+        for uploader in uploaders:
+            uploader.stop()
+        runner.stop()
+
+
+@contextlib.contextmanager
+def private_vhost(amqp_uri: str, management_uri: str):
+    """A fresh RabbitMQ vhost for this run (the AMQP user may do anything in it); yields
+    the AMQP URI into it, and deletes it with everything in it afterwards."""
+    rabbit = Client(management_uri)
+    vhost = f"gridwork_bench_{uuid.uuid4().hex[:8]}"
+    rabbit.create_vhost(vhost)
+    try:
+        user = urlsplit(amqp_uri).username or "guest"
+        rabbit.set_vhost_permissions(vhost, user, ".*", ".*", ".*")
+        yield f"{amqp_uri.rstrip('/')}/{vhost}"
+    finally:
+        rabbit.delete_vhost(vhost)
+
+
+@contextlib.contextmanager
+def private_servers(access_key: str, secret_key: str):
+    """A mongod (single-node replica set) and an S3 server on free ports in a temporary
+    directory; yields (mongo port, S3 port, pids), stops both and removes the directory."""
+    root = Path(tempfile.mkdtemp(prefix="gridwork-bench-"))
+    mongo_port, s3_port = free_port(), free_port()
+    run, log = root / "run", root / "log"
+    mongod = mongod_process(root / "mongo", mongo_port, run, log, "bench-mongod")
+    s3 = s3_process(root / "s3", s3_port, access_key, secret_key, run, log, "bench-s3")
+    try:
+        mongod.start()
+        s3.start()
+        init_replica_set(mongo_port)
+        wait_until(lambda: port_open("127.0.0.1", s3_port), 30, "S3 server")
+        pids = {"mongod": mongod.running_pid(), "s3": s3.running_pid()}
+        yield mongo_port, s3_port, pids
+    except BaseException:
+        for process in (s3, mongod):  # the logs go with the directory: show their ends
+            with contextlib.suppress(OSError):
+                lines = process.logfile.read_text(errors="replace").splitlines()
+                tail = [line for line in lines if "Dir.Remove not empty" not in line][-15:]
+                print(f"--- end of {process.logfile.name}:", *tail, sep="\n", file=sys.stderr)
+        raise
+    finally:
+        s3.stop()
+        mongod.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--photos", type=int, default=1000, help="photos on each side")
+    parser.add_argument("--concurrency", type=int, default=4, help="concurrent callers")
+    parser.add_argument("--photo-mb", type=float, default=2.0, help="size of a photo, in MB")
+    parser.add_argument(
+        "--profile", action="store_true", help="also cProfile 20 confirms (to stderr)"
+    )
+    parser.add_argument("--amqp-uri", default="amqp://guest:guest@127.0.0.1:5672/")
+    parser.add_argument("--management-uri", default="http://guest:guest@127.0.0.1:15672")
+    args = parser.parse_args()
+
+    access_key, secret_key = "gridwork-bench", secrets.token_hex(16)
+    started = time.perf_counter()
+    with (
+        private_vhost(args.amqp_uri, args.management_uri) as amqp_uri,
+        private_servers(access_key, secret_key) as (mongo_port, s3_port, pids),
+    ):
+        settings = Settings.from_env(
+            {
+                "AMQP_URI": amqp_uri,
+                "MONGO_URI": (
+                    f"mongodb://127.0.0.1:{mongo_port}/?replicaSet=rs0&directConnection=true"
+                ),
+                "MONGO_DB_PREFIX": "bench",
+                "S3_ENDPOINT": f"127.0.0.1:{s3_port}",
+                "S3_ACCESS_KEY": access_key,
+                "S3_SECRET_KEY": secret_key,
+                "S3_BUCKET": "gridwork-bench-media",
+                "COUNTY_CODE": COUNTY,
+                "METRICS_PORT": "0",
+            }
+        )
+        server = "minio" if shutil.which("minio") else "rclone serve s3"
+        load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
+        print(
+            f"private mongod on port {mongo_port}, {server} on port {s3_port}; "
+            f"RabbitMQ vhost {urlsplit(amqp_uri).path[1:]}"
+        )
+        print(f"load average before the run: {load} ({os.cpu_count()} CPUs)")
+        ratio = bench(settings, args, pids)
+    print(f"whole run (setup and clean-up included): {time.perf_counter() - started:.0f} s")
+    print(f"ratio {ratio:.3f}")
+
+
+if __name__ == "__main__":
+    main()
