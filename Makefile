@@ -70,3 +70,4 @@ bench: install rabbitmq
 	PYTHONPATH=. $(PY) bench/import.py
 	PYTHONPATH=. $(PY) bench/incidents.py
 	PYTHONPATH=. $(PY) bench/gateway.py
+	PYTHONPATH=. $(PY) bench/media.py

@@ -381,7 +381,11 @@ def check_stored(settings: Settings, photos: Photos, stored: dict[int, dict], in
     finally:
         client.close()
     store = media_store(settings)
-    leftovers = list(store.client.list_objects(store.bucket, prefix="uploads/", recursive=True))
+    leftovers = [
+        item
+        for item in store.client.list_objects(store.bucket, prefix="uploads/", recursive=True)
+        if item.object_name != "uploads/.keep"  # the placeholder ensure_bucket keeps there
+    ]
     thumbs = sum(1 for _ in store.client.list_objects(store.bucket, prefix="thumbnails/"))
     assert not leftovers, [item.object_name for item in leftovers[:5]]
     assert total == objects == thumbs >= len(stored), (total, objects, thumbs, len(stored))
