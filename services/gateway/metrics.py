@@ -25,7 +25,7 @@ REQUESTS = Counter(
 LATENCY = Histogram(
     "gridwork_http_request_latency_seconds",
     "HTTP request latency",
-    ("method", "route"),
+    ("method", "route", "status"),
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 RPC_LATENCY = Histogram(
@@ -48,7 +48,9 @@ def install_request_metrics(app: Flask) -> None:
         REQUESTS.labels(request.method, route, str(response.status_code)).inc()
         started = g.get("request_started")
         if started is not None:
-            LATENCY.labels(request.method, route).observe(time.perf_counter() - started)
+            LATENCY.labels(request.method, route, str(response.status_code)).observe(
+                time.perf_counter() - started
+            )
         return response
 
 
