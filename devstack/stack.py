@@ -159,6 +159,8 @@ def print_endpoints(settings: Settings) -> None:
     gateway = f"http://127.0.0.1:{GATEWAY_PORT}"
     print(f"Gridwork is up for county {settings.county_code}.")
     print(f"  gateway        {gateway}   ({gateway}/readyz, {gateway}/metrics)")
+    print(f"  API docs       {gateway}/api/v1/docs   (demo users: see README, password")
+    print("                 gridwork-demo-2026)")
     for name, port in SERVICE_METRICS_PORTS.items():
         print(f"  {name:<14} metrics http://127.0.0.1:{port}/metrics")
     print(f"  mongodb        {settings.mongo_uri}")
