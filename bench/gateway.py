@@ -41,27 +41,30 @@ import gridwork_common  # noqa: F401
 # isort: split
 
 import argparse
-import contextlib
 import itertools
-import math
 import os
-import shutil
-import statistics
 import sys
-import tempfile
 import threading
 import time
 import uuid
 from collections import Counter
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import requests
 from nameko.standalone.rpc import ClusterRpcProxy
-from nameko.testing.rabbit import Client
 
-from devstack.infra import init_replica_set, mongod_process, s3_process
-from devstack.processes import ManagedProcess, free_port, port_open, wait_until
+from bench.support import (
+    CpuMeter,
+    beams,
+    cpu_line,
+    load_line,
+    percentiles,
+    private_servers,
+    private_vhost,
+    running,
+    tail,
+)
+from devstack.processes import free_port, wait_until
 from devstack.stack import service_processes
 from gridwork_common.config import Settings
 from gridwork_common.context import CallerContext
@@ -164,12 +167,6 @@ def incidents(gateway: str, run: str):
 
 
 # ---------------------------------------------------------------------------- output
-def percentiles(latencies: list[float]) -> tuple[float, float]:
-    ordered = sorted(latencies)
-    p99 = ordered[max(math.ceil(len(ordered) * 0.99) - 1, 0)]
-    return statistics.median(ordered) * 1000, p99 * 1000
-
-
 def rate_line(label: str, latencies: list[float], seconds: float) -> float:
     rate = len(latencies) / seconds
     p50, p99 = percentiles(latencies)
@@ -181,81 +178,7 @@ def rate_line(label: str, latencies: list[float], seconds: float) -> float:
     return rate
 
 
-class CpuMeter:
-    """User + system CPU seconds of process groups (each ManagedProcess leads its own
-    session, so a gunicorn master's workers are in its group), from /proc (Linux)."""
-
-    def __init__(self, groups: dict[str, list[int]]):
-        self.groups = groups
-        self.tick = os.sysconf("SC_CLK_TCK")
-
-    def _group_seconds(self, leaders: list[int]) -> float:
-        total = 0.0
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            # fields[2] is the process group; [11], [12] utime, stime (after pid and comm)
-            if int(fields[2]) in leaders or int(entry.name) in leaders:
-                total += (int(fields[11]) + int(fields[12])) / self.tick
-        return total
-
-    def snapshot(self) -> dict[str, float]:
-        return {name: self._group_seconds(pids) for name, pids in self.groups.items()}
-
-    def since(self, before: dict[str, float]) -> dict[str, float]:
-        return {name: value - before[name] for name, value in self.snapshot().items()}
-
-
-def cpu_line(used: dict[str, float], seconds: float) -> str:
-    parts = ", ".join(f"{name} {value:.1f}" for name, value in used.items())
-    cpus = os.cpu_count() or 1
-    return f"CPU seconds: {parts} (of {seconds * cpus:.1f} on {cpus} CPUs)"
-
-
-def beams() -> list[int]:
-    """The RabbitMQ node's Erlang VM (a read-only look at /proc)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError):
-                if (entry / "comm").read_text().strip() == "beam.smp":
-                    found.append(int(entry.name))
-    return found
-
-
 # ---------------------------------------------------------------------------- setup
-@contextlib.contextmanager
-def private_vhost(amqp_uri: str, management_uri: str):
-    """A fresh RabbitMQ vhost, deleted with everything in it afterwards."""
-    rabbit = Client(management_uri)
-    vhost = f"gridwork_bench_{uuid.uuid4().hex[:8]}"
-    rabbit.create_vhost(vhost)
-    try:
-        user = urlsplit(amqp_uri).username or "guest"
-        rabbit.set_vhost_permissions(vhost, user, ".*", ".*", ".*")
-        yield f"{amqp_uri.rstrip('/')}/{vhost}"
-    finally:
-        rabbit.delete_vhost(vhost)
-
-
-@contextlib.contextmanager
-def running(processes: list[ManagedProcess]):
-    """Start the processes; stop every one (last started first), whatever happens."""
-    started: list[ManagedProcess] = []
-    try:
-        for process in processes:
-            process.start()
-            started.append(process)
-        yield processes
-    finally:
-        for process in reversed(started):
-            process.stop()
-
-
 def _bucket_ready(settings: Settings) -> bool:
     try:
         media_store(settings).ensure_bucket()
@@ -289,13 +212,6 @@ def seed(settings: Settings, gateway: str) -> str:
     )
     response.raise_for_status()
     return response.json()["access_token"]
-
-
-def tail(path: Path, lines: int = 15) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
 
 
 # ---------------------------------------------------------------------------- main
@@ -347,69 +263,63 @@ def main() -> None:
     if args.requests < 2 or args.concurrency < 1:
         parser.error("--requests must be at least 2 and --concurrency at least 1")
 
-    root = Path(tempfile.mkdtemp(prefix="gridwork-bench-gateway-"))
-    run_dir, log_dir = root / "run", root / "log"
-    mongo_port, s3_port, gateway_port = free_port(), free_port(), free_port()
-    infra = [
-        mongod_process(root / "mongo", mongo_port, run_dir, log_dir, "bench-mongod"),
-        s3_process(root / "s3", s3_port, S3_ACCESS_KEY, S3_SECRET_KEY, run_dir, log_dir),
-    ]
-    try:
-        with private_vhost(args.amqp_uri, args.management_uri) as amqp_uri, running(infra):
-            init_replica_set(mongo_port)
-            wait_until(lambda: port_open("127.0.0.1", s3_port), 30, "S3 server")
-            env = {
-                "AMQP_URI": amqp_uri,
-                "MONGO_URI": f"mongodb://127.0.0.1:{mongo_port}/?replicaSet=rs0&directConnection=true",
-                "MONGO_DB_PREFIX": "bench",
-                "S3_ENDPOINT": f"127.0.0.1:{s3_port}",
-                "S3_ACCESS_KEY": S3_ACCESS_KEY,
-                "S3_SECRET_KEY": S3_SECRET_KEY,
-                "S3_BUCKET": "bench-media",
-                "COUNTY_CODE": COUNTY,
-                "LOG_LEVEL": args.log_level,
-            }
-            settings = Settings.from_env(env)
-            wait_until(lambda: _bucket_ready(settings), 30, "S3 bucket", 0.3)
-            stack = service_processes(
-                env=env,
-                run_dir=run_dir,
-                log_dir=log_dir,
-                metrics_ports={name: free_port() for name in SERVICES},
-                gateway_port=gateway_port,
-                gateway_workers=2,
+    gateway_port = free_port()
+    with (
+        private_vhost(args.amqp_uri, args.management_uri) as amqp_uri,
+        private_servers((S3_ACCESS_KEY, S3_SECRET_KEY), "gridwork-bench-gateway-") as servers,
+    ):
+        s3_port = servers.s3_port
+        env = {
+            "AMQP_URI": amqp_uri,
+            "MONGO_URI": servers.mongo_uri,
+            "MONGO_DB_PREFIX": "bench",
+            "S3_ENDPOINT": f"127.0.0.1:{s3_port}",
+            "S3_ACCESS_KEY": S3_ACCESS_KEY,
+            "S3_SECRET_KEY": S3_SECRET_KEY,
+            "S3_BUCKET": "bench-media",
+            "COUNTY_CODE": COUNTY,
+            "LOG_LEVEL": args.log_level,
+        }
+        settings = Settings.from_env(env)
+        wait_until(lambda: _bucket_ready(settings), 30, "S3 bucket", 0.3)
+        stack = service_processes(
+            env=env,
+            run_dir=servers.run_dir,
+            log_dir=servers.log_dir,
+            metrics_ports={name: free_port() for name in SERVICES},
+            gateway_port=gateway_port,
+            gateway_workers=2,
+        )
+        gateway = f"http://127.0.0.1:{gateway_port}"
+        print(
+            f"private mongod :{servers.mongo_port}, S3 :{s3_port}, "
+            f"vhost {urlsplit(amqp_uri).path[1:]}"
+        )
+        print(load_line())
+        with running(stack):
+            started = time.monotonic()
+            try:
+                wait_until(lambda: _ready(gateway), 90, "the stack's /readyz", 0.5)
+            except TimeoutError:
+                for process in stack:
+                    print(f"--- {process.name}\n{tail(process.logfile)}", file=sys.stderr)
+                raise
+            print(f"stack ready in {time.monotonic() - started:.1f} s (gateway {gateway})")
+            token = seed(settings, gateway)
+            pids = {p.name: p.running_pid() for p in stack}
+            cpu = CpuMeter(
+                {
+                    "gateway": [pids["gateway"]],
+                    "events": [pids["events"]],
+                    "population": [pids["population"]],
+                    "other services": [pids[n] for n in ("media", "assessment", "webhooks")],
+                    "mongod": [servers.pids["mongod"]],
+                    "RabbitMQ": beams(),
+                    "clients": [os.getpid()],
+                },
+                process_groups=True,
             )
-            gateway = f"http://127.0.0.1:{gateway_port}"
-            load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
-            print(
-                f"private mongod :{mongo_port}, S3 :{s3_port}, vhost {urlsplit(amqp_uri).path[1:]}"
-            )
-            print(f"load average before the run: {load} ({os.cpu_count()} CPUs)")
-            with running(stack):
-                started = time.monotonic()
-                try:
-                    wait_until(lambda: _ready(gateway), 90, "the stack's /readyz", 0.5)
-                except TimeoutError:
-                    for process in stack:
-                        print(f"--- {process.name}\n{tail(process.logfile)}", file=sys.stderr)
-                    raise
-                print(f"stack ready in {time.monotonic() - started:.1f} s (gateway {gateway})")
-                token = seed(settings, gateway)
-                pids = {p.name: p.running_pid() for p in stack + infra}
-                cpu = CpuMeter(
-                    {
-                        "gateway": [pids["gateway"]],
-                        "events": [pids["events"]],
-                        "population": [pids["population"]],
-                        "other services": [pids[n] for n in ("media", "assessment", "webhooks")],
-                        "mongod": [pids["bench-mongod"]],
-                        "RabbitMQ": beams(),
-                        "clients": [os.getpid()],
-                    }
-                )
-                ratio = bench(args, gateway, token, cpu)
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
+            ratio = bench(args, gateway, token, cpu)
     print(f"ratio {ratio:.3f}")
 
 

@@ -35,18 +35,12 @@ import gridwork_common.green  # noqa: F401  (first: patches eventlet before othe
 # isort: split
 
 import argparse
-import contextlib
 import itertools
-import math
 import os
 import random
-import shutil
-import statistics
-import tempfile
 import time
 import uuid
 from collections import Counter
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import eventlet
@@ -54,11 +48,17 @@ from kombu import Connection, Exchange, Queue
 from nameko.rpc import rpc
 from nameko.runners import ServiceRunner
 from nameko.standalone.rpc import ClusterRpcProxy
-from nameko.testing.rabbit import Client
 from pymongo import monitoring
 
-from devstack.infra import init_replica_set, mongod_process
-from devstack.processes import free_port
+from bench.support import (
+    CpuMeter,
+    beams,
+    cpu_line,
+    load_line,
+    percentiles,
+    private_servers,
+    private_vhost,
+)
 from gridwork_common.config import Settings
 from gridwork_common.context import CallerContext
 from services.events.service import EventsService
@@ -229,12 +229,6 @@ def run_noop(callers: list[Caller], calls: int) -> tuple[list[float], float]:
 
 
 # ---------------------------------------------------------------------------- output
-def percentiles(latencies: list[float]) -> tuple[float, float]:
-    ordered = sorted(latencies)
-    p99 = ordered[max(math.ceil(len(ordered) * 0.99) - 1, 0)]
-    return statistics.median(ordered) * 1000, p99 * 1000
-
-
 def latency_line(label: str, latencies: list[float]) -> None:
     p50, p99 = percentiles(latencies)
     print(f"  {label:<14} p50 {p50:7.2f} ms   p99 {p99:7.2f} ms   ({len(latencies)} calls)")
@@ -248,46 +242,6 @@ def noop_line(label: str, latencies: list[float], seconds: float) -> float:
         f"({len(latencies)} calls in {seconds:.1f} s)"
     )
     return rate
-
-
-def cpu_line(used: dict[str, float], seconds: float) -> str:
-    parts = ", ".join(f"{name} {value:.1f}" for name, value in used.items())
-    return (
-        f"CPU seconds: {parts} (of {seconds * (os.cpu_count() or 1):.1f} on {os.cpu_count()} CPUs)"
-    )
-
-
-# ---------------------------------------------------------------------------- CPU
-def beams() -> list[int]:
-    """The RabbitMQ node's Erlang VM (read-only look at /proc; Linux)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError):
-                if (entry / "comm").read_text().strip() == "beam.smp":
-                    found.append(int(entry.name))
-    return found
-
-
-class CpuMeter:
-    """User + system CPU seconds of groups of processes, from /proc/<pid>/stat."""
-
-    def __init__(self, groups: dict[str, list[int | None]]):
-        self.groups = {name: [pid for pid in pids if pid] for name, pids in groups.items()}
-        self.tick = os.sysconf("SC_CLK_TCK")
-
-    def _seconds(self, pid: int) -> float:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            return 0.0
-        return (int(fields[11]) + int(fields[12])) / self.tick  # utime, stime
-
-    def snapshot(self) -> dict[str, float]:
-        return {name: sum(map(self._seconds, pids)) for name, pids in self.groups.items()}
-
-    def since(self, before: dict[str, float]) -> dict[str, float]:
-        return {name: value - before[name] for name, value in self.snapshot().items()}
 
 
 class MongoCommands(monitoring.CommandListener):
@@ -436,36 +390,6 @@ def expected_taps(incidents: int) -> dict[str, int]:
     }
 
 
-@contextlib.contextmanager
-def private_vhost(amqp_uri: str, management_uri: str):
-    """A fresh RabbitMQ vhost for this run (the AMQP user may do anything in it); yields
-    the AMQP URI into it, and deletes it with everything in it afterwards."""
-    rabbit = Client(management_uri)
-    vhost = f"gridwork_bench_{uuid.uuid4().hex[:8]}"
-    rabbit.create_vhost(vhost)
-    try:
-        user = urlsplit(amqp_uri).username or "guest"
-        rabbit.set_vhost_permissions(vhost, user, ".*", ".*", ".*")
-        yield f"{amqp_uri.rstrip('/')}/{vhost}"
-    finally:
-        rabbit.delete_vhost(vhost)
-
-
-@contextlib.contextmanager
-def private_mongod():
-    """A mongod (single-node replica set) on a free port in a temporary directory."""
-    root = Path(tempfile.mkdtemp(prefix="gridwork-bench-"))
-    port = free_port()
-    mongod = mongod_process(root / "mongo", port, root / "run", root / "log", "bench-mongod")
-    mongod.start()
-    try:
-        init_replica_set(port)
-        yield port, mongod.running_pid()
-    finally:
-        mongod.stop()
-        shutil.rmtree(root, ignore_errors=True)
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--incidents", type=int, default=200, help="cases run through the loop")
@@ -477,21 +401,21 @@ def main():
 
     with (
         private_vhost(args.amqp_uri, args.management_uri) as amqp_uri,
-        private_mongod() as (port, mongod_pid),
+        private_servers() as servers,
     ):
         settings = Settings.from_env(
             {
                 "AMQP_URI": amqp_uri,
-                "MONGO_URI": f"mongodb://127.0.0.1:{port}/?replicaSet=rs0&directConnection=true",
+                "MONGO_URI": servers.mongo_uri,
                 "MONGO_DB_PREFIX": "bench",
                 "COUNTY_CODE": COUNTY,
                 "METRICS_PORT": "0",
             }
         )
-        load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
-        print(f"private mongod on port {port}; RabbitMQ vhost {urlsplit(amqp_uri).path[1:]}")
-        print(f"load average before the run: {load} ({os.cpu_count()} CPUs)")
-        ratio = bench(settings.nameko_config(), amqp_uri, args, mongod_pid)
+        vhost = urlsplit(amqp_uri).path[1:]
+        print(f"private mongod on port {servers.mongo_port}; RabbitMQ vhost {vhost}")
+        print(load_line())
+        ratio = bench(settings.nameko_config(), amqp_uri, args, servers.pids["mongod"])
     print(f"ratio {ratio:.3f}")
 
 

@@ -50,34 +50,35 @@ import gridwork_common.green  # noqa: F401  (first: patches eventlet before othe
 # isort: split
 
 import argparse
-import contextlib
 import cProfile
 import functools
 import hashlib
 import io
-import math
 import os
 import pstats
 import secrets
 import shutil
 import statistics
 import sys
-import tempfile
 import time
-import uuid
 from collections import defaultdict
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import eventlet
 import requests
 from nameko.runners import ServiceRunner
 from nameko.standalone.rpc import ClusterRpcProxy
-from nameko.testing.rabbit import Client
 from PIL import Image
 
-from devstack.infra import init_replica_set, mongod_process, s3_process
-from devstack.processes import free_port, port_open, wait_until
+from bench.support import (
+    CpuMeter,
+    beams,
+    cpu_line,
+    load_line,
+    percentiles,
+    private_servers,
+    private_vhost,
+)
 from gridwork_common.config import Settings
 from gridwork_common.context import CallerContext
 from gridwork_common.mongo import new_client as mongo_client
@@ -190,12 +191,6 @@ def instrument() -> StepTimes:
     return steps
 
 
-def percentiles(latencies: list[float]) -> tuple[float, float]:
-    ordered = sorted(latencies)
-    p99 = ordered[max(math.ceil(len(ordered) * 0.99) - 1, 0)]
-    return statistics.median(ordered) * 1000, p99 * 1000
-
-
 def rate_line(label: str, latencies: list[float], nbytes: int, seconds: float) -> float:
     rate = nbytes / MB / seconds
     p50, p99 = percentiles(latencies)
@@ -235,45 +230,6 @@ def steps_report(together: StepTimes, photos: int, alone: StepTimes, alone_photo
         share = f"({spent(together, label) / confirm:4.0%})" if in_confirm else " " * 6
         by_itself = spent(alone, label) / alone_photos * 1000
         print(f"    {label:<26} {mean:7.1f} {share}   {by_itself:23.1f}")
-
-
-# ---------------------------------------------------------------------------- CPU
-def beams() -> list[int]:
-    """The RabbitMQ node's Erlang VM (read-only look at /proc; Linux)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError):
-                if (entry / "comm").read_text().strip() == "beam.smp":
-                    found.append(int(entry.name))
-    return found
-
-
-class CpuMeter:
-    """User + system CPU seconds of groups of processes, from /proc/<pid>/stat."""
-
-    def __init__(self, groups: dict[str, list[int | None]]):
-        self.groups = {name: [pid for pid in pids if pid] for name, pids in groups.items()}
-        self.tick = os.sysconf("SC_CLK_TCK")
-
-    def _seconds(self, pid: int) -> float:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            return 0.0
-        return (int(fields[11]) + int(fields[12])) / self.tick  # utime, stime
-
-    def snapshot(self) -> dict[str, float]:
-        return {name: sum(map(self._seconds, pids)) for name, pids in self.groups.items()}
-
-    def since(self, before: dict[str, float]) -> dict[str, float]:
-        return {name: value - before[name] for name, value in self.snapshot().items()}
-
-
-def cpu_line(used: dict[str, float], seconds: float) -> str:
-    parts = ", ".join(f"{name} {value:.1f}" for name, value in used.items())
-    cpus = os.cpu_count() or 1
-    return f"  CPU seconds: {parts} (of {seconds * cpus:.1f} on {cpus} CPUs)"
 
 
 # ---------------------------------------------------------------------------- callers
@@ -512,11 +468,11 @@ def bench(settings: Settings, args, pids: dict[str, int | None]) -> float:
         for label, values in phases.items():
             latency_line(label, values)
         steps_report(together, args.photos, alone, ALONE_PHOTOS)
-        print(cpu_line(service_cpu, service_s))
+        print(f"  {cpu_line(service_cpu, service_s)}")
         per_photo = service_cpu["this process"] / args.photos * 1000
         print(f"  this process: {per_photo:.1f} ms CPU per photo")
         raw_rate = rate_line("raw put", raw_latencies, nbytes, raw_s)
-        print(cpu_line(raw_cpu, raw_s))
+        print(f"  {cpu_line(raw_cpu, raw_s)}")
         per_photo = raw_cpu["this process"] / args.photos * 1000
         print(f"  this process: {per_photo:.1f} ms CPU per photo")
         for label, values in (("service", alone_latencies), ("raw put", raw_alone)):
@@ -532,50 +488,6 @@ def bench(settings: Settings, args, pids: dict[str, int | None]) -> float:
         for uploader in uploaders:
             uploader.stop()
         runner.stop()
-
-
-@contextlib.contextmanager
-def private_vhost(amqp_uri: str, management_uri: str):
-    """A fresh RabbitMQ vhost for this run (the AMQP user may do anything in it); yields
-    the AMQP URI into it, and deletes it with everything in it afterwards."""
-    rabbit = Client(management_uri)
-    vhost = f"gridwork_bench_{uuid.uuid4().hex[:8]}"
-    rabbit.create_vhost(vhost)
-    try:
-        user = urlsplit(amqp_uri).username or "guest"
-        rabbit.set_vhost_permissions(vhost, user, ".*", ".*", ".*")
-        yield f"{amqp_uri.rstrip('/')}/{vhost}"
-    finally:
-        rabbit.delete_vhost(vhost)
-
-
-@contextlib.contextmanager
-def private_servers(access_key: str, secret_key: str):
-    """A mongod (single-node replica set) and an S3 server on free ports in a temporary
-    directory; yields (mongo port, S3 port, pids), stops both and removes the directory."""
-    root = Path(tempfile.mkdtemp(prefix="gridwork-bench-"))
-    mongo_port, s3_port = free_port(), free_port()
-    run, log = root / "run", root / "log"
-    mongod = mongod_process(root / "mongo", mongo_port, run, log, "bench-mongod")
-    s3 = s3_process(root / "s3", s3_port, access_key, secret_key, run, log, "bench-s3")
-    try:
-        mongod.start()
-        s3.start()
-        init_replica_set(mongo_port)
-        wait_until(lambda: port_open("127.0.0.1", s3_port), 30, "S3 server")
-        pids = {"mongod": mongod.running_pid(), "s3": s3.running_pid()}
-        yield mongo_port, s3_port, pids
-    except BaseException:
-        for process in (s3, mongod):  # the logs go with the directory: show their ends
-            with contextlib.suppress(OSError):
-                lines = process.logfile.read_text(errors="replace").splitlines()
-                tail = [line for line in lines if "Dir.Remove not empty" not in line][-15:]
-                print(f"--- end of {process.logfile.name}:", *tail, sep="\n", file=sys.stderr)
-        raise
-    finally:
-        s3.stop()
-        mongod.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def main():
@@ -594,16 +506,14 @@ def main():
     started = time.perf_counter()
     with (
         private_vhost(args.amqp_uri, args.management_uri) as amqp_uri,
-        private_servers(access_key, secret_key) as (mongo_port, s3_port, pids),
+        private_servers((access_key, secret_key)) as servers,
     ):
         settings = Settings.from_env(
             {
                 "AMQP_URI": amqp_uri,
-                "MONGO_URI": (
-                    f"mongodb://127.0.0.1:{mongo_port}/?replicaSet=rs0&directConnection=true"
-                ),
+                "MONGO_URI": servers.mongo_uri,
                 "MONGO_DB_PREFIX": "bench",
-                "S3_ENDPOINT": f"127.0.0.1:{s3_port}",
+                "S3_ENDPOINT": f"127.0.0.1:{servers.s3_port}",
                 "S3_ACCESS_KEY": access_key,
                 "S3_SECRET_KEY": secret_key,
                 "S3_BUCKET": "gridwork-bench-media",
@@ -612,13 +522,12 @@ def main():
             }
         )
         server = "minio" if shutil.which("minio") else "rclone serve s3"
-        load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
         print(
-            f"private mongod on port {mongo_port}, {server} on port {s3_port}; "
+            f"private mongod on port {servers.mongo_port}, {server} on port {servers.s3_port}; "
             f"RabbitMQ vhost {urlsplit(amqp_uri).path[1:]}"
         )
-        print(f"load average before the run: {load} ({os.cpu_count()} CPUs)")
-        ratio = bench(settings, args, pids)
+        print(load_line())
+        ratio = bench(settings, args, servers.pids)
     print(f"whole run (setup and clean-up included): {time.perf_counter() - started:.0f} s")
     print(f"ratio {ratio:.3f}")
 
