@@ -1,0 +1,16 @@
+"""The assessment service's MongoDB collections and their indexes."""
+
+from pymongo import ASCENDING, IndexModel
+
+FACTS = "facts"  # one per consumed CloudEvent, keyed by its id: redelivery counts once
+
+INDEXES = {
+    FACTS: [
+        IndexModel([("type", ASCENDING), ("period", ASCENDING)], name="type_period"),
+        IndexModel([("path", ASCENDING), ("period", ASCENDING)], name="path_period"),
+        IndexModel(
+            [("incident_id", ASCENDING), ("type", ASCENDING)], name="incident_type", sparse=True
+        ),
+        IndexModel([("actor", ASCENDING), ("period", ASCENDING)], name="actor_period"),
+    ],
+}

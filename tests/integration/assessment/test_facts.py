@@ -1,0 +1,121 @@
+"""Facts from real topics: each event stored once however often it is delivered, and
+indicators aggregated over the subtree of a territory node."""
+
+from datetime import UTC, datetime
+
+import pytest
+from kombu import Connection, Exchange, Producer
+from nameko.standalone.rpc import ClusterRpcProxy
+from pymongo import MongoClient
+
+from devstack.processes import wait_until
+from gridwork_common.context import CallerContext
+from gridwork_common.events import new_event
+from services.assessment.service import AssessmentService
+
+pytestmark = pytest.mark.integration
+
+GRID = "530402001001001"
+OTHER_GRID = "530402002001001"
+SYSTEM = CallerContext(user_id="tests", roles=("system",))
+NOW = datetime(2026, 11, 10, 3, 0, tzinfo=UTC)  # 11:00 in China: period 2026-11
+
+
+def _incident_event(action, incident_id, grid=GRID, **data):
+    event = new_event(
+        source="/counties/530402/events",
+        routing_key=f"incident.{action}",
+        subject=grid,
+        data={"incident_id": incident_id, "grid_code": grid, "urgency": "normal", **data},
+        now=NOW,
+        extensions={"department": "none"},
+    )
+    route = f"incident.{action}.none.{grid[:6]}.{grid[:9]}.{grid[:12]}.{grid}"
+    return route, event.to_json_dict()
+
+
+@pytest.fixture
+def assessment(container_factory, config):
+    container = container_factory(AssessmentService, config)
+    container.start()
+    return container
+
+
+@pytest.fixture
+def facts_collection(settings):
+    client = MongoClient(settings.mongo_uri)
+    yield client[settings.database_name("assessment")]["facts"]
+    client.close()
+
+
+def _publish(config, exchange_name, messages):
+    exchange = Exchange(exchange_name, type="topic", durable=True)
+    with Connection(config["AMQP_URI"]) as connection:
+        producer = Producer(connection.default_channel, serializer="json")
+        for routing_key, body in messages:
+            producer.publish(body, exchange=exchange, routing_key=routing_key, declare=[exchange])
+
+
+def test_each_event_counts_once_and_indicators_aggregate_the_subtree(
+    assessment, config, facts_collection
+):
+    messages = [
+        _incident_event("reported", "c1"),
+        _incident_event("closed", "c1"),
+        _incident_event("reported", "c2"),
+        _incident_event("overdue", "c2"),
+        _incident_event("reworked", "c2"),
+        _incident_event("closed", "c2"),
+        _incident_event("reported", "c3", urgency="urgent"),
+        _incident_event("evaluated", "c1", satisfaction=4),
+        _incident_event("reported", "c9", grid=OTHER_GRID),
+    ]
+    _publish(config, "events.events", messages)
+    _publish(config, "events.events", messages[:3])  # the broker redelivers some
+    wait_until(lambda: facts_collection.count_documents({}) == len(messages), 15, "facts")
+    assert facts_collection.count_documents({}) == len(messages)
+
+    with ClusterRpcProxy(config, context_data=SYSTEM.to_context_data(), timeout=10) as rpc:
+        township = rpc.assessment.indicators("530402001", "2026-11")
+        county = rpc.assessment.indicators("530402", "2026-11")
+    assert township["cases_reported"] == 3 and county["cases_reported"] == 4
+    assert township["cases_closed"] == 2
+    assert township["cases_due"] == 2  # closed, or past a deadline
+    assert township["closed_on_time"] == 1  # c2 went overdue before closing
+    assert township["reworked"] == 1 and township["overdue"] == 1
+    assert township["satisfaction"] == 4
+
+
+def test_visits_and_account_activity_become_facts(assessment, config, facts_collection):
+    visit = new_event(
+        source="/counties/530402/population",
+        routing_key="visit.recorded",
+        subject=GRID,
+        now=NOW,
+        data={"visit_id": "v1", "grid_code": GRID, "risk_level": "high", "worker_id": "w1"},
+    )
+    login = new_event(
+        source="/counties/530402/gateway",
+        routing_key="account.login",
+        subject=GRID,
+        now=NOW,
+        data={"user_id": "w1"},
+    )
+    _publish(config, "population.events", [("visit.recorded", visit.to_json_dict())])
+    _publish(config, "gateway.events", [("account.login", login.to_json_dict())])
+    wait_until(lambda: facts_collection.count_documents({}) == 2, 15, "facts")
+    with ClusterRpcProxy(config, context_data=SYSTEM.to_context_data(), timeout=10) as rpc:
+        grid = rpc.assessment.indicators(GRID, "2026-11")
+    assert grid["visits_done_by_risk"] == {"high": 1}
+    assert grid["active_user_days"] == 1 and grid["logins"] == 1
+
+
+def test_indicators_check_their_arguments_and_scope(assessment, config):
+    outsider = CallerContext(user_id="u", roles=("leader",), scope="530402002")
+    with ClusterRpcProxy(config, context_data=outsider.to_context_data(), timeout=10) as rpc:
+        from nameko.exceptions import RemoteError
+
+        with pytest.raises(RemoteError, match="period"):
+            rpc.assessment.indicators(GRID, "2026-13")
+        with pytest.raises(RemoteError, match="NotFound"):
+            rpc.assessment.indicators(GRID, "2026-11")
