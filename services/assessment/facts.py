@@ -61,13 +61,32 @@ def record(db: Database, payload: Mapping) -> bool:
     return True
 
 
-def incident_indicators(db: Database, territory: str, period: str) -> dict:
+SUBJECT_KINDS = ("territory", "department", "worker")
+
+
+def subject_match(kind: str, subject: str) -> dict:
+    """The facts about a subject: everything under a territory node, a department's
+    cases, or what a person did."""
+    return {
+        "territory": {"path": subject},
+        "department": {"department": subject},
+        "worker": {"actor": subject},
+    }[kind]
+
+
+def incident_indicators(db: Database, territory: str, period: str, kind: str = "territory") -> dict:
     """Case indicators for a territory node and month, by one aggregation over the facts:
     cases reported; due (closed, plus open cases that passed a deadline); closed; closed
     on time (no overdue notice ever); urgent variants; reworked; escalated; supervised;
     satisfaction."""
     pipeline = [
-        {"$match": {"path": territory, "period": period, "type": {"$regex": r"^incident\."}}},
+        {
+            "$match": {
+                **subject_match(kind, territory),
+                "period": period,
+                "type": {"$regex": r"^incident\."},
+            }
+        },
         {
             "$group": {
                 "_id": "$incident_id",
@@ -140,7 +159,7 @@ def incident_indicators(db: Database, territory: str, period: str) -> dict:
     return result
 
 
-def visit_indicators(db: Database, territory: str, period: str) -> dict:
+def visit_indicators(db: Database, territory: str, period: str, kind: str = "territory") -> dict:
     """Visits done by risk level, and obligations missed (from visit.overdue notices)."""
     rows = db[store.FACTS].aggregate(
         [
@@ -162,7 +181,7 @@ def visit_indicators(db: Database, territory: str, period: str) -> dict:
     return {"visits_done_by_risk": done, "visits_missed_by_risk": missed}
 
 
-def activity_indicators(db: Database, territory: str, period: str) -> dict:
+def activity_indicators(db: Database, territory: str, period: str, kind: str = "territory") -> dict:
     """Account activity: distinct active user-days, logins and actions."""
     rows = list(
         db[store.FACTS].aggregate(
@@ -196,3 +215,28 @@ def activity_indicators(db: Database, territory: str, period: str) -> dict:
         )
     )
     return rows[0] if rows else {"active_user_days": 0, "logins": 0, "actions": 0}
+
+
+def subjects(db: Database, kind: str, level_length: int | None, period: str) -> list[str]:
+    """Everyone with facts in a period: territory nodes of one level (by code length),
+    departments, or people."""
+    if kind == "territory":
+        rows = db[store.FACTS].aggregate(
+            [
+                {"$match": {"period": period}},
+                {"$unwind": "$path"},
+                {"$match": {"path": {"$regex": f"^\\d{{{level_length}}}$"}}},
+                {"$group": {"_id": "$path"}},
+                {"$sort": {"_id": 1}},
+            ]
+        )
+    else:
+        field = "$department" if kind == "department" else "$actor"
+        rows = db[store.FACTS].aggregate(
+            [
+                {"$match": {"period": period, field[1:]: {"$nin": [None, "none"]}}},
+                {"$group": {"_id": field}},
+                {"$sort": {"_id": 1}},
+            ]
+        )
+    return [row["_id"] for row in rows]

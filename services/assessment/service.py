@@ -9,12 +9,14 @@ import re
 from nameko.events import event_handler
 from nameko.rpc import rpc
 
+from gridwork_common import roles
 from gridwork_common.context import Caller
-from gridwork_common.errors import GridworkError, InvalidInput, NotFound
+from gridwork_common.errors import Forbidden, GridworkError, InvalidInput, NotFound
+from gridwork_common.events import CloudEventDispatcher
 from gridwork_common.health import service_report
 from gridwork_common.metrics import PrometheusMetrics
 from gridwork_common.mongo import MongoDatabase, mongo_health
-from services.assessment import facts, store
+from services.assessment import facts, scorecards, store, topics
 
 EXPECTED = (GridworkError,)
 PERIOD = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
@@ -24,6 +26,7 @@ class AssessmentService:
     name = "assessment"
 
     db = MongoDatabase(indexes=store.INDEXES)
+    events = CloudEventDispatcher()
     caller = Caller()
     metrics = PrometheusMetrics()
 
@@ -56,11 +59,10 @@ class AssessmentService:
     def on_media(self, payload):
         facts.record(self.db, payload)
 
-    # indicators
+    # indicators and scorecards
     @rpc(expected_exceptions=EXPECTED)
     def indicators(self, territory, period):
-        if not isinstance(period, str) or not PERIOD.fullmatch(period):
-            raise InvalidInput("period", "must be a month like 2026-11")
+        _check_period(period)
         path = facts.territory_path(territory)
         if not path or path[-1] != territory:
             raise InvalidInput("territory", "must be a county, township, village or grid code")
@@ -76,3 +78,49 @@ class AssessmentService:
             **facts.visit_indicators(self.db, territory, period),
             **facts.activity_indicators(self.db, territory, period),
         }
+
+    @rpc(expected_exceptions=EXPECTED)
+    def scorecards(self, level, period):
+        _check_period(period)
+        caller = self.caller
+        everywhere = caller.has_role(roles.SYSTEM) or (
+            caller.has_role(roles.ADMIN, roles.LEADER) and len(caller.scope or "") == 6
+        )
+        return scorecards.scorecards(self.db, level, period, caller.scope, everywhere)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def publish_scorecards(self, level, period):
+        _check_period(period)
+        if not self.caller.has_role(roles.ADMIN, roles.SYSTEM):
+            raise Forbidden("publishing scorecards needs the admin role")
+        board = scorecards.publish(self.db, level, period)
+        if not board["republished"]:
+            self.events.publish(
+                topics.SCORECARD_PUBLISHED,
+                level,
+                {
+                    "level": level,
+                    "period": period,
+                    "rules_version": board["rules_version"],
+                    "subjects": len(board["items"]),
+                    "bottom": board["bottom"],
+                },
+            )
+        return board
+
+    @rpc(expected_exceptions=EXPECTED)
+    def rule_sets(self):
+        return [rules.to_config() for rules in scorecards.rule_sets(self.db)]
+
+    @rpc(expected_exceptions=EXPECTED)
+    def publish_rules(self, config):
+        if not self.caller.has_role(roles.ADMIN):
+            raise Forbidden("publishing scoring rules needs the admin role")
+        if not isinstance(config, dict):
+            raise InvalidInput("rules", "must be an object")
+        return scorecards.publish_rules(self.db, config)
+
+
+def _check_period(period) -> None:
+    if not isinstance(period, str) or not PERIOD.fullmatch(period):
+        raise InvalidInput("period", "must be a month like 2026-11")

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import yaml
 
+from services.assessment import topics as assessment_topics
 from services.events import topics as events_topics
 from services.events.domain import incident as loop
 from services.events.usecases.incidents import _event_data
@@ -18,6 +19,7 @@ PUBLISHED = {
     "events.events": events_topics.TOPICS,
     "media.events": media_topics.TOPICS,
     "gateway.events": activity.TOPICS,
+    "assessment.events": assessment_topics.TOPICS,
 }
 # The words after `incident.<action>` in an incident routing key, in order (topics.route).
 ROUTE_PARAMETERS = ("department", "county", "township", "village", "grid")

@@ -119,3 +119,53 @@ def test_indicators_check_their_arguments_and_scope(assessment, config):
             rpc.assessment.indicators(GRID, "2026-13")
         with pytest.raises(RemoteError, match="NotFound"):
             rpc.assessment.indicators(GRID, "2026-11")
+
+
+def test_scorecards_rank_stars_and_published_cards_stay_as_scored(
+    assessment, config, facts_collection
+):
+    from nameko.exceptions import RemoteError
+
+    messages = []
+    for number in range(10):  # grid A closes everything on time
+        messages += [
+            _incident_event("reported", f"a{number}"),
+            _incident_event("closed", f"a{number}"),
+        ]
+    for number in range(10):  # grid B lets half of its cases run late
+        grid = OTHER_GRID
+        messages += [_incident_event("reported", f"b{number}", grid=grid)]
+        if number % 2:
+            messages += [_incident_event("overdue", f"b{number}", grid=grid)]
+        messages += [_incident_event("closed", f"b{number}", grid=grid)]
+    _publish(config, "events.events", messages)
+    wait_until(lambda: facts_collection.count_documents({}) == len(messages), 15, "facts")
+
+    admin = CallerContext(user_id="admin", roles=("admin",), scope="530402")
+    with ClusterRpcProxy(config, context_data=admin.to_context_data(), timeout=10) as rpc:
+        board = rpc.assessment.scorecards("grid", "2026-11")
+        assert [item["subject"] for item in board["items"]] == [GRID, OTHER_GRID]
+        first, second = board["items"]
+        assert first["total"] > second["total"]
+        assert first["stars"] >= second["stars"]
+        assert board["bottom"][0] == OTHER_GRID
+        assert first["scorecard"]["parts"]["on_time"] == 50  # 100 % on time
+        assert second["scorecard"]["parts"]["on_time"] < 50  # 50 % on time, minus per point
+
+        published = rpc.assessment.publish_scorecards("grid", "2026-11")
+        assert published["republished"] is False
+        # A stricter rule set later is a new version; the published cards do not change.
+        rules = rpc.assessment.rule_sets()[0]
+        rpc.assessment.publish_rules({**rules, "valid_from": "2026-12", "on_time_target": 0.9})
+        again = rpc.assessment.publish_scorecards("grid", "2026-11")
+        assert again["republished"] is True
+        assert again["items"] == published["items"]
+        assert rpc.assessment.scorecards("grid", "2026-11")["items"] == published["items"]
+
+    outsider = CallerContext(user_id="u", roles=("leader",), scope="530402002")
+    with ClusterRpcProxy(config, context_data=outsider.to_context_data(), timeout=10) as rpc:
+        assert [i["subject"] for i in rpc.assessment.scorecards("grid", "2026-11")["items"]] == [
+            OTHER_GRID
+        ]
+        with pytest.raises(RemoteError, match="Forbidden"):
+            rpc.assessment.publish_scorecards("grid", "2026-11")

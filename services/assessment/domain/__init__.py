@@ -1,0 +1,1 @@
+"""Pure domain logic of the assessment service: no I/O."""

@@ -1,0 +1,5 @@
+"""The events the assessment service publishes on `assessment.events`; docs/asyncapi.yaml
+documents each one and a test keeps the two in step."""
+
+SCORECARD_PUBLISHED = "scorecard.published"
+TOPICS = (SCORECARD_PUBLISHED,)
