@@ -16,7 +16,7 @@ from gridwork_common.events import CloudEventDispatcher
 from gridwork_common.health import service_report
 from gridwork_common.metrics import PrometheusMetrics
 from gridwork_common.mongo import MongoDatabase, mongo_health
-from services.assessment import facts, scorecards, store, topics
+from services.assessment import facts, integrity, scorecards, store, topics
 
 EXPECTED = (GridworkError,)
 PERIOD = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
@@ -107,6 +107,14 @@ class AssessmentService:
                 },
             )
         return board
+
+    @rpc(expected_exceptions=EXPECTED)
+    def integrity_flags(self, period):
+        """Signals for a supervisor to look at; nothing is deducted for them."""
+        _check_period(period)
+        if not self.caller.has_role(roles.ADMIN, roles.LEADER, roles.CENTRE_OPERATOR, roles.SYSTEM):
+            raise Forbidden("integrity flags are for supervisors")
+        return integrity.signals(self.db, period)
 
     @rpc(expected_exceptions=EXPECTED)
     def rule_sets(self):

@@ -169,3 +169,45 @@ def test_scorecards_rank_stars_and_published_cards_stay_as_scored(
         ]
         with pytest.raises(RemoteError, match="Forbidden"):
             rpc.assessment.publish_scorecards("grid", "2026-11")
+
+
+def test_integrity_signals_are_flagged_not_deducted(assessment, config, facts_collection):
+    def visit(number, lon, lat, at, membership):
+        return new_event(
+            source="/counties/530402/population",
+            routing_key="visit.recorded",
+            subject=GRID,
+            now=NOW,
+            data={
+                "visit_id": f"v{number}",
+                "membership_id": membership,
+                "grid_code": GRID,
+                "risk_level": "low",
+                "worker_id": "w1",
+                "at": at,
+                "location": {"type": "Point", "coordinates": [lon, lat]},
+            },
+        ).to_json_dict()
+
+    visits = [
+        visit(n, 102.505, 24.305, f"2026-11-10T0{n}:00:00+00:00", f"m{n}") for n in range(1, 6)
+    ]  # five people "visited" from one spot
+    visits.append(visit(9, 103.505, 24.305, "2026-11-10T05:10:00+00:00", "m9"))  # 100 km
+    photo = {"sha256": "ab" * 32, "uploader": "w1"}
+    media = [
+        new_event(
+            source="/counties/530402/media",
+            routing_key="media.stored",
+            subject=owner,
+            now=NOW,
+            data={**photo, "media_id": owner, "owner": {"kind": "membership", "id": owner}},
+        ).to_json_dict()
+        for owner in ("m1", "m2")
+    ]
+    _publish(config, "population.events", [("visit.recorded", v) for v in visits])
+    _publish(config, "media.events", [("media.stored", m) for m in media])
+    wait_until(lambda: facts_collection.count_documents({}) == 8, 15, "facts")
+    with ClusterRpcProxy(config, context_data=SYSTEM.to_context_data(), timeout=10) as rpc:
+        flags = rpc.assessment.integrity_flags("2026-11")
+    kinds = sorted(flag["signal"] for flag in flags)
+    assert kinds == ["implausible_journey", "many_visits_one_spot", "reused_photo"]
