@@ -18,6 +18,7 @@ from services.gateway.metrics import install_request_metrics, metrics_response
 from services.gateway.problems import install_problem_handlers
 from services.gateway.readiness import Readiness
 from services.gateway.routes import (
+    assessment,
     identity,
     incidents,
     media,
@@ -44,7 +45,7 @@ SECURITY_HEADERS = {
 }
 CHANGING_METHODS = ("POST", "PATCH", "PUT", "DELETE")
 # Each route family registers its operations on the Api and returns its blueprint.
-FAMILIES = (identity, population, incidents, media, open311, subscriptions)
+FAMILIES = (identity, population, incidents, media, assessment, open311, subscriptions)
 
 log = logging.getLogger("gridwork.gateway")
 

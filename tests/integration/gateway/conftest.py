@@ -3,6 +3,7 @@ on a real broker and mongod, with users of every role and their tokens."""
 
 import pytest
 
+from services.assessment.service import AssessmentService
 from services.events.service import EventsService
 from services.gateway.app import create_app
 from services.gateway.auth import Identity
@@ -39,7 +40,9 @@ USERS = {
 @pytest.fixture
 def services(runner_factory, config, settings):
     media_store(settings).ensure_bucket()
-    runner = runner_factory(config, PopulationService, EventsService, MediaService)
+    runner = runner_factory(
+        config, PopulationService, EventsService, MediaService, AssessmentService
+    )
     runner.start()
     return runner
 

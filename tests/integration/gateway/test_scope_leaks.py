@@ -23,7 +23,7 @@ import json
 import re
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from PIL import Image
@@ -60,6 +60,8 @@ WORKLIST_KINDS = (
 # Query parameters that filter a list by territory: each is tried with GRID_A1's codes.
 TERRITORY_FILTERS = ("code", "territory", "territory_code")
 GRID_A1_CODES = (GRID_A1, VILLAGE_A, TOWNSHIP_A, COUNTY)
+# The month the test's facts fall in (periods are months in China Standard Time).
+THIS_MONTH = datetime.now(timezone(timedelta(hours=8))).strftime("%Y-%m")
 JOB_TIMEOUT_S = 30
 
 
@@ -173,12 +175,18 @@ LIST_QUERIES = {
         {"code": GRID_A1, "group": "severe_mental_disorder", "risk_level": "high"}
     ],
     f"{API}/incidents": lambda g: [{"state": "reported"}, {"category": "04.01"}],
+    f"{API}/assessment/scorecards": lambda g: [
+        {"level": level, "period": THIS_MONTH} for level in ("grid", "village", "township")
+    ],
+    f"{API}/assessment/integrity-flags": lambda g: [{"period": THIS_MONTH}],
 }
 # List routes that refuse a query without their (optional) parameters.
 NEED_A_QUERY = {f"{API}/residents/search": "exactly one of id_number and phone"}
 # List routes where no GRID_A1 record is expected even for an insider.
 NO_GRID_A1_RECORDS = {
     f"{API}/departments": "departments belong to centres, not to grids",
+    f"{API}/assessment/rule-sets": "county-wide scoring rules",
+    f"{API}/assessment/integrity-flags": "no suspicious visits or photos in this test",
 }
 # GET routes without path parameters whose answer has no `items`.
 NOT_LISTS = {
@@ -192,6 +200,7 @@ NOT_LISTS = {
     # Checked by test_lists_without_items_show_no_record_outside_the_scope:
     f"{API}/visits/worklist": "checked below",
     f"{API}/incidents/counts": "checked below",
+    f"{API}/assessment/indicators": "checked below",
     "/open311/v2/requests.json": "checked below",
 }
 
@@ -513,6 +522,15 @@ def test_lists_without_items_show_no_record_outside_the_scope(client, as_user, g
         if counts.status_code == 200:
             assert counts.get_json()["total"] == 0, (territory, counts.get_json())
     assert insider.get(f"{API}/incidents/counts?territory={GRID_A1}").get_json()["total"] == 2
+
+    for territory in GRID_A1_CODES:
+        indicators = outsider.get(
+            f"{API}/assessment/indicators?territory={territory}&period=2026-11"
+        )
+        if territory.startswith(TOWNSHIP_A):
+            assert indicators.status_code == 404, (territory, indicators.get_json())
+    inside = insider.get(f"{API}/assessment/indicators?territory={GRID_A1}&period=2026-11")
+    assert inside.status_code == 200, inside.get_json()
 
     request_id = grid_a1.ids["open311_request"]
     for client_name, expected in (("theirs", []), ("mine", [request_id])):
