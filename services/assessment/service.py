@@ -5,20 +5,26 @@ indicators are MongoDB aggregation pipelines over the facts (facts.py).
 """
 
 import re
+from datetime import datetime, timedelta, timezone
 
+from nameko.dependency_providers import Config
 from nameko.events import event_handler
 from nameko.rpc import rpc
+from nameko.timer import timer
 
 from gridwork_common import roles
+from gridwork_common.config import Settings
 from gridwork_common.context import Caller
 from gridwork_common.errors import Forbidden, GridworkError, InvalidInput, NotFound
 from gridwork_common.events import CloudEventDispatcher
 from gridwork_common.health import service_report
 from gridwork_common.metrics import PrometheusMetrics
 from gridwork_common.mongo import MongoDatabase, mongo_health
-from services.assessment import facts, integrity, scorecards, store, topics
+from services.assessment import bulletins, facts, integrity, scorecards, store, topics
 
 EXPECTED = (GridworkError,)
+BULLETIN_CHECK_INTERVAL_S = 3600
+CHINA_TIME = timezone(timedelta(hours=8))
 PERIOD = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
 
 
@@ -28,6 +34,7 @@ class AssessmentService:
     db = MongoDatabase(indexes=store.INDEXES)
     events = CloudEventDispatcher()
     caller = Caller()
+    config = Config()
     metrics = PrometheusMetrics()
 
     @rpc
@@ -115,6 +122,39 @@ class AssessmentService:
         if not self.caller.has_role(roles.ADMIN, roles.LEADER, roles.CENTRE_OPERATOR, roles.SYSTEM):
             raise Forbidden("integrity flags are for supervisors")
         return integrity.signals(self.db, period)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def bulletin(self, period, format="html"):
+        """The county's monthly bulletin as HTML or CSV (made now if it does not exist)."""
+        _check_period(period)
+        if format not in ("html", "csv"):
+            raise InvalidInput("format", "must be html or csv")
+        caller = self.caller
+        if not (
+            caller.has_role(roles.SYSTEM)
+            or (
+                caller.has_role(roles.ADMIN, roles.LEADER, roles.CENTRE_OPERATOR)
+                and len(caller.scope or "") == 6
+            )
+        ):
+            raise Forbidden("the county bulletin is for county-level users")
+        return self._bulletin(period)[format]
+
+    @timer(interval=BULLETIN_CHECK_INTERVAL_S)
+    def monthly_bulletin(self):
+        """After a month ends, its bulletin is made once (any replica; the first wins)."""
+        today = datetime.now(CHINA_TIME)
+        last_month = bulletins.previous_months(today.strftime("%Y-%m"), 2)[0]
+        self._bulletin(last_month)
+
+    def _bulletin(self, period) -> dict:
+        county = Settings.from_nameko_config(self.config).county_code
+        document, made_now = bulletins.bulletin(self.db, county, period)
+        if made_now:
+            self.events.publish(
+                topics.BULLETIN_PUBLISHED, county, {"county": county, "period": period}
+            )
+        return document
 
     @rpc(expected_exceptions=EXPECTED)
     def rule_sets(self):

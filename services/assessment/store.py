@@ -5,6 +5,7 @@ from pymongo import ASCENDING, IndexModel
 FACTS = "facts"  # one per consumed CloudEvent, keyed by its id: redelivery counts once
 RULE_SETS = "rule_sets"  # versions of the scoring rules after the shipped default
 PUBLISHED = "published_scorecards"  # as scored at publication, never rewritten
+BULLETINS = "bulletins"  # one per month, kept once made
 
 INDEXES = {
     FACTS: [

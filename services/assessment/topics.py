@@ -2,4 +2,5 @@
 documents each one and a test keeps the two in step."""
 
 SCORECARD_PUBLISHED = "scorecard.published"
-TOPICS = (SCORECARD_PUBLISHED,)
+BULLETIN_PUBLISHED = "bulletin.published"
+TOPICS = (SCORECARD_PUBLISHED, BULLETIN_PUBLISHED)

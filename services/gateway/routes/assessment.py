@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from flask import Blueprint
+from flask import Blueprint, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from gridwork_common import roles
@@ -53,6 +53,12 @@ class Publication(BaseModel):
     model_config = ConfigDict(extra="forbid")
     level: Literal["county", "township", "village", "grid", "department", "worker"]
     period: str = Field(pattern=PERIOD)
+
+
+class BulletinQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    period: str = Field(pattern=PERIOD)
+    format: Literal["html", "csv"] = "html"
 
 
 class Flags(BaseModel):
@@ -119,6 +125,38 @@ def register(api: Api) -> Blueprint:
     )
     def flags(call: Call):
         return {"items": call.rpc(SERVICE, "integrity_flags", call.query.period)}
+
+    @api.operation(
+        blueprint,
+        "GET",
+        "/bulletin",
+        summary="The county's monthly bulletin (HTML with charts, or CSV of every scorecard)",
+        tag=TAG,
+        query=BulletinQuery,
+        roles=READERS,
+    )
+    def bulletin(call: Call):
+        content = call.rpc(SERVICE, "bulletin", call.query.period, call.query.format)
+        if call.query.format == "csv":
+            response = Response(content, content_type="text/csv; charset=utf-8")
+            response.headers["Content-Disposition"] = (
+                f'attachment; filename="bulletin-{call.query.period}.csv"'
+            )
+            return response
+        response = Response(content, content_type="text/html; charset=utf-8")
+        # The page has inline styles and SVG charts, nothing else.
+        response.headers["Content-Security-Policy"] = (
+            "default-src 'none'; style-src 'unsafe-inline'"
+        )
+        return response
+
+    api.paths["/api/v1/assessment/bulletin"]["get"]["responses"]["200"] = {
+        "description": "The bulletin",
+        "content": {
+            "text/html": {"schema": {"type": "string"}},
+            "text/csv": {"schema": {"type": "string"}},
+        },
+    }
 
     @api.operation(
         blueprint,

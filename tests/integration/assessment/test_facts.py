@@ -211,3 +211,28 @@ def test_integrity_signals_are_flagged_not_deducted(assessment, config, facts_co
         flags = rpc.assessment.integrity_flags("2026-11")
     kinds = sorted(flag["signal"] for flag in flags)
     assert kinds == ["implausible_journey", "many_visits_one_spot", "reused_photo"]
+
+
+def test_the_monthly_bulletin_is_made_once_as_html_and_csv(assessment, config, facts_collection):
+    messages = [
+        _incident_event("reported", "c1"),
+        _incident_event("closed", "c1"),
+        _incident_event("reported", "c2", grid=OTHER_GRID),
+    ]
+    _publish(config, "events.events", messages)
+    wait_until(lambda: facts_collection.count_documents({}) == len(messages), 15, "facts")
+    county_leader = CallerContext(user_id="l", roles=("leader",), scope="530402")
+    with ClusterRpcProxy(config, context_data=county_leader.to_context_data(), timeout=10) as rpc:
+        page = rpc.assessment.bulletin("2026-11")
+        table = rpc.assessment.bulletin("2026-11", "csv")
+        assert rpc.assessment.bulletin("2026-11") == page  # kept once made
+    assert page.startswith("<!doctype html>") and "<svg" in page and GRID in page
+    rows = table.lstrip("\ufeff").splitlines()
+    assert rows[0].startswith("level,rank,subject,total,stars")
+    assert any(row.startswith(f"grid,1,{GRID},") for row in rows)
+    township = CallerContext(user_id="t", roles=("leader",), scope="530402001")
+    with ClusterRpcProxy(config, context_data=township.to_context_data(), timeout=10) as rpc:
+        from nameko.exceptions import RemoteError
+
+        with pytest.raises(RemoteError, match="Forbidden"):
+            rpc.assessment.bulletin("2026-11")

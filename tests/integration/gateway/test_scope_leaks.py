@@ -196,6 +196,7 @@ NOT_LISTS = {
     f"{API}/catalogue": "county-wide settings",
     f"{API}/calendar": "county-wide settings",
     f"{API}/deadline-policy": "county-wide settings",
+    f"{API}/assessment/bulletin": "the county's bulletin: county-level users only (403 below)",
     "/open311/v2/services.json": "the public catalogue",
     # Checked by test_lists_without_items_show_no_record_outside_the_scope:
     f"{API}/visits/worklist": "checked below",
@@ -531,6 +532,8 @@ def test_lists_without_items_show_no_record_outside_the_scope(client, as_user, g
             assert indicators.status_code == 404, (territory, indicators.get_json())
     inside = insider.get(f"{API}/assessment/indicators?territory={GRID_A1}&period=2026-11")
     assert inside.status_code == 200, inside.get_json()
+    bulletin = outsider.get(f"{API}/assessment/bulletin?period={THIS_MONTH}")
+    assert bulletin.status_code == 403, bulletin.get_json()
 
     request_id = grid_a1.ids["open311_request"]
     for client_name, expected in (("theirs", []), ("mine", [request_id])):
