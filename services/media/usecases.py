@@ -33,7 +33,7 @@ PENDING, STORED, REJECTED, EXPIRED, DELETED = "pending", "stored", "rejected", "
 OWNER_KINDS = ("incident", "membership", "resident")  # visits: the group membership
 BEFORE = ("incident_report",)
 AFTER = ("feedback", "verification")
-OPEN_CASE_STATES = ("closed", "evaluated", "rejected")  # the states in which a case is over
+FINISHED_CASE_STATES = ("closed", "evaluated", "rejected")  # the states in which a case is over
 
 
 def utc_now() -> datetime:
@@ -260,7 +260,7 @@ class MediaDesk:
             raise Forbidden("only the uploader or an administrator deletes media")
         if media["owner"]["kind"] == "incident":
             case = self.owner_lookup("incident", media["owner"]["id"])
-            if case.get("state") not in OPEN_CASE_STATES:
+            if case.get("state") not in FINISHED_CASE_STATES:
                 raise Conflict("media_id: a case's evidence stays while the case is open")
         self.db[store.MEDIA].update_one(
             {"_id": media_id}, {"$set": {"state": DELETED, "deleted_at": self.clock()}}
@@ -298,7 +298,7 @@ class MediaDesk:
                         case = self.owner_lookup("incident", media["owner"]["id"])
                     except NotFound:
                         case = {"state": "closed"}  # the case is gone: nothing to keep for
-                    if case.get("state") not in OPEN_CASE_STATES:
+                    if case.get("state") not in FINISHED_CASE_STATES:
                         continue
                 self.db[store.MEDIA].update_one(
                     {"_id": media["_id"]},

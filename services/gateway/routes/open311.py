@@ -20,7 +20,7 @@ from services.gateway import store
 from services.gateway.api import Api, Call
 from services.gateway.problems import ApiProblem
 
-OPEN_STATES_CLOSED = ("closed", "evaluated", "rejected")
+FINISHED_STATES = ("closed", "evaluated", "rejected")
 
 
 class Service(BaseModel):
@@ -327,7 +327,7 @@ def _service_request(caller: CallerContext, row: dict) -> dict:
     lon, lat = incident.get("location") or [None, None]
     return {
         "service_request_id": row["_id"],
-        "status": "closed" if incident["state"] in OPEN_STATES_CLOSED else "open",
+        "status": "closed" if incident["state"] in FINISHED_STATES else "open",
         "status_notes": incident["state"],
         "service_name": None,
         "service_code": row["service_code"],
