@@ -72,6 +72,10 @@ class Operation:
     idempotent: bool
     form: bool
     description: str
+    # For what pydantic models cannot describe: an upload's or download's media types.
+    raw_body: dict | None = None  # an OpenAPI requestBody (e.g. multipart/form-data)
+    raw_response: dict | None = None  # the success response, as an OpenAPI response
+    headers: tuple[dict, ...] = ()  # header parameters the view reads itself
 
 
 class Api:
@@ -101,9 +105,13 @@ class Api:
         idempotent: bool = False,
         form: bool = False,
         description: str = "",
+        raw_body: dict | None = None,
+        raw_response: dict | None = None,
+        headers: tuple[dict, ...] = (),
     ) -> Callable:
         """`form=True`: the body may also come as application/x-www-form-urlencoded
-        (Open311 clients post forms)."""
+        (Open311 clients post forms). `raw_body`, `raw_response` and `headers` document
+        what a view handles itself (uploads, CSV or HTML downloads, extra headers)."""
         method = method.upper()
         if idempotent and method != "POST":
             raise ValueError("Idempotency-Key is for POST operations")
@@ -122,6 +130,9 @@ class Api:
             idempotent,
             form,
             description,
+            raw_body,
+            raw_response,
+            tuple(headers),
         )
 
         def register(view: Callable) -> Callable:
@@ -221,12 +232,7 @@ class Api:
                 for name in _PATH_PARAM.findall(spec.path)
             ],
             "responses": {
-                str(spec.status): {"description": "OK"}
-                if spec.response is None
-                else {
-                    "description": "OK",
-                    "content": {"application/json": {"schema": self._schema(spec.response)}},
-                },
+                str(spec.status): self._success(spec),
                 **{
                     code: {"$ref": f"#/components/responses/Problem{code}"}
                     for code in PROBLEM_STATUSES
@@ -270,7 +276,20 @@ class Api:
             if spec.form:
                 content["application/x-www-form-urlencoded"] = {"schema": schema}
             operation["requestBody"] = {"required": True, "content": content}
+        if spec.raw_body is not None:
+            operation["requestBody"] = spec.raw_body
+        operation["parameters"].extend(spec.headers)
         self.paths.setdefault(full_path, {})[spec.method.lower()] = operation
+
+    def _success(self, spec: Operation) -> dict:
+        if spec.raw_response is not None:
+            return spec.raw_response
+        if spec.response is None:
+            return {"description": "OK"}
+        return {
+            "description": "OK",
+            "content": {"application/json": {"schema": self._schema(spec.response)}},
+        }
 
     def _schema(self, model: type[BaseModel]) -> dict:
         schema = model.model_json_schema(ref_template="#/components/schemas/{model}")

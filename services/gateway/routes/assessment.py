@@ -69,6 +69,15 @@ class RuleSets(BaseModel):
     items: list[dict[str, Any]]
 
 
+BULLETIN_RESPONSE = {
+    "description": "The bulletin",
+    "content": {
+        "text/html": {"schema": {"type": "string"}},
+        "text/csv": {"schema": {"type": "string"}},
+    },
+}
+
+
 def register(api: Api) -> Blueprint:
     blueprint = Blueprint("assessment", __name__, url_prefix="/api/v1/assessment")
     api.tag(TAG, "Performance scoring from work traces")
@@ -134,6 +143,7 @@ def register(api: Api) -> Blueprint:
         tag=TAG,
         query=BulletinQuery,
         roles=READERS,
+        raw_response=BULLETIN_RESPONSE,
     )
     def bulletin(call: Call):
         content = call.rpc(SERVICE, "bulletin", call.query.period, call.query.format)
@@ -149,14 +159,6 @@ def register(api: Api) -> Blueprint:
             "default-src 'none'; style-src 'unsafe-inline'"
         )
         return response
-
-    api.paths["/api/v1/assessment/bulletin"]["get"]["responses"]["200"] = {
-        "description": "The bulletin",
-        "content": {
-            "text/html": {"schema": {"type": "string"}},
-            "text/csv": {"schema": {"type": "string"}},
-        },
-    }
 
     @api.operation(
         blueprint,

@@ -110,6 +110,30 @@ class Deleted(BaseModel):
     state: str
 
 
+# The multipart fallback's body, which the view reads itself.
+DIRECT_UPLOAD = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": [FILE_FIELD, "content_type", "purpose", "owner_kind", "owner_id"],
+                "properties": {
+                    FILE_FIELD: {
+                        "type": "string",
+                        "contentMediaType": "application/octet-stream",
+                    },
+                    "content_type": {"type": "string"},
+                    "purpose": {"type": "string"},
+                    "owner_kind": {"type": "string"},
+                    "owner_id": {"type": "string"},
+                },
+            }
+        }
+    },
+}
+
+
 def register(api: Api) -> Blueprint:
     blueprint = Blueprint("media", __name__, url_prefix="/api/v1")
     api.tag(TAG, "Photos, video and audio: upload slots, checks, links, before/after pairs")
@@ -161,6 +185,7 @@ def register(api: Api) -> Blueprint:
         status=201,
         roles=UPLOADERS,
         idempotent=True,
+        raw_body=DIRECT_UPLOAD,
     )
     def upload(call: Call):
         upload = request.files.get(FILE_FIELD)
@@ -193,28 +218,6 @@ def register(api: Api) -> Blueprint:
             owner,
             base64.b64encode(data).decode("ascii"),
         )
-
-    api.paths["/api/v1/media"]["post"]["requestBody"] = {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": [FILE_FIELD, "content_type", "purpose", "owner_kind", "owner_id"],
-                    "properties": {
-                        FILE_FIELD: {
-                            "type": "string",
-                            "contentMediaType": "application/octet-stream",
-                        },
-                        "content_type": {"type": "string"},
-                        "purpose": {"type": "string"},
-                        "owner_kind": {"type": "string"},
-                        "owner_id": {"type": "string"},
-                    },
-                }
-            }
-        },
-    }
 
     @api.operation(
         blueprint,

@@ -683,6 +683,37 @@ def _uploaded_file() -> tuple[str, bytes]:
     return filename[-200:], content  # the end keeps the extension
 
 
+# OpenAPI for what the views handle themselves (the upload, the CSV download).
+IMPORT_UPLOAD = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": [IMPORT_FILE_FIELD],
+                "properties": {
+                    IMPORT_FILE_FIELD: {
+                        "type": "string",
+                        "contentMediaType": "application/octet-stream",
+                        "description": "a .csv (UTF-8 or GB18030) or .xlsx file",
+                    }
+                },
+            },
+        }
+    },
+}
+ERROR_REPORT_RESPONSE = {
+    "description": "UTF-8 CSV (with a BOM for Excel): row, field, reason",
+    "headers": {
+        "Content-Disposition": {
+            "schema": {"type": "string"},
+            "description": "attachment; filename=<the uploaded name>.errors.csv",
+        }
+    },
+    "content": {"text/csv": {"schema": {"type": "string"}}},
+}
+
+
 def _content_disposition(filename: str) -> str:
     """An attachment named `filename`: an ASCII fallback and the UTF-8 name (RFC 6266)."""
     fallback = "".join(
@@ -695,9 +726,13 @@ def _items(result: list) -> dict:
     return {"items": result}
 
 
-def _documented(api: Api, blueprint: Blueprint, method: str, path: str) -> dict:
-    """The OpenAPI operation `api.operation` wrote, to add what it cannot express."""
-    return api.paths[(blueprint.url_prefix or "") + path][method.lower()]
+REVEAL_PURPOSE_PARAMETER = {
+    "name": REVEAL_PURPOSE_HEADER,
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string", "minLength": 4, "maxLength": MAX_PURPOSE_LENGTH},
+    "description": "Why the full values are needed; required with `reveal`.",
+}
 
 
 # ---------------------------------------------------------------- operations
@@ -908,6 +943,7 @@ def _residents(api: Api, blueprint: Blueprint) -> None:
         tag=TAG,
         query=ResidentQuery,
         response=Resident,
+        headers=(REVEAL_PURPOSE_PARAMETER,),
     )
     def get_resident(call: Call):
         if not call.query.reveal:
@@ -917,16 +953,6 @@ def _residents(api: Api, blueprint: Blueprint) -> None:
         return call.rpc(
             SERVICE, "get_resident", call.path["resident_id"], reveal=fields, purpose=purpose
         )
-
-    _documented(api, blueprint, "GET", "/residents/{resident_id}")["parameters"].append(
-        {
-            "name": REVEAL_PURPOSE_HEADER,
-            "in": "header",
-            "required": False,
-            "schema": {"type": "string", "minLength": 4, "maxLength": MAX_PURPOSE_LENGTH},
-            "description": "Why the full values are needed; required with `reveal`.",
-        }
-    )
 
     @api.operation(
         blueprint,
@@ -1304,30 +1330,12 @@ def _imports(api: Api, blueprint: Blueprint) -> None:
         status=202,
         roles=IMPORTERS,
         idempotent=True,
+        raw_body=IMPORT_UPLOAD,
     )
     def start_import(call: Call):
         filename, content = _uploaded_file()
         encoded = base64.b64encode(content).decode("ascii")
         return call.rpc(SERVICE, "start_import", call.query.kind, filename, encoded)
-
-    _documented(api, blueprint, "POST", "/imports")["requestBody"] = {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": [IMPORT_FILE_FIELD],
-                    "properties": {
-                        IMPORT_FILE_FIELD: {
-                            "type": "string",
-                            "contentMediaType": "application/octet-stream",
-                            "description": "a .csv (UTF-8 or GB18030) or .xlsx file",
-                        }
-                    },
-                },
-            }
-        },
-    }
 
     @api.operation(
         blueprint,
@@ -1347,6 +1355,7 @@ def _imports(api: Api, blueprint: Blueprint) -> None:
         "/imports/{job_id}/errors.csv",
         summary="An import job's rejected rows as a CSV download (row, field, reason)",
         tag=TAG,
+        raw_response=ERROR_REPORT_RESPONSE,
     )
     def import_errors(call: Call):
         report = call.rpc(SERVICE, "import_error_report", call.path["job_id"])
@@ -1357,17 +1366,6 @@ def _imports(api: Api, blueprint: Blueprint) -> None:
         response = Response(content, status=200, content_type=report["content_type"])
         response.headers["Content-Disposition"] = _content_disposition(report["filename"])
         return response
-
-    _documented(api, blueprint, "GET", "/imports/{job_id}/errors.csv")["responses"]["200"] = {
-        "description": "UTF-8 CSV (with a BOM for Excel): row, field, reason",
-        "headers": {
-            "Content-Disposition": {
-                "schema": {"type": "string"},
-                "description": "attachment; filename=<the uploaded name>.errors.csv",
-            }
-        },
-        "content": {"text/csv": {"schema": {"type": "string"}}},
-    }
 
     @api.operation(
         blueprint,
