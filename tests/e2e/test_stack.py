@@ -40,7 +40,8 @@ def stack(infra, rabbit_config, tmp_path):
         process.start()
     gateway = f"http://127.0.0.1:{gateway_port}"
     try:
-        wait_until(lambda: _ready(gateway), 60, "the stack's /readyz")
+        # Generous: on a loaded 2-core CI machine, seven processes start slowly.
+        wait_until(lambda: _ready(gateway), 120, "the stack's /readyz")
         yield {
             "settings": Settings.from_env(env),
             "gateway": gateway,
