@@ -7,15 +7,30 @@ from __future__ import annotations
 import csv
 import html
 import io
+from collections.abc import Callable, Collection
 from datetime import UTC, datetime
 
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
 from services.assessment import facts, scorecards, store
+from services.assessment.domain.indicators import Indicators
+from services.assessment.domain.periods import Period
 
 LEVELS = ("township", "village", "grid", "department")
 TREND_MONTHS = 6
+RATE_COLUMNS = (
+    "on_time_rate",
+    "closure_rate",
+    "rework_rate",
+    "escalation_rate",
+    "handling_hours_average",
+    "handling_hours_p90",
+    "satisfaction",
+    "visit_coverage",
+    "account_activity_rate",
+)
+WorkingDays = Callable[[Period], Collection[str]]
 
 
 def previous_months(period: str, count: int) -> list[str]:
@@ -27,20 +42,18 @@ def previous_months(period: str, count: int) -> list[str]:
     return list(reversed(months))
 
 
-def make(db: Database, county: str, period: str) -> dict:
+def make(db: Database, county: str, period: str, working_days: WorkingDays) -> dict:
+    month = Period.parse(period)
     boards = {
-        level: scorecards.scorecards(db, level, period, None, everywhere=True) for level in LEVELS
+        level: scorecards.scorecards(db, level, month, working_days(month)) for level in LEVELS
     }
     trend = []
-    for month in previous_months(period, TREND_MONTHS):
-        cases = facts.incident_indicators(db, county, month)
-        due = cases["cases_due"] - cases["approved_deferrals"]
-        trend.append((month, cases["closed_on_time"] / due if due > 0 else None))
-    townships = []
-    for item in boards["township"]["items"]:
-        cases = facts.incident_indicators(db, item["subject"], period)
-        due = cases["cases_due"] - cases["approved_deferrals"]
-        townships.append((item["subject"], cases["closed_on_time"] / due if due > 0 else None))
+    for earlier in map(Period.parse, previous_months(period, TREND_MONTHS)):
+        counted = facts.indicators_by_subject(db, "county", earlier, (), within=county)
+        trend.append((earlier.text, counted.get(county, Indicators()).on_time_rate))
+    townships = [
+        (item["subject"], item["rates"]["on_time_rate"]) for item in boards["township"]["items"]
+    ]
     return {
         "_id": period,
         "county": county,
@@ -51,12 +64,14 @@ def make(db: Database, county: str, period: str) -> dict:
     }
 
 
-def bulletin(db: Database, county: str, period: str) -> tuple[dict, bool]:
+def bulletin(
+    db: Database, county: str, period: str, working_days: WorkingDays
+) -> tuple[dict, bool]:
     """The period's bulletin, made now if it does not exist; True when it was made now."""
     existing = db[store.BULLETINS].find_one({"_id": period})
     if existing is not None:
         return existing, False
-    document = make(db, county, period)
+    document = make(db, county, period, working_days)
     try:
         db[store.BULLETINS].insert_one(document)
     except DuplicateKeyError:  # another replica made it meanwhile
@@ -80,6 +95,7 @@ def _csv(boards: dict) -> str:
             "visits",
             "activity",
             "rework_deduction",
+            *RATE_COLUMNS,
             "rules_version",
         ]
     )
@@ -99,6 +115,7 @@ def _csv(boards: dict) -> str:
                     parts.get("visits"),
                     parts.get("activity"),
                     item["scorecard"]["deductions"].get("rework", 0),
+                    *(item["rates"][name] for name in RATE_COLUMNS),
                     board["rules_version"],
                 ]
             )

@@ -1,9 +1,14 @@
 """Facts: the other services' events, stored once each (the CloudEvent `id` is the key,
-so a redelivered message never counts twice), reduced to who, where, when and what."""
+so a redelivered message never counts twice), reduced to who, where, when and what; and
+the indicators of every subject of a level, counted from them by aggregation pipelines.
+
+The counts are defined in `domain/indicators.py`, whose plain loop is the reference the
+pipelines are tested against."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections import defaultdict
+from collections.abc import Collection, Mapping
 from datetime import UTC, timedelta, timezone
 
 from pymongo.database import Database
@@ -11,6 +16,19 @@ from pymongo.errors import DuplicateKeyError
 
 from gridwork_common.events import parse_event
 from services.assessment import store
+from services.assessment.domain import indicators
+from services.assessment.domain.indicators import (
+    ACCOUNT_TYPES,
+    HANDLING_MINUTES,
+    RECORD_TYPES,
+    RISK_LEVELS,
+    TERRITORY_LEVELS,
+    URGENT,
+    VISIT_OBLIGATIONS,
+    VISIT_RECORDED,
+    Indicators,
+)
+from services.assessment.domain.periods import Period
 
 CHINA_TIME = timezone(timedelta(hours=8))
 GRID_LENGTH = 15
@@ -29,13 +47,16 @@ def fact_from_event(payload: Mapping) -> dict:
     data = event.data
     local = event.time.astimezone(CHINA_TIME)
     territory = data.get("grid_code") or event.subject
+    month = local.strftime("%Y-%m")
+    if event.routing_key == indicators.VISIT_OBLIGATIONS:
+        month = data.get("period") or month  # the month the obligations were for
     fact = {
         "_id": str(event.id),
         "type": event.routing_key,
         "source": event.source,
         "time": event.time.astimezone(UTC),
         "day": local.strftime("%Y-%m-%d"),
-        "period": local.strftime("%Y-%m"),
+        "period": month,
         "territory": territory,
         "path": territory_path(territory),
         "department": data.get("department") or event.extensions.get("department"),
@@ -61,182 +82,257 @@ def record(db: Database, payload: Mapping) -> bool:
     return True
 
 
-SUBJECT_KINDS = ("territory", "department", "worker")
+def _subject(level: str, field: str = "") -> dict:
+    """The pipeline expression for whom a fact counts at a level (null for no one);
+    `indicators.subject_of` in MongoDB's words."""
+    if level in TERRITORY_LEVELS:
+        return {"$ifNull": [{"$arrayElemAt": ["$path", TERRITORY_LEVELS[level]]}, None]}
+    if level == "department":
+        department = {"$ifNull": ["$department", None]}
+        return {"$cond": [{"$eq": [department, indicators.NO_DEPARTMENT]}, None, department]}
+    if level == "worker":
+        return {"$ifNull": [field or "$actor", None]}
+    indicators.subject_of({}, level)  # raises, naming the field
+    raise AssertionError(level)
 
 
-def subject_match(kind: str, subject: str) -> dict:
-    """The facts about a subject: everything under a territory node, a department's
-    cases, or what a person did."""
-    return {
-        "territory": {"path": subject},
-        "department": {"department": subject},
-        "worker": {"actor": subject},
-    }[kind]
+def _is(type_: str) -> dict:
+    return {"$eq": ["$type", type_]}
 
 
-def incident_indicators(db: Database, territory: str, period: str, kind: str = "territory") -> dict:
-    """Case indicators for a territory node and month, by one aggregation over the facts:
-    cases reported; due (closed, plus open cases that passed a deadline); closed; closed
-    on time (no overdue notice ever); urgent variants; reworked; escalated; supervised;
-    satisfaction."""
-    pipeline = [
+def _has(type_: str) -> dict:
+    return {"$in": [type_, "$types"]}
+
+
+def _count(condition) -> dict:
+    return {"$sum": {"$cond": [condition, 1, 0]}}
+
+
+def _whole_number(path: str) -> dict:
+    return {"$in": [{"$type": path}, ["int", "long"]]}
+
+
+def _case_pipeline(match: dict, level: str) -> list[dict]:
+    subject = _subject(level)
+    closed = _has("incident.closed")
+    overdue = _has("incident.overdue")
+    due = {"$or": [closed, overdue]}
+    deferred = {"$and": [due, _has("incident.extended")]}
+    urgent = "$urgent"
+    minutes = {"$filter": {"input": "$minutes", "cond": {"$ne": ["$$this", None]}}}
+    count = {"$size": "$minutes"}
+    # nearest rank: the ceil(9n/10)-th smallest, in integers
+    rank = {"$max": [1, {"$floor": {"$divide": [{"$add": [{"$multiply": [9, count]}, 9]}, 10]}}]}
+    return [
         {
             "$match": {
-                **subject_match(kind, territory),
-                "period": period,
+                **match,
                 "type": {"$regex": r"^incident\."},
+                "incident_id": {"$nin": [None, ""]},
             }
         },
         {
             "$group": {
                 "_id": "$incident_id",
                 "types": {"$addToSet": "$type"},
-                "urgency": {"$max": "$data.urgency"},
-                "reworks": {"$sum": {"$cond": [{"$eq": ["$type", "incident.reworked"]}, 1, 0]}},
-                "satisfaction": {"$max": "$data.satisfaction"},
+                "urgent": {"$max": {"$eq": ["$data.urgency", URGENT]}},
+                "reworks": _count(_is("incident.reworked")),
+                "satisfaction": {
+                    "$max": {
+                        "$cond": [
+                            {
+                                "$and": [
+                                    _is("incident.evaluated"),
+                                    _whole_number("$data.satisfaction"),
+                                ]
+                            },
+                            "$data.satisfaction",
+                            None,
+                        ]
+                    }
+                },
+                "minutes": {
+                    "$max": {
+                        "$cond": [
+                            {
+                                "$and": [
+                                    _is("incident.closed"),
+                                    _whole_number(f"$data.{HANDLING_MINUTES}"),
+                                ]
+                            },
+                            f"$data.{HANDLING_MINUTES}",
+                            None,
+                        ]
+                    }
+                },
+                "subjects": {"$addToSet": subject},
+                "reporters": {"$addToSet": {"$cond": [_is("incident.reported"), subject, None]}},
             }
         },
-        {
-            "$project": {
-                "reported": {"$in": ["incident.reported", "$types"]},
-                "closed": {"$in": ["incident.closed", "$types"]},
-                "overdue": {"$in": ["incident.overdue", "$types"]},
-                "escalated": {"$in": ["incident.escalated", "$types"]},
-                "supervised": {"$in": ["incident.supervised", "$types"]},
-                "extended": {"$in": ["incident.extended", "$types"]},
-                "urgent": {"$eq": ["$urgency", "urgent"]},
-                "reworks": 1,
-                "satisfaction": 1,
-            }
-        },
+        {"$unwind": "$subjects"},
+        {"$match": {"subjects": {"$ne": None}}},
         {
             "$group": {
-                "_id": None,
-                "cases_reported": {"$sum": {"$cond": ["$reported", 1, 0]}},
-                "cases_closed": {"$sum": {"$cond": ["$closed", 1, 0]}},
-                "cases_due": {"$sum": {"$cond": [{"$or": ["$closed", "$overdue"]}, 1, 0]}},
-                "closed_on_time": {
-                    "$sum": {"$cond": [{"$and": ["$closed", {"$not": ["$overdue"]}]}, 1, 0]}
-                },
-                "approved_deferrals": {"$sum": {"$cond": ["$extended", 1, 0]}},
-                "urgent_due": {
-                    "$sum": {
-                        "$cond": [{"$and": ["$urgent", {"$or": ["$closed", "$overdue"]}]}, 1, 0]
-                    }
-                },
-                "urgent_closed": {"$sum": {"$cond": [{"$and": ["$urgent", "$closed"]}, 1, 0]}},
-                "urgent_closed_on_time": {
-                    "$sum": {
-                        "$cond": [{"$and": ["$urgent", "$closed", {"$not": ["$overdue"]}]}, 1, 0]
-                    }
-                },
-                "overdue": {"$sum": {"$cond": ["$overdue", 1, 0]}},
-                "escalated": {"$sum": {"$cond": ["$escalated", 1, 0]}},
-                "supervised": {"$sum": {"$cond": ["$supervised", 1, 0]}},
+                "_id": "$subjects",
+                "cases_handled": {"$sum": 1},
+                "cases_reported": _count({"$in": ["$subjects", "$reporters"]}),
+                "cases_due": _count(due),
+                "cases_closed": _count(closed),
+                "closed_on_time": _count(
+                    {"$and": [closed, {"$not": [overdue]}, {"$not": [deferred]}]}
+                ),
+                "approved_deferrals": _count(deferred),
+                "urgent_due": _count({"$and": [urgent, due]}),
+                "urgent_closed": _count({"$and": [urgent, closed]}),
+                "urgent_closed_on_time": _count({"$and": [urgent, closed, {"$not": [overdue]}]}),
+                "overdue": _count(overdue),
+                "escalated": _count(_has("incident.escalated")),
+                "supervised": _count(_has("incident.supervised")),
                 "reworked": {"$sum": "$reworks"},
-                "satisfaction": {"$avg": "$satisfaction"},
+                "reworked_cases": _count({"$gt": ["$reworks", 0]}),
+                "verified_or_reworked": _count(
+                    {"$or": [_has("incident.verified"), _has("incident.reworked")]}
+                ),
+                "satisfaction_total": {"$sum": {"$ifNull": ["$satisfaction", 0]}},
+                "satisfaction_count": _count({"$ne": ["$satisfaction", None]}),
+                "minutes": {"$push": {"$cond": [closed, "$minutes", None]}},
+            }
+        },
+        {"$set": {"minutes": minutes}},
+        {
+            "$project": {
+                "cases_handled": 1,
+                "cases_reported": 1,
+                "cases_due": 1,
+                "cases_closed": 1,
+                "closed_on_time": 1,
+                "approved_deferrals": 1,
+                "urgent_due": 1,
+                "urgent_closed": 1,
+                "urgent_closed_on_time": 1,
+                "overdue": 1,
+                "escalated": 1,
+                "supervised": 1,
+                "reworked": 1,
+                "reworked_cases": 1,
+                "verified_or_reworked": 1,
+                "satisfaction_total": 1,
+                "satisfaction_count": 1,
+                "handling_count": count,
+                "handling_minutes_total": {"$sum": "$minutes"},
+                "handling_minutes_p90": {
+                    "$arrayElemAt": [
+                        {"$sortArray": {"input": "$minutes", "sortBy": 1}},
+                        {"$toInt": {"$subtract": [rank, 1]}},
+                    ]
+                },
             }
         },
     ]
-    rows = list(db[store.FACTS].aggregate(pipeline))
-    empty = {
-        "cases_reported": 0,
-        "cases_closed": 0,
-        "cases_due": 0,
-        "closed_on_time": 0,
-        "approved_deferrals": 0,
-        "urgent_due": 0,
-        "urgent_closed": 0,
-        "urgent_closed_on_time": 0,
-        "overdue": 0,
-        "escalated": 0,
-        "supervised": 0,
-        "reworked": 0,
-        "satisfaction": None,
-    }
-    result = {**empty, **(rows[0] if rows else {})}
-    result.pop("_id", None)
-    return result
 
 
-def visit_indicators(db: Database, territory: str, period: str, kind: str = "territory") -> dict:
-    """Visits done by risk level, and obligations missed (from visit.overdue notices)."""
-    rows = db[store.FACTS].aggregate(
+def indicators_by_subject(
+    db: Database,
+    level: str,
+    period: Period,
+    working_days: Collection[str],
+    within: str | None = None,
+) -> dict[str, Indicators]:
+    """Every subject of a level with facts in the period, and its indicators, by
+    aggregation pipelines (one per kind of fact; Python only merges their per-subject
+    rows). The same answer as `domain.indicators.indicators_by_subject` over the facts."""
+    first, last = period.day_texts()
+    dated = {"day": {"$gte": first, "$lte": last}}
+    if within is not None:
+        dated["path"] = within
+    facts = db[store.FACTS]
+    counts: dict[str, dict] = defaultdict(dict)
+    for row in facts.aggregate(_case_pipeline(dated, level), allowDiskUse=True):
+        subject = row.pop("_id")
+        if row["handling_count"] == 0:
+            row["handling_minutes_p90"] = None
+        counts[subject].update(row)
+    for row in facts.aggregate(
         [
+            {"$match": {**dated, "type": {"$in": [VISIT_RECORDED, *RECORD_TYPES]}}},
             {
-                "$match": {
-                    "path": territory,
-                    "period": period,
-                    "type": {"$in": ["visit.recorded", "visit.overdue"]},
+                "$group": {
+                    "_id": {"s": _subject(level), "visit": _is(VISIT_RECORDED)},
+                    "n": {"$sum": 1},
                 }
             },
-            {"$group": {"_id": {"type": "$type", "risk": "$data.risk_level"}, "n": {"$sum": 1}}},
+            {"$match": {"_id.s": {"$ne": None}}},
         ]
-    )
-    done: dict[str, int] = {}
-    missed: dict[str, int] = {}
-    for row in rows:
-        target = done if row["_id"]["type"] == "visit.recorded" else missed
-        target[row["_id"]["risk"]] = row["n"]
-    return {"visits_done_by_risk": done, "visits_missed_by_risk": missed}
-
-
-def activity_indicators(db: Database, territory: str, period: str, kind: str = "territory") -> dict:
-    """Account activity: distinct active user-days, logins and actions."""
-    rows = list(
-        db[store.FACTS].aggregate(
-            [
-                {
-                    "$match": {
-                        "path": territory,
-                        "period": period,
-                        "type": {"$in": ["account.login", "account.action"]},
-                    }
-                },
-                {
-                    "$group": {
-                        "_id": None,
-                        "days": {"$addToSet": {"user": "$actor", "day": "$day"}},
-                        "logins": {"$sum": {"$cond": [{"$eq": ["$type", "account.login"]}, 1, 0]}},
-                        "actions": {
-                            "$sum": {"$cond": [{"$eq": ["$type", "account.action"]}, 1, 0]}
-                        },
-                    }
-                },
-                {
-                    "$project": {
-                        "_id": 0,
-                        "active_user_days": {"$size": "$days"},
-                        "logins": 1,
-                        "actions": 1,
-                    }
-                },
-            ]
+    ):
+        name = "visits_recorded" if row["_id"]["visit"] else "records_collected"
+        counts[row["_id"]["s"]][name] = row["n"]
+    required: dict[str, dict[str, int]] = defaultdict(dict)
+    done: dict[str, dict[str, int]] = defaultdict(dict)
+    obligations = {"type": VISIT_OBLIGATIONS, "period": {"$in": period.whole_months()}}
+    if within is not None:
+        obligations["path"] = within
+    for row in facts.aggregate(
+        [
+            {"$match": obligations},
+            {"$unwind": "$data.rows"},
+            {"$match": {"data.rows.risk_level": {"$in": list(RISK_LEVELS)}}},
+            {
+                "$group": {
+                    "_id": {
+                        "s": _subject(level, "$data.rows.worker_id"),
+                        "risk": "$data.rows.risk_level",
+                    },
+                    "required": {"$sum": "$data.rows.required"},
+                    "done": {"$sum": "$data.rows.done"},
+                }
+            },
+            {"$match": {"_id.s": {"$ne": None}}},
+        ]
+    ):
+        subject, risk = row["_id"]["s"], row["_id"]["risk"]
+        required[subject][risk] = row["required"]
+        done[subject][risk] = min(row["done"], row["required"])
+        counts.setdefault(subject, {})  # obligations alone still make a scorecard
+    working = sorted(working_days)
+    for row in facts.aggregate(
+        [
+            {"$match": {**dated, "type": {"$in": list(ACCOUNT_TYPES)}}},
+            {
+                "$group": {
+                    "_id": _subject(level),
+                    "logins": _count(_is("account.login")),
+                    "actions": _count(_is("account.action")),
+                    "accounts": {"$addToSet": "$actor"},
+                    "days": {
+                        "$addToSet": {
+                            "$cond": [
+                                {"$in": ["$day", working]},
+                                {"a": "$actor", "d": "$day"},
+                                None,
+                            ]
+                        }
+                    },
+                }
+            },
+            {"$match": {"_id": {"$ne": None}}},
+        ]
+    ):
+        accounts = 1 if level == "worker" else len(row["accounts"])
+        counts[row["_id"]].update(
+            logins=row["logins"],
+            actions=row["actions"],
+            active_account_days=len([day for day in row["days"] if day is not None]),
         )
-    )
-    return rows[0] if rows else {"active_user_days": 0, "logins": 0, "actions": 0}
-
-
-def subjects(db: Database, kind: str, level_length: int | None, period: str) -> list[str]:
-    """Everyone with facts in a period: territory nodes of one level (by code length),
-    departments, or people."""
-    if kind == "territory":
-        rows = db[store.FACTS].aggregate(
-            [
-                {"$match": {"period": period}},
-                {"$unwind": "$path"},
-                {"$match": {"path": {"$regex": f"^\\d{{{level_length}}}$"}}},
-                {"$group": {"_id": "$path"}},
-                {"$sort": {"_id": 1}},
-            ]
+        counts[row["_id"]]["expected_account_days"] = accounts * len(working)
+    result = {}
+    for subject in sorted(counts):
+        values = counts[subject]
+        if level == "worker":
+            values["expected_account_days"] = len(working)
+        values.setdefault("expected_account_days", 0)
+        result[subject] = Indicators(
+            **values,
+            visits_required_by_risk=required.get(subject, {}),
+            visits_done_by_risk=done.get(subject, {}),
         )
-    else:
-        field = "$department" if kind == "department" else "$actor"
-        rows = db[store.FACTS].aggregate(
-            [
-                {"$match": {"period": period, field[1:]: {"$nin": [None, "none"]}}},
-                {"$group": {"_id": field}},
-                {"$sort": {"_id": 1}},
-            ]
-        )
-    return [row["_id"] for row in rows]
+    return result

@@ -4,8 +4,7 @@ scored: a new rule set makes new versions, it never rewrites them."""
 
 from __future__ import annotations
 
-import calendar
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import fields, is_dataclass
 from datetime import UTC, datetime
 from fractions import Fraction
@@ -15,23 +14,18 @@ from pymongo.errors import DuplicateKeyError
 
 from gridwork_common.errors import InvalidInput
 from services.assessment import facts, store
+from services.assessment.domain.indicators import LEVELS, TERRITORY_LEVELS
+from services.assessment.domain.periods import Period
 from services.assessment.domain.scoring import (
     DEFAULT_RULES,
     Indicators,
     RuleSet,
-    Scorecard,
     bottom,
     score,
     select_rules,
     stars,
 )
 
-LEVELS = {"county": 6, "township": 9, "village": 12, "grid": 15}
-KINDS_OF_LEVEL = {
-    **dict.fromkeys(LEVELS, "territory"),
-    "department": "department",
-    "worker": "worker",
-}
 BOTTOM_N = 3
 
 
@@ -52,99 +46,94 @@ def publish_rules(db: Database, config: Mapping) -> dict:
     return rules.to_config()
 
 
-def _working_days(period: str) -> int:
-    # Weekdays of the month: the assessment service does not own the county's holiday
-    # calendar (the events service does), so activity is measured against weekdays.
-    year, month = (int(part) for part in period.split("-"))
-    days = calendar.monthrange(year, month)[1]
-    return sum(1 for day in range(1, days + 1) if calendar.weekday(year, month, day) < 5)
+def scorecards(
+    db: Database,
+    level: str,
+    period: Period,
+    working_days: Collection[str],
+    scope: str | None = None,
+    rules_version: int | None = None,
+) -> dict:
+    """Every subject of a level with facts in the period, scored by the rule set in force
+    (or the given version), ranked, with stars and the bottom ranks. With a `scope`, only
+    territory nodes under it, counted from facts under it."""
+    if level not in LEVELS:
+        raise InvalidInput("level", f"must be one of {', '.join(LEVELS)}")
+    rules = _rules(db, period, rules_version)
+    if scope is None:
+        found = facts.indicators_by_subject(db, level, period, working_days)
+    elif level in TERRITORY_LEVELS:
+        found = facts.indicators_by_subject(db, level, period, working_days, within=scope)
+        found = {subject: ind for subject, ind in found.items() if subject.startswith(scope)}
+    else:  # departments and people are ranked county-wide, for county-level users only
+        found = {}
+    return board(level, period.text, rules, found)
 
 
-def indicators_of(db: Database, kind: str, subject: str, period: str) -> Indicators:
-    cases = facts.incident_indicators(db, subject, period, kind)
-    visits = facts.visit_indicators(db, subject, period, kind)
-    activity = facts.activity_indicators(db, subject, period, kind)
-    done = visits["visits_done_by_risk"]
-    missed = visits["visits_missed_by_risk"]
-    required = {risk: done.get(risk, 0) + missed.get(risk, 0) for risk in set(done) | set(missed)}
-    records = db[store.FACTS].count_documents(
-        {
-            **facts.subject_match(kind, subject),
-            "period": period,
-            "type": {"$in": ["resident.registered", "resident.updated", "resident.moved"]},
-        }
-    )
-    working = _working_days(period) if kind == "worker" else 0
-    active = min(activity["active_user_days"], working) if kind == "worker" else 0
-    known = {k: v for k, v in done.items() if k in ("high", "medium", "low")}
-    return Indicators(
-        cases_reported=cases["cases_reported"],
-        cases_due=cases["cases_due"],
-        cases_closed=cases["cases_closed"],
-        closed_on_time=cases["closed_on_time"],
-        approved_deferrals=min(cases["approved_deferrals"], cases["cases_due"]),
-        urgent_due=cases["urgent_due"],
-        urgent_closed=cases["urgent_closed"],
-        urgent_closed_on_time=cases["urgent_closed_on_time"],
-        reworked=cases["reworked"],
-        visits_done_by_risk=known,
-        visits_required_by_risk={
-            k: v for k, v in required.items() if k in known or k in ("high", "medium", "low")
-        },
-        records_collected=records,
-        active_days=active,
-        working_days=working,
-    )
-
-
-def scorecards(db: Database, level: str, period: str, scope: str | None, everywhere: bool) -> dict:
-    if level not in KINDS_OF_LEVEL:
-        raise InvalidInput("level", f"must be one of {', '.join(KINDS_OF_LEVEL)}")
-    kind = KINDS_OF_LEVEL[level]
-    rules = select_rules(rule_sets(db), period)
-    found = facts.subjects(db, kind, LEVELS.get(level), period)
-    if not everywhere:
-        # Departments and people are ranked county-wide: only for county-level users.
-        in_scope = kind == "territory"
-        found = [s for s in found if in_scope and scope and s.startswith(scope)]
-    cards: dict[str, Scorecard] = {}
-    details: dict[str, Indicators] = {}
-    for subject in found:
-        details[subject] = indicators_of(db, kind, subject, period)
-        cards[subject] = score(details[subject], rules)
-    totals = {subject: float(card.total) for subject, card in cards.items()}
+def board(level: str, period: str, rules: RuleSet, found: Mapping[str, Indicators]) -> dict:
+    cards = {subject: score(ind, rules) for subject, ind in found.items()}
+    totals = {subject: card.total for subject, card in cards.items()}
     awarded = stars(totals, rules) if totals else {}
+    ranked = sorted(totals, key=lambda subject: (-totals[subject], subject))
     return {
         "level": level,
         "period": period,
         "rules_version": rules.version,
         "items": [
             {
+                "rank": rank,
                 "subject": subject,
                 "total": totals[subject],
                 "stars": awarded[subject],
                 "scorecard": _plain(cards[subject]),
-                "indicators": _plain(details[subject]),
+                "indicators": found[subject].as_dict(),
+                "rates": found[subject].rates(rules.visit_weights),
             }
-            for subject in sorted(totals, key=lambda s: (-totals[s], s))
+            for rank, subject in enumerate(ranked, start=1)
         ],
         "bottom": bottom(totals, BOTTOM_N) if totals else [],
     }
 
 
-def publish(db: Database, level: str, period: str) -> dict:
+def _rules(db: Database, period: Period, version: int | None) -> RuleSet:
+    known = rule_sets(db)
+    if version is None:
+        return select_rules(known, period.rules_month)
+    for rules in known:
+        if rules.version == version:
+            return rules
+    raise InvalidInput("rules_version", f"no rule set has version {version}")
+
+
+def publish(db: Database, level: str, period: Period, working_days: Collection[str]) -> dict:
     """Keep the period's scorecards as scored now; publishing again with the same rule
     set stores nothing new (the rule version is part of the key)."""
-    board = scorecards(db, level, period, None, everywhere=True)
-    key = f"{level}:{period}:v{board['rules_version']}"
+    scored = scorecards(db, level, period, working_days)
+    key = f"{level}:{period.text}:v{scored['rules_version']}"
     try:
-        db[store.PUBLISHED].insert_one({"_id": key, **board, "published_at": datetime.now(UTC)})
+        db[store.PUBLISHED].insert_one({"_id": key, **scored, "published_at": datetime.now(UTC)})
     except DuplicateKeyError:
-        stored = db[store.PUBLISHED].find_one({"_id": key})
-        stored.pop("published_at")
-        stored.pop("_id")
+        stored = db[store.PUBLISHED].find_one({"_id": key}, {"_id": 0, "published_at": 0})
         return {**stored, "republished": True}
-    return {**board, "republished": False}
+    return {**scored, "republished": False}
+
+
+def published(db: Database, level: str, period: Period, scope: str | None = None) -> list[dict]:
+    """A level's scorecards as published for a period, one board per rule version, oldest
+    first; with a `scope`, only the territory nodes under it."""
+    boards = list(
+        db[store.PUBLISHED]
+        .find({"level": level, "period": period.text}, {"_id": 0})
+        .sort("rules_version", 1)
+    )
+    if scope is not None:
+        for board in boards:
+            inside = level in TERRITORY_LEVELS
+            board["items"] = [
+                i for i in board["items"] if inside and i["subject"].startswith(scope)
+            ]
+            board["bottom"] = [s for s in board["bottom"] if inside and s.startswith(scope)]
+    return boards
 
 
 def _plain(value):

@@ -4,28 +4,38 @@ Every consumed event becomes one fact (idempotent: the CloudEvent id is the key)
 indicators are MongoDB aggregation pipelines over the facts (facts.py).
 """
 
-import re
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 
+import eventlet
 from nameko.dependency_providers import Config
 from nameko.events import event_handler
-from nameko.rpc import rpc
+from nameko.rpc import RpcProxy, rpc
 from nameko.timer import timer
 
 from gridwork_common import roles
 from gridwork_common.config import Settings
 from gridwork_common.context import Caller
-from gridwork_common.errors import Forbidden, GridworkError, InvalidInput, NotFound
+from gridwork_common.errors import (
+    Conflict,
+    Forbidden,
+    GridworkError,
+    InvalidInput,
+    NotFound,
+    Unavailable,
+)
 from gridwork_common.events import CloudEventDispatcher
 from gridwork_common.health import service_report
 from gridwork_common.metrics import PrometheusMetrics
 from gridwork_common.mongo import MongoDatabase, mongo_health
-from services.assessment import bulletins, facts, integrity, scorecards, store, topics
+from services.assessment import bulletins, facts, integrity, scorecards, store, topics, workdays
+from services.assessment.domain.indicators import TERRITORY_LEVELS, Indicators
+from services.assessment.domain.periods import Period
+from services.assessment.domain.scoring import select_rules
 
 EXPECTED = (GridworkError,)
 BULLETIN_CHECK_INTERVAL_S = 3600
 CHINA_TIME = timezone(timedelta(hours=8))
-PERIOD = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
+LEVEL_OF_CODE = dict(zip((6, 9, 12, 15), TERRITORY_LEVELS, strict=True))
 
 
 class AssessmentService:
@@ -36,6 +46,7 @@ class AssessmentService:
     caller = Caller()
     config = Config()
     metrics = PrometheusMetrics()
+    calendar = RpcProxy("events")  # the county's working calendar
 
     @rpc
     def health(self):
@@ -69,45 +80,52 @@ class AssessmentService:
     # indicators and scorecards
     @rpc(expected_exceptions=EXPECTED)
     def indicators(self, territory, period):
-        _check_period(period)
-        path = facts.territory_path(territory)
-        if not path or path[-1] != territory:
+        """A territory node's indicators and rates for a period."""
+        period = Period.parse(period)
+        level = LEVEL_OF_CODE.get(len(territory) if isinstance(territory, str) else 0)
+        if level is None or not territory.isdigit():
             raise InvalidInput("territory", "must be a county, township, village or grid code")
         caller = self.caller
-        if not caller.has_role("system") and not (
+        if not caller.has_role(roles.SYSTEM) and not (
             caller.scope and territory.startswith(caller.scope)
         ):
             raise NotFound(f"no territory {territory}")
+        found = facts.indicators_by_subject(
+            self.db, level, period, self._working_days(period), within=territory
+        )
+        counted = found.get(territory, Indicators())
+        rules = select_rules(scorecards.rule_sets(self.db), period.rules_month)
         return {
             "territory": territory,
-            "period": period,
-            **facts.incident_indicators(self.db, territory, period),
-            **facts.visit_indicators(self.db, territory, period),
-            **facts.activity_indicators(self.db, territory, period),
+            "period": period.text,
+            **counted.as_dict(),
+            "rates": counted.rates(rules.visit_weights),
         }
 
     @rpc(expected_exceptions=EXPECTED)
-    def scorecards(self, level, period):
-        _check_period(period)
-        caller = self.caller
-        everywhere = caller.has_role(roles.SYSTEM) or (
-            caller.has_role(roles.ADMIN, roles.LEADER) and len(caller.scope or "") == 6
+    def scorecards(self, level, period, rules_version=None):
+        """A level's scorecards for a period, ranked; by the rule set in force then, or
+        recomputed under an earlier version."""
+        period = Period.parse(period)
+        return scorecards.scorecards(
+            self.db, level, period, self._working_days(period), self._scope(), rules_version
         )
-        return scorecards.scorecards(self.db, level, period, caller.scope, everywhere)
 
     @rpc(expected_exceptions=EXPECTED)
     def publish_scorecards(self, level, period):
-        _check_period(period)
+        period = Period.parse(period)
         if not self.caller.has_role(roles.ADMIN, roles.SYSTEM):
             raise Forbidden("publishing scorecards needs the admin role")
-        board = scorecards.publish(self.db, level, period)
+        if not period.has_ended(_today()):
+            raise Conflict(f"period: {period.text} has not ended yet")
+        board = scorecards.publish(self.db, level, period, self._working_days(period))
         if not board["republished"]:
             self.events.publish(
                 topics.SCORECARD_PUBLISHED,
                 level,
                 {
                     "level": level,
-                    "period": period,
+                    "period": period.text,
                     "rules_version": board["rules_version"],
                     "subjects": len(board["items"]),
                     "bottom": board["bottom"],
@@ -116,17 +134,22 @@ class AssessmentService:
         return board
 
     @rpc(expected_exceptions=EXPECTED)
+    def published_scorecards(self, level, period):
+        """A level's scorecards exactly as published, one board per rule version."""
+        return scorecards.published(self.db, level, Period.parse(period), self._scope())
+
+    @rpc(expected_exceptions=EXPECTED)
     def integrity_flags(self, period):
         """Signals for a supervisor to look at; nothing is deducted for them."""
-        _check_period(period)
+        month = _month(period)
         if not self.caller.has_role(roles.ADMIN, roles.LEADER, roles.CENTRE_OPERATOR, roles.SYSTEM):
             raise Forbidden("integrity flags are for supervisors")
-        return integrity.signals(self.db, period)
+        return integrity.signals(self.db, month)
 
     @rpc(expected_exceptions=EXPECTED)
     def bulletin(self, period, format="html"):
         """The county's monthly bulletin as HTML or CSV (made now if it does not exist)."""
-        _check_period(period)
+        month = _month(period)
         if format not in ("html", "csv"):
             raise InvalidInput("format", "must be html or csv")
         caller = self.caller
@@ -138,18 +161,17 @@ class AssessmentService:
             )
         ):
             raise Forbidden("the county bulletin is for county-level users")
-        return self._bulletin(period)[format]
+        return self._bulletin(month)[format]
 
     @timer(interval=BULLETIN_CHECK_INTERVAL_S)
     def monthly_bulletin(self):
         """After a month ends, its bulletin is made once (any replica; the first wins)."""
-        today = datetime.now(CHINA_TIME)
-        last_month = bulletins.previous_months(today.strftime("%Y-%m"), 2)[0]
+        last_month = bulletins.previous_months(_today().strftime("%Y-%m"), 2)[0]
         self._bulletin(last_month)
 
     def _bulletin(self, period) -> dict:
         county = Settings.from_nameko_config(self.config).county_code
-        document, made_now = bulletins.bulletin(self.db, county, period)
+        document, made_now = bulletins.bulletin(self.db, county, period, self._working_days)
         if made_now:
             self.events.publish(
                 topics.BULLETIN_PUBLISHED, county, {"county": county, "period": period}
@@ -168,7 +190,30 @@ class AssessmentService:
             raise InvalidInput("rules", "must be an object")
         return scorecards.publish_rules(self.db, config)
 
+    def _scope(self) -> str | None:
+        """None for callers who see the whole county; else the node they may see."""
+        caller = self.caller
+        if caller.has_role(roles.SYSTEM) or (
+            caller.has_role(roles.ADMIN, roles.LEADER) and len(caller.scope or "") == 6
+        ):
+            return None
+        return caller.scope or "-"  # no scope: nothing is under "-"
 
-def _check_period(period) -> None:
-    if not isinstance(period, str) or not PERIOD.fullmatch(period):
+    def _working_days(self, period: Period) -> set[str]:
+        return workdays.working_days(self.db, self._ask_calendar, period, _today())
+
+    def _ask_calendar(self, first: str, last: str) -> list[str]:
+        timeout = Settings.from_nameko_config(self.config).rpc_timeout
+        with eventlet.Timeout(timeout, Unavailable("events: the working calendar did not answer")):
+            return self.calendar.working_days(first, last)
+
+
+def _today() -> date:
+    return datetime.now(CHINA_TIME).date()
+
+
+def _month(period) -> str:
+    parsed = Period.parse(period)
+    if parsed.kind != "month":
         raise InvalidInput("period", "must be a month like 2026-11")
+    return parsed.text

@@ -6,11 +6,13 @@ FACTS = "facts"  # one per consumed CloudEvent, keyed by its id: redelivery coun
 RULE_SETS = "rule_sets"  # versions of the scoring rules after the shipped default
 PUBLISHED = "published_scorecards"  # as scored at publication, never rewritten
 BULLETINS = "bulletins"  # one per month, kept once made
+WORKING_DAYS = "working_days"  # the county calendar's working days of each ended month
 
 INDEXES = {
     FACTS: [
         IndexModel([("type", ASCENDING), ("period", ASCENDING)], name="type_period"),
-        IndexModel([("path", ASCENDING), ("period", ASCENDING)], name="path_period"),
+        IndexModel([("type", ASCENDING), ("day", ASCENDING)], name="type_day"),
+        IndexModel([("path", ASCENDING), ("day", ASCENDING)], name="path_day"),
         IndexModel(
             [("incident_id", ASCENDING), ("type", ASCENDING)], name="incident_type", sparse=True
         ),

@@ -85,6 +85,12 @@ class EventsService:
         return self._setup().calendar().to_config()
 
     @rpc(expected_exceptions=EXPECTED)
+    def working_days(self, first, last):
+        """The county's working days from `first` to `last` ("YYYY-MM-DD", at most a year
+        apart), for counting activity against the real calendar."""
+        return self._setup().working_days(first, last)
+
+    @rpc(expected_exceptions=EXPECTED)
     def set_calendar(self, config):
         return self._setup().set_calendar(config)
 

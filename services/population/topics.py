@@ -9,6 +9,7 @@ GROUP_FLAGGED = "group.flagged"
 GROUP_CLEARED = "group.cleared"
 VISIT_RECORDED = "visit.recorded"
 VISIT_OVERDUE = "visit.overdue"
+VISIT_OBLIGATIONS = "visit.obligations"
 GRID_UPDATED = "grid.updated"
 IMPORT_FINISHED = "import.finished"
 
@@ -20,6 +21,7 @@ TOPICS = (
     GROUP_CLEARED,
     VISIT_RECORDED,
     VISIT_OVERDUE,
+    VISIT_OBLIGATIONS,
     GRID_UPDATED,
     IMPORT_FINISHED,
 )

@@ -8,6 +8,7 @@ import yaml
 from services.assessment import topics as assessment_topics
 from services.events import topics as events_topics
 from services.events.domain import incident as loop
+from services.events.domain.calendar import DEFAULT_CALENDAR
 from services.events.usecases.incidents import _event_data
 from services.gateway import activity
 from services.media import topics as media_topics
@@ -161,6 +162,7 @@ def _sample_change(name: str) -> loop.Change:
         version=2,
         owning_centre="530402001001",
         timeline=(entry, entry),
+        closed_at=at if name == "closed" else None,
     )
     return loop.Change(action=name, incident=incident, events=(name,))
 
@@ -169,7 +171,7 @@ def test_every_incident_message_documents_the_data_the_service_sends():
     document = _document()
     for name, channel in _channels_on(document, "events.events").items():
         action = name.removeprefix("incident.")
-        sent = set(_event_data({}, action, _sample_change(action)))
+        sent = set(_event_data({}, action, _sample_change(action), DEFAULT_CALENDAR))
         required, documented = _data_schema_fields(document, channel)
         assert documented == sent, (name, documented ^ sent)
         assert required == sent, (name, required ^ sent)

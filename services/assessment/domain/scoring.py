@@ -16,33 +16,20 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from fractions import Fraction
 from itertools import pairwise
 from types import MappingProxyType
 from typing import Any
 
 from gridwork_common.errors import InvalidInput
+from services.assessment.domain.indicators import RISK_LEVELS, Indicators, _exact
 
-RISK_LEVELS = ("high", "medium", "low")
+__all__ = ["DEFAULT_RULES", "Indicators", "RuleSet", "Scorecard", "bottom", "score", "stars"]
 STARS_BY = ("threshold", "percentile")
 PART_NAMES = ("on_time", "closure", "urgent", "visits", "activity")
 
 _PERIOD = re.compile(r"^[0-9]{4}-(0[1-9]|1[0-2])$")
-_COUNT_FIELDS = (
-    "cases_reported",
-    "cases_due",
-    "cases_closed",
-    "closed_on_time",
-    "approved_deferrals",
-    "urgent_due",
-    "urgent_closed",
-    "urgent_closed_on_time",
-    "reworked",
-    "records_collected",
-    "active_days",
-    "working_days",
-)
 _HUNDRED = Fraction(100)
 _NUMERIC = frozenset(
     {
@@ -62,21 +49,6 @@ _NUMERIC = frozenset(
 )
 
 
-def _exact(value: int | float) -> Fraction:
-    """The number a rule-set author wrote: 0.7 is 7/10, not the nearest binary float."""
-    return Fraction(repr(value)) if isinstance(value, float) else Fraction(value)
-
-
-def _ratio(numerator: int, denominator: int) -> Fraction | None:
-    if denominator <= 0:
-        return None
-    return min(Fraction(numerator, denominator), Fraction(1))
-
-
-def _to_float(rate: Fraction | None) -> float | None:
-    return None if rate is None else float(rate)
-
-
 def _hundredths(value: Fraction) -> Fraction:
     """Rounded half-up (away from zero) to two decimals; monotone, so scores stay ordered."""
     sign = -1 if value < 0 else 1
@@ -91,113 +63,6 @@ def _check_period(value: Any, name: str) -> str:
     if not isinstance(value, str) or not _PERIOD.match(value):
         raise InvalidInput(name, "must be a period YYYY-MM")
     return value
-
-
-# --------------------------------------------------------------------------- indicators
-
-
-def _visit_counts(value: Any, name: str) -> Mapping[str, int]:
-    if not isinstance(value, Mapping):
-        raise InvalidInput(name, "must map high/medium/low to counts")
-    counts = {}
-    for level, count in value.items():
-        if level not in RISK_LEVELS:
-            raise InvalidInput(f"{name}.{level}", "unknown risk level (high, medium, low)")
-        if not isinstance(count, int) or isinstance(count, bool) or count < 0:
-            raise InvalidInput(f"{name}.{level}", "must be a whole number >= 0")
-        counts[level] = count
-    return MappingProxyType({level: counts.get(level, 0) for level in RISK_LEVELS})
-
-
-@dataclass(frozen=True)
-class Indicators:
-    """Work-trace counts of one subject for one period. Missing risk levels count as 0."""
-
-    cases_reported: int = 0
-    cases_due: int = 0
-    cases_closed: int = 0
-    closed_on_time: int = 0
-    approved_deferrals: int = 0
-    urgent_due: int = 0
-    urgent_closed: int = 0
-    urgent_closed_on_time: int = 0
-    reworked: int = 0  # cases sent back after failed verification
-    visits_done_by_risk: Mapping[str, int] = field(default_factory=dict)
-    visits_required_by_risk: Mapping[str, int] = field(default_factory=dict)
-    records_collected: int = 0
-    active_days: int = 0
-    working_days: int = 0
-
-    def __post_init__(self) -> None:
-        for name in _COUNT_FIELDS:
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise InvalidInput(name, "must be a whole number >= 0")
-        for name in ("visits_done_by_risk", "visits_required_by_risk"):
-            object.__setattr__(self, name, _visit_counts(getattr(self, name), name))
-        for part, whole in (
-            ("closed_on_time", "cases_closed"),
-            ("urgent_closed_on_time", "urgent_closed"),
-            ("approved_deferrals", "cases_due"),
-            ("active_days", "working_days"),
-        ):
-            if getattr(self, part) > getattr(self, whole):
-                raise InvalidInput(part, f"cannot exceed {whole}")
-
-    # Exact rates, used for scoring; the public properties give them as floats.
-    def _closure(self) -> Fraction | None:
-        return _ratio(self.cases_closed, self.cases_due)
-
-    def _on_time(self) -> Fraction | None:
-        return _ratio(self.closed_on_time, self.cases_due - self.approved_deferrals)
-
-    def _urgent_closure(self) -> Fraction | None:
-        return _ratio(self.urgent_closed, self.urgent_due)
-
-    def _urgent_on_time(self) -> Fraction | None:
-        return _ratio(self.urgent_closed_on_time, self.urgent_due)
-
-    def _activity(self) -> Fraction | None:
-        return _ratio(self.active_days, self.working_days)
-
-    def _coverage(self, weights: Mapping[str, int | float]) -> Fraction | None:
-        done = required = Fraction(0)
-        for level in RISK_LEVELS:
-            weight = _exact(weights.get(level, 0))
-            needed = self.visits_required_by_risk[level]
-            # Extra low-risk visits do not make up for missed high-risk ones.
-            done += weight * min(self.visits_done_by_risk[level], needed)
-            required += weight * needed
-        return None if required == 0 else done / required
-
-    @property
-    def closure_rate(self) -> float | None:
-        """cases_closed / cases_due."""
-        return _to_float(self._closure())
-
-    @property
-    def on_time_rate(self) -> float | None:
-        """closed_on_time / (cases_due - approved_deferrals)."""
-        return _to_float(self._on_time())
-
-    @property
-    def urgent_closure_rate(self) -> float | None:
-        """urgent_closed / urgent_due."""
-        return _to_float(self._urgent_closure())
-
-    @property
-    def urgent_on_time_rate(self) -> float | None:
-        """urgent_closed_on_time / urgent_due."""
-        return _to_float(self._urgent_on_time())
-
-    @property
-    def account_activity_rate(self) -> float | None:
-        """active_days / working_days."""
-        return _to_float(self._activity())
-
-    def visit_coverage(self, weights: Mapping[str, int | float]) -> float | None:
-        """Risk-weighted share of required visits done (each level capped at its need)."""
-        return _to_float(self._coverage(weights))
 
 
 # --------------------------------------------------------------------------- rule sets

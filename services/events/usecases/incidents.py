@@ -22,6 +22,7 @@ from gridwork_common.errors import Conflict, InvalidInput, NotFound
 from gridwork_common.events import EventPublisher
 from services.events import store, topics
 from services.events.domain import incident as loop
+from services.events.domain.calendar import WorkingCalendar
 from services.events.usecases.setup import CountySetup
 
 IDEMPOTENCY_NAMESPACE = uuid.UUID("5b0c2a1e-7f5d-4c1e-9a43-6f0e1d2b3c4d")
@@ -300,7 +301,7 @@ class IncidentDesk:
         full_key, envelope = self._publisher().envelope(
             f"incident.{name}",
             incident.grid_code,
-            _event_data(document, name, change),
+            _event_data(document, name, change, self.setup.calendar()),
             route=topics.route(incident.grid_code, incident.department),
             extensions={"department": incident.department or topics.NO_DEPARTMENT},
         )
@@ -608,7 +609,9 @@ class IncidentDesk:
         return bool(events)
 
 
-def _event_data(document: Mapping, name: str, change: loop.Change) -> dict:
+def _event_data(
+    document: Mapping, name: str, change: loop.Change, calendar: WorkingCalendar
+) -> dict:
     incident = change.incident
     entry = incident.timeline[-1] if incident.timeline else None
     data = {
@@ -642,6 +645,11 @@ def _event_data(document: Mapping, name: str, change: loop.Change) -> dict:
     if name == "closed":
         data["closed_at"] = _json(incident.closed_at)
         data["resolved_on_spot"] = incident.resolved_on_spot
+        # Measured here, where the county's calendar is kept; the assessment service
+        # averages it and takes its 90th percentile.
+        data["handling_working_minutes"] = round(
+            calendar.working_minutes_between(incident.reported_at, incident.closed_at)
+        )
     if name == "evaluated":
         data["satisfaction"] = incident.satisfaction
     if name == "extended" and entry is not None:

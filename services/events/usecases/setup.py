@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Mapping
+from datetime import date, timedelta
 
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
@@ -215,6 +216,14 @@ class CountySetup:
         _forget(self.db, CALENDAR_ID)
         return calendar.to_config()
 
+    def working_days(self, first: str, last: str) -> list[str]:
+        start, end = _iso_date(first, "first"), _iso_date(last, "last")
+        if not start <= end <= start + timedelta(days=366):
+            raise InvalidInput("last", "must be from first to a year after it")
+        calendar = self.calendar()
+        days = (start + timedelta(days=n) for n in range((end - start).days + 1))
+        return [day.isoformat() for day in days if calendar.is_working_day(day)]
+
     def calendar(self) -> WorkingCalendar:
         def load():
             document = self.db[store.SETTINGS].find_one({"_id": CALENDAR_ID})
@@ -266,3 +275,10 @@ def _render_department(document: Mapping) -> dict:
         "territory_code": document["territory_code"],
         "level": document["level"],
     }
+
+
+def _iso_date(value, field: str) -> date:
+    if isinstance(value, str) and len(value) == 10:
+        with contextlib.suppress(ValueError):
+            return date.fromisoformat(value)
+    raise InvalidInput(field, "must be a date YYYY-MM-DD")

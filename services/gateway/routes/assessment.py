@@ -13,25 +13,42 @@ from services.gateway.api import Api, Call
 
 SERVICE = "assessment"
 TAG = "assessment"
-PERIOD = r"^\d{4}-(0[1-9]|1[0-2])$"
+MONTH = r"^\d{4}-(0[1-9]|1[0-2])$"
+# a day, an ISO week, a month, a quarter or a year: 2026-11-23, 2026-W48, 2026-11, 2026-Q4, 2026
+PERIOD = r"^\d{4}(-(0[1-9]|1[0-2])(-(0[1-9]|[12]\d|3[01]))?|-W(0[1-9]|[1-4]\d|5[0-3])|-Q[1-4])?$"
+PERIOD_TEXT = "A day (2026-11-23), ISO week (2026-W48), month (2026-11), quarter (2026-Q4) or year"
+LEVEL = Literal["county", "township", "village", "grid", "department", "worker"]
 READERS = (roles.LEADER, roles.ADMIN, roles.CENTRE_OPERATOR)
 
 
 class IndicatorQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
     territory: str = Field(pattern=r"^\d{6}(\d{3}){0,3}$")
-    period: str = Field(pattern=PERIOD)
+    period: str = Field(pattern=PERIOD, description=PERIOD_TEXT)
 
 
 class ScorecardQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    level: Literal["county", "township", "village", "grid", "department", "worker"]
-    period: str = Field(pattern=PERIOD)
+    level: LEVEL
+    period: str = Field(pattern=PERIOD, description=PERIOD_TEXT)
+    rules_version: int | None = Field(
+        default=None, ge=1, description="Recompute under this rule-set version"
+    )
 
 
-class PeriodQuery(BaseModel):
+class PublishedQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    period: str = Field(pattern=PERIOD)
+    level: LEVEL
+    period: str = Field(pattern=PERIOD, description=PERIOD_TEXT)
+
+
+class Publications(BaseModel):
+    items: list[dict[str, Any]] = Field(description="One board per rule version, oldest first")
+
+
+class MonthQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    period: str = Field(pattern=MONTH)
 
 
 class Indicators(BaseModel):
@@ -51,13 +68,13 @@ class Scorecards(BaseModel):
 
 class Publication(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    level: Literal["county", "township", "village", "grid", "department", "worker"]
-    period: str = Field(pattern=PERIOD)
+    level: LEVEL
+    period: str = Field(pattern=PERIOD, description=f"{PERIOD_TEXT}; it must have ended")
 
 
 class BulletinQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    period: str = Field(pattern=PERIOD)
+    period: str = Field(pattern=MONTH)
     format: Literal["html", "csv"] = "html"
 
 
@@ -86,7 +103,7 @@ def register(api: Api) -> Blueprint:
         blueprint,
         "GET",
         "/indicators",
-        summary="Indicators of a territory node for a month",
+        summary="Indicators and rates of a territory node for a period",
         tag=TAG,
         query=IndicatorQuery,
         response=Indicators,
@@ -99,20 +116,35 @@ def register(api: Api) -> Blueprint:
         blueprint,
         "GET",
         "/scorecards",
-        summary="Scorecards of a level for a month, ranked, with stars and the bottom ranks",
+        summary="Scorecards of a level for a period, ranked, with stars and the bottom ranks",
         tag=TAG,
         query=ScorecardQuery,
         response=Scorecards,
         roles=READERS,
     )
     def scorecards(call: Call):
-        return call.rpc(SERVICE, "scorecards", call.query.level, call.query.period)
+        query = call.query
+        return call.rpc(SERVICE, "scorecards", query.level, query.period, query.rules_version)
+
+    @api.operation(
+        blueprint,
+        "GET",
+        "/publications",
+        summary="A level's scorecards exactly as published for a period, per rule version",
+        tag=TAG,
+        query=PublishedQuery,
+        response=Publications,
+        roles=READERS,
+    )
+    def published(call: Call):
+        query = call.query
+        return {"items": call.rpc(SERVICE, "published_scorecards", query.level, query.period)}
 
     @api.operation(
         blueprint,
         "POST",
         "/publications",
-        summary="Publish a level's scorecards for a month (kept as scored)",
+        summary="Publish a level's scorecards for an ended period (kept as scored)",
         tag=TAG,
         body=Publication,
         response=Scorecards,
@@ -128,7 +160,7 @@ def register(api: Api) -> Blueprint:
         "/integrity-flags",
         summary="Integrity signals for supervisors (never deducted automatically)",
         tag=TAG,
-        query=PeriodQuery,
+        query=MonthQuery,
         response=Flags,
         roles=READERS,
     )

@@ -294,6 +294,7 @@ class GroupUseCases(UseCases):
                 )
             )
             done = self._visit_counts([m["_id"] for m in memberships], [period])
+            self._publish_obligations(period, memberships, rules, done, now)
             for membership in memberships:
                 required = groups.required_visits(
                     rules, membership["group"], membership["risk_level"]
@@ -321,6 +322,40 @@ class GroupUseCases(UseCases):
                     },
                 )
                 published += 1
+        return published
+
+    def _publish_obligations(self, period, memberships, rules, done, now) -> int:
+        """Publish `visit.obligations` once per grid and ended month: visits required and
+        done (each person's capped at their need) per responsible worker and risk level,
+        the denominator of the assessment's visit coverage."""
+        by_grid: dict[str, dict[tuple[str, str], list[int]]] = {}
+        for membership in memberships:
+            required = groups.required_visits(rules, membership["group"], membership["risk_level"])
+            if required == 0:
+                continue
+            count = min(done.get((membership["_id"], period), 0), required)
+            key = (membership["responsible_worker_id"], membership["risk_level"])
+            totals = by_grid.setdefault(membership["grid_code"], {}).setdefault(key, [0, 0])
+            totals[0] += required
+            totals[1] += count
+        published = 0
+        for grid_code, totals in sorted(by_grid.items()):
+            try:
+                self.db[store.OVERDUE_NOTICES].insert_one(
+                    {"_id": f"obligations:{grid_code}:{period}", "at": now}
+                )
+            except DuplicateKeyError:
+                continue
+            rows = [
+                {"worker_id": worker, "risk_level": risk, "required": required, "done": count}
+                for (worker, risk), (required, count) in sorted(totals.items())
+            ]
+            self.publish(
+                topics.VISIT_OBLIGATIONS,
+                grid_code,
+                {"grid_code": grid_code, "period": period, "rows": rows},
+            )
+            published += 1
         return published
 
 

@@ -12,13 +12,14 @@ from devstack.processes import wait_until
 from gridwork_common.context import CallerContext
 from gridwork_common.events import new_event
 from services.assessment.service import AssessmentService
+from services.events.service import EventsService
 
 pytestmark = pytest.mark.integration
 
 GRID = "530402001001001"
 OTHER_GRID = "530402002001001"
 SYSTEM = CallerContext(user_id="tests", roles=("system",))
-NOW = datetime(2026, 11, 10, 3, 0, tzinfo=UTC)  # 11:00 in China: period 2026-11
+NOW = datetime(2026, 10, 12, 3, 0, tzinfo=UTC)  # Monday 11:00 in China: period 2026-10
 
 
 def _incident_event(action, incident_id, grid=GRID, **data):
@@ -35,10 +36,11 @@ def _incident_event(action, incident_id, grid=GRID, **data):
 
 
 @pytest.fixture
-def assessment(container_factory, config):
-    container = container_factory(AssessmentService, config)
-    container.start()
-    return container
+def assessment(runner_factory, config):
+    """The assessment service, and the events service it asks for the working calendar."""
+    runner = runner_factory(config, AssessmentService, EventsService)
+    runner.start()
+    return runner
 
 
 @pytest.fixture
@@ -46,6 +48,14 @@ def facts_collection(settings):
     client = MongoClient(settings.mongo_uri)
     yield client[settings.database_name("assessment")]["facts"]
     client.close()
+
+
+def _queues_empty(config) -> bool:
+    """nameko's queue for `on_incident` is empty: every delivery was taken (and a
+    consumer acks only after the handler finished)."""
+    with Connection(config["AMQP_URI"]) as connection:
+        queue = "evt-events-incident.#--assessment.on_incident"
+        return connection.default_channel.queue_declare(queue, passive=True).message_count == 0
 
 
 def _publish(config, exchange_name, messages):
@@ -71,19 +81,22 @@ def test_each_event_counts_once_and_indicators_aggregate_the_subtree(
         _incident_event("reported", "c9", grid=OTHER_GRID),
     ]
     _publish(config, "events.events", messages)
-    _publish(config, "events.events", messages[:3])  # the broker redelivers some
+    _publish(config, "events.events", messages)  # the broker redelivers every one
     wait_until(lambda: facts_collection.count_documents({}) == len(messages), 15, "facts")
-    assert facts_collection.count_documents({}) == len(messages)
-
     with ClusterRpcProxy(config, context_data=SYSTEM.to_context_data(), timeout=10) as rpc:
-        township = rpc.assessment.indicators("530402001", "2026-11")
-        county = rpc.assessment.indicators("530402", "2026-11")
+        # the duplicates are consumed too (the queue drains), and still count once
+        wait_until(lambda: _queues_empty(config), 15, "queues drained")
+        township = rpc.assessment.indicators("530402001", "2026-10")
+        county = rpc.assessment.indicators("530402", "2026-10")
+    assert facts_collection.count_documents({}) == len(messages)
     assert township["cases_reported"] == 3 and county["cases_reported"] == 4
     assert township["cases_closed"] == 2
     assert township["cases_due"] == 2  # closed, or past a deadline
     assert township["closed_on_time"] == 1  # c2 went overdue before closing
     assert township["reworked"] == 1 and township["overdue"] == 1
-    assert township["satisfaction"] == 4
+    assert township["rates"]["satisfaction"] == 4
+    assert township["rates"]["closure_rate"] == 1.0
+    assert township["rates"]["on_time_rate"] == 0.5
 
 
 def test_visits_and_account_activity_become_facts(assessment, config, facts_collection):
@@ -105,9 +118,13 @@ def test_visits_and_account_activity_become_facts(assessment, config, facts_coll
     _publish(config, "gateway.events", [("account.login", login.to_json_dict())])
     wait_until(lambda: facts_collection.count_documents({}) == 2, 15, "facts")
     with ClusterRpcProxy(config, context_data=SYSTEM.to_context_data(), timeout=10) as rpc:
-        grid = rpc.assessment.indicators(GRID, "2026-11")
-    assert grid["visits_done_by_risk"] == {"high": 1}
-    assert grid["active_user_days"] == 1 and grid["logins"] == 1
+        grid = rpc.assessment.indicators(GRID, "2026-10")
+        working_days = rpc.events.working_days("2026-10-01", "2026-10-31")
+    assert grid["visits_recorded"] == 1
+    assert grid["active_account_days"] == 1 and grid["logins"] == 1
+    # measured against the county's calendar: the National Day holiday is not working time
+    assert grid["expected_account_days"] == len(working_days) == 18
+    assert grid["rates"]["account_activity_rate"] == 1 / 18
 
 
 def test_indicators_check_their_arguments_and_scope(assessment, config):
@@ -118,7 +135,7 @@ def test_indicators_check_their_arguments_and_scope(assessment, config):
         with pytest.raises(RemoteError, match="period"):
             rpc.assessment.indicators(GRID, "2026-13")
         with pytest.raises(RemoteError, match="NotFound"):
-            rpc.assessment.indicators(GRID, "2026-11")
+            rpc.assessment.indicators(GRID, "2026-10")
 
 
 def test_scorecards_rank_stars_and_published_cards_stay_as_scored(
@@ -143,7 +160,7 @@ def test_scorecards_rank_stars_and_published_cards_stay_as_scored(
 
     admin = CallerContext(user_id="admin", roles=("admin",), scope="530402")
     with ClusterRpcProxy(config, context_data=admin.to_context_data(), timeout=10) as rpc:
-        board = rpc.assessment.scorecards("grid", "2026-11")
+        board = rpc.assessment.scorecards("grid", "2026-10")
         assert [item["subject"] for item in board["items"]] == [GRID, OTHER_GRID]
         first, second = board["items"]
         assert first["total"] > second["total"]
@@ -152,23 +169,23 @@ def test_scorecards_rank_stars_and_published_cards_stay_as_scored(
         assert first["scorecard"]["parts"]["on_time"] == 50  # 100 % on time
         assert second["scorecard"]["parts"]["on_time"] < 50  # 50 % on time, minus per point
 
-        published = rpc.assessment.publish_scorecards("grid", "2026-11")
+        published = rpc.assessment.publish_scorecards("grid", "2026-10")
         assert published["republished"] is False
         # A stricter rule set later is a new version; the published cards do not change.
         rules = rpc.assessment.rule_sets()[0]
         rpc.assessment.publish_rules({**rules, "valid_from": "2026-12", "on_time_target": 0.9})
-        again = rpc.assessment.publish_scorecards("grid", "2026-11")
+        again = rpc.assessment.publish_scorecards("grid", "2026-10")
         assert again["republished"] is True
         assert again["items"] == published["items"]
-        assert rpc.assessment.scorecards("grid", "2026-11")["items"] == published["items"]
+        assert rpc.assessment.scorecards("grid", "2026-10")["items"] == published["items"]
 
     outsider = CallerContext(user_id="u", roles=("leader",), scope="530402002")
     with ClusterRpcProxy(config, context_data=outsider.to_context_data(), timeout=10) as rpc:
-        assert [i["subject"] for i in rpc.assessment.scorecards("grid", "2026-11")["items"]] == [
+        assert [i["subject"] for i in rpc.assessment.scorecards("grid", "2026-10")["items"]] == [
             OTHER_GRID
         ]
         with pytest.raises(RemoteError, match="Forbidden"):
-            rpc.assessment.publish_scorecards("grid", "2026-11")
+            rpc.assessment.publish_scorecards("grid", "2026-10")
 
 
 def test_integrity_signals_are_flagged_not_deducted(assessment, config, facts_collection):
@@ -190,9 +207,9 @@ def test_integrity_signals_are_flagged_not_deducted(assessment, config, facts_co
         ).to_json_dict()
 
     visits = [
-        visit(n, 102.505, 24.305, f"2026-11-10T0{n}:00:00+00:00", f"m{n}") for n in range(1, 6)
+        visit(n, 102.505, 24.305, f"2026-10-12T0{n}:00:00+00:00", f"m{n}") for n in range(1, 6)
     ]  # five people "visited" from one spot
-    visits.append(visit(9, 103.505, 24.305, "2026-11-10T05:10:00+00:00", "m9"))  # 100 km
+    visits.append(visit(9, 103.505, 24.305, "2026-10-12T05:10:00+00:00", "m9"))  # 100 km
     photo = {"sha256": "ab" * 32, "uploader": "w1"}
     media = [
         new_event(
@@ -208,7 +225,7 @@ def test_integrity_signals_are_flagged_not_deducted(assessment, config, facts_co
     _publish(config, "media.events", [("media.stored", m) for m in media])
     wait_until(lambda: facts_collection.count_documents({}) == 8, 15, "facts")
     with ClusterRpcProxy(config, context_data=SYSTEM.to_context_data(), timeout=10) as rpc:
-        flags = rpc.assessment.integrity_flags("2026-11")
+        flags = rpc.assessment.integrity_flags("2026-10")
     kinds = sorted(flag["signal"] for flag in flags)
     assert kinds == ["implausible_journey", "many_visits_one_spot", "reused_photo"]
 
@@ -223,9 +240,9 @@ def test_the_monthly_bulletin_is_made_once_as_html_and_csv(assessment, config, f
     wait_until(lambda: facts_collection.count_documents({}) == len(messages), 15, "facts")
     county_leader = CallerContext(user_id="l", roles=("leader",), scope="530402")
     with ClusterRpcProxy(config, context_data=county_leader.to_context_data(), timeout=10) as rpc:
-        page = rpc.assessment.bulletin("2026-11")
-        table = rpc.assessment.bulletin("2026-11", "csv")
-        assert rpc.assessment.bulletin("2026-11") == page  # kept once made
+        page = rpc.assessment.bulletin("2026-10")
+        table = rpc.assessment.bulletin("2026-10", "csv")
+        assert rpc.assessment.bulletin("2026-10") == page  # kept once made
     assert page.startswith("<!doctype html>") and "<svg" in page and GRID in page
     rows = table.lstrip("\ufeff").splitlines()
     assert rows[0].startswith("level,rank,subject,total,stars")
@@ -235,4 +252,4 @@ def test_the_monthly_bulletin_is_made_once_as_html_and_csv(assessment, config, f
         from nameko.exceptions import RemoteError
 
         with pytest.raises(RemoteError, match="Forbidden"):
-            rpc.assessment.bulletin("2026-11")
+            rpc.assessment.bulletin("2026-10")

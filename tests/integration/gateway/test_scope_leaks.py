@@ -179,6 +179,9 @@ LIST_QUERIES = {
         {"level": level, "period": THIS_MONTH} for level in ("grid", "village", "township")
     ],
     f"{API}/assessment/integrity-flags": lambda g: [{"period": THIS_MONTH}],
+    f"{API}/assessment/publications": lambda g: [
+        {"level": level, "period": THIS_MONTH} for level in ("grid", "worker")
+    ],
 }
 # List routes that refuse a query without their (optional) parameters.
 NEED_A_QUERY = {f"{API}/residents/search": "exactly one of id_number and phone"}
@@ -187,6 +190,7 @@ NO_GRID_A1_RECORDS = {
     f"{API}/departments": "departments belong to centres, not to grids",
     f"{API}/assessment/rule-sets": "county-wide scoring rules",
     f"{API}/assessment/integrity-flags": "no suspicious visits or photos in this test",
+    f"{API}/assessment/publications": "a month is published once it has ended",
 }
 # GET routes without path parameters whose answer has no `items`.
 NOT_LISTS = {

@@ -37,17 +37,20 @@ def register(admin, number: str, name: str = "张三", grid: str = GRID_A1) -> d
     )
 
 
-def events_named(events_tap, routing_key: str, expected: int, timeout: float = 5.0) -> list:
-    """Drain the tap until `expected` events of that key arrived (or the time is up),
-    then once more to catch any extra ones."""
+def events_named(
+    events_tap, routing_key: str | tuple[str, ...], expected: int, timeout: float = 5.0
+) -> list:
+    """Drain the tap until `expected` events of that key (or those keys) arrived (or the
+    time is up), then once more to catch any extra ones."""
+    keys = (routing_key,) if isinstance(routing_key, str) else routing_key
     seen: list[tuple[str, dict]] = []
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         seen.extend(events_tap())
-        if sum(key == routing_key for key, _ in seen) >= expected:
+        if sum(key in keys for key, _ in seen) >= expected:
             break
     seen.extend(events_tap())
-    return [event for key, event in seen if key == routing_key]
+    return [event for key, event in seen if key in keys]
 
 
 def this_period_moment() -> datetime:
@@ -406,7 +409,9 @@ def test_overdue_visits_are_published_once_per_missed_month(
 
     with entrypoint_hook(population_container, "publish_overdue_visits") as publish:
         assert publish() == 2
-    overdue = events_named(events_tap, "visit.overdue", expected=2)
+    published = events_named(events_tap, ("visit.overdue", "visit.obligations"), expected=4)
+    overdue = [e for e in published if "rows" not in e["data"]]
+    obligations = [e for e in published if "rows" in e["data"]]
     assert sorted((e["data"]["period"], e["data"]["done"]) for e in overdue) == sorted(
         [(last_month, 0), (month_before, 1)]
     )
@@ -417,9 +422,24 @@ def test_overdue_visits_are_published_once_per_missed_month(
         assert event["data"]["responsible_worker_id"] == "worker-a1"
         assert event["data"]["required"] == 4
 
+    # the month's obligations per grid, for the assessment's visit coverage
+    assert sorted((e["data"]["period"], e["data"]["rows"]) for e in obligations) == sorted(
+        [
+            (
+                last_month,
+                [{"worker_id": "worker-a1", "risk_level": "high", "required": 4, "done": 0}],
+            ),
+            (
+                month_before,
+                [{"worker_id": "worker-a1", "risk_level": "high", "required": 4, "done": 1}],
+            ),
+        ]
+    )
+    assert {e["subject"] for e in obligations} == {GRID_A1}
+
     with entrypoint_hook(population_container, "publish_overdue_visits") as publish:
         assert publish() == 0
-    assert events_named(events_tap, "visit.overdue", expected=1, timeout=1) == []
+    assert events_named(events_tap, ("visit.overdue", "visit.obligations"), 1, timeout=1) == []
 
     [item] = worker.visit_worklist()["overdue"]
     assert item["id"] == membership["id"]

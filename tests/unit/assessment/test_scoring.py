@@ -32,8 +32,8 @@ def perfect(**changes) -> Indicators:
         visits_done_by_risk=FULL_VISITS,
         visits_required_by_risk=FULL_VISITS,
         records_collected=30,
-        active_days=20,
-        working_days=20,
+        active_account_days=20,
+        expected_account_days=20,
     )
     values.update(changes)
     return Indicators(**values)
@@ -49,7 +49,7 @@ def config(**changes):
 
 
 def test_rates_follow_their_definitions():
-    ind = perfect(cases_closed=80, closed_on_time=60, approved_deferrals=20, active_days=15)
+    ind = perfect(cases_closed=80, closed_on_time=60, approved_deferrals=20, active_account_days=15)
     assert ind.closure_rate == 0.8
     assert ind.on_time_rate == 0.75  # 60 / (100 - 20)
     assert ind.account_activity_rate == 0.75
@@ -82,7 +82,7 @@ def test_zero_denominators_are_not_applicable():
         ("cases_due", True),
         ("closed_on_time", 101),  # more than cases_closed
         ("approved_deferrals", 101),
-        ("active_days", 21),
+        ("active_account_days", 21),
         ("visits_done_by_risk", {"extreme": 1}),
         ("visits_required_by_risk", {"high": -1}),
     ],
@@ -145,7 +145,7 @@ def test_visits_and_activity_earn_their_share():
     card = score(
         perfect(
             visits_done_by_risk={"high": 1, "medium": 2, "low": 2},
-            active_days=10,
+            active_account_days=10,
         ),
         DEFAULT_RULES,
     )
@@ -161,7 +161,7 @@ def test_not_applicable_parts_earn_full_marks():
     assert card.not_applicable == ("on_time", "closure", "urgent", "visits", "activity")
     # Only the inapplicable part gets full marks; the others are scored as usual.
     card = score(
-        perfect(urgent_due=0, urgent_closed=0, urgent_closed_on_time=0, active_days=0),
+        perfect(urgent_due=0, urgent_closed=0, urgent_closed_on_time=0, active_account_days=0),
         DEFAULT_RULES,
     )
     assert card.parts["urgent"] == 10.0
@@ -170,7 +170,7 @@ def test_not_applicable_parts_earn_full_marks():
 
 
 def test_total_is_clamped_to_0_and_100():
-    awful = Indicators(cases_due=100, urgent_due=10, working_days=20, reworked=500)
+    awful = Indicators(cases_due=100, urgent_due=10, expected_account_days=20, reworked=500)
     card = score(awful, DEFAULT_RULES)
     assert card.deductions == {"rework": 100.0}
     assert card.total == 0.0
@@ -179,7 +179,7 @@ def test_total_is_clamped_to_0_and_100():
 
 
 def test_total_has_two_decimals_and_adds_up():
-    card = score(perfect(closed_on_time=66, reworked=1, active_days=7), DEFAULT_RULES)
+    card = score(perfect(closed_on_time=66, reworked=1, active_account_days=7), DEFAULT_RULES)
     assert card.parts["activity"] == 1.75
     assert card.total == round(sum(card.parts.values()) - sum(card.deductions.values()), 2)
     assert card.total == 46 + 20 + 10 + 15 + 1.75 - 0.2
@@ -210,8 +210,8 @@ def indicators(draw):
         visits_done_by_risk=draw(visits),
         visits_required_by_risk=draw(visits),
         records_collected=draw(counts),
-        active_days=draw(st.integers(0, working)),
-        working_days=working,
+        active_account_days=draw(st.integers(0, working)),
+        expected_account_days=working,
     )
 
 
