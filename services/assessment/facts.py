@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Collection, Mapping
-from datetime import UTC, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
@@ -45,7 +45,12 @@ def territory_path(code: str | None) -> list[str]:
 def fact_from_event(payload: Mapping) -> dict:
     event = parse_event(payload)  # refuses anything that is not a CloudEvent
     data = event.data
-    local = event.time.astimezone(CHINA_TIME)
+    happened = event.time
+    if event.routing_key == VISIT_RECORDED:
+        # A visit counts when it was made (a phone may upload it days later), as the
+        # population service counts it against the month's obligations.
+        happened = _moment(data.get("at")) or happened
+    local = happened.astimezone(CHINA_TIME)
     territory = data.get("grid_code") or event.subject
     month = local.strftime("%Y-%m")
     if event.routing_key == indicators.VISIT_OBLIGATIONS:
@@ -54,7 +59,7 @@ def fact_from_event(payload: Mapping) -> dict:
         "_id": str(event.id),
         "type": event.routing_key,
         "source": event.source,
-        "time": event.time.astimezone(UTC),
+        "time": happened.astimezone(UTC),
         "day": local.strftime("%Y-%m-%d"),
         "period": month,
         "territory": territory,
@@ -71,6 +76,14 @@ def fact_from_event(payload: Mapping) -> dict:
     if "incident_id" in data:
         fact["incident_id"] = data["incident_id"]
     return fact
+
+
+def _moment(text) -> datetime | None:
+    try:
+        moment = datetime.fromisoformat(text) if isinstance(text, str) else None
+    except ValueError:
+        return None
+    return moment if moment is not None and moment.tzinfo is not None else None
 
 
 def record(db: Database, payload: Mapping) -> bool:
