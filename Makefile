@@ -71,3 +71,4 @@ bench: install rabbitmq
 	PYTHONPATH=. $(PY) bench/incidents.py
 	PYTHONPATH=. $(PY) bench/gateway.py
 	PYTHONPATH=. $(PY) bench/media.py
+	PYTHONPATH=. $(PY) bench/assessment.py

@@ -44,9 +44,7 @@ def previous_months(period: str, count: int) -> list[str]:
 
 def make(db: Database, county: str, period: str, working_days: WorkingDays) -> dict:
     month = Period.parse(period)
-    boards = {
-        level: scorecards.scorecards(db, level, month, working_days(month)) for level in LEVELS
-    }
+    boards = scorecards.boards(db, LEVELS, month, working_days(month))
     trend = []
     for earlier in map(Period.parse, previous_months(period, TREND_MONTHS)):
         counted = facts.indicators_by_subject(db, "county", earlier, (), within=county)

@@ -125,8 +125,21 @@ def _whole_number(path: str) -> dict:
     return {"$in": [{"$type": path}, ["int", "long"]]}
 
 
-def _case_pipeline(match: dict, level: str) -> list[dict]:
-    subject = _subject(level)
+def _pairs(levels: Collection[str], subject_of=_subject) -> list[dict]:
+    """[{l: level, s: subject}, ...]: whom a fact counts for at each level, to unwind so
+    one pipeline groups every level at once."""
+    return [{"l": level, "s": subject_of(level)} for level in levels]
+
+
+def _by_level(pairs: list[dict]) -> list[dict]:
+    return [
+        {"$set": {"pair": pairs}},
+        {"$unwind": "$pair"},
+        {"$match": {"pair.s": {"$ne": None}}},
+    ]
+
+
+def _case_pipeline(match: dict, levels: Collection[str]) -> list[dict]:
     closed = _has("incident.closed")
     overdue = _has("incident.overdue")
     due = {"$or": [closed, overdue]}
@@ -136,6 +149,28 @@ def _case_pipeline(match: dict, level: str) -> list[dict]:
     count = {"$size": "$minutes"}
     # nearest rank: the ceil(9n/10)-th smallest, in integers
     rank = {"$max": [1, {"$floor": {"$divide": [{"$add": [{"$multiply": [9, count]}, 9]}, 10]}}]}
+    reported = _is("incident.reported")
+    per_case = {f"subjects_{level}": {"$addToSet": _subject(level)} for level in levels}
+    per_case |= {
+        f"reporters_{level}": {"$addToSet": {"$cond": [reported, _subject(level), None]}}
+        for level in levels
+    }
+    # every (level, subject) the case counts for, and whether that subject reported it
+    pairs = {
+        "$concatArrays": [
+            {
+                "$map": {
+                    "input": f"$subjects_{level}",
+                    "in": {
+                        "l": level,
+                        "s": "$$this",
+                        "r": {"$in": ["$$this", f"$reporters_{level}"]},
+                    },
+                }
+            }
+            for level in levels
+        ]
+    }
     return [
         {
             "$match": {
@@ -178,17 +213,17 @@ def _case_pipeline(match: dict, level: str) -> list[dict]:
                         ]
                     }
                 },
-                "subjects": {"$addToSet": subject},
-                "reporters": {"$addToSet": {"$cond": [_is("incident.reported"), subject, None]}},
+                **per_case,
             }
         },
-        {"$unwind": "$subjects"},
-        {"$match": {"subjects": {"$ne": None}}},
+        {"$set": {"pair": pairs}},
+        {"$unwind": "$pair"},
+        {"$match": {"pair.s": {"$ne": None}}},
         {
             "$group": {
-                "_id": "$subjects",
+                "_id": {"l": "$pair.l", "s": "$pair.s"},
                 "cases_handled": {"$sum": 1},
-                "cases_reported": _count({"$in": ["$subjects", "$reporters"]}),
+                "cases_reported": _count("$pair.r"),
                 "cases_due": _count(due),
                 "cases_closed": _count(closed),
                 "closed_on_time": _count(
@@ -213,24 +248,7 @@ def _case_pipeline(match: dict, level: str) -> list[dict]:
         },
         {"$set": {"minutes": minutes}},
         {
-            "$project": {
-                "cases_handled": 1,
-                "cases_reported": 1,
-                "cases_due": 1,
-                "cases_closed": 1,
-                "closed_on_time": 1,
-                "approved_deferrals": 1,
-                "urgent_due": 1,
-                "urgent_closed": 1,
-                "urgent_closed_on_time": 1,
-                "overdue": 1,
-                "escalated": 1,
-                "supervised": 1,
-                "reworked": 1,
-                "reworked_cases": 1,
-                "verified_or_reworked": 1,
-                "satisfaction_total": 1,
-                "satisfaction_count": 1,
+            "$set": {
                 "handling_count": count,
                 "handling_minutes_total": {"$sum": "$minutes"},
                 "handling_minutes_p90": {
@@ -241,6 +259,7 @@ def _case_pipeline(match: dict, level: str) -> list[dict]:
                 },
             }
         },
+        {"$unset": "minutes"},
     ]
 
 
@@ -251,68 +270,79 @@ def indicators_by_subject(
     working_days: Collection[str],
     within: str | None = None,
 ) -> dict[str, Indicators]:
-    """Every subject of a level with facts in the period, and its indicators, by
-    aggregation pipelines (one per kind of fact; Python only merges their per-subject
-    rows). The same answer as `domain.indicators.indicators_by_subject` over the facts."""
+    """Every subject of a level with facts in the period, and its indicators: the same
+    answer as `domain.indicators.indicators_by_subject` over the facts."""
+    return indicators_by_level(db, [level], period, working_days, within)[level]
+
+
+def indicators_by_level(
+    db: Database,
+    levels: Collection[str],
+    period: Period,
+    working_days: Collection[str],
+    within: str | None = None,
+) -> dict[str, dict[str, Indicators]]:
+    """The indicators of every subject of each level, by aggregation pipelines that read
+    the period's facts once for all the levels (one per kind of fact; Python only merges
+    their per-subject rows). `within` keeps only facts under that territory node."""
+    for level in levels:
+        _subject(level)  # an unknown level is refused, naming the field
     first, last = period.day_texts()
     dated = {"day": {"$gte": first, "$lte": last}}
     if within is not None:
         dated["path"] = within
     facts = db[store.FACTS]
-    counts: dict[str, dict] = defaultdict(dict)
-    for row in facts.aggregate(_case_pipeline(dated, level), allowDiskUse=True):
-        subject = row.pop("_id")
+    counts: dict[tuple[str, str], dict] = defaultdict(dict)
+    for row in facts.aggregate(_case_pipeline(dated, levels), allowDiskUse=True):
+        key = (row["_id"]["l"], row["_id"]["s"])
+        del row["_id"]
         if row["handling_count"] == 0:
             row["handling_minutes_p90"] = None
-        counts[subject].update(row)
+        counts[key].update(row)
     for row in facts.aggregate(
         [
             {"$match": {**dated, "type": {"$in": [VISIT_RECORDED, *RECORD_TYPES]}}},
-            {
-                "$group": {
-                    "_id": {"s": _subject(level), "visit": _is(VISIT_RECORDED)},
-                    "n": {"$sum": 1},
-                }
-            },
-            {"$match": {"_id.s": {"$ne": None}}},
-        ]
+            *_by_level(_pairs(levels)),
+            {"$group": {"_id": {"p": "$pair", "visit": _is(VISIT_RECORDED)}, "n": {"$sum": 1}}},
+        ],
+        allowDiskUse=True,
     ):
         name = "visits_recorded" if row["_id"]["visit"] else "records_collected"
-        counts[row["_id"]["s"]][name] = row["n"]
-    required: dict[str, dict[str, int]] = defaultdict(dict)
-    done: dict[str, dict[str, int]] = defaultdict(dict)
+        counts[row["_id"]["p"]["l"], row["_id"]["p"]["s"]][name] = row["n"]
+    required: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
+    done: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
     obligations = {"type": VISIT_OBLIGATIONS, "period": {"$in": period.whole_months()}}
     if within is not None:
         obligations["path"] = within
+    responsible = "$data.rows.worker_id"
     for row in facts.aggregate(
         [
             {"$match": obligations},
             {"$unwind": "$data.rows"},
             {"$match": {"data.rows.risk_level": {"$in": list(RISK_LEVELS)}}},
+            *_by_level(_pairs(levels, lambda level: _subject(level, responsible))),
             {
                 "$group": {
-                    "_id": {
-                        "s": _subject(level, "$data.rows.worker_id"),
-                        "risk": "$data.rows.risk_level",
-                    },
+                    "_id": {"p": "$pair", "risk": "$data.rows.risk_level"},
                     "required": {"$sum": "$data.rows.required"},
                     "done": {"$sum": "$data.rows.done"},
                 }
             },
-            {"$match": {"_id.s": {"$ne": None}}},
-        ]
+        ],
+        allowDiskUse=True,
     ):
-        subject, risk = row["_id"]["s"], row["_id"]["risk"]
-        required[subject][risk] = row["required"]
-        done[subject][risk] = min(row["done"], row["required"])
-        counts.setdefault(subject, {})  # obligations alone still make a scorecard
+        key, risk = (row["_id"]["p"]["l"], row["_id"]["p"]["s"]), row["_id"]["risk"]
+        required[key][risk] = row["required"]
+        done[key][risk] = min(row["done"], row["required"])
+        counts.setdefault(key, {})  # obligations alone still make a scorecard
     working = sorted(working_days)
     for row in facts.aggregate(
         [
             {"$match": {**dated, "type": {"$in": list(ACCOUNT_TYPES)}}},
+            *_by_level(_pairs(levels)),
             {
                 "$group": {
-                    "_id": _subject(level),
+                    "_id": "$pair",
                     "logins": _count(_is("account.login")),
                     "actions": _count(_is("account.action")),
                     "accounts": {"$addToSet": "$actor"},
@@ -327,25 +357,24 @@ def indicators_by_subject(
                     },
                 }
             },
-            {"$match": {"_id": {"$ne": None}}},
-        ]
+        ],
+        allowDiskUse=True,
     ):
-        accounts = 1 if level == "worker" else len(row["accounts"])
-        counts[row["_id"]].update(
+        counts[row["_id"]["l"], row["_id"]["s"]].update(
             logins=row["logins"],
             actions=row["actions"],
             active_account_days=len([day for day in row["days"] if day is not None]),
+            expected_account_days=len(row["accounts"]) * len(working),
         )
-        counts[row["_id"]]["expected_account_days"] = accounts * len(working)
-    result = {}
-    for subject in sorted(counts):
-        values = counts[subject]
-        if level == "worker":
+    result: dict[str, dict[str, Indicators]] = {level: {} for level in levels}
+    for key in sorted(counts):
+        level, subject = key
+        values = counts[key]
+        if level == "worker":  # a person is one account, whether they logged in or not
             values["expected_account_days"] = len(working)
-        values.setdefault("expected_account_days", 0)
-        result[subject] = Indicators(
+        result[level][subject] = Indicators(
             **values,
-            visits_required_by_risk=required.get(subject, {}),
-            visits_done_by_risk=done.get(subject, {}),
+            visits_required_by_risk=required.get(key, {}),
+            visits_done_by_risk=done.get(key, {}),
         )
     return result

@@ -57,17 +57,33 @@ def scorecards(
     """Every subject of a level with facts in the period, scored by the rule set in force
     (or the given version), ranked, with stars and the bottom ranks. With a `scope`, only
     territory nodes under it, counted from facts under it."""
-    if level not in LEVELS:
-        raise InvalidInput("level", f"must be one of {', '.join(LEVELS)}")
+    return boards(db, [level], period, working_days, scope, rules_version)[level]
+
+
+def boards(
+    db: Database,
+    levels: Collection[str],
+    period: Period,
+    working_days: Collection[str],
+    scope: str | None = None,
+    rules_version: int | None = None,
+) -> dict[str, dict]:
+    """`scorecards` of several levels, their facts read once for all of them."""
+    for level in levels:
+        if level not in LEVELS:
+            raise InvalidInput("level", f"must be one of {', '.join(LEVELS)}")
     rules = _rules(db, period, rules_version)
     if scope is None:
-        found = facts.indicators_by_subject(db, level, period, working_days)
-    elif level in TERRITORY_LEVELS:
-        found = facts.indicators_by_subject(db, level, period, working_days, within=scope)
-        found = {subject: ind for subject, ind in found.items() if subject.startswith(scope)}
-    else:  # departments and people are ranked county-wide, for county-level users only
-        found = {}
-    return board(level, period.text, rules, found)
+        found = facts.indicators_by_level(db, levels, period, working_days)
+    else:
+        # departments and people are ranked county-wide, for county-level users only
+        counted = [level for level in levels if level in TERRITORY_LEVELS]
+        found = facts.indicators_by_level(db, counted, period, working_days, within=scope)
+        found = {
+            level: {s: ind for s, ind in found.get(level, {}).items() if s.startswith(scope)}
+            for level in levels
+        }
+    return {level: board(level, period.text, rules, found[level]) for level in levels}
 
 
 def board(level: str, period: str, rules: RuleSet, found: Mapping[str, Indicators]) -> dict:

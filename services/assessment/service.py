@@ -28,7 +28,7 @@ from gridwork_common.health import service_report
 from gridwork_common.metrics import PrometheusMetrics
 from gridwork_common.mongo import MongoDatabase, mongo_health
 from services.assessment import bulletins, facts, integrity, scorecards, store, topics, workdays
-from services.assessment.domain.indicators import TERRITORY_LEVELS, Indicators
+from services.assessment.domain.indicators import LEVELS, TERRITORY_LEVELS, Indicators
 from services.assessment.domain.periods import Period
 from services.assessment.domain.scoring import select_rules
 
@@ -118,6 +118,9 @@ class AssessmentService:
             raise Forbidden("publishing scorecards needs the admin role")
         if not period.has_ended(_today()):
             raise Conflict(f"period: {period.text} has not ended yet")
+        return self._publish(level, period)
+
+    def _publish(self, level: str, period: Period) -> dict:
         board = scorecards.publish(self.db, level, period, self._working_days(period))
         if not board["republished"]:
             self.events.publish(
@@ -165,8 +168,11 @@ class AssessmentService:
 
     @timer(interval=BULLETIN_CHECK_INTERVAL_S)
     def monthly_bulletin(self):
-        """After a month ends, its bulletin is made once (any replica; the first wins)."""
+        """After a month ends, its scorecards of every level are published and its
+        bulletin is made, each once (any replica; the first wins)."""
         last_month = bulletins.previous_months(_today().strftime("%Y-%m"), 2)[0]
+        for level in LEVELS:
+            self._publish(level, Period.parse(last_month))
         self._bulletin(last_month)
 
     def _bulletin(self, period) -> dict:

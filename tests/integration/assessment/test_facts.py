@@ -1,16 +1,18 @@
 """Facts from real topics: each event stored once however often it is delivered, and
 indicators aggregated over the subtree of a territory node."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from kombu import Connection, Exchange, Producer
 from nameko.standalone.rpc import ClusterRpcProxy
+from nameko.testing.services import entrypoint_hook
 from pymongo import MongoClient
 
 from devstack.processes import wait_until
 from gridwork_common.context import CallerContext
 from gridwork_common.events import new_event
+from services.assessment.domain.indicators import LEVELS
 from services.assessment.service import AssessmentService
 from services.events.service import EventsService
 
@@ -22,13 +24,13 @@ SYSTEM = CallerContext(user_id="tests", roles=("system",))
 NOW = datetime(2026, 10, 12, 3, 0, tzinfo=UTC)  # Monday 11:00 in China: period 2026-10
 
 
-def _incident_event(action, incident_id, grid=GRID, **data):
+def _incident_event(action, incident_id, grid=GRID, at=NOW, **data):
     event = new_event(
         source="/counties/530402/events",
         routing_key=f"incident.{action}",
         subject=grid,
         data={"incident_id": incident_id, "grid_code": grid, "urgency": "normal", **data},
-        now=NOW,
+        now=at,
         extensions={"department": "none"},
     )
     route = f"incident.{action}.none.{grid[:6]}.{grid[:9]}.{grid[:12]}.{grid}"
@@ -253,3 +255,29 @@ def test_the_monthly_bulletin_is_made_once_as_html_and_csv(assessment, config, f
 
         with pytest.raises(RemoteError, match="Forbidden"):
             rpc.assessment.bulletin("2026-10")
+
+
+def test_after_a_month_ends_the_timer_publishes_every_level_and_the_bulletin_once(
+    assessment, config, facts_collection
+):
+    today = datetime.now(UTC)
+    last_month_moment = today.replace(day=1, hour=3) - timedelta(days=3)
+    last_month = (last_month_moment + timedelta(hours=8)).strftime("%Y-%m")
+    messages = [
+        _incident_event("reported", "t1", at=last_month_moment, actor_id="w1"),
+        _incident_event(
+            "closed", "t1", at=last_month_moment, actor_id="h1", department="530402-police"
+        ),
+    ]
+    _publish(config, "events.events", messages)
+    wait_until(lambda: facts_collection.count_documents({}) == len(messages), 15, "facts")
+    container = next(c for c in assessment.containers if c.service_name == "assessment")
+    for _ in range(2):  # a second run (or replica) publishes nothing new
+        with entrypoint_hook(container, "monthly_bulletin") as run:
+            run()
+    county_leader = CallerContext(user_id="l", roles=("leader",), scope="530402")
+    with ClusterRpcProxy(config, context_data=county_leader.to_context_data(), timeout=10) as rpc:
+        for level in LEVELS:
+            [board] = rpc.assessment.published_scorecards(level, last_month)
+            assert board["rules_version"] == 1 and board["items"], level
+        assert GRID in rpc.assessment.bulletin(last_month)
