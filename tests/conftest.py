@@ -9,6 +9,7 @@ import gridwork_common.green  # noqa: F401  (first: patches eventlet before othe
 import uuid
 
 import pytest
+from nameko.standalone.rpc import ClusterRpcProxy
 
 from devstack.infra import init_replica_set, mongod_process, s3_process
 from devstack.processes import free_port, port_open, wait_until
@@ -75,3 +76,19 @@ def settings(infra, rabbit_config) -> Settings:
 def config(settings) -> dict:
     """nameko config for containers and standalone proxies in this test's vhost."""
     return settings.nameko_config()
+
+
+@pytest.fixture
+def cluster_as(config):
+    """`cluster_as(caller)` -> a started RPC proxy to the cluster carrying that caller;
+    every one is stopped after the test."""
+    proxies = []
+
+    def proxy_for(caller):
+        standalone = ClusterRpcProxy(config, context_data=caller.to_context_data(), timeout=30)
+        proxies.append(standalone)
+        return standalone.start()
+
+    yield proxy_for
+    for standalone in proxies:
+        standalone.stop()

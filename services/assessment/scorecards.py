@@ -27,6 +27,7 @@ from services.assessment.domain.scoring import (
 )
 
 BOTTOM_N = 3
+LEVEL_OF_CODE = dict(zip((6, 9, 12, 15), TERRITORY_LEVELS, strict=True))
 
 
 def rule_sets(db: Database) -> list[RuleSet]:
@@ -84,6 +85,30 @@ def boards(
             for level in levels
         }
     return {level: board(level, period.text, rules, found[level]) for level in levels}
+
+
+def level_of_code(territory) -> str:
+    """The territory level of a county (6 digits), township (9), village (12) or grid (15)
+    code."""
+    level = LEVEL_OF_CODE.get(len(territory) if isinstance(territory, str) else 0)
+    if level is None or not territory.isdigit():
+        raise InvalidInput("territory", "must be a county, township, village or grid code")
+    return level
+
+
+def node_indicators(
+    db: Database, level: str, territory: str, period: Period, working_days: Collection[str]
+) -> dict:
+    """One territory node's indicators and rates (coverage weighted as its scoring is)."""
+    found = facts.indicators_by_subject(db, level, period, working_days, within=territory)
+    counted = found.get(territory, Indicators())
+    rules = select_rules(rule_sets(db), period.rules_month)
+    return {
+        "territory": territory,
+        "period": period.text,
+        **counted.as_dict(),
+        "rates": counted.rates(rules.visit_weights),
+    }
 
 
 def board(level: str, period: str, rules: RuleSet, found: Mapping[str, Indicators]) -> dict:

@@ -28,14 +28,12 @@ from gridwork_common.health import service_report
 from gridwork_common.metrics import PrometheusMetrics
 from gridwork_common.mongo import MongoDatabase, mongo_health
 from services.assessment import bulletins, facts, integrity, scorecards, store, topics, workdays
-from services.assessment.domain.indicators import LEVELS, TERRITORY_LEVELS, Indicators
+from services.assessment.domain.indicators import LEVELS
 from services.assessment.domain.periods import Period
-from services.assessment.domain.scoring import select_rules
 
 EXPECTED = (GridworkError,)
 BULLETIN_CHECK_INTERVAL_S = 3600
 CHINA_TIME = timezone(timedelta(hours=8))
-LEVEL_OF_CODE = dict(zip((6, 9, 12, 15), TERRITORY_LEVELS, strict=True))
 
 
 class AssessmentService:
@@ -82,25 +80,15 @@ class AssessmentService:
     def indicators(self, territory, period):
         """A territory node's indicators and rates for a period."""
         period = Period.parse(period)
-        level = LEVEL_OF_CODE.get(len(territory) if isinstance(territory, str) else 0)
-        if level is None or not territory.isdigit():
-            raise InvalidInput("territory", "must be a county, township, village or grid code")
+        level = scorecards.level_of_code(territory)
         caller = self.caller
         if not caller.has_role(roles.SYSTEM) and not (
             caller.scope and territory.startswith(caller.scope)
         ):
             raise NotFound(f"no territory {territory}")
-        found = facts.indicators_by_subject(
-            self.db, level, period, self._working_days(period), within=territory
+        return scorecards.node_indicators(
+            self.db, level, territory, period, self._working_days(period)
         )
-        counted = found.get(territory, Indicators())
-        rules = select_rules(scorecards.rule_sets(self.db), period.rules_month)
-        return {
-            "territory": territory,
-            "period": period.text,
-            **counted.as_dict(),
-            "rates": counted.rates(rules.visit_weights),
-        }
 
     @rpc(expected_exceptions=EXPECTED)
     def scorecards(self, level, period, rules_version=None):

@@ -98,7 +98,7 @@ def _to_float(rate: Fraction | None) -> float | None:
     return None if rate is None else float(rate)
 
 
-def _exact(value: int | float) -> Fraction:
+def exact_number(value: int | float) -> Fraction:
     """The number a rule-set author wrote: 0.7 is 7/10, not the nearest binary float."""
     return Fraction(repr(value)) if isinstance(value, float) else Fraction(value)
 
@@ -199,7 +199,7 @@ class Indicators:
     def _coverage(self, weights: Mapping[str, int | float]) -> Fraction | None:
         done = required = Fraction(0)
         for level in RISK_LEVELS:
-            weight = _exact(weights.get(level, 0))
+            weight = exact_number(weights.get(level, 0))
             needed = self.visits_required_by_risk[level]
             # Extra low-risk visits do not make up for missed high-risk ones.
             done += weight * min(self.visits_done_by_risk[level], needed)

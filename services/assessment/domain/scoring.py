@@ -23,7 +23,7 @@ from types import MappingProxyType
 from typing import Any
 
 from gridwork_common.errors import InvalidInput
-from services.assessment.domain.indicators import RISK_LEVELS, Indicators, _exact
+from services.assessment.domain.indicators import RISK_LEVELS, Indicators, exact_number
 
 __all__ = ["DEFAULT_RULES", "Indicators", "RuleSet", "Scorecard", "bottom", "score", "stars"]
 STARS_BY = ("threshold", "percentile")
@@ -161,7 +161,7 @@ class RuleSet:
             not isinstance(shares, list | tuple)
             or len(shares) != 5
             or not all(_is_number(s) and s >= 0 for s in shares)
-            or sum(_exact(s) for s in shares) != 1
+            or sum(exact_number(s) for s in shares) != 1
         ):
             raise InvalidInput("star_shares", "must be five shares >= 0 adding up to 1")
         object.__setattr__(self, "star_thresholds", tuple(thresholds))
@@ -243,7 +243,7 @@ def score(indicators: Indicators, rules: RuleSet) -> Scorecard:
         raise InvalidInput("indicators", "must be Indicators")
     if not isinstance(rules, RuleSet):
         raise InvalidInput("rules", "must be a RuleSet")
-    n = {f.name: _exact(getattr(rules, f.name)) for f in fields(rules) if f.name in _NUMERIC}
+    n = {f.name: exact_number(getattr(rules, f.name)) for f in fields(rules) if f.name in _NUMERIC}
     exact: dict[str, Fraction] = {}
     not_applicable = []
 
@@ -318,10 +318,10 @@ def stars(scores: Mapping[str, float], rules: RuleSet) -> dict[str, int]:
     """
     scores = _checked_scores(scores)
     if rules.stars_by == "threshold":
-        thresholds = [_exact(t) for t in rules.star_thresholds]
+        thresholds = [exact_number(t) for t in rules.star_thresholds]
         result = {}
         for subject, value in scores.items():
-            passed = sum(1 for t in thresholds if _exact(value) >= t)
+            passed = sum(1 for t in thresholds if exact_number(value) >= t)
             result[subject] = 1 + passed
         return result
     count = len(scores)
@@ -331,7 +331,7 @@ def stars(scores: Mapping[str, float], rules: RuleSet) -> dict[str, int]:
         higher.setdefault(value, position)  # first position of a value = count strictly higher
     bounds, running = [], Fraction(0)
     for share in rules.star_shares[:-1]:
-        running += _exact(share)
+        running += exact_number(share)
         bounds.append(running)
     result = {}
     for subject, value in scores.items():

@@ -5,7 +5,6 @@ hand from the county's default rule set."""
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from nameko.standalone.rpc import ClusterRpcProxy
 from nameko.testing.services import entrypoint_hook
 
 from devstack.processes import wait_until
@@ -37,17 +36,8 @@ def services(runner_factory, config):
 
 
 @pytest.fixture
-def as_user(config, services):
-    proxies = []
-
-    def proxy_for(caller):
-        standalone = ClusterRpcProxy(config, context_data=caller.to_context_data(), timeout=30)
-        proxies.append(standalone)
-        return standalone.start()
-
-    yield proxy_for
-    for standalone in proxies:
-        standalone.stop()
+def as_user(cluster_as, services):
+    return cluster_as
 
 
 @pytest.fixture

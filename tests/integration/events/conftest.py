@@ -6,7 +6,6 @@ import json
 
 import pytest
 from kombu import Connection, Exchange, Queue
-from nameko.standalone.rpc import ClusterRpcProxy
 
 from gridwork_common.context import CallerContext
 from services.events.service import EventsService
@@ -49,18 +48,9 @@ def services(runner_factory, config):
 
 
 @pytest.fixture
-def as_user(config, services):
+def as_user(cluster_as, services):
     """`as_user(caller)` -> an RPC proxy to the cluster carrying that caller."""
-    proxies = []
-
-    def proxy_for(caller: CallerContext):
-        standalone = ClusterRpcProxy(config, context_data=caller.to_context_data(), timeout=30)
-        proxies.append(standalone)
-        return standalone.start()
-
-    yield proxy_for
-    for standalone in proxies:
-        standalone.stop()
+    return cluster_as
 
 
 @pytest.fixture

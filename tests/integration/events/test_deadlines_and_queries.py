@@ -439,3 +439,11 @@ def test_the_deadline_policy_is_validated(desk):
 def test_a_deadline_policy_that_is_not_an_object_is_refused(desk):
     error = refused(desk.events(ADMIN).set_policy, ["auto_escalate_after_hours", 4])
     assert error.exc_type == "InvalidInput"
+
+
+def test_working_days_follow_the_county_calendar(county):
+    # The National Day holiday runs to the 7th; Saturday the 10th is a makeup working day.
+    days = county.events.working_days("2026-10-01", "2026-10-11")
+    assert days == ["2026-10-08", "2026-10-09", "2026-10-10"]
+    assert_names_field(refused(county.events.working_days, "2026-10", "2026-10-11"), "first")
+    assert_names_field(refused(county.events.working_days, "2026-01-01", "2027-06-01"), "last")

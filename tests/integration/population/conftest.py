@@ -5,7 +5,6 @@ import json
 
 import pytest
 from kombu import Connection, Exchange, Queue
-from nameko.standalone.rpc import ClusterRpcProxy
 from pymongo import MongoClient
 
 from gridwork_common.context import CallerContext
@@ -28,18 +27,9 @@ def population_container(container_factory, config):
 
 
 @pytest.fixture
-def as_user(config, population_container):
+def as_user(cluster_as, population_container):
     """`as_user(caller)` -> a proxy to the population service carrying that caller."""
-    proxies = []
-
-    def proxy_for(caller: CallerContext):
-        standalone = ClusterRpcProxy(config, context_data=caller.to_context_data(), timeout=30)
-        proxies.append(standalone)
-        return standalone.start().population
-
-    yield proxy_for
-    for standalone in proxies:
-        standalone.stop()
+    return lambda caller: cluster_as(caller).population
 
 
 @pytest.fixture
