@@ -19,6 +19,7 @@ from services.assessment import store
 from services.assessment.domain import indicators
 from services.assessment.domain.indicators import (
     ACCOUNT_TYPES,
+    GRID_WORK_TYPES,
     HANDLING_MINUTES,
     RECORD_TYPES,
     RISK_LEVELS,
@@ -55,8 +56,12 @@ def fact_from_event(payload: Mapping) -> dict:
     month = local.strftime("%Y-%m")
     if event.routing_key == indicators.VISIT_OBLIGATIONS:
         month = data.get("period") or month  # the month the obligations were for
+    key = str(event.id)
+    if event.routing_key == VISIT_OBLIGATIONS:
+        # one per grid and month, however often the population service sends it
+        key = f"{VISIT_OBLIGATIONS}:{territory}:{month}"
     fact = {
-        "_id": str(event.id),
+        "_id": key,
         "type": event.routing_key,
         "source": event.source,
         "time": happened.astimezone(UTC),
@@ -65,17 +70,26 @@ def fact_from_event(payload: Mapping) -> dict:
         "territory": territory,
         "path": territory_path(territory),
         "department": data.get("department") or event.extensions.get("department"),
-        "actor": data.get("actor_id")
-        or data.get("worker_id")
-        or data.get("user_id")
-        or data.get("reporter_id")
-        or data.get("imported_by")
-        or data.get("uploader"),
+        "actor": _actor(event.routing_key, data),
         "data": dict(data),
     }
     if "incident_id" in data:
         fact["incident_id"] = data["incident_id"]
     return fact
+
+
+def _actor(routing_key: str, data: Mapping) -> str | None:
+    """The person a fact is about: for a case, whoever took this step (none for the
+    system's deadline notices, never the reporter by default)."""
+    if routing_key.startswith("incident."):
+        return data.get("actor_id")
+    return (
+        data.get("actor_id")
+        or data.get("worker_id")
+        or data.get("user_id")
+        or data.get("imported_by")
+        or data.get("uploader")
+    )
 
 
 def _moment(text) -> datetime | None:
@@ -121,8 +135,16 @@ def _count(condition) -> dict:
     return {"$sum": {"$cond": [condition, 1, 0]}}
 
 
-def _whole_number(path: str) -> dict:
-    return {"$in": [{"$type": path}, ["int", "long"]]}
+def _whole(path: str, low: int = 0, high: int | None = None) -> dict:
+    """`domain.indicators._whole` as a condition: a whole number (not a boolean) in range."""
+    checks = [{"$in": [{"$type": path}, ["int", "long"]]}, {"$gte": [path, low]}]
+    if high is not None:
+        checks.append({"$lte": [path, high]})
+    return {"$and": checks}
+
+
+def _whole_or_zero(path: str) -> dict:
+    return {"$cond": [_whole(path), path, 0]}
 
 
 def _pairs(levels: Collection[str], subject_of=_subject) -> list[dict]:
@@ -142,8 +164,9 @@ def _by_level(pairs: list[dict]) -> list[dict]:
 def _case_pipeline(match: dict, levels: Collection[str]) -> list[dict]:
     closed = _has("incident.closed")
     overdue = _has("incident.overdue")
+    late = {"$or": [overdue, "$late_at_close"]}
     due = {"$or": [closed, overdue]}
-    deferred = {"$and": [due, _has("incident.extended")]}
+    deferred = {"$and": [due, {"$or": [_has("incident.extended"), "$deferred_at_close"]}]}
     urgent = "$urgent"
     minutes = {"$filter": {"input": "$minutes", "cond": {"$ne": ["$$this", None]}}}
     count = {"$size": "$minutes"}
@@ -191,7 +214,7 @@ def _case_pipeline(match: dict, levels: Collection[str]) -> list[dict]:
                             {
                                 "$and": [
                                     _is("incident.evaluated"),
-                                    _whole_number("$data.satisfaction"),
+                                    _whole("$data.satisfaction", 1, 5),
                                 ]
                             },
                             "$data.satisfaction",
@@ -202,14 +225,24 @@ def _case_pipeline(match: dict, levels: Collection[str]) -> list[dict]:
                 "minutes": {
                     "$max": {
                         "$cond": [
-                            {
-                                "$and": [
-                                    _is("incident.closed"),
-                                    _whole_number(f"$data.{HANDLING_MINUTES}"),
-                                ]
-                            },
+                            {"$and": [_is("incident.closed"), _whole(f"$data.{HANDLING_MINUTES}")]},
                             f"$data.{HANDLING_MINUTES}",
                             None,
+                        ]
+                    }
+                },
+                # the case's whole record, carried by its closure (see domain/indicators.py)
+                "late_at_close": {
+                    "$max": {
+                        "$and": [_is("incident.closed"), {"$eq": ["$data.ever_overdue", True]}]
+                    }
+                },
+                "deferred_at_close": {
+                    "$max": {
+                        "$and": [
+                            _is("incident.closed"),
+                            _whole("$data.approved_extensions"),
+                            {"$gt": ["$data.approved_extensions", 0]},
                         ]
                     }
                 },
@@ -227,12 +260,12 @@ def _case_pipeline(match: dict, levels: Collection[str]) -> list[dict]:
                 "cases_due": _count(due),
                 "cases_closed": _count(closed),
                 "closed_on_time": _count(
-                    {"$and": [closed, {"$not": [overdue]}, {"$not": [deferred]}]}
+                    {"$and": [closed, {"$not": [late]}, {"$not": [deferred]}]}
                 ),
                 "approved_deferrals": _count(deferred),
                 "urgent_due": _count({"$and": [urgent, due]}),
                 "urgent_closed": _count({"$and": [urgent, closed]}),
-                "urgent_closed_on_time": _count({"$and": [urgent, closed, {"$not": [overdue]}]}),
+                "urgent_closed_on_time": _count({"$and": [urgent, closed, {"$not": [late]}]}),
                 "overdue": _count(overdue),
                 "escalated": _count(_has("incident.escalated")),
                 "supervised": _count(_has("incident.supervised")),
@@ -311,7 +344,12 @@ def indicators_by_level(
         counts[row["_id"]["p"]["l"], row["_id"]["p"]["s"]][name] = row["n"]
     required: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
     done: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
-    obligations = {"type": VISIT_OBLIGATIONS, "period": {"$in": period.whole_months()}}
+    people: dict[tuple[str, str], set[str]] = defaultdict(set)
+    obligations = {
+        "type": VISIT_OBLIGATIONS,
+        "period": {"$in": period.whole_months()},
+        "data.rows": {"$type": "array"},
+    }
     if within is not None:
         obligations["path"] = within
     responsible = "$data.rows.worker_id"
@@ -324,8 +362,9 @@ def indicators_by_level(
             {
                 "$group": {
                     "_id": {"p": "$pair", "risk": "$data.rows.risk_level"},
-                    "required": {"$sum": "$data.rows.required"},
-                    "done": {"$sum": "$data.rows.done"},
+                    "required": {"$sum": _whole_or_zero("$data.rows.required")},
+                    "done": {"$sum": _whole_or_zero("$data.rows.done")},
+                    "people": {"$addToSet": {"$ifNull": [responsible, None]}},
                 }
             },
         ],
@@ -335,7 +374,29 @@ def indicators_by_level(
         required[key][risk] = row["required"]
         done[key][risk] = min(row["done"], row["required"])
         counts.setdefault(key, {})  # obligations alone still make a scorecard
-    working = sorted(working_days)
+        if key[0] != "department":
+            people[key].update(person for person in row["people"] if person is not None)
+    # the people who worked for each subject (see `domain.indicators._is_work`)
+    is_work = {
+        "$cond": [
+            {"$eq": ["$pair.l", "department"]},
+            {"$eq": [{"$substrBytes": ["$type", 0, 9]}, "incident."]},
+            {"$in": ["$type", list(GRID_WORK_TYPES)]},
+        ]
+    }
+    for row in facts.aggregate(
+        [
+            {"$match": {**dated, "actor": {"$ne": None}, "type": {"$nin": list(ACCOUNT_TYPES)}}},
+            *_by_level(_pairs(levels)),
+            {"$match": {"$expr": is_work}},
+            {"$group": {"_id": "$pair", "people": {"$addToSet": "$actor"}}},
+        ],
+        allowDiskUse=True,
+    ):
+        key = (row["_id"]["l"], row["_id"]["s"])
+        counts.setdefault(key, {})
+        people[key].update(row["people"])
+    # logins and actions per subject; each person's active working days
     for row in facts.aggregate(
         [
             {"$match": {**dated, "type": {"$in": list(ACCOUNT_TYPES)}}},
@@ -345,35 +406,42 @@ def indicators_by_level(
                     "_id": "$pair",
                     "logins": _count(_is("account.login")),
                     "actions": _count(_is("account.action")),
-                    "accounts": {"$addToSet": "$actor"},
-                    "days": {
-                        "$addToSet": {
-                            "$cond": [
-                                {"$in": ["$day", working]},
-                                {"a": "$actor", "d": "$day"},
-                                None,
-                            ]
-                        }
-                    },
                 }
             },
         ],
         allowDiskUse=True,
     ):
         counts[row["_id"]["l"], row["_id"]["s"]].update(
-            logins=row["logins"],
-            actions=row["actions"],
-            active_account_days=len([day for day in row["days"] if day is not None]),
-            expected_account_days=len(row["accounts"]) * len(working),
+            logins=row["logins"], actions=row["actions"]
         )
+    working = sorted(working_days)
+    active_days = {
+        row["_id"]: row["days"]
+        for row in facts.aggregate(
+            [
+                {
+                    "$match": {
+                        **dated,
+                        "type": {"$in": list(ACCOUNT_TYPES)},
+                        "actor": {"$ne": None},
+                        "day": {"$gte": first, "$lte": last, "$in": working},
+                    }
+                },
+                {"$group": {"_id": "$actor", "days": {"$addToSet": "$day"}}},
+                {"$project": {"days": {"$size": "$days"}}},
+            ],
+            allowDiskUse=True,
+        )
+    }
     result: dict[str, dict[str, Indicators]] = {level: {} for level in levels}
     for key in sorted(counts):
         level, subject = key
-        values = counts[key]
-        if level == "worker":  # a person is one account, whether they logged in or not
-            values["expected_account_days"] = len(working)
+        if level == "worker" and not people[key]:
+            continue  # not a grid worker: handlers and centres are assessed as departments
         result[level][subject] = Indicators(
-            **values,
+            **counts[key],
+            active_account_days=sum(active_days.get(person, 0) for person in people[key]),
+            expected_account_days=len(people[key]) * len(working),
             visits_required_by_risk=required.get(key, {}),
             visits_done_by_risk=done.get(key, {}),
         )

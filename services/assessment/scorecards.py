@@ -56,8 +56,8 @@ def scorecards(
     rules_version: int | None = None,
 ) -> dict:
     """Every subject of a level with facts in the period, scored by the rule set in force
-    (or the given version), ranked, with stars and the bottom ranks. With a `scope`, only
-    territory nodes under it, counted from facts under it."""
+    (or the given version), ranked county-wide, with stars and the bottom ranks. With a
+    `scope`, the territory nodes under it (their county-wide ranks and stars)."""
     return boards(db, [level], period, working_days, scope, rules_version)[level]
 
 
@@ -74,17 +74,26 @@ def boards(
         if level not in LEVELS:
             raise InvalidInput("level", f"must be one of {', '.join(LEVELS)}")
     rules = _rules(db, period, rules_version)
+    # Ranks and stars are county-wide; a scoped caller sees the part of them in scope.
+    counted = [level for level in levels if scope is None or level in TERRITORY_LEVELS]
+    found = facts.indicators_by_level(db, counted, period, working_days)
+    return {
+        level: _within(level, board(level, period.text, rules, found.get(level, {})), scope)
+        for level in levels
+    }
+
+
+def _within(level: str, scored: dict, scope: str | None) -> dict:
+    """The items of a board under the caller's scope (departments and people are ranked
+    county-wide, for county-level users only)."""
     if scope is None:
-        found = facts.indicators_by_level(db, levels, period, working_days)
-    else:
-        # departments and people are ranked county-wide, for county-level users only
-        counted = [level for level in levels if level in TERRITORY_LEVELS]
-        found = facts.indicators_by_level(db, counted, period, working_days, within=scope)
-        found = {
-            level: {s: ind for s, ind in found.get(level, {}).items() if s.startswith(scope)}
-            for level in levels
-        }
-    return {level: board(level, period.text, rules, found[level]) for level in levels}
+        return scored
+    inside = level in TERRITORY_LEVELS
+    return {
+        **scored,
+        "items": [i for i in scored["items"] if inside and i["subject"].startswith(scope)],
+        "bottom": [s for s in scored["bottom"] if inside and s.startswith(scope)],
+    }
 
 
 def level_of_code(territory) -> str:
@@ -146,35 +155,43 @@ def _rules(db: Database, period: Period, version: int | None) -> RuleSet:
     raise InvalidInput("rules_version", f"no rule set has version {version}")
 
 
-def publish(db: Database, level: str, period: Period, working_days: Collection[str]) -> dict:
-    """Keep the period's scorecards as scored now; publishing again with the same rule
-    set stores nothing new (the rule version is part of the key)."""
-    scored = scorecards(db, level, period, working_days)
-    key = f"{level}:{period.text}:v{scored['rules_version']}"
-    try:
-        db[store.PUBLISHED].insert_one({"_id": key, **scored, "published_at": datetime.now(UTC)})
-    except DuplicateKeyError:
-        stored = db[store.PUBLISHED].find_one({"_id": key}, {"_id": 0, "published_at": 0})
-        return {**stored, "republished": True}
-    return {**scored, "republished": False}
+def publish(
+    db: Database, levels: Collection[str], period: Period, working_days: Collection[str]
+) -> dict[str, dict]:
+    """Keep the period's scorecards of each level as scored now (those not yet kept under
+    the rule set in force, scored in one pass); publishing again with the same rule set
+    stores nothing new. Each board says whether it was `republished` (kept before)."""
+    version = _rules(db, period, None).version
+    kept: dict[str, dict] = {}
+    for level in levels:
+        stored = db[store.PUBLISHED].find_one(
+            {"_id": _publication_key(level, period, version)}, {"_id": 0, "published_at": 0}
+        )
+        if stored is not None:
+            kept[level] = {**stored, "republished": True}
+    missing = [level for level in levels if level not in kept]
+    scored = boards(db, missing, period, working_days) if missing else {}
+    for level, board in scored.items():
+        key = _publication_key(level, period, board["rules_version"])
+        try:
+            db[store.PUBLISHED].insert_one({"_id": key, **board, "published_at": datetime.now(UTC)})
+        except DuplicateKeyError:  # another replica kept it meanwhile: theirs stands
+            stored = db[store.PUBLISHED].find_one({"_id": key}, {"_id": 0, "published_at": 0})
+            kept[level] = {**stored, "republished": True}
+        else:
+            kept[level] = {**board, "republished": False}
+    return {level: kept[level] for level in levels}
+
+
+def _publication_key(level: str, period: Period, rules_version: int) -> str:
+    return f"{level}:{period.text}:v{rules_version}"
 
 
 def published(db: Database, level: str, period: Period, scope: str | None = None) -> list[dict]:
     """A level's scorecards as published for a period, one board per rule version, oldest
     first; with a `scope`, only the territory nodes under it."""
-    boards = list(
-        db[store.PUBLISHED]
-        .find({"level": level, "period": period.text}, {"_id": 0})
-        .sort("rules_version", 1)
-    )
-    if scope is not None:
-        for board in boards:
-            inside = level in TERRITORY_LEVELS
-            board["items"] = [
-                i for i in board["items"] if inside and i["subject"].startswith(scope)
-            ]
-            board["bottom"] = [s for s in board["bottom"] if inside and s.startswith(scope)]
-    return boards
+    kept = db[store.PUBLISHED].find({"level": level, "period": period.text}, {"_id": 0})
+    return [_within(level, board, scope) for board in kept.sort("rules_version", 1)]
 
 
 def _plain(value):

@@ -33,6 +33,7 @@ from services.assessment.domain.periods import Period
 
 EXPECTED = (GridworkError,)
 BULLETIN_CHECK_INTERVAL_S = 3600
+PUBLICATION_GRACE_DAYS = 3  # the month's scorecards and bulletin are made from the 4th
 CHINA_TIME = timezone(timedelta(hours=8))
 
 
@@ -106,23 +107,24 @@ class AssessmentService:
             raise Forbidden("publishing scorecards needs the admin role")
         if not period.has_ended(_today()):
             raise Conflict(f"period: {period.text} has not ended yet")
-        return self._publish(level, period)
+        return self._publish([level], period)[level]
 
-    def _publish(self, level: str, period: Period) -> dict:
-        board = scorecards.publish(self.db, level, period, self._working_days(period))
-        if not board["republished"]:
-            self.events.publish(
-                topics.SCORECARD_PUBLISHED,
-                level,
-                {
-                    "level": level,
-                    "period": period.text,
-                    "rules_version": board["rules_version"],
-                    "subjects": len(board["items"]),
-                    "bottom": board["bottom"],
-                },
-            )
-        return board
+    def _publish(self, levels, period: Period) -> dict[str, dict]:
+        published = scorecards.publish(self.db, levels, period, self._working_days(period))
+        for level, board in published.items():
+            if not board["republished"]:
+                self.events.publish(
+                    topics.SCORECARD_PUBLISHED,
+                    level,
+                    {
+                        "level": level,
+                        "period": period.text,
+                        "rules_version": board["rules_version"],
+                        "subjects": len(board["items"]),
+                        "bottom": board["bottom"],
+                    },
+                )
+        return published
 
     @rpc(expected_exceptions=EXPECTED)
     def published_scorecards(self, level, period):
@@ -152,15 +154,21 @@ class AssessmentService:
             )
         ):
             raise Forbidden("the county bulletin is for county-level users")
+        if not Period.parse(month).has_ended(_today()):
+            raise Conflict(f"period: {month} has not ended yet (a bulletin is kept once made)")
         return self._bulletin(month)[format]
 
     @timer(interval=BULLETIN_CHECK_INTERVAL_S)
     def monthly_bulletin(self):
-        """After a month ends, its scorecards of every level are published and its
-        bulletin is made, each once (any replica; the first wins)."""
-        last_month = bulletins.previous_months(_today().strftime("%Y-%m"), 2)[0]
-        for level in LEVELS:
-            self._publish(level, Period.parse(last_month))
+        """Once a month has ended and its late traces had time to arrive (visits uploaded
+        late, deadline notices, the population service's visit obligations), its
+        scorecards of every level are published and its bulletin made, each once (any
+        replica; the first wins)."""
+        today = _today()
+        if today.day <= PUBLICATION_GRACE_DAYS:
+            return
+        last_month = bulletins.previous_months(today.strftime("%Y-%m"), 2)[0]
+        self._publish(LEVELS, Period.parse(last_month))
         self._bulletin(last_month)
 
     def _bulletin(self, period) -> dict:

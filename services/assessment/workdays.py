@@ -1,6 +1,7 @@
 """The county's working days, for account activity: asked of the events service, which
 keeps the working calendar, and kept here month by month once a month has ended, so a
-closed period is always measured against the calendar it was assessed with."""
+closed period is always measured against the calendar it was assessed with. A period
+still under way counts its working days up to today."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ AskCalendar = Callable[[str, str], list[str]]  # (first, last) -> working dates
 
 def working_days(db: Database, ask: AskCalendar, period: Period, today: date) -> set[str]:
     first, last = period.day_texts()
+    last = min(last, today.isoformat())  # the days to come are not missed yet
     days: set[str] = set()
     year, month = period.first.year, period.first.month
     while date(year, month, 1) <= period.last:

@@ -13,25 +13,33 @@ codes from county to grid), `department`, `actor`, `incident_id` and `data`.
 
 Cases (from `incident.*` facts dated in the period, grouped per case). A case counts, with
 all its facts of the period, for every subject one of those facts belongs to: its grid and
-the nodes above, each department it was with, each person who acted on it. System notices
-(overdue, escalation) have no person, but still make the case overdue for whoever handled it.
+the nodes above, each department it was with, each person who acted on it (system notices,
+overdue and escalation, have no person but still make the case late for the others).
   handled         cases with any fact in the period
   reported        cases reported in the period (for a person: reported by them)
   due             cases closed, or reported overdue, in the period
   closed          cases closed in the period
-  deferrals       due cases whose deadline was extended (approved deferrals)
-  closed on time  closed, never overdue, not deferred
-  urgent ...      the same for cases of urgency "urgent"
-  overdue, escalated, supervised
+  late            reported overdue in the period, or closed with `ever_overdue` (a stage
+                  ran over at any time, in this period or before)
+  deferrals       due cases whose deadline was extended (in the period, or `approved_
+                  extensions` on the closure): approved deferrals, set apart from on time
+  closed on time  closed, not late, not deferred
+  urgent ...      the same for cases of urgency "urgent", except that a deferred urgent case
+                  closed without running over is on time (its rate has no deferral term)
+  overdue, escalated, supervised: cases with such a notice in the period
   reworked        times cases were sent back after failed verification (the deduction)
   reworked cases  cases sent back at least once; rework base: cases verified or sent back
   handling time   working minutes from report to closure, carried by `incident.closed`
   satisfaction    the 1-5 evaluations given in the period
+Values of the wrong type (not a whole number, out of range) are left out, not guessed.
 Visits: `visit.recorded` facts in the period; required and done (each person's visits
 capped at what they needed) from `visit.obligations`, one per grid and month, for the whole
-months of the period. Records: residents registered, updated or moved. Account activity:
-distinct (account, working day) pairs with a login or action, against accounts x working
-days (a worker is one account; a node or department has the accounts seen in it).
+months of the period. Records: residents registered, updated or moved.
+People: the grid workers of a territory node or the worker level are those who reported
+cases, visited, collected records or were responsible for visits there in the period; a
+department's people acted on its cases. Only grid workers are ranked at the worker level.
+Account activity: each person's working days with a login or action, summed over the
+subject's people, against people x working days.
 """
 
 from __future__ import annotations
@@ -53,6 +61,7 @@ LEVELS = (*TERRITORY_LEVELS, "department", "worker")
 NO_DEPARTMENT = "none"
 URGENT = "urgent"
 RECORD_TYPES = ("resident.registered", "resident.updated", "resident.moved")
+GRID_WORK_TYPES = ("incident.reported", "visit.recorded", *RECORD_TYPES)
 ACCOUNT_TYPES = ("account.login", "account.action")
 VISIT_RECORDED = "visit.recorded"
 VISIT_OBLIGATIONS = "visit.obligations"
@@ -322,6 +331,7 @@ def indicators_by_subject(
     months = set(period.whole_months())
     cases: dict[str, dict] = {}
     totals: dict[str, dict[str, Any]] = defaultdict(_empty_totals)
+    active_days: dict[str, set[str]] = defaultdict(set)  # person -> working days active
     for fact in facts:
         if within is not None and within not in (fact.get("path") or []):
             continue
@@ -334,7 +344,12 @@ def indicators_by_subject(
             continue
         subject = subject_of(fact, level)
         data = fact.get("data") or {}
-        if kind.startswith("incident.") and fact.get("incident_id"):
+        actor = fact.get("actor")
+        if kind in ACCOUNT_TYPES and actor is not None and fact["day"] in working_days:
+            active_days[actor].add(fact["day"])
+        if subject is not None and actor is not None and _is_work(kind, level):
+            totals[subject]["people"].add(actor)
+        if kind.startswith("incident.") and fact.get("incident_id") not in (None, ""):
             case = cases.setdefault(fact["incident_id"], _empty_case())
             _add_to_case(case, kind, data, subject)
             continue
@@ -345,19 +360,37 @@ def indicators_by_subject(
         elif kind in RECORD_TYPES:
             totals[subject]["records_collected"] += 1
         elif kind in ACCOUNT_TYPES:
-            account = totals[subject]
-            account["logins" if kind == "account.login" else "actions"] += 1
-            account["accounts"].add(fact.get("actor"))
-            if fact["day"] in working_days:
-                account["account_days"].add((fact.get("actor"), fact["day"]))
+            totals[subject]["logins" if kind == "account.login" else "actions"] += 1
     cases_of: dict[str, list[tuple[dict, bool]]] = defaultdict(list)
     for case in cases.values():
         for subject in case["subjects"]:
             cases_of[subject].append((case, subject in case["reporters"]))
-    return {
-        subject: _indicators(cases_of[subject], totals[subject], level, len(working_days))
-        for subject in sorted(set(totals) | set(cases_of))
-    }
+    found = {}
+    for subject in sorted(set(totals) | set(cases_of)):
+        people = totals[subject]["people"]
+        if level == "worker" and not people:
+            continue  # not a grid worker: handlers and centres are assessed as departments
+        active = sum(len(active_days[person]) for person in people)
+        found[subject] = _indicators(
+            cases_of[subject], totals[subject], active, len(people) * len(working_days)
+        )
+    return found
+
+
+def _is_work(kind: str, level: str) -> bool:
+    """Whether a fact shows its actor working for the subject: grid work (reporting,
+    visiting, collecting records) for territory nodes and grid workers; acting on the
+    department's cases for a department."""
+    if level == "department":
+        return kind.startswith("incident.")
+    return kind in GRID_WORK_TYPES
+
+
+def _whole(value: Any, low: int = 0, high: int | None = None) -> int | None:
+    """A whole number in range, or None (booleans are not numbers here)."""
+    if type(value) is not int or value < low or (high is not None and value > high):
+        return None
+    return value
 
 
 def _empty_totals() -> dict[str, Any]:
@@ -366,8 +399,7 @@ def _empty_totals() -> dict[str, Any]:
         "records_collected": 0,
         "logins": 0,
         "actions": 0,
-        "accounts": set(),
-        "account_days": set(),
+        "people": set(),
         "required": dict.fromkeys(RISK_LEVELS, 0),
         "done": dict.fromkeys(RISK_LEVELS, 0),
     }
@@ -380,6 +412,8 @@ def _empty_case() -> dict[str, Any]:
         "reworks": 0,
         "satisfaction": None,
         "minutes": None,
+        "late_at_close": False,
+        "deferred_at_close": False,
         "subjects": set(),
         "reporters": set(),
     }
@@ -395,24 +429,37 @@ def _add_to_case(case: dict, kind: str, data: Mapping, subject: str | None) -> N
         case["urgent"] = True
     if kind == "incident.reworked":
         case["reworks"] += 1
-    if kind == "incident.evaluated" and isinstance(data.get("satisfaction"), int):
-        case["satisfaction"] = max(case["satisfaction"] or 0, data["satisfaction"])
-    if kind == "incident.closed" and isinstance(data.get(HANDLING_MINUTES), int):
-        case["minutes"] = max(case["minutes"] or 0, data[HANDLING_MINUTES])
+    if kind == "incident.evaluated":
+        satisfaction = _whole(data.get("satisfaction"), 1, 5)
+        if satisfaction is not None:
+            case["satisfaction"] = max(case["satisfaction"] or 0, satisfaction)
+    if kind == "incident.closed":
+        minutes = _whole(data.get(HANDLING_MINUTES))
+        if minutes is not None:
+            case["minutes"] = max(case["minutes"] or 0, minutes)
+        # the case's whole record, carried by its closure: late or deferred in any period
+        case["late_at_close"] |= data.get("ever_overdue") is True
+        case["deferred_at_close"] |= (_whole(data.get("approved_extensions")) or 0) > 0
 
 
 def _add_obligations(totals: dict, fact: Mapping, level: str) -> None:
-    for row in (fact.get("data") or {}).get("rows", []):
-        subject = row.get("worker_id") if level == "worker" else subject_of(fact, level)
+    rows = (fact.get("data") or {}).get("rows")
+    for row in rows if isinstance(rows, list) else []:
+        if not isinstance(row, Mapping):
+            continue
+        person = row.get("worker_id")
+        subject = person if level == "worker" else subject_of(fact, level)
         risk = row.get("risk_level")
         if subject is None or risk not in RISK_LEVELS:
             continue
-        totals[subject]["required"][risk] += row["required"]
-        totals[subject]["done"][risk] += row["done"]
+        totals[subject]["required"][risk] += _whole(row.get("required")) or 0
+        totals[subject]["done"][risk] += _whole(row.get("done")) or 0
+        if person is not None and level != "department":
+            totals[subject]["people"].add(person)
 
 
 def _indicators(
-    cases: list[tuple[dict, bool]], totals: Mapping, level: str, working_days: int
+    cases: list[tuple[dict, bool]], totals: Mapping, active: int, expected: int
 ) -> Indicators:
     counts: dict[str, int] = dict.fromkeys(_COUNT_FIELDS, 0)
     minutes: list[int] = []
@@ -420,18 +467,18 @@ def _indicators(
         types = case["types"]
         closed = "incident.closed" in types
         overdue = "incident.overdue" in types
+        late = overdue or case["late_at_close"]
         due = closed or overdue
-        deferred = due and "incident.extended" in types
-        on_time = closed and not overdue and not deferred
+        deferred = due and ("incident.extended" in types or case["deferred_at_close"])
         counts["cases_handled"] += 1
         counts["cases_reported"] += reported
         counts["cases_due"] += due
         counts["cases_closed"] += closed
-        counts["closed_on_time"] += on_time
+        counts["closed_on_time"] += closed and not late and not deferred
         counts["approved_deferrals"] += deferred
         counts["urgent_due"] += case["urgent"] and due
         counts["urgent_closed"] += case["urgent"] and closed
-        counts["urgent_closed_on_time"] += case["urgent"] and closed and not overdue
+        counts["urgent_closed_on_time"] += case["urgent"] and closed and not late
         counts["overdue"] += overdue
         counts["escalated"] += "incident.escalated" in types
         counts["supervised"] += "incident.supervised" in types
@@ -447,9 +494,8 @@ def _indicators(
     counts["handling_minutes_total"] = sum(minutes)
     for name in ("visits_recorded", "records_collected", "logins", "actions"):
         counts[name] = totals[name]
-    accounts = 1 if level == "worker" else len(totals["accounts"])
-    counts["expected_account_days"] = accounts * working_days
-    counts["active_account_days"] = len(totals["account_days"])
+    counts["active_account_days"] = active
+    counts["expected_account_days"] = expected
     return Indicators(
         **counts,
         handling_minutes_p90=nearest_rank(minutes, P90),

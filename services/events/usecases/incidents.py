@@ -257,6 +257,7 @@ class IncidentDesk:
             warned_seq=(previous or {}).get("warned_seq", 0),
             overdue_seq=(previous or {}).get("overdue_seq", 0),
             auto_seq=(previous or {}).get("auto_seq", 0),
+            overdue_stages=(previous or {}).get("overdue_stages", 0),  # ever overdue, if > 0
         )
         if incident.location is not None:
             document["geo"] = {"type": "Point", "coordinates": list(incident.location)}
@@ -532,7 +533,10 @@ class IncidentDesk:
                 "stage_seq": document["stage_seq"],
                 stamp: {"$lt": document["stage_seq"]},
             },
-            {"$set": {stamp: document["stage_seq"]}},
+            {
+                "$set": {stamp: document["stage_seq"]},
+                "$inc": {"overdue_stages": 1 if name == "overdue" else 0},
+            },
             return_document=ReturnDocument.AFTER,
         )
         if marked is None:
@@ -645,6 +649,10 @@ def _event_data(
     if name == "closed":
         data["closed_at"] = _json(incident.closed_at)
         data["resolved_on_spot"] = incident.resolved_on_spot
+        # The whole case's record, whenever it happened: the assessment counts a closure
+        # on time only if no stage ever ran over, and sets deferred cases apart.
+        data["ever_overdue"] = document.get("overdue_stages", 0) > 0
+        data["approved_extensions"] = incident.approved_extensions
         # Measured here, where the county's calendar is kept; the assessment service
         # averages it and takes its 90th percentile.
         data["handling_working_minutes"] = round(

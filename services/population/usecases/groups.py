@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -325,7 +326,7 @@ class GroupUseCases(UseCases):
         return published
 
     def _publish_obligations(self, period, memberships, rules, done, now) -> int:
-        """Publish `visit.obligations` once per grid and ended month: visits required and
+        """Publish `visit.obligations` for each grid and ended month: visits required and
         done (each person's capped at their need) per responsible worker and risk level,
         the denominator of the assessment's visit coverage."""
         by_grid: dict[str, dict[tuple[str, str], list[int]]] = {}
@@ -340,11 +341,8 @@ class GroupUseCases(UseCases):
             totals[1] += count
         published = 0
         for grid_code, totals in sorted(by_grid.items()):
-            try:
-                self.db[store.OVERDUE_NOTICES].insert_one(
-                    {"_id": f"obligations:{grid_code}:{period}", "at": now}
-                )
-            except DuplicateKeyError:
+            notice = {"_id": f"obligations:{grid_code}:{period}", "at": now}
+            if self.db[store.OVERDUE_NOTICES].find_one({"_id": notice["_id"]}) is not None:
                 continue
             rows = [
                 {"worker_id": worker, "risk_level": risk, "required": required, "done": count}
@@ -355,6 +353,11 @@ class GroupUseCases(UseCases):
                 grid_code,
                 {"grid_code": grid_code, "period": period, "rows": rows},
             )
+            # Marked after publishing, so a failed publish is retried by the next run; a
+            # repeat (a crash between the two, or two replicas) is one fact to the
+            # assessment service, which keys obligations by grid and month.
+            with contextlib.suppress(DuplicateKeyError):
+                self.db[store.OVERDUE_NOTICES].insert_one(notice)
             published += 1
         return published
 

@@ -130,19 +130,22 @@ def test_cases_and_visits_through_the_real_services_make_the_expected_scorecards
     assert grid["rates"]["rework_rate"] == pytest.approx(1 / 3)
     # On time 2 of 4: 50 % is 20 points short of 70 % -> 50 - 20 = 30.
     # Closure 3 of 4: 75 % of the 90 % target -> 20 x 0.75 / 0.9 = 16.67.
-    # No urgent cases, no visit obligations this month, no logins: full 10, 15 and 5.
-    # One case sent back: -0.2.  30 + 16.67 + 10 + 15 + 5 - 0.2 = 76.47.
+    # No urgent cases and no visit obligations this month: full 10 and 15. The grid's
+    # worker never logged in through the gateway (these tests call the services
+    # directly): activity 0 of 5. One case sent back: -0.2.
+    # 30 + 16.67 + 10 + 15 + 0 - 0.2 = 71.47.
     assert grid["scorecard"]["parts"] == {
         "on_time": 30.0,
         "closure": 16.67,
         "urgent": 10.0,
         "visits": 15.0,
-        "activity": 5.0,
+        "activity": 0.0,
     }
     assert grid["scorecard"]["deductions"] == {"rework": 0.2}
-    assert grid["total"] == 76.47
+    assert grid["total"] == 71.47
+    assert grid["rates"]["account_activity_rate"] == 0.0
 
-    # Last month: three of four required visits -> 15 x 3/4 = 11.25; no cases, no logins.
+    # Last month: three of four required visits -> 15 x 3/4 = 11.25; no cases; no logins.
     for level, subject in (("grid", GRID_A1), ("worker", "worker-a1")):
         board = assessment.scorecards(level, last_month)
         [card] = [i for i in board["items"] if i["subject"] == subject]
@@ -152,4 +155,4 @@ def test_cases_and_visits_through_the_real_services_make_the_expected_scorecards
     [grid_last_month] = [
         i for i in assessment.scorecards("grid", last_month)["items"] if i["subject"] == GRID_A1
     ]
-    assert grid_last_month["total"] == 96.25  # 50 + 20 + 10 + 11.25 + 5
+    assert grid_last_month["total"] == 91.25  # 50 + 20 + 10 + 11.25 + 0

@@ -12,6 +12,7 @@ from pymongo import MongoClient
 from devstack.processes import wait_until
 from gridwork_common.context import CallerContext
 from gridwork_common.events import new_event
+from services.assessment import service as assessment_service
 from services.assessment.domain.indicators import LEVELS
 from services.assessment.service import AssessmentService
 from services.events.service import EventsService
@@ -183,9 +184,12 @@ def test_scorecards_rank_stars_and_published_cards_stay_as_scored(
 
     outsider = CallerContext(user_id="u", roles=("leader",), scope="530402002")
     with ClusterRpcProxy(config, context_data=outsider.to_context_data(), timeout=10) as rpc:
-        assert [i["subject"] for i in rpc.assessment.scorecards("grid", "2026-10")["items"]] == [
-            OTHER_GRID
-        ]
+        # their own grid only, with its county-wide rank, live and as published
+        [live] = rpc.assessment.scorecards("grid", "2026-10")["items"]
+        assert (live["subject"], live["rank"]) == (OTHER_GRID, 2)
+        [board] = rpc.assessment.published_scorecards("grid", "2026-10")
+        assert [(i["subject"], i["rank"]) for i in board["items"]] == [(OTHER_GRID, 2)]
+        assert rpc.assessment.scorecards("worker", "2026-10")["items"] == []
         with pytest.raises(RemoteError, match="Forbidden"):
             rpc.assessment.publish_scorecards("grid", "2026-10")
 
@@ -258,7 +262,7 @@ def test_the_monthly_bulletin_is_made_once_as_html_and_csv(assessment, config, f
 
 
 def test_after_a_month_ends_the_timer_publishes_every_level_and_the_bulletin_once(
-    assessment, config, facts_collection
+    assessment, config, facts_collection, monkeypatch
 ):
     today = datetime.now(UTC)
     last_month_moment = today.replace(day=1, hour=3) - timedelta(days=3)
@@ -272,12 +276,63 @@ def test_after_a_month_ends_the_timer_publishes_every_level_and_the_bulletin_onc
     _publish(config, "events.events", messages)
     wait_until(lambda: facts_collection.count_documents({}) == len(messages), 15, "facts")
     container = next(c for c in assessment.containers if c.service_name == "assessment")
+    county_leader = CallerContext(user_id="l", roles=("leader",), scope="530402")
+    # Within the grace days after a month ends, the timer waits for late traces.
+    monkeypatch.setattr(assessment_service, "PUBLICATION_GRACE_DAYS", 31)
+    with entrypoint_hook(container, "monthly_bulletin") as run:
+        run()
+    with ClusterRpcProxy(config, context_data=county_leader.to_context_data(), timeout=10) as rpc:
+        assert rpc.assessment.published_scorecards("grid", last_month) == []
+    monkeypatch.setattr(assessment_service, "PUBLICATION_GRACE_DAYS", 0)
     for _ in range(2):  # a second run (or replica) publishes nothing new
         with entrypoint_hook(container, "monthly_bulletin") as run:
             run()
-    county_leader = CallerContext(user_id="l", roles=("leader",), scope="530402")
     with ClusterRpcProxy(config, context_data=county_leader.to_context_data(), timeout=10) as rpc:
         for level in LEVELS:
             [board] = rpc.assessment.published_scorecards(level, last_month)
             assert board["rules_version"] == 1 and board["items"], level
         assert GRID in rpc.assessment.bulletin(last_month)
+
+
+def test_activity_counts_the_calendar_as_first_read_and_only_days_gone_by(
+    assessment, config, settings
+):
+    def grid_work(at):
+        return new_event(
+            source="/counties/530402/population",
+            routing_key="visit.recorded",
+            subject=GRID,
+            now=at,
+            data={
+                "visit_id": f"v{at:%m}",
+                "grid_code": GRID,
+                "risk_level": "low",
+                "worker_id": "w1",
+            },
+        ).to_json_dict()
+
+    now = datetime.now(UTC)
+    _publish(config, "population.events", [("visit.recorded", grid_work(NOW))])
+    _publish(config, "population.events", [("visit.recorded", grid_work(now))])
+    client = MongoClient(settings.mongo_uri)
+    facts = client[settings.database_name("assessment")]["facts"]
+    wait_until(lambda: facts.count_documents({}) == 2, 15, "facts")
+    admin = CallerContext(user_id="admin", roles=("admin",), scope="530402")
+    with ClusterRpcProxy(config, context_data=admin.to_context_data(), timeout=10) as rpc:
+        assert rpc.assessment.indicators(GRID, "2026-10")["expected_account_days"] == 18
+        # The county declares 12 October a holiday after the month was assessed: October
+        # keeps the calendar it was first assessed with.
+        calendar = rpc.events.calendar()
+        rpc.events.set_calendar({**calendar, "holidays": [*calendar["holidays"], "2026-10-12"]})
+        assert len(rpc.events.working_days("2026-10-01", "2026-10-31")) == 17
+        assert rpc.assessment.indicators(GRID, "2026-10")["expected_account_days"] == 18
+        # This month counts its working days so far, today included.
+        local_today = (now + timedelta(hours=8)).date()
+        so_far = rpc.events.working_days(
+            local_today.replace(day=1).isoformat(), local_today.isoformat()
+        )
+        this_month = rpc.assessment.indicators(GRID, local_today.strftime("%Y-%m"))
+        assert this_month["expected_account_days"] == len(so_far)
+    kept = client[settings.database_name("assessment")]["working_days"].find_one({"_id": "2026-10"})
+    client.close()
+    assert len(kept["days"]) == 18

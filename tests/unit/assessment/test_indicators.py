@@ -209,21 +209,51 @@ def test_account_activity_on_working_days():
     assert (w1.logins, w1.actions) == (2, 2)
     assert (w1.active_account_days, w1.expected_account_days) == (2, 3)  # Sunday not counted
     assert w1.account_activity_rate == pytest.approx(2 / 3)
-    village = by("village")["530402001001"]
+    village = by("village")["530402001001"]  # grid workers w1 and w2
     assert (village.active_account_days, village.expected_account_days) == (3, 6)
     assert village.account_activity_rate == 0.5
 
 
-def test_a_case_counts_for_everyone_who_acted_on_it_in_the_period():
+def test_grid_workers_who_never_log_in_are_inactive_not_exempt():
+    facts = [fact("visit.recorded", "2026-11-03", GRID_C, "w3", risk_level="low")]
+    township = by("township", facts=facts)["530402002"]
+    assert (township.active_account_days, township.expected_account_days) == (0, 3)
+    assert township.account_activity_rate == 0.0
+
+
+def test_a_case_counts_for_the_grid_workers_who_acted_on_it_in_the_period():
     workers = by("worker")
     w1 = workers["w1"]  # reported c1-c4 in November (c5 in October)
     assert (w1.cases_handled, w1.cases_reported, w1.cases_closed, w1.closed_on_time) == (4, 4, 3, 2)
-    h1 = workers["h1"]  # handled c1, c2, c3, c5, c6 and reported none of them
-    assert (h1.cases_handled, h1.cases_reported, h1.cases_closed) == (5, 0, 4)
-    assert h1.closed_on_time == 3  # c2's overdue notice has no person, yet counts against h1
-    assert h1.overdue == 2
-    assert workers["leader"].supervised == 1
     assert workers["w3"].cases_reported == 1
+    # Only grid workers (who report, visit, collect records) are ranked as workers: the
+    # handler and the leader are assessed through their departments and centres.
+    assert set(workers) == {"w1", "w2", "w3"}
+
+
+def test_a_case_late_before_the_period_is_not_closed_on_time_in_it():
+    facts = [
+        *case("x1", GRID_A, ("overdue", "2026-10-30", {"actor": None})),
+        *case("x1", GRID_A, ("closed", "2026-11-02", {"ever_overdue": True})),
+        *case("x2", GRID_A, ("closed", "2026-11-02", {"approved_extensions": 1})),
+        *case("x3", GRID_A, ("closed", "2026-11-02", {"ever_overdue": False})),
+    ]
+    grid = by("grid", facts=facts)[GRID_A]
+    assert (grid.cases_due, grid.cases_closed, grid.overdue) == (3, 3, 0)
+    assert grid.closed_on_time == 1  # x3; x1 ran over in October, x2 was deferred
+    assert grid.approved_deferrals == 1
+    assert grid.on_time_rate == 0.5  # 1 / (3 - 1)
+
+
+def test_values_of_the_wrong_type_are_left_out():
+    facts = case(
+        "y1",
+        GRID_A,
+        ("closed", "2026-11-02", {"handling_working_minutes": True}),
+        ("evaluated", "2026-11-03", {"satisfaction": 9}),
+    ) + case("y2", GRID_A, ("closed", "2026-11-02", {"handling_working_minutes": -5}))
+    grid = by("grid", facts=facts)[GRID_A]
+    assert (grid.handling_count, grid.satisfaction_count) == (0, 0)
 
 
 def test_departments_count_their_cases_and_ignore_none():

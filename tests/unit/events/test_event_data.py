@@ -43,3 +43,13 @@ def test_the_national_day_holiday_is_not_handling_time():
         datetime(2026, 9, 30, 17, 0, tzinfo=CHINA), datetime(2026, 10, 8, 9, 0, tzinfo=CHINA)
     )
     assert _event_data({}, "closed", change, DEFAULT_CALENDAR)["handling_working_minutes"] == 90
+
+
+def test_a_closure_carries_the_whole_case_record_of_lateness_and_extensions():
+    change = closed_case(
+        datetime(2026, 10, 26, 9, 0, tzinfo=CHINA), datetime(2026, 10, 26, 10, 0, tzinfo=CHINA)
+    )
+    never = _event_data({}, "closed", change, DEFAULT_CALENDAR)
+    assert (never["ever_overdue"], never["approved_extensions"]) == (False, 0)
+    late = _event_data({"overdue_stages": 1}, "closed", change, DEFAULT_CALENDAR)
+    assert late["ever_overdue"] is True
