@@ -1,13 +1,20 @@
 """The assessment routes over HTTP against the real services: every kind of period, the
 errors a client can act on, and publication of ended periods only."""
 
-from datetime import UTC, datetime, timedelta
+import uuid
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
+from devstack.processes import wait_until
+from tests.population_data import COUNTY, GRID_A1
+
 pytestmark = pytest.mark.integration
 
-API = "/api/v1/assessment"
+API_ROOT = "/api/v1"
+API = f"{API_ROOT}/assessment"
+CHINA = timezone(timedelta(hours=8))
+POINT_A1 = [102.505, 24.305]
 PROBLEM_JSON = "application/problem+json"
 
 
@@ -20,18 +27,48 @@ def problem_of(response, status: int, field: str | None = None) -> dict:
     return body
 
 
-@pytest.mark.parametrize("period", ["2026-11-23", "2026-W48", "2026-11", "2026-Q4", "2026"])
-def test_scorecards_of_every_kind_of_period(county, as_user, period):
-    board = as_user("leader").get(
-        f"{API}/scorecards", query_string={"level": "grid", "period": period}
+def test_a_report_through_the_gateway_counts_in_every_period_containing_today(county, as_user):
+    reported = as_user("worker-a1").post(
+        f"{API_ROOT}/incidents",
+        key=uuid.uuid4().hex,
+        json={"category": "04.01", "description": "垃圾堆积", "location": POINT_A1},
     )
-    assert board.status_code == 200, board.get_json()
-    assert board.get_json()["period"] == period
-    indicators = as_user("leader").get(
-        f"{API}/indicators", query_string={"territory": "530402", "period": period}
-    )
-    assert indicators.status_code == 200, indicators.get_json()
-    assert set(indicators.get_json()["rates"]) >= {"on_time_rate", "handling_hours_p90"}
+    assert reported.status_code == 201, reported.get_json()
+    today = datetime.now(CHINA).date()
+    iso = today.isocalendar()
+    periods = [
+        today.isoformat(),
+        f"{iso.year}-W{iso.week:02d}",
+        today.strftime("%Y-%m"),
+        f"{today.year}-Q{(today.month - 1) // 3 + 1}",
+        str(today.year),
+    ]
+    leader = as_user("leader")
+
+    def grid_board(period):
+        board = leader.get(f"{API}/scorecards", query_string={"level": "grid", "period": period})
+        assert board.status_code == 200, board.get_json()
+        assert board.get_json()["period"] == period
+        return {item["subject"]: item for item in board.get_json()["items"]}
+
+    wait_until(lambda: GRID_A1 in grid_board(today.isoformat()), 15, "the report to be counted")
+    for period in periods:
+        card = grid_board(period)[GRID_A1]
+        assert card["indicators"]["cases_reported"] == 1, period
+        indicators = leader.get(
+            f"{API}/indicators", query_string={"territory": COUNTY, "period": period}
+        ).get_json()
+        assert indicators["cases_reported"] == 1, period
+        assert set(indicators["rates"]) >= {"on_time_rate", "handling_hours_p90"}
+    # and the worker's login and report are account activity
+    [worker] = [
+        i
+        for i in leader.get(
+            f"{API}/scorecards", query_string={"level": "worker", "period": periods[0]}
+        ).get_json()["items"]
+        if i["subject"] == "worker-a1"
+    ]
+    assert worker["indicators"]["logins"] >= 1 and worker["indicators"]["actions"] >= 1
 
 
 @pytest.mark.parametrize(
