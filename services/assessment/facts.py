@@ -184,10 +184,11 @@ def _case_pipeline(match: dict, levels: Collection[str]) -> list[dict]:
             {
                 "$map": {
                     "input": f"$subjects_{level}",
+                    "as": "subject",
                     "in": {
                         "l": level,
-                        "s": "$$this",
-                        "r": {"$in": ["$$this", f"$reporters_{level}"]},
+                        "s": "$$subject",
+                        "r": {"$in": ["$$subject", f"$reporters_{level}"]},
                     },
                 }
             }
@@ -326,6 +327,7 @@ def indicators_by_level(
         dated["path"] = within
     facts = db[store.FACTS]
     counts: dict[tuple[str, str], dict] = defaultdict(dict)
+    people: dict[tuple[str, str], set[str]] = defaultdict(set)
     for row in facts.aggregate(_case_pipeline(dated, levels), allowDiskUse=True):
         key = (row["_id"]["l"], row["_id"]["s"])
         del row["_id"]
@@ -344,7 +346,6 @@ def indicators_by_level(
         counts[row["_id"]["p"]["l"], row["_id"]["p"]["s"]][name] = row["n"]
     required: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
     done: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
-    people: dict[tuple[str, str], set[str]] = defaultdict(set)
     obligations = {
         "type": VISIT_OBLIGATIONS,
         "period": {"$in": period.whole_months()},
@@ -376,22 +377,46 @@ def indicators_by_level(
         counts.setdefault(key, {})  # obligations alone still make a scorecard
         if key[0] != "department":
             people[key].update(person for person in row["people"] if person is not None)
-    # the people who worked for each subject (see `domain.indicators._is_work`)
-    is_work = {
-        "$cond": [
-            {"$eq": ["$pair.l", "department"]},
-            {"$eq": [{"$substrBytes": ["$type", 0, 9]}, "incident."]},
-            {"$in": ["$type", list(GRID_WORK_TYPES)]},
-        ]
-    }
-    for row in facts.aggregate(
-        [
-            {"$match": {**dated, "actor": {"$ne": None}, "type": {"$nin": list(ACCOUNT_TYPES)}}},
-            *_by_level(_pairs(levels)),
-            {"$match": {"$expr": is_work}},
-            {"$group": {"_id": "$pair", "people": {"$addToSet": "$actor"}}},
-        ],
-        allowDiskUse=True,
+    # The people of each subject: a department's acted on its cases; the others' are the
+    # grid workers, their grid work first folded to its distinct (person, place), a few
+    # per person, before it is spread over the levels.
+    if "department" in levels:
+        for row in facts.aggregate(
+            [
+                {
+                    "$match": {
+                        **dated,
+                        "type": {"$regex": r"^incident\."},
+                        "incident_id": {"$nin": [None, ""]},
+                        "actor": {"$ne": None},
+                        "department": {"$nin": [None, indicators.NO_DEPARTMENT]},
+                    }
+                },
+                {"$group": {"_id": "$department", "people": {"$addToSet": "$actor"}}},
+            ],
+            allowDiskUse=True,
+        ):
+            people["department", row["_id"]].update(row["people"])
+    grid_levels = [level for level in levels if level != "department"]
+    for row in (
+        facts.aggregate(
+            [
+                {
+                    "$match": {
+                        **dated,
+                        "actor": {"$ne": None},
+                        "type": {"$in": list(GRID_WORK_TYPES)},
+                    }
+                },
+                {"$group": {"_id": {"actor": "$actor", "path": "$path"}}},
+                {"$replaceWith": "$_id"},
+                *_by_level(_pairs(grid_levels)),
+                {"$group": {"_id": "$pair", "people": {"$addToSet": "$actor"}}},
+            ],
+            allowDiskUse=True,
+        )
+        if grid_levels
+        else []
     ):
         key = (row["_id"]["l"], row["_id"]["s"])
         counts.setdefault(key, {})

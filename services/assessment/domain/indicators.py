@@ -347,11 +347,14 @@ def indicators_by_subject(
         actor = fact.get("actor")
         if kind in ACCOUNT_TYPES and actor is not None and fact["day"] in working_days:
             active_days[actor].add(fact["day"])
-        if subject is not None and actor is not None and _is_work(kind, level):
-            totals[subject]["people"].add(actor)
+        works = subject is not None and actor is not None
+        if works and level != "department" and kind in GRID_WORK_TYPES:
+            totals[subject]["people"].add(actor)  # grid work, for nodes and grid workers
         if kind.startswith("incident.") and fact.get("incident_id") not in (None, ""):
             case = cases.setdefault(fact["incident_id"], _empty_case())
             _add_to_case(case, kind, data, subject)
+            if works and level == "department":
+                totals[subject]["people"].add(actor)  # acted on one of its cases
             continue
         if subject is None:
             continue
@@ -375,15 +378,6 @@ def indicators_by_subject(
             cases_of[subject], totals[subject], active, len(people) * len(working_days)
         )
     return found
-
-
-def _is_work(kind: str, level: str) -> bool:
-    """Whether a fact shows its actor working for the subject: grid work (reporting,
-    visiting, collecting records) for territory nodes and grid workers; acting on the
-    department's cases for a department."""
-    if level == "department":
-        return kind.startswith("incident.")
-    return kind in GRID_WORK_TYPES
 
 
 def _whole(value: Any, low: int = 0, high: int | None = None) -> int | None:
