@@ -127,8 +127,12 @@ def _is(type_: str) -> dict:
     return {"$eq": ["$type", type_]}
 
 
-def _has(type_: str) -> dict:
-    return {"$in": [type_, "$types"]}
+CASE_STEPS = ("closed", "overdue", "extended", "escalated", "supervised", "verified", "reworked")
+
+
+def _has(type_: str) -> str:
+    """Whether the case had a fact of that type in the period (a flag of its group)."""
+    return f"$has_{type_.removeprefix('incident.')}"
 
 
 def _count(condition) -> dict:
@@ -161,6 +165,39 @@ def _by_level(pairs: list[dict]) -> list[dict]:
     ]
 
 
+def _nodes_at(paths: str, index: int) -> dict:
+    """The distinct territory codes at `index` of a set of paths (none for short paths)."""
+    long_enough = {"$gt": [{"$size": {"$ifNull": ["$$path", []]}}, index]}
+    return {
+        "$setUnion": [
+            {
+                "$map": {
+                    "input": {"$filter": {"input": paths, "as": "path", "cond": long_enough}},
+                    "as": "path",
+                    "in": {"$arrayElemAt": ["$$path", index]},
+                }
+            }
+        ]
+    }
+
+
+def _people_of(subject: str) -> dict:
+    """Those of a case's `department_people` who acted for that department."""
+    return {
+        "$map": {
+            "input": {
+                "$filter": {
+                    "input": "$department_people",
+                    "as": "acted",
+                    "cond": {"$eq": ["$$acted.d", subject]},
+                }
+            },
+            "as": "acted",
+            "in": "$$acted.a",
+        }
+    }
+
+
 def _case_pipeline(match: dict, levels: Collection[str]) -> list[dict]:
     closed = _has("incident.closed")
     overdue = _has("incident.overdue")
@@ -173,12 +210,35 @@ def _case_pipeline(match: dict, levels: Collection[str]) -> list[dict]:
     # nearest rank: the ceil(9n/10)-th smallest, in integers
     rank = {"$max": [1, {"$floor": {"$divide": [{"$add": [{"$multiply": [9, count]}, 9]}, 10]}}]}
     reported = _is("incident.reported")
-    per_case = {f"subjects_{level}": {"$addToSet": _subject(level)} for level in levels}
+    # Who a case counts for: departments and people as collected; territory nodes read off
+    # the case's paths afterwards (one small set serves all four territory levels).
+    others = [level for level in levels if level not in TERRITORY_LEVELS]
+    per_case = {f"subjects_{level}": {"$addToSet": _subject(level)} for level in others}
     per_case |= {
         f"reporters_{level}": {"$addToSet": {"$cond": [reported, _subject(level), None]}}
-        for level in levels
+        for level in others
     }
-    # every (level, subject) the case counts for, and whether that subject reported it
+    nodes = {}
+    if len(others) < len(levels):
+        per_case["paths"] = {"$addToSet": "$path"}
+        per_case["reporter_paths"] = {"$addToSet": {"$cond": [reported, "$path", "$$REMOVE"]}}
+        for level in levels:
+            if level in TERRITORY_LEVELS:
+                nodes[f"subjects_{level}"] = _nodes_at("$paths", TERRITORY_LEVELS[level])
+                nodes[f"reporters_{level}"] = _nodes_at("$reporter_paths", TERRITORY_LEVELS[level])
+    if "department" in levels:  # who acted for which department on the case
+        department = _subject("department")
+        per_case["department_people"] = {
+            "$addToSet": {
+                "$cond": [
+                    {"$and": [{"$ne": [department, None]}, {"$ne": ["$actor", None]}]},
+                    {"d": department, "a": "$actor"},
+                    "$$REMOVE",
+                ]
+            }
+        }
+    # every (level, subject) the case counts for, whether that subject reported it, and
+    # for a department the people who acted for it
     pairs = {
         "$concatArrays": [
             {
@@ -189,6 +249,7 @@ def _case_pipeline(match: dict, levels: Collection[str]) -> list[dict]:
                         "l": level,
                         "s": "$$subject",
                         "r": {"$in": ["$$subject", f"$reporters_{level}"]},
+                        **({"p": _people_of("$$subject")} if level == "department" else {}),
                     },
                 }
             }
@@ -206,7 +267,7 @@ def _case_pipeline(match: dict, levels: Collection[str]) -> list[dict]:
         {
             "$group": {
                 "_id": "$incident_id",
-                "types": {"$addToSet": "$type"},
+                **{f"has_{step}": {"$max": _is(f"incident.{step}")} for step in CASE_STEPS},
                 "urgent": {"$max": {"$eq": ["$data.urgency", URGENT]}},
                 "reworks": _count(_is("incident.reworked")),
                 "satisfaction": {
@@ -250,6 +311,7 @@ def _case_pipeline(match: dict, levels: Collection[str]) -> list[dict]:
                 **per_case,
             }
         },
+        *([{"$set": nodes}] if nodes else []),
         {"$set": {"pair": pairs}},
         {"$unwind": "$pair"},
         {"$match": {"pair.s": {"$ne": None}}},
@@ -278,6 +340,7 @@ def _case_pipeline(match: dict, levels: Collection[str]) -> list[dict]:
                 "satisfaction_total": {"$sum": {"$ifNull": ["$satisfaction", 0]}},
                 "satisfaction_count": _count({"$ne": ["$satisfaction", None]}),
                 "minutes": {"$push": {"$cond": [closed, "$minutes", None]}},
+                "people": {"$push": "$pair.p"},  # departments only: missing elsewhere
             }
         },
         {"$set": {"minutes": minutes}},
@@ -291,6 +354,17 @@ def _case_pipeline(match: dict, levels: Collection[str]) -> list[dict]:
                         {"$toInt": {"$subtract": [rank, 1]}},
                     ]
                 },
+            }
+        },
+        {
+            "$set": {
+                "people": {
+                    "$reduce": {
+                        "input": "$people",
+                        "initialValue": [],
+                        "in": {"$setUnion": ["$$value", "$$this"]},
+                    }
+                }
             }
         },
         {"$unset": "minutes"},
@@ -325,16 +399,52 @@ def indicators_by_level(
     dated = {"day": {"$gte": first, "$lte": last}}
     if within is not None:
         dated["path"] = within
-    facts = db[store.FACTS]
-    counts: dict[tuple[str, str], dict] = defaultdict(dict)
-    people: dict[tuple[str, str], set[str]] = defaultdict(set)
-    for row in facts.aggregate(_case_pipeline(dated, levels), allowDiskUse=True):
-        key = (row["_id"]["l"], row["_id"]["s"])
-        del row["_id"]
+    collection = db[store.FACTS]
+    counts: dict[Key, dict] = defaultdict(dict)
+    people: dict[Key, set[str]] = defaultdict(set)  # a department's: who acted on its cases
+    _count_cases(collection, dated, levels, counts, people)
+    _count_visits_and_records(collection, dated, levels, counts)
+    _count_logins_and_actions(collection, dated, levels, counts)
+    required, done, responsible = _obligations(collection, period, within, levels)
+    for key, persons in (*_grid_workers(collection, dated, levels).items(), *responsible.items()):
+        people[key] |= persons
+    working = sorted(working_days)
+    active_days = _active_days(collection, {**dated, "day": {**dated["day"], "$in": working}})
+    result: dict[str, dict[str, Indicators]] = {level: {} for level in levels}
+    for key in sorted(set(counts) | set(required) | set(people)):
+        level, subject = key
+        if level == "worker" and not people[key]:
+            continue  # not a grid worker: handlers and centres are assessed as departments
+        result[level][subject] = Indicators(
+            **counts[key],
+            active_account_days=sum(active_days.get(person, 0) for person in people[key]),
+            expected_account_days=len(people[key]) * len(working),
+            visits_required_by_risk=required.get(key, {}),
+            visits_done_by_risk=done.get(key, {}),
+        )
+    return result
+
+
+Key = tuple[str, str]  # (level, subject)
+
+
+def _key(pair: Mapping) -> Key:
+    return pair["l"], pair["s"]
+
+
+def _count_cases(
+    collection, dated: dict, levels, counts: dict[Key, dict], people: dict[Key, set[str]]
+) -> None:
+    for row in collection.aggregate(_case_pipeline(dated, levels), allowDiskUse=True):
+        key = _key(row.pop("_id"))
+        people[key].update(row.pop("people"))
         if row["handling_count"] == 0:
             row["handling_minutes_p90"] = None
         counts[key].update(row)
-    for row in facts.aggregate(
+
+
+def _count_visits_and_records(collection, dated: dict, levels, counts: dict[Key, dict]) -> None:
+    for row in collection.aggregate(
         [
             {"$match": {**dated, "type": {"$in": [VISIT_RECORDED, *RECORD_TYPES]}}},
             *_by_level(_pairs(levels)),
@@ -343,86 +453,11 @@ def indicators_by_level(
         allowDiskUse=True,
     ):
         name = "visits_recorded" if row["_id"]["visit"] else "records_collected"
-        counts[row["_id"]["p"]["l"], row["_id"]["p"]["s"]][name] = row["n"]
-    required: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
-    done: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
-    obligations = {
-        "type": VISIT_OBLIGATIONS,
-        "period": {"$in": period.whole_months()},
-        "data.rows": {"$type": "array"},
-    }
-    if within is not None:
-        obligations["path"] = within
-    responsible = "$data.rows.worker_id"
-    for row in facts.aggregate(
-        [
-            {"$match": obligations},
-            {"$unwind": "$data.rows"},
-            {"$match": {"data.rows.risk_level": {"$in": list(RISK_LEVELS)}}},
-            *_by_level(_pairs(levels, lambda level: _subject(level, responsible))),
-            {
-                "$group": {
-                    "_id": {"p": "$pair", "risk": "$data.rows.risk_level"},
-                    "required": {"$sum": _whole_or_zero("$data.rows.required")},
-                    "done": {"$sum": _whole_or_zero("$data.rows.done")},
-                    "people": {"$addToSet": {"$ifNull": [responsible, None]}},
-                }
-            },
-        ],
-        allowDiskUse=True,
-    ):
-        key, risk = (row["_id"]["p"]["l"], row["_id"]["p"]["s"]), row["_id"]["risk"]
-        required[key][risk] = row["required"]
-        done[key][risk] = min(row["done"], row["required"])
-        counts.setdefault(key, {})  # obligations alone still make a scorecard
-        if key[0] != "department":
-            people[key].update(person for person in row["people"] if person is not None)
-    # The people of each subject: a department's acted on its cases; the others' are the
-    # grid workers, their grid work first folded to its distinct (person, place), a few
-    # per person, before it is spread over the levels.
-    if "department" in levels:
-        for row in facts.aggregate(
-            [
-                {
-                    "$match": {
-                        **dated,
-                        "type": {"$regex": r"^incident\."},
-                        "incident_id": {"$nin": [None, ""]},
-                        "actor": {"$ne": None},
-                        "department": {"$nin": [None, indicators.NO_DEPARTMENT]},
-                    }
-                },
-                {"$group": {"_id": "$department", "people": {"$addToSet": "$actor"}}},
-            ],
-            allowDiskUse=True,
-        ):
-            people["department", row["_id"]].update(row["people"])
-    grid_levels = [level for level in levels if level != "department"]
-    for row in (
-        facts.aggregate(
-            [
-                {
-                    "$match": {
-                        **dated,
-                        "actor": {"$ne": None},
-                        "type": {"$in": list(GRID_WORK_TYPES)},
-                    }
-                },
-                {"$group": {"_id": {"actor": "$actor", "path": "$path"}}},
-                {"$replaceWith": "$_id"},
-                *_by_level(_pairs(grid_levels)),
-                {"$group": {"_id": "$pair", "people": {"$addToSet": "$actor"}}},
-            ],
-            allowDiskUse=True,
-        )
-        if grid_levels
-        else []
-    ):
-        key = (row["_id"]["l"], row["_id"]["s"])
-        counts.setdefault(key, {})
-        people[key].update(row["people"])
-    # logins and actions per subject; each person's active working days
-    for row in facts.aggregate(
+        counts[_key(row["_id"]["p"])][name] = row["n"]
+
+
+def _count_logins_and_actions(collection, dated: dict, levels, counts: dict[Key, dict]) -> None:
+    for row in collection.aggregate(
         [
             {"$match": {**dated, "type": {"$in": list(ACCOUNT_TYPES)}}},
             *_by_level(_pairs(levels)),
@@ -436,38 +471,78 @@ def indicators_by_level(
         ],
         allowDiskUse=True,
     ):
-        counts[row["_id"]["l"], row["_id"]["s"]].update(
-            logins=row["logins"], actions=row["actions"]
-        )
-    working = sorted(working_days)
-    active_days = {
-        row["_id"]: row["days"]
-        for row in facts.aggregate(
-            [
-                {
-                    "$match": {
-                        **dated,
-                        "type": {"$in": list(ACCOUNT_TYPES)},
-                        "actor": {"$ne": None},
-                        "day": {"$gte": first, "$lte": last, "$in": working},
-                    }
-                },
-                {"$group": {"_id": "$actor", "days": {"$addToSet": "$day"}}},
-                {"$project": {"days": {"$size": "$days"}}},
-            ],
-            allowDiskUse=True,
-        )
+        counts[_key(row["_id"])].update(logins=row["logins"], actions=row["actions"])
+
+
+def _obligations(collection, period: Period, within: str | None, levels):
+    """Visits required and done (capped at the need) by risk level, and the workers
+    responsible, per subject, over the period's whole months."""
+    match = {
+        "type": VISIT_OBLIGATIONS,
+        "period": {"$in": period.whole_months()},
+        "data.rows": {"$type": "array"},
     }
-    result: dict[str, dict[str, Indicators]] = {level: {} for level in levels}
-    for key in sorted(counts):
-        level, subject = key
-        if level == "worker" and not people[key]:
-            continue  # not a grid worker: handlers and centres are assessed as departments
-        result[level][subject] = Indicators(
-            **counts[key],
-            active_account_days=sum(active_days.get(person, 0) for person in people[key]),
-            expected_account_days=len(people[key]) * len(working),
-            visits_required_by_risk=required.get(key, {}),
-            visits_done_by_risk=done.get(key, {}),
-        )
-    return result
+    if within is not None:
+        match["path"] = within
+    worker = "$data.rows.worker_id"
+    required: dict[Key, dict[str, int]] = defaultdict(dict)
+    done: dict[Key, dict[str, int]] = defaultdict(dict)
+    responsible: dict[Key, set[str]] = defaultdict(set)
+    for row in collection.aggregate(
+        [
+            {"$match": match},
+            {"$unwind": "$data.rows"},
+            {"$match": {"data.rows.risk_level": {"$in": list(RISK_LEVELS)}}},
+            *_by_level(_pairs(levels, lambda level: _subject(level, worker))),
+            {
+                "$group": {
+                    "_id": {"p": "$pair", "risk": "$data.rows.risk_level"},
+                    "required": {"$sum": _whole_or_zero("$data.rows.required")},
+                    "done": {"$sum": _whole_or_zero("$data.rows.done")},
+                    "people": {"$addToSet": {"$ifNull": [worker, None]}},
+                }
+            },
+        ],
+        allowDiskUse=True,
+    ):
+        key, risk = _key(row["_id"]["p"]), row["_id"]["risk"]
+        required[key][risk] = row["required"]
+        done[key][risk] = min(row["done"], row["required"])
+        if key[0] != "department":
+            responsible[key].update(person for person in row["people"] if person is not None)
+    return required, done, responsible
+
+
+def _grid_workers(collection, dated: dict, levels) -> dict[Key, set[str]]:
+    """The grid workers of each subject (not departments): their grid work is first
+    folded to its distinct (person, place), a few per person, before it is spread over
+    the levels."""
+    grid_levels = [level for level in levels if level != "department"]
+    people: dict[Key, set[str]] = defaultdict(set)
+    if not grid_levels:
+        return people
+    for row in collection.aggregate(
+        [
+            {"$match": {**dated, "actor": {"$ne": None}, "type": {"$in": list(GRID_WORK_TYPES)}}},
+            {"$group": {"_id": {"actor": "$actor", "path": "$path"}}},
+            {"$replaceWith": "$_id"},
+            *_by_level(_pairs(grid_levels)),
+            {"$group": {"_id": "$pair", "people": {"$addToSet": "$actor"}}},
+        ],
+        allowDiskUse=True,
+    ):
+        people[_key(row["_id"])].update(row["people"])
+    return people
+
+
+def _active_days(collection, match: dict) -> dict[str, int]:
+    """Each person's working days with a login or action."""
+    rows = collection.aggregate(
+        [
+            {"$match": {**match, "type": {"$in": list(ACCOUNT_TYPES)}, "actor": {"$ne": None}}},
+            {"$group": {"_id": "$actor", "days": {"$addToSet": "$day"}}},
+            {"$project": {"days": {"$size": "$days"}}},
+        ],
+        allowDiskUse=True,
+    )
+    return {row["_id"]: row["days"] for row in rows}
