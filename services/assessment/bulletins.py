@@ -7,13 +7,13 @@ from __future__ import annotations
 import csv
 import html
 import io
-from collections.abc import Callable, Collection
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
-from services.assessment import facts, scorecards, store
+from services.assessment import facts, store
 from services.assessment.domain.indicators import Indicators
 from services.assessment.domain.periods import Period
 
@@ -30,7 +30,6 @@ RATE_COLUMNS = (
     "visit_coverage",
     "account_activity_rate",
 )
-WorkingDays = Callable[[Period], Collection[str]]
 
 
 def previous_months(period: str, count: int) -> list[str]:
@@ -42,9 +41,9 @@ def previous_months(period: str, count: int) -> list[str]:
     return list(reversed(months))
 
 
-def make(db: Database, county: str, period: str, working_days: WorkingDays) -> dict:
-    month = Period.parse(period)
-    boards = scorecards.boards(db, LEVELS, month, working_days(month))
+def make(db: Database, county: str, period: str, published: Mapping[str, dict]) -> dict:
+    """The bulletin of a month from its published scorecards (so the two never differ)."""
+    boards = {level: published[level] for level in LEVELS}
     trend = []
     for earlier in map(Period.parse, previous_months(period, TREND_MONTHS)):
         counted = facts.indicators_by_subject(db, "county", earlier, (), within=county)
@@ -63,13 +62,13 @@ def make(db: Database, county: str, period: str, working_days: WorkingDays) -> d
 
 
 def bulletin(
-    db: Database, county: str, period: str, working_days: WorkingDays
+    db: Database, county: str, period: str, published: Mapping[str, dict]
 ) -> tuple[dict, bool]:
     """The period's bulletin, made now if it does not exist; True when it was made now."""
     existing = db[store.BULLETINS].find_one({"_id": period})
     if existing is not None:
         return existing, False
-    document = make(db, county, period, working_days)
+    document = make(db, county, period, published)
     try:
         db[store.BULLETINS].insert_one(document)
     except DuplicateKeyError:  # another replica made it meanwhile

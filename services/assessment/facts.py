@@ -54,10 +54,9 @@ def fact_from_event(payload: Mapping) -> dict:
     local = happened.astimezone(CHINA_TIME)
     territory = data.get("grid_code") or event.subject
     month = local.strftime("%Y-%m")
-    if event.routing_key == indicators.VISIT_OBLIGATIONS:
-        month = data.get("period") or month  # the month the obligations were for
     key = str(event.id)
     if event.routing_key == VISIT_OBLIGATIONS:
+        month = data.get("period") or month  # the month the obligations were for
         # one per grid and month, however often the population service sends it
         key = f"{VISIT_OBLIGATIONS}:{territory}:{month}"
     fact = {
@@ -231,7 +230,7 @@ def _case_pipeline(match: dict, levels: Collection[str]) -> list[dict]:
         per_case["department_people"] = {
             "$addToSet": {
                 "$cond": [
-                    {"$and": [{"$ne": [department, None]}, {"$ne": ["$actor", None]}]},
+                    {"$and": [{"$ne": [department, None]}, {"$ne": [_subject("worker"), None]}]},
                     {"d": department, "a": "$actor"},
                     "$$REMOVE",
                 ]
@@ -390,9 +389,10 @@ def indicators_by_level(
     working_days: Collection[str],
     within: str | None = None,
 ) -> dict[str, dict[str, Indicators]]:
-    """The indicators of every subject of each level, by aggregation pipelines that read
-    the period's facts once for all the levels (one per kind of fact; Python only merges
-    their per-subject rows). `within` keeps only facts under that territory node."""
+    """The indicators of every subject of each level, by aggregation pipelines that serve
+    all the levels at once (one or two per kind of fact; Python only merges their
+    per-subject rows). `within` keeps only facts under that territory node (logins count
+    wherever they were made)."""
     for level in levels:
         _subject(level)  # an unknown level is refused, naming the field
     first, last = period.day_texts()
@@ -409,7 +409,8 @@ def indicators_by_level(
     for key, persons in (*_grid_workers(collection, dated, levels).items(), *responsible.items()):
         people[key] |= persons
     working = sorted(working_days)
-    active_days = _active_days(collection, {**dated, "day": {**dated["day"], "$in": working}})
+    # a person's activity wherever they logged in (a village's staff working in a grid)
+    active_days = _active_days(collection, {"day": {**dated["day"], "$in": working}})
     result: dict[str, dict[str, Indicators]] = {level: {} for level in levels}
     for key in sorted(set(counts) | set(required) | set(people)):
         level, subject = key

@@ -105,8 +105,7 @@ class AssessmentService:
         period = Period.parse(period)
         if not self.caller.has_role(roles.ADMIN, roles.SYSTEM):
             raise Forbidden("publishing scorecards needs the admin role")
-        if not period.has_ended(_today()):
-            raise Conflict(f"period: {period.text} has not ended yet")
+        _check_settled(period)
         return self._publish([level], period)[level]
 
     def _publish(self, levels, period: Period) -> dict[str, dict]:
@@ -154,8 +153,7 @@ class AssessmentService:
             )
         ):
             raise Forbidden("the county bulletin is for county-level users")
-        if not Period.parse(month).has_ended(_today()):
-            raise Conflict(f"period: {month} has not ended yet (a bulletin is kept once made)")
+        _check_settled(Period.parse(month))  # a bulletin is kept once made
         return self._bulletin(month)[format]
 
     @timer(interval=BULLETIN_CHECK_INTERVAL_S)
@@ -164,16 +162,16 @@ class AssessmentService:
         late, deadline notices, the population service's visit obligations), its
         scorecards of every level are published and its bulletin made, each once (any
         replica; the first wins)."""
-        today = _today()
-        if today.day <= PUBLICATION_GRACE_DAYS:
-            return
-        last_month = bulletins.previous_months(today.strftime("%Y-%m"), 2)[0]
-        self._publish(LEVELS, Period.parse(last_month))
-        self._bulletin(last_month)
+        last_month = bulletins.previous_months(_today().strftime("%Y-%m"), 2)[0]
+        if _settled(Period.parse(last_month)):
+            self._bulletin(last_month)
 
-    def _bulletin(self, period) -> dict:
+    def _bulletin(self, period: str) -> dict:
+        """The month's bulletin, made (with its scorecards of every level published, if
+        they were not) the first time it is asked for."""
         county = Settings.from_nameko_config(self.config).county_code
-        document, made_now = bulletins.bulletin(self.db, county, period, self._working_days)
+        published = self._publish(LEVELS, Period.parse(period))
+        document, made_now = bulletins.bulletin(self.db, county, period, published)
         if made_now:
             self.events.publish(
                 topics.BULLETIN_PUBLISHED, county, {"county": county, "period": period}
@@ -212,6 +210,18 @@ class AssessmentService:
 
 def _today() -> date:
     return datetime.now(CHINA_TIME).date()
+
+
+def _settled(period: Period) -> bool:
+    """Ended, and the grace days for late traces (visits uploaded late, deadline notices,
+    the visit obligations) have passed: what is scored now is kept."""
+    return (_today() - period.last).days > PUBLICATION_GRACE_DAYS
+
+
+def _check_settled(period: Period) -> None:
+    if not _settled(period):
+        first = period.last + timedelta(days=PUBLICATION_GRACE_DAYS + 1)
+        raise Conflict(f"period: {period.text} can be published from {first.isoformat()}")
 
 
 def _month(period) -> str:

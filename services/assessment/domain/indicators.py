@@ -326,16 +326,20 @@ def indicators_by_subject(
     """Every subject of a level with facts in the period, and its indicators: a plain loop
     over the facts (see the module docstring for each count). `working_days` are the
     period's working dates ("YYYY-MM-DD", from the county's calendar); `within` keeps only
-    facts under that territory node."""
+    facts under that territory node (logins count wherever they were made)."""
     first, last = period.day_texts()
     months = set(period.whole_months())
     cases: dict[str, dict] = {}
     totals: dict[str, dict[str, Any]] = defaultdict(_empty_totals)
     active_days: dict[str, set[str]] = defaultdict(set)  # person -> working days active
     for fact in facts:
+        kind = fact["type"]
+        actor = fact.get("actor")
+        dated = kind != VISIT_OBLIGATIONS and first <= fact["day"] <= last
+        if dated and kind in ACCOUNT_TYPES and actor is not None and fact["day"] in working_days:
+            active_days[actor].add(fact["day"])  # wherever the person logged in
         if within is not None and within not in (fact.get("path") or []):
             continue
-        kind = fact["type"]
         if kind == VISIT_OBLIGATIONS:
             if fact["period"] in months:
                 _add_obligations(totals, fact, level)
@@ -344,9 +348,6 @@ def indicators_by_subject(
             continue
         subject = subject_of(fact, level)
         data = fact.get("data") or {}
-        actor = fact.get("actor")
-        if kind in ACCOUNT_TYPES and actor is not None and fact["day"] in working_days:
-            active_days[actor].add(fact["day"])
         works = subject is not None and actor is not None
         if works and level != "department" and kind in GRID_WORK_TYPES:
             totals[subject]["people"].add(actor)  # grid work, for nodes and grid workers

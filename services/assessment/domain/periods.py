@@ -79,9 +79,6 @@ class Period:
         the period is assessed."""
         return self.last.strftime("%Y-%m")
 
-    def has_ended(self, today: date) -> bool:
-        return self.last < today
-
 
 def _bounds(kind: str, year: int, *rest: int) -> tuple[date, date]:
     if kind == "day":

@@ -59,6 +59,7 @@ COMMANDS: dict[str, type] = {
     )
 }
 WORKLISTS = ("my_grid", "verification", "centre_queue", "department_inbox", "overdue", "supervised")
+DEADLINE_MARKS = ("warned_seq", "overdue_seq", "auto_seq")
 SYSTEM_ACTOR = loop.Actor(user_id="events-deadlines", roles=(roles.SYSTEM,))
 
 
@@ -257,7 +258,6 @@ class IncidentDesk:
             warned_seq=(previous or {}).get("warned_seq", 0),
             overdue_seq=(previous or {}).get("overdue_seq", 0),
             auto_seq=(previous or {}).get("auto_seq", 0),
-            overdue_stages=(previous or {}).get("overdue_stages", 0),  # ever overdue, if > 0
         )
         if incident.location is not None:
             document["geo"] = {"type": "Point", "coordinates": list(incident.location)}
@@ -266,10 +266,12 @@ class IncidentDesk:
     def _commit(self, before: Mapping | None, after: dict, change: loop.Change, key) -> None:
         """Write the new state, the command's idempotency record and the events to send,
         in one transaction; then send the events (a timer resends any left behind)."""
-        outbox = [self._outbox_entry(after, name, change) for name in change.events]
         client = self.db.client
         try:
             with client.start_session() as session, session.start_transaction():
+                if before is not None:
+                    self._keep_deadline_marks(before, after, session)
+                outbox = [self._outbox_entry(after, name, change) for name in change.events]
                 if before is None:
                     self.db[store.INCIDENTS].insert_one(after, session=session)
                 else:
@@ -292,6 +294,19 @@ class IncidentDesk:
                 raise DuplicateKeyError("a concurrent report of the same case") from None
             raise self._stale(before) from None
         self.flush_outbox([entry["_id"] for entry in outbox])
+
+    def _keep_deadline_marks(self, before: Mapping, after: dict, session) -> None:
+        """The deadline timer marks a case (warned, overdue, escalated) without a new
+        version; a command that read the case before must not write older marks back."""
+        current = self.db[store.INCIDENTS].find_one(
+            {"_id": before["_id"], "version": before["version"]},
+            dict.fromkeys(DEADLINE_MARKS, 1),
+            session=session,
+        )
+        if current is None:
+            raise self._stale(before)
+        for mark in DEADLINE_MARKS:  # marks only ever grow
+            after[mark] = max(after.get(mark, 0), current.get(mark, 0))
 
     def _stale(self, before: Mapping) -> loop.StaleVersion:
         current = self.db[store.INCIDENTS].find_one({"_id": before["_id"]}, {"version": 1})
@@ -533,10 +548,7 @@ class IncidentDesk:
                 "stage_seq": document["stage_seq"],
                 stamp: {"$lt": document["stage_seq"]},
             },
-            {
-                "$set": {stamp: document["stage_seq"]},
-                "$inc": {"overdue_stages": 1 if name == "overdue" else 0},
-            },
+            {"$set": {stamp: document["stage_seq"]}},
             return_document=ReturnDocument.AFTER,
         )
         if marked is None:
@@ -635,7 +647,10 @@ def _event_data(
         "rework_count": incident.rework_count,
         "escalation_path": list(incident.escalation_path),
         "supervised": incident.supervised,
-        "actor_id": entry.actor_id if entry and name not in topics.DEADLINES else None,
+        # the person who acted: none for deadline notices and the timer's automatic steps
+        "actor_id": entry.actor_id
+        if entry and name not in topics.DEADLINES and roles.SYSTEM not in entry.actor_roles
+        else None,
         "at": _json(entry.at if entry else incident.reported_at),
     }
     if name in ("reported", "dispatched"):
@@ -651,7 +666,7 @@ def _event_data(
         data["resolved_on_spot"] = incident.resolved_on_spot
         # The whole case's record, whenever it happened: the assessment counts a closure
         # on time only if no stage ever ran over, and sets deferred cases apart.
-        data["ever_overdue"] = document.get("overdue_stages", 0) > 0
+        data["ever_overdue"] = document.get("overdue_seq", 0) > 0
         data["approved_extensions"] = incident.approved_extensions
         # Measured here, where the county's calendar is kept; the assessment service
         # averages it and takes its 90th percentile.

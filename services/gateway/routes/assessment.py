@@ -69,7 +69,7 @@ class Scorecards(BaseModel):
 class Publication(BaseModel):
     model_config = ConfigDict(extra="forbid")
     level: LEVEL
-    period: str = Field(pattern=PERIOD, description=f"{PERIOD_TEXT}; it must have ended")
+    period: str = Field(pattern=PERIOD, description=f"{PERIOD_TEXT}; ended at least three days ago")
 
 
 class BulletinQuery(BaseModel):
@@ -144,7 +144,7 @@ def register(api: Api) -> Blueprint:
         blueprint,
         "POST",
         "/publications",
-        summary="Publish a level's scorecards for an ended period (kept as scored)",
+        summary="Publish a level's scorecards for a settled period (kept as scored)",
         tag=TAG,
         body=Publication,
         response=Scorecards,

@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from kombu import Connection, Exchange, Producer
+from nameko.exceptions import RemoteError
 from nameko.standalone.rpc import ClusterRpcProxy
 from nameko.testing.services import entrypoint_hook
 from pymongo import MongoClient
@@ -133,8 +134,6 @@ def test_visits_and_account_activity_become_facts(assessment, config, facts_coll
 def test_indicators_check_their_arguments_and_scope(assessment, config):
     outsider = CallerContext(user_id="u", roles=("leader",), scope="530402002")
     with ClusterRpcProxy(config, context_data=outsider.to_context_data(), timeout=10) as rpc:
-        from nameko.exceptions import RemoteError
-
         with pytest.raises(RemoteError, match="period"):
             rpc.assessment.indicators(GRID, "2026-13")
         with pytest.raises(RemoteError, match="NotFound"):
@@ -144,7 +143,6 @@ def test_indicators_check_their_arguments_and_scope(assessment, config):
 def test_scorecards_rank_stars_and_published_cards_stay_as_scored(
     assessment, config, facts_collection
 ):
-    from nameko.exceptions import RemoteError
 
     messages = []
     for number in range(10):  # grid A closes everything on time
@@ -254,11 +252,11 @@ def test_the_monthly_bulletin_is_made_once_as_html_and_csv(assessment, config, f
     assert rows[0].startswith("level,rank,subject,total,stars")
     assert any(row.startswith(f"grid,1,{GRID},") for row in rows)
     township = CallerContext(user_id="t", roles=("leader",), scope="530402001")
-    with ClusterRpcProxy(config, context_data=township.to_context_data(), timeout=10) as rpc:
-        from nameko.exceptions import RemoteError
-
-        with pytest.raises(RemoteError, match="Forbidden"):
-            rpc.assessment.bulletin("2026-10")
+    with (
+        ClusterRpcProxy(config, context_data=township.to_context_data(), timeout=10) as rpc,
+        pytest.raises(RemoteError, match="Forbidden"),
+    ):
+        rpc.assessment.bulletin("2026-10")
 
 
 def test_after_a_month_ends_the_timer_publishes_every_level_and_the_bulletin_once(
@@ -283,6 +281,8 @@ def test_after_a_month_ends_the_timer_publishes_every_level_and_the_bulletin_onc
         run()
     with ClusterRpcProxy(config, context_data=county_leader.to_context_data(), timeout=10) as rpc:
         assert rpc.assessment.published_scorecards("grid", last_month) == []
+        with pytest.raises(RemoteError, match="Conflict"):  # nor on demand
+            rpc.assessment.bulletin(last_month)
     monkeypatch.setattr(assessment_service, "PUBLICATION_GRACE_DAYS", 0)
     for _ in range(2):  # a second run (or replica) publishes nothing new
         with entrypoint_hook(container, "monthly_bulletin") as run:

@@ -28,6 +28,7 @@ from tests.integration.events.conftest import (
     WORKER_A1,
 )
 from tests.integration.events.support import (
+    COMMITTEE_A,
     EVENT_SOURCE,
     POINT_A2,
     POINT_B1,
@@ -447,3 +448,33 @@ def test_working_days_follow_the_county_calendar(county):
     assert days == ["2026-10-08", "2026-10-09", "2026-10-10"]
     assert_names_field(refused(county.events.working_days, "2026-10", "2026-10-11"), "first")
     assert_names_field(refused(county.events.working_days, "2026-01-01", "2027-06-01"), "last")
+
+
+def test_a_closure_says_the_case_once_ran_over_and_the_timer_is_no_person(
+    desk, services, events_db, department_tap
+):
+    late = desk.to_state(desk.report(), "registered")
+    on_time = desk.to_state(desk.report(), "registered")
+    stuck = desk.to_state(desk.report(), "registered")
+    tap = department_tap("incident.#")
+    # The timer marks a case overdue without a new version; the centre's next step keeps
+    # the mark (a step racing the timer keeps it too: `_keep_deadline_marks`).
+    move_deadlines(events_db, late, warn_ago=2 * MINUTE, due_ago=MINUTE)
+    move_deadlines(events_db, stuck, warn_ago=WEEKS_AGO + MINUTE, due_ago=WEEKS_AGO)
+    run_timer(services, "check_deadlines")
+    dispatched = desk.act(VILLAGE_A_CENTRE, late, "dispatch", department_code=COMMITTEE_A)
+    assert events_db["incidents"].find_one({"_id": late["id"]})["overdue_seq"] > 0
+    # the timer's automatic escalation and supervision are no person's doing
+    automatic = [body for key, body in tap() if action_of(key) in ("escalated", "supervised")]
+    assert [body["data"]["incident_id"] for body in automatic] == [stuck["id"]] * 2
+    assert {body["data"]["actor_id"] for body in automatic} == {None}
+
+    closed = []
+    for case in (dispatched, on_time):
+        desk.to_state(case, "closed")
+        closed += [body for key, body in tap() if action_of(key) == "closed"]
+    assert [(b["data"]["incident_id"], b["data"]["ever_overdue"]) for b in closed] == [
+        (late["id"], True),
+        (on_time["id"], False),
+    ]
+    assert all(b["data"]["approved_extensions"] == 0 for b in closed)

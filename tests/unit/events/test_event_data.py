@@ -51,5 +51,5 @@ def test_a_closure_carries_the_whole_case_record_of_lateness_and_extensions():
     )
     never = _event_data({}, "closed", change, DEFAULT_CALENDAR)
     assert (never["ever_overdue"], never["approved_extensions"]) == (False, 0)
-    late = _event_data({"overdue_stages": 1}, "closed", change, DEFAULT_CALENDAR)
+    late = _event_data({"overdue_seq": 2}, "closed", change, DEFAULT_CALENDAR)
     assert late["ever_overdue"] is True
