@@ -194,6 +194,18 @@ def published(db: Database, level: str, period: Period, scope: str | None = None
     return [_within(level, board, scope) for board in kept.sort("rules_version", 1)]
 
 
+def published_now(db: Database, level: str, period: Period, scope: str | None) -> dict | None:
+    """The board published for a period under the rule set in force for it, if any: what
+    the county announced, read instead of recomputed."""
+    if level not in LEVELS:
+        raise InvalidInput("level", f"must be one of {', '.join(LEVELS)}")
+    version = _rules(db, period, None).version
+    kept = db[store.PUBLISHED].find_one(
+        {"_id": _publication_key(level, period, version)}, {"_id": 0, "published_at": 0}
+    )
+    return None if kept is None else _within(level, kept, scope)
+
+
 def _plain(value):
     """Plain JSON values (the domain keeps exact fractions and read-only mappings)."""
     if is_dataclass(value) and not isinstance(value, type):

@@ -93,9 +93,13 @@ class AssessmentService:
 
     @rpc(expected_exceptions=EXPECTED)
     def scorecards(self, level, period, rules_version=None):
-        """A level's scorecards for a period, ranked; by the rule set in force then, or
-        recomputed under an earlier version."""
+        """A level's scorecards for a period, ranked; by the rule set in force then (as
+        published, once a settled period was), or recomputed under the given version."""
         period = Period.parse(period)
+        if rules_version is None and _settled(period):
+            kept = scorecards.published_now(self.db, level, period, self._scope())
+            if kept is not None:
+                return kept
         return scorecards.scorecards(
             self.db, level, period, self._working_days(period), self._scope(), rules_version
         )
