@@ -80,6 +80,18 @@ class Period:
         return self.last.strftime("%Y-%m")
 
 
+def periods_of(day: date) -> list[str]:
+    """The day, ISO week, month, quarter and year a day falls in, as period texts."""
+    iso = day.isocalendar()
+    return [
+        day.isoformat(),
+        f"{iso.year}-W{iso.week:02d}",
+        day.strftime("%Y-%m"),
+        f"{day.year}-Q{(day.month - 1) // 3 + 1}",
+        str(day.year),
+    ]
+
+
 def _bounds(kind: str, year: int, *rest: int) -> tuple[date, date]:
     if kind == "day":
         day = date(year, rest[0], rest[1])

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from devstack.processes import wait_until
+from services.assessment.domain.periods import periods_of
 from tests.population_data import COUNTY, GRID_A1
 
 pytestmark = pytest.mark.integration
@@ -35,14 +36,7 @@ def test_a_report_through_the_gateway_counts_in_every_period_containing_today(co
     )
     assert reported.status_code == 201, reported.get_json()
     today = datetime.now(CHINA).date()
-    iso = today.isocalendar()
-    periods = [
-        today.isoformat(),
-        f"{iso.year}-W{iso.week:02d}",
-        today.strftime("%Y-%m"),
-        f"{today.year}-Q{(today.month - 1) // 3 + 1}",
-        str(today.year),
-    ]
+    periods = periods_of(today)
     leader = as_user("leader")
 
     def grid_board(period):

@@ -63,17 +63,8 @@ def stack(runner_factory, settings):
 
 
 @pytest.fixture
-def rpc_as(stack):
-    proxies = []
-
-    def proxy(caller):
-        standalone = ClusterRpcProxy(stack, context_data=caller.to_context_data(), timeout=30)
-        proxies.append(standalone)
-        return standalone.start()
-
-    yield proxy
-    for standalone in proxies:
-        standalone.stop()
+def rpc_as(stack, cluster_as):
+    return cluster_as
 
 
 @pytest.fixture
