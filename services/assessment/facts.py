@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Collection, Mapping
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
@@ -29,9 +29,8 @@ from services.assessment.domain.indicators import (
     VISIT_RECORDED,
     Indicators,
 )
-from services.assessment.domain.periods import Period
+from services.assessment.domain.periods import CHINA_TIME, Period
 
-CHINA_TIME = timezone(timedelta(hours=8))
 GRID_LENGTH = 15
 
 

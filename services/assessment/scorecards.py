@@ -111,11 +111,11 @@ def node_indicators(
     """One territory node's indicators and rates (coverage weighted as its scoring is)."""
     found = facts.indicators_by_subject(db, level, period, working_days, within=territory)
     counted = found.get(territory, Indicators())
-    rules = select_rules(rule_sets(db), period.rules_month)
+    rules = _rules(db, period, None)
     return {
         "territory": territory,
         "period": period.text,
-        **counted.as_dict(),
+        **_plain(counted),
         "rates": counted.rates(rules.visit_weights),
     }
 
@@ -136,7 +136,7 @@ def board(level: str, period: str, rules: RuleSet, found: Mapping[str, Indicator
                 "total": totals[subject],
                 "stars": awarded[subject],
                 "scorecard": _plain(cards[subject]),
-                "indicators": found[subject].as_dict(),
+                "indicators": _plain(found[subject]),
                 "rates": found[subject].rates(rules.visit_weights),
             }
             for rank, subject in enumerate(ranked, start=1)

@@ -4,7 +4,7 @@ Every consumed event becomes one fact (idempotent: the CloudEvent id is the key)
 indicators are MongoDB aggregation pipelines over the facts (facts.py).
 """
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 
 import eventlet
 from nameko.dependency_providers import Config
@@ -29,12 +29,11 @@ from gridwork_common.metrics import PrometheusMetrics
 from gridwork_common.mongo import MongoDatabase, mongo_health
 from services.assessment import bulletins, facts, integrity, scorecards, store, topics, workdays
 from services.assessment.domain.indicators import LEVELS
-from services.assessment.domain.periods import Period
+from services.assessment.domain.periods import CHINA_TIME, Period
 
 EXPECTED = (GridworkError,)
 BULLETIN_CHECK_INTERVAL_S = 3600
 PUBLICATION_GRACE_DAYS = 3  # the month's scorecards and bulletin are made from the 4th
-CHINA_TIME = timezone(timedelta(hours=8))
 
 
 class AssessmentService:

@@ -5,7 +5,6 @@ still under way counts its working days up to today."""
 
 from __future__ import annotations
 
-import calendar
 from collections.abc import Callable
 from datetime import date
 
@@ -22,23 +21,19 @@ def working_days(db: Database, ask: AskCalendar, period: Period, today: date) ->
     first, last = period.day_texts()
     last = min(last, today.isoformat())  # the days to come are not missed yet
     days: set[str] = set()
-    year, month = period.first.year, period.first.month
-    while date(year, month, 1) <= period.last:
-        days.update(day for day in _month(db, ask, year, month, today) if first <= day <= last)
-        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    for month in period.months():
+        days.update(day for day in _month(db, ask, month, today) if first <= day <= last)
     return days
 
 
-def _month(db: Database, ask: AskCalendar, year: int, month: int, today: date) -> list[str]:
-    key = f"{year:04d}-{month:02d}"
-    kept = db[store.WORKING_DAYS].find_one({"_id": key})
+def _month(db: Database, ask: AskCalendar, month: Period, today: date) -> list[str]:
+    kept = db[store.WORKING_DAYS].find_one({"_id": month.text})
     if kept is not None:
         return kept["days"]
-    end = date(year, month, calendar.monthrange(year, month)[1])
-    days = ask(date(year, month, 1).isoformat(), end.isoformat())
-    if end < today:  # an ended month's calendar is kept as it was first read
+    days = ask(*month.day_texts())
+    if month.last < today:  # an ended month's calendar is kept as it was first read
         try:
-            db[store.WORKING_DAYS].insert_one({"_id": key, "days": days})
+            db[store.WORKING_DAYS].insert_one({"_id": month.text, "days": days})
         except DuplicateKeyError:  # another replica kept it first: use theirs
-            return db[store.WORKING_DAYS].find_one({"_id": key})["days"]
+            return db[store.WORKING_DAYS].find_one({"_id": month.text})["days"]
     return days

@@ -47,7 +47,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from fractions import Fraction
 from types import MappingProxyType
 from typing import Any
@@ -290,12 +290,6 @@ class Indicators:
             "visit_coverage": self.visit_coverage(weights),
             "account_activity_rate": self.account_activity_rate,
         }
-
-    def as_dict(self) -> dict[str, Any]:
-        values = {f.name: getattr(self, f.name) for f in fields(self)}
-        for name in ("visits_done_by_risk", "visits_required_by_risk"):
-            values[name] = dict(values[name])
-        return values
 
 
 # ------------------------------------------------------------- the counts, defined plainly

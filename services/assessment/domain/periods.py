@@ -13,10 +13,11 @@ from __future__ import annotations
 import calendar
 import re
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, timedelta, timezone
 
 from gridwork_common.errors import InvalidInput
 
+CHINA_TIME = timezone(timedelta(hours=8))  # periods are dates in China Standard Time
 KINDS = ("day", "week", "month", "quarter", "year")
 FORMATS = "2026-11-23, 2026-W48, 2026-11, 2026-Q4 or 2026"
 
@@ -53,25 +54,23 @@ class Period:
                     return cls(text, kind, first, last)
         raise InvalidInput(field, f"must be a day, ISO week, month, quarter or year: {FORMATS}")
 
-    def days(self) -> list[date]:
-        return [self.first + timedelta(days=n) for n in range((self.last - self.first).days + 1)]
-
     def day_texts(self) -> tuple[str, str]:
         """First and last day as "YYYY-MM-DD", the form facts are stamped with."""
         return self.first.isoformat(), self.last.isoformat()
 
-    def whole_months(self) -> list[str]:
-        """The months ("YYYY-MM") lying wholly inside the period: monthly obligations (visits
-        required) count only toward periods made of whole months."""
+    def months(self) -> list[Period]:
+        """Every month the period touches, whole, in order."""
         months = []
         year, month = self.first.year, self.first.month
         while date(year, month, 1) <= self.last:
-            start = date(year, month, 1)
-            end = date(year, month, calendar.monthrange(year, month)[1])
-            if start >= self.first and end <= self.last:
-                months.append(f"{year:04d}-{month:02d}")
+            months.append(Period.parse(f"{year:04d}-{month:02d}"))
             year, month = (year + 1, 1) if month == 12 else (year, month + 1)
         return months
+
+    def whole_months(self) -> list[str]:
+        """The months ("YYYY-MM") lying wholly inside the period: monthly obligations (visits
+        required) count only toward periods made of whole months."""
+        return [m.text for m in self.months() if self.first <= m.first and m.last <= self.last]
 
     @property
     def rules_month(self) -> str:

@@ -24,7 +24,6 @@ from services.assessment.domain.periods import KINDS, Period, periods_of
 def test_each_kind_of_period_is_a_range_of_local_dates(text, kind, first, last):
     period = Period.parse(text)
     assert (period.kind, period.first, period.last) == (kind, first, last)
-    assert period.days()[0] == first and period.days()[-1] == last
 
 
 @pytest.mark.parametrize(
@@ -42,6 +41,7 @@ def test_monthly_obligations_count_only_toward_whole_months():
     assert Period.parse("2026-W48").whole_months() == []
     assert Period.parse("2026-11-30").whole_months() == []
     assert len(Period.parse("2026").whole_months()) == 12
+    assert [m.text for m in Period.parse("2026-W01").months()] == ["2025-12", "2026-01"]
 
 
 def test_a_period_is_scored_by_the_rules_of_the_month_it_ends_in():
