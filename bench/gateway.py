@@ -279,6 +279,7 @@ def main() -> None:
             "S3_BUCKET": "bench-media",
             "COUNTY_CODE": COUNTY,
             "LOG_LEVEL": args.log_level,
+            "GRIDWORK_DEV_MODE": "true",  # a private, throwaway stack
         }
         settings = Settings.from_env(env)
         wait_until(lambda: _bucket_ready(settings), 30, "S3 bucket", 0.3)

@@ -273,7 +273,7 @@ def main():
     try:
         init_replica_set(port)
         uri = f"mongodb://127.0.0.1:{port}/?replicaSet=rs0&directConnection=true"
-        settings = Settings.from_env({"MONGO_URI": uri})
+        settings = Settings.from_env({"MONGO_URI": uri, "GRIDWORK_DEV_MODE": "true"})
         cipher = PersonalDataCipher(settings.pii_encryption_key, settings.pii_index_key)
         client = new_client(settings, app_name="gridwork-bench")
         try:

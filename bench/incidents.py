@@ -410,6 +410,7 @@ def main():
                 "MONGO_DB_PREFIX": "bench",
                 "COUNTY_CODE": COUNTY,
                 "METRICS_PORT": "0",
+                "GRIDWORK_DEV_MODE": "true",  # private, throwaway servers
             }
         )
         vhost = urlsplit(amqp_uri).path[1:]

@@ -519,6 +519,7 @@ def main():
                 "S3_BUCKET": "gridwork-bench-media",
                 "COUNTY_CODE": COUNTY,
                 "METRICS_PORT": "0",
+                "GRIDWORK_DEV_MODE": "true",  # private, throwaway servers
             }
         )
         server = "minio" if shutil.which("minio") else "rclone serve s3"

@@ -13,6 +13,7 @@ import gridwork_common.green  # noqa: F401  (first: patches eventlet before othe
 # isort: split
 
 import argparse
+import os
 import statistics
 import time
 import uuid
@@ -119,7 +120,9 @@ def raw_kombu(amqp_uri: str, calls: int, warmup: int) -> float:
 
 
 def nameko_rpc(amqp_uri: str, calls: int, warmup: int) -> float:
-    config = Settings.from_env({"AMQP_URI": amqp_uri, "METRICS_PORT": "0"}).nameko_config()
+    config = Settings.from_env(
+        {"AMQP_URI": amqp_uri, "METRICS_PORT": "0", "GRIDWORK_DEV_MODE": "true"}
+    ).nameko_config()
     container = ServiceContainer(Noop, config)
     container.start()
     try:
@@ -135,7 +138,10 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=2000)
     parser.add_argument("--warmup", type=int, default=200)
-    parser.add_argument("--amqp-uri", default=Settings.from_env().amqp_uri)
+    parser.add_argument(
+        "--amqp-uri",
+        default=Settings.from_env({**os.environ, "GRIDWORK_DEV_MODE": "true"}).amqp_uri,
+    )
     args = parser.parse_args()
     print(f"{args.calls} sequential round trips each, after {args.warmup} warm-up calls")
     raw = raw_kombu(args.amqp_uri, args.calls, args.warmup)

@@ -19,6 +19,7 @@ import gridwork_common  # noqa: F401  (first: silences eventlet's notice before 
 
 import argparse
 import base64
+import os
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -26,7 +27,7 @@ from collections.abc import Callable, Mapping
 from nameko.exceptions import MethodNotFound, RemoteError
 from nameko.standalone.rpc import ClusterRpcProxy
 
-from gridwork_common.config import Settings
+from gridwork_common.config import DEV_MODE_VARIABLE, Settings
 from gridwork_common.context import CallerContext
 from services.gateway.auth import Identity
 from services.gateway.problems import ApiProblem
@@ -204,6 +205,7 @@ def _counts(counts: Mapping) -> str:
 
 
 def main() -> None:
+    os.environ.setdefault(DEV_MODE_VARIABLE, "true")  # the demo county of `make up`
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("command", choices=("seed", "reseed"))
     parser.add_argument("--residents", type=int, default=DEMO_RESIDENTS)

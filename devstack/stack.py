@@ -21,7 +21,7 @@ from urllib.parse import urlparse
 from devstack.demo import seed as seed_demo
 from devstack.infra import init_replica_set, mongod_process, s3_process
 from devstack.processes import REPO_ROOT, ManagedProcess, port_open, wait_until
-from gridwork_common.config import Settings
+from gridwork_common.config import DEV_MODE_VARIABLE, Settings
 from services.media.storage import media_store
 
 VAR = REPO_ROOT / "var"
@@ -186,6 +186,9 @@ def status() -> None:
 
 
 def main() -> None:
+    # This machine's stack is for development: its processes (they inherit this
+    # environment) may use the public development keys unless real ones are set.
+    os.environ.setdefault(DEV_MODE_VARIABLE, "true")
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("command", choices=("up", "down", "status"))
     command = parser.parse_args().command

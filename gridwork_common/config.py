@@ -1,7 +1,9 @@
 """Configuration from environment variables, in one place.
 
-Every variable has a default that works on a developer's machine with `make up`;
-containers and CI override them. See README.md, "Configuration".
+Every variable has a default that works on a developer's machine with `make up`, except
+the keys: outside development mode (`GRIDWORK_DEV_MODE=true`, which `make up`, the tests
+and the benchmarks set) TOKEN_SECRET, PII_ENCRYPTION_KEY and PII_INDEX_KEY must be set, or
+the process refuses to start naming the missing one. See docs/configuration.md.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import base64
 import binascii
 import os
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 
@@ -64,10 +67,27 @@ def _key(environ: Mapping[str, str], name: str, default: str) -> bytes:
     return key
 
 
-# Development-only keys so `make up` works out of the box; a county sets its own.
+# Development-only keys so `make up` works out of the box; they are public (they are in
+# this file), so outside development mode they are refused, set or not.
+DEV_MODE_VARIABLE = "GRIDWORK_DEV_MODE"
 _DEV_ENCRYPTION_KEY = base64.b64encode(b"gridwork-dev-only-encryption-key").decode()
 _DEV_INDEX_KEY = base64.b64encode(b"gridwork-dev-only-blind-indexkey").decode()
 _DEV_TOKEN_SECRET = base64.b64encode(b"gridwork-dev-only-gateway-tokens").decode()
+
+
+def _secret_key(environ: Mapping[str, str], name: str, dev_key: str, dev_mode: bool) -> bytes:
+    if dev_mode:
+        return _key(environ, name, dev_key)
+    if not environ.get(name, "").strip():
+        raise ConfigError(
+            name,
+            "is not set; generate one with `openssl rand -base64 32` (see docs/configuration.md),"
+            f" or set {DEV_MODE_VARIABLE}=true on a developer's machine",
+        )
+    key = _key(environ, name, dev_key)
+    if key == base64.b64decode(dev_key):
+        raise ConfigError(name, "is the public development key; generate a real one")
+    return key
 
 
 def _flag(environ: Mapping[str, str], name: str, default: bool) -> bool:
@@ -103,6 +123,16 @@ class Settings:
     refresh_token_ttl_s: int
     media_size_limits: str  # "photo=20971520,video/mp4=209715200" (parsed by media)
     media_retention_days: str  # "visit=1095,record=3650" (parsed by media)
+    dev_mode: bool  # GRIDWORK_DEV_MODE: the public development keys are allowed
+    # Requests per window, counted before the work is done (services/gateway/limits.py).
+    login_limit_per_user: int
+    login_limit_per_address: int
+    login_limit_window_s: int
+    open311_limit_per_minute: int  # per client address, every public Open311 route
+    upload_limit_per_minute: int  # upload slots and direct uploads, per user
+    # How many reverse proxies in front of the gateway append to X-Forwarded-For; only
+    # their entries are believed (0: the peer address is the client).
+    trusted_proxy_hops: int
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -115,6 +145,7 @@ class Settings:
             raise ConfigError(
                 "MONGO_DB_PREFIX", "must be a letter then up to 40 letters, digits or _"
             )
+        dev_mode = _flag(env, DEV_MODE_VARIABLE, False)
         log_level = _text(env, "LOG_LEVEL", "INFO").upper()
         if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             raise ConfigError(
@@ -140,13 +171,22 @@ class Settings:
             metrics_port=_integer(env, "METRICS_PORT", 9100),
             rpc_timeout=_number(env, "RPC_TIMEOUT", 10.0),
             log_level=log_level,
-            pii_encryption_key=_key(env, "PII_ENCRYPTION_KEY", _DEV_ENCRYPTION_KEY),
-            pii_index_key=_key(env, "PII_INDEX_KEY", _DEV_INDEX_KEY),
-            token_secret=_key(env, "TOKEN_SECRET", _DEV_TOKEN_SECRET),
+            pii_encryption_key=_secret_key(
+                env, "PII_ENCRYPTION_KEY", _DEV_ENCRYPTION_KEY, dev_mode
+            ),
+            pii_index_key=_secret_key(env, "PII_INDEX_KEY", _DEV_INDEX_KEY, dev_mode),
+            token_secret=_secret_key(env, "TOKEN_SECRET", _DEV_TOKEN_SECRET, dev_mode),
             access_token_ttl_s=_integer(env, "ACCESS_TOKEN_TTL_S", 900, minimum=30),
             refresh_token_ttl_s=_integer(env, "REFRESH_TOKEN_TTL_S", 30 * 24 * 3600, minimum=60),
             media_size_limits=env.get("MEDIA_SIZE_LIMITS", "").strip(),
             media_retention_days=env.get("MEDIA_RETENTION_DAYS", "").strip(),
+            dev_mode=dev_mode,
+            login_limit_per_user=_integer(env, "LOGIN_LIMIT_PER_USER", 5, minimum=1),
+            login_limit_per_address=_integer(env, "LOGIN_LIMIT_PER_ADDRESS", 20, minimum=1),
+            login_limit_window_s=_integer(env, "LOGIN_LIMIT_WINDOW_S", 900, minimum=1),
+            open311_limit_per_minute=_integer(env, "OPEN311_LIMIT_PER_MINUTE", 60, minimum=1),
+            upload_limit_per_minute=_integer(env, "UPLOAD_LIMIT_PER_MINUTE", 30, minimum=1),
+            trusted_proxy_hops=_integer(env, "TRUSTED_PROXY_HOPS", 0),
         )
 
     def database_name(self, service_name: str) -> str:
@@ -176,4 +216,16 @@ class Settings:
         return cls.from_env()
 
 
-ENVIRONMENT_VARIABLES = tuple(f.name.upper() for f in fields(Settings))
+def settings_or_exit() -> Settings:
+    """The settings of a process that is starting: a setting Gridwork cannot use stops it
+    with one line naming the setting (exit status 1), not a traceback."""
+    try:
+        return Settings.from_env()
+    except ConfigError as exc:
+        sys.exit(f"gridwork: refusing to start: {exc}")
+
+
+_VARIABLE_OF_FIELD = {"dev_mode": DEV_MODE_VARIABLE}
+ENVIRONMENT_VARIABLES = tuple(
+    _VARIABLE_OF_FIELD.get(f.name, f.name.upper()) for f in fields(Settings)
+)

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from nameko.cli.run import run
 
-from gridwork_common.config import Settings
+from gridwork_common.config import settings_or_exit
 from gridwork_common.logs import configure_logging
 
 
 def run_service(service_cls) -> None:
-    settings = Settings.from_env()
+    settings = settings_or_exit()
     configure_logging(service_cls.name, settings.log_level)
     run([service_cls], settings.nameko_config())

@@ -4,10 +4,10 @@ Importing this builds the Flask app only; RPC proxies are created lazily per thr
 after gunicorn has forked its workers.
 """
 
-from gridwork_common.config import Settings
+from gridwork_common.config import settings_or_exit
 from gridwork_common.logs import configure_logging
 from services.gateway.app import create_app
 
-_settings = Settings.from_env()
+_settings = settings_or_exit()
 configure_logging("gateway", _settings.log_level)
 app = create_app(_settings)

@@ -1,10 +1,21 @@
+import base64
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from gridwork_common.config import ENVIRONMENT_VARIABLES, ConfigError, Settings
 
+ROOT = Path(__file__).resolve().parents[2]
+DEV = {"GRIDWORK_DEV_MODE": "true"}
+KEYS = ("TOKEN_SECRET", "PII_ENCRYPTION_KEY", "PII_INDEX_KEY")
+REAL_KEYS = {name: base64.b64encode(os.urandom(32)).decode() for name in KEYS}
+
 
 def test_defaults_work_on_a_developer_machine():
-    settings = Settings.from_env({})
+    settings = Settings.from_env(DEV)
     assert settings.amqp_uri == "amqp://guest:guest@127.0.0.1:5672/"
     assert "replicaSet=rs0" in settings.mongo_uri
     assert settings.s3_region == "us-east-1"
@@ -14,7 +25,13 @@ def test_defaults_work_on_a_developer_machine():
 
 def test_environment_overrides_defaults():
     settings = Settings.from_env(
-        {"COUNTY_CODE": "140702", "METRICS_PORT": "9200", "S3_SECURE": "yes", "RPC_TIMEOUT": "2.5"}
+        {
+            **DEV,
+            "COUNTY_CODE": "140702",
+            "METRICS_PORT": "9200",
+            "S3_SECURE": "yes",
+            "RPC_TIMEOUT": "2.5",
+        }
     )
     assert (settings.county_code, settings.metrics_port) == ("140702", 9200)
     assert settings.s3_secure is True
@@ -22,7 +39,7 @@ def test_environment_overrides_defaults():
 
 
 def test_each_service_gets_its_own_database_and_event_source():
-    settings = Settings.from_env({"MONGO_DB_PREFIX": "yuxi", "COUNTY_CODE": "530402"})
+    settings = Settings.from_env({**DEV, "MONGO_DB_PREFIX": "yuxi", "COUNTY_CODE": "530402"})
     assert settings.database_name("population") == "yuxi_population"
     assert settings.database_name("events") == "yuxi_events"
     assert settings.event_source("events") == "/counties/530402/events"
@@ -43,34 +60,92 @@ def test_each_service_gets_its_own_database_and_event_source():
         ("LOG_LEVEL", "LOUD", "DEBUG"),
         ("PII_ENCRYPTION_KEY", "not base64!", "base64"),
         ("PII_INDEX_KEY", "c2hvcnQ=", "32 bytes"),
+        ("TRUSTED_PROXY_HOPS", "-1", "at least 0"),
+        ("LOGIN_LIMIT_PER_USER", "0", "at least 1"),
+        ("OPEN311_LIMIT_PER_MINUTE", "many", "integer"),
+        ("GRIDWORK_DEV_MODE", "sometimes", "true or false"),
     ],
 )
 def test_bad_values_are_refused_naming_the_variable(variable, value, message):
     with pytest.raises(ConfigError) as raised:
-        Settings.from_env({variable: value})
+        Settings.from_env({**DEV, variable: value})
     assert raised.value.variable == variable
     assert str(raised.value).startswith(f"{variable}:")
     assert message in str(raised.value)
 
 
 def test_nameko_config_carries_the_settings_to_dependency_providers():
-    settings = Settings.from_env({"AMQP_URI": "amqp://u:p@rabbit:5672/county"})
+    settings = Settings.from_env({**DEV, "AMQP_URI": "amqp://u:p@rabbit:5672/county"})
     config = settings.nameko_config()
     assert config["AMQP_URI"] == "amqp://u:p@rabbit:5672/county"
     assert config["serializer"] == "json"
     assert Settings.from_nameko_config(config) is settings
 
 
-def test_every_setting_is_documented_in_the_readme():
-    from pathlib import Path
+def test_every_setting_is_documented():
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    text = "".join(page.read_text() for page in pages)
+    missing = [name for name in ENVIRONMENT_VARIABLES if f"`{name}`" not in text]
+    assert not missing, f"neither README.md nor docs/ document {missing}"
 
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    missing = [name for name in ENVIRONMENT_VARIABLES if f"`{name}`" not in readme]
-    assert not missing, f"README does not document {missing}"
+
+@pytest.mark.parametrize("missing", KEYS)
+def test_outside_development_mode_every_key_is_required(missing):
+    environ = {name: value for name, value in REAL_KEYS.items() if name != missing}
+    with pytest.raises(ConfigError) as raised:
+        Settings.from_env(environ)
+    assert raised.value.variable == missing
+    assert "GRIDWORK_DEV_MODE" in str(raised.value)
+
+
+@pytest.mark.parametrize("flag", ["", "false", "0"])
+def test_development_mode_must_be_explicit(flag):
+    with pytest.raises(ConfigError) as raised:
+        Settings.from_env({"GRIDWORK_DEV_MODE": flag} if flag else {})
+    assert raised.value.variable in KEYS
+
+
+def test_the_public_development_keys_are_refused_outside_development_mode():
+    development = Settings.from_env(DEV)
+    published = base64.b64encode(development.token_secret).decode()
+    with pytest.raises(ConfigError) as raised:
+        Settings.from_env({**REAL_KEYS, "TOKEN_SECRET": published})
+    assert raised.value.variable == "TOKEN_SECRET"
+
+
+def test_real_keys_are_used_outside_development_mode():
+    settings = Settings.from_env(REAL_KEYS)
+    assert settings.dev_mode is False
+    assert settings.token_secret == base64.b64decode(REAL_KEYS["TOKEN_SECRET"])
+    assert settings.pii_index_key == base64.b64decode(REAL_KEYS["PII_INDEX_KEY"])
+
+
+def test_a_service_without_keys_refuses_to_start_naming_the_setting():
+    """A real service process (`python -m services.events`), without development mode
+    and without TOKEN_SECRET, exits at once (before it reaches the broker)."""
+    environ = {
+        name: value
+        for name, value in os.environ.items()
+        if name not in (*KEYS, "GRIDWORK_DEV_MODE")
+    }
+    environ.update({"PII_ENCRYPTION_KEY": REAL_KEYS["PII_ENCRYPTION_KEY"]})
+    environ.update({"PII_INDEX_KEY": REAL_KEYS["PII_INDEX_KEY"]})
+    environ["AMQP_URI"] = "amqp://guest:guest@127.0.0.1:1/"  # never reached
+    finished = subprocess.run(
+        [sys.executable, "-m", "services.events"],
+        cwd=ROOT,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert finished.returncode != 0
+    assert "TOKEN_SECRET" in finished.stderr
+    assert "Traceback" not in finished.stderr
 
 
 def test_secrets_never_appear_in_the_settings_repr():
-    settings = Settings.from_env({"S3_SECRET_KEY": "s3-very-secret"})
+    settings = Settings.from_env({**DEV, "S3_SECRET_KEY": "s3-very-secret"})
     text = repr(settings)
     assert "s3-very-secret" not in text
     assert "pii_encryption_key" not in text and "pii_index_key" not in text

@@ -65,6 +65,14 @@ def test_county_code_is_set_in_one_place(compose):
         assert compose["services"][name]["environment"]["COUNTY_CODE"] == "${COUNTY_CODE:-530402}"
 
 
+@pytest.mark.parametrize("key", ["TOKEN_SECRET", "PII_ENCRYPTION_KEY", "PII_INDEX_KEY"])
+def test_compose_requires_real_keys_and_never_sets_development_mode(compose, key):
+    for name in (*GRIDWORK_SERVICES, "webhooks"):
+        environment = compose["services"][name]["environment"]
+        assert re.fullmatch(rf"\$\{{{key}:\?.+\}}", environment[key]), (name, environment[key])
+        assert "GRIDWORK_DEV_MODE" not in environment, name
+
+
 @pytest.mark.parametrize("config", ["prometheus.yml", "prometheus.local.yml"])
 def test_prometheus_scrapes_every_service(config):
     prometheus = yaml.safe_load((ROOT / "deploy/prometheus" / config).read_text())
