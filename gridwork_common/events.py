@@ -16,6 +16,7 @@ from typing import Any, Literal
 from nameko.events import EventDispatcher
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from gridwork_common.clock import Clock, clock_from_config, utc_now
 from gridwork_common.config import Settings
 
 TYPE_PREFIX = "gridwork."
@@ -92,7 +93,7 @@ def new_event(
         id=uuid.uuid4(),
         source=source,
         type=TYPE_PREFIX + routing_key,
-        time=(now or datetime.now(UTC)).astimezone(UTC),
+        time=(now or utc_now()).astimezone(UTC),
         subject=subject,
         data=data,
         **(extensions or {}),
@@ -107,9 +108,10 @@ def parse_event(payload: dict) -> CloudEvent:
 class EventPublisher:
     """What a worker holds: `publish("incident.reported", subject, data)`."""
 
-    def __init__(self, dispatch, source: str):
+    def __init__(self, dispatch, source: str, clock: Clock = utc_now):
         self._dispatch = dispatch
         self.source = source
+        self.clock = clock  # the event's `time`
 
     def publish(
         self,
@@ -149,6 +151,7 @@ class EventPublisher:
             routing_key=routing_key,
             subject=subject,
             data=data,
+            now=self.clock(),
             extensions=extensions,
         ).to_json_dict()
         return ".".join((routing_key, *route)), envelope
@@ -164,6 +167,7 @@ class CloudEventDispatcher(EventDispatcher):
         super().setup()
         settings = Settings.from_nameko_config(self.container.config)
         self.source = settings.event_source(self.container.service_name)
+        self.clock = clock_from_config(self.container.config)
 
     def get_dependency(self, worker_ctx) -> EventPublisher:
-        return EventPublisher(super().get_dependency(worker_ctx), self.source)
+        return EventPublisher(super().get_dependency(worker_ctx), self.source, self.clock)

@@ -8,11 +8,11 @@ import csv
 import html
 import io
 from collections.abc import Mapping
-from datetime import UTC, datetime
 
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
+from gridwork_common.clock import Clock, utc_now
 from services.assessment import facts, store
 from services.assessment.domain.indicators import Indicators
 from services.assessment.domain.periods import Period
@@ -41,7 +41,9 @@ def previous_months(period: str, count: int) -> list[str]:
     return list(reversed(months))
 
 
-def make(db: Database, county: str, period: str, published: Mapping[str, dict]) -> dict:
+def make(
+    db: Database, county: str, period: str, published: Mapping[str, dict], clock: Clock = utc_now
+) -> dict:
     """The bulletin of a month from its published scorecards (so the two never differ)."""
     boards = {level: published[level] for level in LEVELS}
     trend = []
@@ -57,18 +59,18 @@ def make(db: Database, county: str, period: str, published: Mapping[str, dict]) 
         "period": period,
         "html": _html(county, period, boards, trend, townships),
         "csv": _csv(boards),
-        "generated_at": datetime.now(UTC),
+        "generated_at": clock(),
     }
 
 
 def bulletin(
-    db: Database, county: str, period: str, published: Mapping[str, dict]
+    db: Database, county: str, period: str, published: Mapping[str, dict], clock: Clock = utc_now
 ) -> tuple[dict, bool]:
     """The period's bulletin, made now if it does not exist; True when it was made now."""
     existing = db[store.BULLETINS].find_one({"_id": period})
     if existing is not None:
         return existing, False
-    document = make(db, county, period, published)
+    document = make(db, county, period, published, clock)
     try:
         db[store.BULLETINS].insert_one(document)
     except DuplicateKeyError:  # another replica made it meanwhile

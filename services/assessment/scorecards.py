@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from dataclasses import fields, is_dataclass
-from datetime import UTC, datetime
 from fractions import Fraction
 
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
+from gridwork_common.clock import Clock, utc_now
 from gridwork_common.errors import InvalidInput
 from services.assessment import facts, store
 from services.assessment.domain.indicators import LEVELS, TERRITORY_LEVELS
@@ -156,7 +156,11 @@ def _rules(db: Database, period: Period, version: int | None) -> RuleSet:
 
 
 def publish(
-    db: Database, levels: Collection[str], period: Period, working_days: Collection[str]
+    db: Database,
+    levels: Collection[str],
+    period: Period,
+    working_days: Collection[str],
+    clock: Clock = utc_now,
 ) -> dict[str, dict]:
     """Keep the period's scorecards of each level as scored now (those not yet kept under
     the rule set in force, scored in one pass); publishing again with the same rule set
@@ -174,7 +178,7 @@ def publish(
     for level, board in scored.items():
         key = _publication_key(level, period, board["rules_version"])
         try:
-            db[store.PUBLISHED].insert_one({"_id": key, **board, "published_at": datetime.now(UTC)})
+            db[store.PUBLISHED].insert_one({"_id": key, **board, "published_at": clock()})
         except DuplicateKeyError:  # another replica kept it meanwhile: theirs stands
             stored = db[store.PUBLISHED].find_one({"_id": key}, {"_id": 0, "published_at": 0})
             kept[level] = {**stored, "republished": True}

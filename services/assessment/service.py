@@ -4,7 +4,7 @@ Every consumed event becomes one fact (idempotent: the CloudEvent id is the key)
 indicators are MongoDB aggregation pipelines over the facts (facts.py).
 """
 
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 
 import eventlet
 from nameko.dependency_providers import Config
@@ -13,6 +13,7 @@ from nameko.rpc import RpcProxy, rpc
 from nameko.timer import timer
 
 from gridwork_common import roles
+from gridwork_common.clock import ServiceClock, china_today
 from gridwork_common.config import Settings
 from gridwork_common.context import Caller
 from gridwork_common.errors import (
@@ -29,7 +30,7 @@ from gridwork_common.metrics import PrometheusMetrics
 from gridwork_common.mongo import MongoDatabase, mongo_health
 from services.assessment import bulletins, facts, integrity, scorecards, store, topics, workdays
 from services.assessment.domain.indicators import LEVELS
-from services.assessment.domain.periods import CHINA_TIME, Period
+from services.assessment.domain.periods import Period
 
 EXPECTED = (GridworkError,)
 BULLETIN_CHECK_INTERVAL_S = 3600
@@ -44,6 +45,7 @@ class AssessmentService:
     caller = Caller()
     config = Config()
     metrics = PrometheusMetrics()
+    clock = ServiceClock()
     calendar = RpcProxy("events")  # the county's working calendar
 
     @rpc
@@ -95,7 +97,7 @@ class AssessmentService:
         """A level's scorecards for a period, ranked; by the rule set in force then (as
         published, once a settled period was), or recomputed under the given version."""
         period = Period.parse(period)
-        if rules_version is None and _settled(period):
+        if rules_version is None and _settled(period, self._today()):
             kept = scorecards.published_now(self.db, level, period, self._scope())
             if kept is not None:
                 return kept
@@ -108,11 +110,13 @@ class AssessmentService:
         period = Period.parse(period)
         if not self.caller.has_role(roles.ADMIN, roles.SYSTEM):
             raise Forbidden("publishing scorecards needs the admin role")
-        _check_settled(period)
+        _check_settled(period, self._today())
         return self._publish([level], period)[level]
 
     def _publish(self, levels, period: Period) -> dict[str, dict]:
-        published = scorecards.publish(self.db, levels, period, self._working_days(period))
+        published = scorecards.publish(
+            self.db, levels, period, self._working_days(period), self.clock
+        )
         for level, board in published.items():
             if not board["republished"]:
                 self.events.publish(
@@ -156,7 +160,7 @@ class AssessmentService:
             )
         ):
             raise Forbidden("the county bulletin is for county-level users")
-        _check_settled(Period.parse(month))  # a bulletin is kept once made
+        _check_settled(Period.parse(month), self._today())  # a bulletin is kept once made
         return self._bulletin(month)[format]
 
     @timer(interval=BULLETIN_CHECK_INTERVAL_S)
@@ -165,8 +169,9 @@ class AssessmentService:
         late, deadline notices, the population service's visit obligations), its
         scorecards of every level are published and its bulletin made, each once (any
         replica; the first wins)."""
-        last_month = bulletins.previous_months(_today().strftime("%Y-%m"), 2)[0]
-        if _settled(Period.parse(last_month)):
+        today = self._today()
+        last_month = bulletins.previous_months(today.strftime("%Y-%m"), 2)[0]
+        if _settled(Period.parse(last_month), today):
             self._bulletin(last_month)
 
     def _bulletin(self, period: str) -> dict:
@@ -174,7 +179,7 @@ class AssessmentService:
         they were not) the first time it is asked for."""
         county = Settings.from_nameko_config(self.config).county_code
         published = self._publish(LEVELS, Period.parse(period))
-        document, made_now = bulletins.bulletin(self.db, county, period, published)
+        document, made_now = bulletins.bulletin(self.db, county, period, published, self.clock)
         if made_now:
             self.events.publish(
                 topics.BULLETIN_PUBLISHED, county, {"county": county, "period": period}
@@ -203,7 +208,11 @@ class AssessmentService:
         return caller.scope or "-"  # no scope: nothing is under "-"
 
     def _working_days(self, period: Period) -> set[str]:
-        return workdays.working_days(self.db, self._ask_calendar, period, _today())
+        return workdays.working_days(self.db, self._ask_calendar, period, self._today())
+
+    def _today(self) -> date:
+        """Today in China: periods, grace days and working days gone by are China dates."""
+        return china_today(self.clock)
 
     def _ask_calendar(self, first: str, last: str) -> list[str]:
         timeout = Settings.from_nameko_config(self.config).rpc_timeout
@@ -211,18 +220,14 @@ class AssessmentService:
             return self.calendar.working_days(first, last)
 
 
-def _today() -> date:
-    return datetime.now(CHINA_TIME).date()
-
-
-def _settled(period: Period) -> bool:
+def _settled(period: Period, today: date) -> bool:
     """Ended, and the grace days for late traces (visits uploaded late, deadline notices,
     the visit obligations) have passed: what is scored now is kept."""
-    return (_today() - period.last).days > PUBLICATION_GRACE_DAYS
+    return (today - period.last).days > PUBLICATION_GRACE_DAYS
 
 
-def _check_settled(period: Period) -> None:
-    if not _settled(period):
+def _check_settled(period: Period, today: date) -> None:
+    if not _settled(period, today):
         first = period.last + timedelta(days=PUBLICATION_GRACE_DAYS + 1)
         raise Conflict(f"period: {period.text} can be published from {first.isoformat()}")
 

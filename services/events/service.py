@@ -9,6 +9,7 @@ from nameko.exceptions import RemoteError
 from nameko.rpc import RpcProxy, rpc
 from nameko.timer import timer
 
+from gridwork_common.clock import ServiceClock
 from gridwork_common.config import Settings
 from gridwork_common.context import Caller, CallerContext
 from gridwork_common.errors import GridworkError, InvalidInput, OutsideTerritory
@@ -17,7 +18,7 @@ from gridwork_common.health import service_report
 from gridwork_common.metrics import PrometheusMetrics
 from gridwork_common.mongo import MongoDatabase, mongo_health
 from services.events import store
-from services.events.usecases.incidents import IncidentDesk, utc_now
+from services.events.usecases.incidents import IncidentDesk
 from services.events.usecases.setup import CountySetup
 
 SYSTEM_CALLER = CallerContext(user_id="events-timer", roles=("system",))
@@ -35,14 +36,17 @@ class EventsService:
     caller = Caller()
     config = Config()
     metrics = PrometheusMetrics()
+    clock = ServiceClock()
 
     def _setup(self, caller: CallerContext | None = None) -> CountySetup:
         county_code = Settings.from_nameko_config(self.config).county_code
-        return CountySetup(self.db, caller or self.caller, county_code, utc_now)
+        return CountySetup(self.db, caller or self.caller, county_code, self.clock)
 
     def _desk(self, caller: CallerContext | None = None) -> IncidentDesk:
         caller = caller or self.caller
-        return IncidentDesk(self.db, self._setup(caller), self.events, self._locate, caller)
+        return IncidentDesk(
+            self.db, self._setup(caller), self.events, self._locate, caller, self.clock
+        )
 
     def _locate(self, lon: float, lat: float) -> dict:
         try:

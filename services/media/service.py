@@ -10,6 +10,7 @@ from nameko.exceptions import RemoteError
 from nameko.rpc import RpcProxy, rpc
 from nameko.timer import timer
 
+from gridwork_common.clock import ServiceClock
 from gridwork_common.config import Settings
 from gridwork_common.context import Caller, CallerContext
 from gridwork_common.errors import GridworkError, NotFound
@@ -39,6 +40,7 @@ class MediaService:
     caller = Caller()
     config = Config()
     metrics = PrometheusMetrics()
+    clock = ServiceClock()
 
     def _desk(self, caller: CallerContext | None = None) -> MediaDesk:
         return MediaDesk(
@@ -48,6 +50,7 @@ class MediaService:
             self._owner,
             caller or self.caller,
             size_limits(None),
+            self.clock,
         )
 
     def _owner(self, kind: str, owner_id: str):

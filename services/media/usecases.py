@@ -12,13 +12,14 @@ import base64
 import binascii
 import uuid
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from eventlet import tpool
 from pymongo import ReturnDocument
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
+from gridwork_common.clock import Clock, utc_now
 from gridwork_common.context import CallerContext
 from gridwork_common.errors import Conflict, Forbidden, InvalidInput, NotFound
 from gridwork_common.events import EventPublisher
@@ -36,10 +37,6 @@ AFTER = ("feedback", "verification")
 FINISHED_CASE_STATES = ("closed", "evaluated", "rejected")  # the states in which a case is over
 
 
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 class MediaDesk:
     def __init__(
         self,
@@ -49,7 +46,7 @@ class MediaDesk:
         owner_lookup: Callable[[str, str], Mapping],
         caller: CallerContext,
         limits: Mapping[str, int],
-        clock: Callable[[], datetime] = utc_now,
+        clock: Clock = utc_now,
     ):
         self.db = db
         self.storage = storage

@@ -20,6 +20,7 @@ import gridfs
 from pymongo import InsertOne, ReturnDocument, UpdateOne
 from pymongo.errors import BulkWriteError
 
+from gridwork_common.clock import china_today
 from gridwork_common.context import CallerContext
 from gridwork_common.errors import Conflict, InvalidInput, NotFound
 from services.population import store, topics
@@ -341,7 +342,7 @@ class ResidentRows:
     def __init__(self, population: Population):
         self.population = population
         self.collection = population.db[store.RESIDENTS]
-        self.today = population.clock().date()
+        self.today = china_today(population.clock)
         self.visible_grids = {
             doc["_id"]
             for doc in population.db[store.TERRITORY].find(

@@ -9,6 +9,7 @@ from nameko.extensions import DependencyProvider
 from nameko.rpc import rpc
 from nameko.timer import timer
 
+from gridwork_common.clock import ServiceClock
 from gridwork_common.config import Settings
 from gridwork_common.context import Caller, CallerContext
 from gridwork_common.errors import GridworkError
@@ -47,10 +48,13 @@ class PopulationService:
     caller = Caller()
     config = Config()
     metrics = PrometheusMetrics()
+    clock = ServiceClock()
 
     def _population(self, caller: CallerContext | None = None) -> Population:
         county_code = Settings.from_nameko_config(self.config).county_code
-        return Population(self.db, self.cipher, self.events, caller or self.caller, county_code)
+        return Population(
+            self.db, self.cipher, self.events, caller or self.caller, county_code, self.clock
+        )
 
     def _imports(self, caller: CallerContext | None = None) -> ImportJobs:
         return ImportJobs(self._population(caller))

@@ -13,11 +13,11 @@ from __future__ import annotations
 import calendar
 import re
 from dataclasses import dataclass
-from datetime import date, timedelta, timezone
+from datetime import date, timedelta
 
+from gridwork_common.clock import CHINA_TIME as CHINA_TIME  # re-exported: periods are China dates
 from gridwork_common.errors import InvalidInput
 
-CHINA_TIME = timezone(timedelta(hours=8))  # periods are dates in China Standard Time
 KINDS = ("day", "week", "month", "quarter", "year")
 FORMATS = "2026-11-23, 2026-W48, 2026-11, 2026-Q4 or 2026"
 

@@ -18,7 +18,7 @@ from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
 from itertools import pairwise
 from typing import Any, NamedTuple, Self
 
-CHINA_TIME = timezone(timedelta(hours=8))
+from gridwork_common.clock import CHINA_TIME
 
 # No real calendar rests for ten years in a row: that many rest days in a row means the
 # calendar has no working day left, and a deadline search must stop instead of running forever.

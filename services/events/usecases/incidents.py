@@ -17,6 +17,7 @@ from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
 from gridwork_common import roles
+from gridwork_common.clock import utc_now
 from gridwork_common.context import CallerContext
 from gridwork_common.errors import Conflict, InvalidInput, NotFound
 from gridwork_common.events import EventPublisher
@@ -61,10 +62,6 @@ COMMANDS: dict[str, type] = {
 WORKLISTS = ("my_grid", "verification", "centre_queue", "department_inbox", "overdue", "supervised")
 DEADLINE_MARKS = ("warned_seq", "overdue_seq", "auto_seq")
 SYSTEM_ACTOR = loop.Actor(user_id="events-deadlines", roles=(roles.SYSTEM,))
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class IncidentDesk:

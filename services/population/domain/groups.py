@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
+from gridwork_common.clock import CHINA_TIME  # periods are calendar months in China time
 from services.population.domain.errors import InvalidField
 
 SPECIAL_GROUPS = {
@@ -30,9 +31,6 @@ DEFAULT_VISITS_PER_MONTH = {
     "special": {"high": 4, "medium": 2, "low": 1},
     "vulnerable": {"high": 2, "medium": 1, "low": 1},
 }
-
-# Periods are calendar months in China Standard Time (no daylight saving).
-CHINA_TIME = timezone(timedelta(hours=8))
 
 
 def group_kind(group: str) -> str:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from collections.abc import Mapping
+from datetime import datetime
 
 from pymongo.database import Database
 
+from gridwork_common.clock import Clock, utc_now
 from gridwork_common.context import CallerContext
 from gridwork_common.errors import Forbidden, InvalidInput, NotFound
 from gridwork_common.events import EventPublisher
@@ -16,10 +17,6 @@ from services.population.domain.codes import level_of
 from services.population.protection import PersonalDataCipher
 
 MAX_PAGE = 200
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def page_limit(limit) -> int:
@@ -40,7 +37,7 @@ class UseCases:
         events: EventPublisher | None,
         caller: CallerContext,
         county_code: str,
-        clock: Callable[[], datetime] = utc_now,
+        clock: Clock = utc_now,
     ):
         self.db = db
         self.cipher = cipher

@@ -12,6 +12,7 @@ from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from gridwork_common import roles
+from gridwork_common.clock import china_today
 from gridwork_common.errors import Conflict, InvalidInput
 from services.population import store, topics
 from services.population.domain import access
@@ -75,7 +76,7 @@ class ResidentUseCases(UseCases):
     def _valid_resident(self, raw: Mapping) -> ResidentData:
         if not isinstance(raw, Mapping):
             raise InvalidInput("resident", "must be an object")
-        record, problems = check_resident(raw, today=self.clock().date())
+        record, problems = check_resident(raw, today=china_today(self.clock))
         if problems:
             raise InvalidInput(problems[0].field, problems[0].problem)
         return record
