@@ -8,6 +8,7 @@ import logging
 
 from nameko.standalone.events import event_dispatcher
 
+from gridwork_common.clock import Clock, utc_now
 from gridwork_common.config import Settings
 from gridwork_common.context import CallerContext
 from gridwork_common.events import EventPublisher
@@ -21,11 +22,12 @@ log = logging.getLogger("gridwork.gateway")
 
 
 class AccountActivity:
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, clock: Clock = utc_now):
         dispatch = event_dispatcher(settings.nameko_config())
         self.publisher = EventPublisher(
             lambda key, payload: dispatch(SERVICE_NAME, key, payload),
             settings.event_source(SERVICE_NAME),
+            clock,
         )
 
     def _publish(self, topic: str, caller: CallerContext, data: dict) -> None:

@@ -14,13 +14,14 @@ import hashlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, Response, current_app, g, json, request
 from pydantic import BaseModel, ValidationError
 from pymongo.errors import DuplicateKeyError
 
+from gridwork_common.clock import utc_now
 from gridwork_common.context import CallerContext
 from services.gateway import store
 from services.gateway.problems import PROBLEM_JSON, ApiProblem
@@ -413,4 +414,5 @@ def _replay(record: dict | None, fingerprint: str) -> Response:
 
 
 def _now() -> datetime:
-    return datetime.now(UTC)
+    # Idempotency records expire by mongod's TTL monitor: stamped by the system clock.
+    return current_app.extensions.get("system_clock", utc_now)()

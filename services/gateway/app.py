@@ -8,6 +8,7 @@ import os
 
 from flask import Flask, Response, g, jsonify, request
 
+from gridwork_common.clock import Clock, utc_now
 from gridwork_common.config import Settings
 from gridwork_common.context import CallerContext, new_request_id
 from gridwork_common.logs import bind, clear
@@ -60,16 +61,26 @@ def build_api() -> tuple[Api, list]:
     return api, blueprints
 
 
-def create_app(settings: Settings | None = None) -> Flask:
+def create_app(
+    settings: Settings | None = None, clock: Clock = utc_now, system_clock: Clock | None = None
+) -> Flask:
+    """The gateway. `clock` dates the county's work (account activity, Open311 requests);
+    `system_clock` (by default the same) stamps what other programs judge by the
+    machine's own time: records mongod's TTL monitor deletes (idempotency, login failures,
+    refresh tokens), tokens pyjwt checks, and webhook timestamps receivers check. Only a
+    test that pins `clock` keeps `system_clock` real."""
     settings = settings or Settings.from_env()
+    system_clock = system_clock or clock
     app = Flask("gridwork-gateway")
     app.config["GRIDWORK_SETTINGS"] = settings
     app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
     app.json.ensure_ascii = False  # Chinese text as UTF-8, not \u escapes
     app.json.sort_keys = False
     app.extensions["rpc"] = ServiceRpc(settings.nameko_config(), timeout=settings.rpc_timeout)
-    app.extensions["identity"] = lambda: Identity(gateway_db(settings), settings)
-    app.extensions["activity"] = AccountActivity(settings)
+    app.extensions["clock"] = clock
+    app.extensions["system_clock"] = system_clock
+    app.extensions["identity"] = lambda: Identity(gateway_db(settings), settings, system_clock)
+    app.extensions["activity"] = AccountActivity(settings, clock)
     readiness = Readiness(
         ServiceRpc(settings.nameko_config(), timeout=READINESS_RPC_TIMEOUT_S),
         budget_s=READINESS_BUDGET_S,

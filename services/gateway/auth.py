@@ -16,6 +16,7 @@ from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
 from gridwork_common import roles
+from gridwork_common.clock import Clock, utc_now
 from gridwork_common.config import Settings
 from gridwork_common.context import CallerContext
 from services.gateway import store
@@ -47,7 +48,7 @@ def _token_digest(token: str) -> str:
 
 
 class Identity:
-    def __init__(self, db: Database, settings: Settings, clock=lambda: datetime.now(UTC)):
+    def __init__(self, db: Database, settings: Settings, clock: Clock = utc_now):
         self.db = db
         self.settings = settings
         self.clock = clock

@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
-from datetime import UTC, datetime
 
 from flask import Blueprint, current_app
 from pydantic import BaseModel, ConfigDict, Field, RootModel
@@ -219,7 +218,7 @@ def register(api: Api) -> Blueprint:
                     "first_name": body.first_name,
                     "last_name": body.last_name,
                 },
-                "created_at": datetime.now(UTC),
+                "created_at": current_app.extensions["clock"](),
             }
         )
         return [
@@ -310,7 +309,7 @@ def register(api: Api) -> Blueprint:
                     "name": call.body.name,
                     "disabled": False,
                     "created_by": call.caller.user_id,
-                    "created_at": datetime.now(UTC),
+                    "created_at": current_app.extensions["clock"](),
                 }
             )
         except DuplicateKeyError:  # a 192-bit random key collided: astronomically unlikely

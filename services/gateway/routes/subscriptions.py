@@ -56,7 +56,10 @@ class DeliveryList(BaseModel):
 
 
 def _webhooks() -> Webhooks:
-    return Webhooks(gateway_db(current_app.config["GRIDWORK_SETTINGS"]))
+    return Webhooks(
+        gateway_db(current_app.config["GRIDWORK_SETTINGS"]),
+        clock=current_app.extensions["system_clock"],
+    )
 
 
 def _owner(call: Call) -> str | None:
