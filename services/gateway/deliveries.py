@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import signal
 import threading
 import time
+from collections.abc import Callable
 
 import urllib3
 from kombu import Connection, Exchange, Queue, binding
 from kombu.mixins import ConsumerMixin
 
+from gridwork_common.clock import Clock, utc_now
 from gridwork_common.config import Settings
 from gridwork_common.logs import configure_logging
 from services.gateway.store import gateway_db
@@ -54,9 +57,14 @@ class EventIntake(ConsumerMixin):
 
 
 class Deliveries:
-    def __init__(self, settings: Settings):
+    def __init__(
+        self,
+        settings: Settings,
+        clock: Clock = utc_now,
+        jitter: Callable[[], float] = random.random,
+    ):
         self.settings = settings
-        self.webhooks = Webhooks(gateway_db(settings))
+        self.webhooks = Webhooks(gateway_db(settings), clock, jitter)
         self.stopping = threading.Event()
         self.intake: EventIntake | None = None
 

@@ -4,21 +4,26 @@ signed deliveries with retries and a dead-letter list.
 The delivery process (`python -m services.gateway.deliveries`) consumes the services'
 topic exchanges into a durable queue, turns each matching event into a delivery record
 (one per subscription and event id, so a redelivered message is not sent twice), and
-sends due deliveries: CloudEvents structured mode over HTTP, signed with the
-subscription's HMAC secret, retried with exponential backoff, dead after the last try.
+sends due deliveries: CloudEvents structured mode over HTTP, signed per Standard Webhooks
+(https://www.standardwebhooks.com: `webhook-id`, `webhook-timestamp`, `webhook-signature`,
+so a receiver can refuse a replayed or altered message), retried with exponential backoff
+and full jitter, dead after the last try.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import ipaddress
 import json
+import math
 import os
+import random
 import secrets
 import socket
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlparse
 
@@ -26,12 +31,19 @@ import urllib3
 from pymongo import ReturnDocument
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
+from standardwebhooks.webhooks import Webhook
+
+from gridwork_common.clock import Clock, utc_now
 
 SUBSCRIPTIONS = "subscriptions"
 DELIVERIES = "deliveries"
 EXCHANGES = ("events.events", "population.events", "gateway.events")
 PENDING, SENDING, DELIVERED, DEAD = "pending", "sending", "delivered", "dead"
+# Deprecated: the HMAC of the body alone (no id, no time, so replayable). Still sent in
+# this release beside the Standard Webhooks headers; removed in the next one.
 SIGNATURE_HEADER = "X-Gridwork-Signature"
+SECRET_PREFIX = "whsec_"  # noqa: S105 (the Standard Webhooks prefix, not a secret)
+SECRET_BYTES = 32
 MAX_ATTEMPTS = int(os.environ.get("WEBHOOK_MAX_ATTEMPTS", "8"))
 BACKOFF_BASE_S = float(os.environ.get("WEBHOOK_BACKOFF_BASE_S", "2"))
 BACKOFF_CAP_S = 3600.0
@@ -86,14 +98,61 @@ def matches(subscription: Mapping, envelope: Mapping) -> bool:
     return not department or envelope.get("department") == department
 
 
-def signature(secret: str, body: bytes) -> str:
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+def new_secret() -> str:
+    """A Standard Webhooks secret: `whsec_` and the base64 of a random 32-byte key."""
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(SECRET_BYTES)).decode("ascii")
+
+
+def signing_key(secret: str) -> bytes:
+    """The HMAC key of a subscription's secret. Secrets made before Standard Webhooks are
+    64 hex characters whose ASCII bytes were the key; they keep that key, so their
+    `whsec_` form (`standard_secret`) verifies the new headers and the old header is
+    unchanged."""
+    if secret.startswith(SECRET_PREFIX):
+        return base64.b64decode(secret.removeprefix(SECRET_PREFIX))
+    return secret.encode("ascii")
+
+
+def standard_secret(secret: str) -> str:
+    """A subscription's secret in `whsec_` form, whichever form it was issued in."""
+    return SECRET_PREFIX + base64.b64encode(signing_key(secret)).decode("ascii")
+
+
+def legacy_signature(key: bytes, body: bytes) -> str:
+    return "sha256=" + hmac.new(key, body, hashlib.sha256).hexdigest()
+
+
+def signed_headers(secret: str, message_id: str, at: datetime, body: bytes) -> dict[str, str]:
+    """The signature headers of one attempt: the id is the message's (the same on every
+    retry, so a receiver can drop duplicates), the timestamp the attempt's."""
+    key = signing_key(secret)
+    at = at.astimezone(UTC)
+    return {
+        "webhook-id": message_id,
+        "webhook-timestamp": str(math.floor(at.timestamp())),
+        "webhook-signature": Webhook(key).sign(message_id, at, body.decode("utf-8")),
+        SIGNATURE_HEADER: legacy_signature(key, body),
+    }
+
+
+def retry_delay(attempts: int, draw: Callable[[], float]) -> float:
+    """Seconds before the next try after `attempts` failed ones: full jitter, a uniform
+    share (`draw()` in [0, 1)) of the exponential ceiling, so the deliveries a receiver's
+    outage failed together do not all come back at the same instants."""
+    ceiling = min(BACKOFF_BASE_S * 2 ** (attempts - 1), BACKOFF_CAP_S)
+    return ceiling * min(max(draw(), 0.0), 1.0)
 
 
 class Webhooks:
-    def __init__(self, db: Database, clock=lambda: datetime.now(UTC)):
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock = utc_now,
+        jitter: Callable[[], float] = random.random,
+    ):
         self.db = db
         self.clock = clock
+        self.jitter = jitter  # the random draw of the retry backoff; tests pass their own
 
     def subscribe(
         self,
@@ -105,7 +164,7 @@ class Webhooks:
     ) -> dict:
         if not event_types:
             raise InvalidSubscription("event_types", "give at least one, e.g. incident.closed")
-        secret = secrets.token_hex(32)
+        secret = new_secret()
         document = {
             "_id": uuid.uuid4().hex,
             "owner": owner,
@@ -205,6 +264,7 @@ class Webhooks:
             )
             return
         body = json.dumps(delivery["envelope"], ensure_ascii=False).encode()
+        signed = signed_headers(subscription["secret"], delivery["_id"], self.clock(), body)
         error = None
         try:
             check_url(subscription["url"])
@@ -214,7 +274,7 @@ class Webhooks:
                 body=body,
                 headers={
                     "Content-Type": "application/cloudevents+json; charset=utf-8",
-                    SIGNATURE_HEADER: signature(subscription["secret"], body),
+                    **signed,
                     "X-Gridwork-Delivery": delivery["_id"],
                 },
                 timeout=SEND_TIMEOUT_S,
@@ -237,7 +297,7 @@ class Webhooks:
         if attempts >= MAX_ATTEMPTS:
             update = {"state": DEAD, "attempts": attempts, "last_error": error}
         else:
-            delay = min(BACKOFF_BASE_S * 2 ** (attempts - 1), BACKOFF_CAP_S)
+            delay = retry_delay(attempts, self.jitter)
             update = {
                 "state": PENDING,
                 "attempts": attempts,

@@ -35,7 +35,10 @@ class Subscription(BaseModel):
 
 
 class NewSubscriptionAnswer(Subscription):
-    secret: str = Field(description="HMAC-SHA256 key of X-Gridwork-Signature; shown once")
+    secret: str = Field(
+        description="Standard Webhooks secret (whsec_ and a base64 key) that signs "
+        "webhook-signature (and, for this release only, X-Gridwork-Signature); shown once"
+    )
 
 
 class SubscriptionList(BaseModel):
@@ -75,7 +78,9 @@ def _owned(call: Call, subscription_id: str) -> dict:
 
 def register(api: Api) -> Blueprint:
     blueprint = Blueprint("subscriptions", __name__, url_prefix="/api/v1")
-    api.tag("subscriptions", "Webhooks: CloudEvents over HTTP, signed, retried")
+    api.tag(
+        "subscriptions", "Webhooks: CloudEvents over HTTP, signed per Standard Webhooks, retried"
+    )
 
     @api.operation(
         blueprint,

@@ -1,37 +1,58 @@
 """Webhooks end to end: a department subscribes over HTTP, the delivery process (run
-in-process here, on the real broker) sends signed CloudEvents to a local receiver,
-retries failures, dead-letters them, and replays on request."""
+in-process here, on the real broker) sends CloudEvents signed per Standard Webhooks to a
+local receiver that verifies them with the `standardwebhooks` library, retries failures,
+dead-letters them, and replays on request."""
 
+import base64
 import hashlib
 import hmac
 import json
 import threading
+import uuid
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from devstack.processes import wait_until
+from gridwork_common.clock import PinnedClock, utc_now
 from gridwork_common.events import parse_event
 from services.gateway import webhooks
 from services.gateway.deliveries import Deliveries
-from tests.population_data import TOWNSHIP_A
+from services.gateway.store import gateway_db
+from tests.population_data import COUNTY, TOWNSHIP_A
 
 pytestmark = pytest.mark.integration
 
 
 class Receiver:
-    """A department's HTTP endpoint on loopback; answers `status` and records requests."""
+    """A department's HTTP endpoint on loopback; records requests and answers `status`.
+    Given a `secret`, it verifies each request as the docs tell departments to (the
+    `standardwebhooks` library, on the receiver's own clock), records the verdict
+    ("ok" or the library's reason) and answers 401 to a message that fails."""
 
     def __init__(self):
         self.requests = []
+        self.verdicts = []
         self.status = 200
+        self.secret = None
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers["Content-Length"]))
-                receiver.requests.append((dict(self.headers), body))
-                self.send_response(receiver.status)
+                headers = dict(self.headers)
+                receiver.requests.append((headers, body))
+                status = receiver.status
+                if receiver.secret is not None:
+                    try:
+                        Webhook(receiver.secret).verify(body, headers)
+                        receiver.verdicts.append("ok")
+                    except WebhookVerificationError as exc:
+                        receiver.verdicts.append(str(exc))
+                        status = 401
+                self.send_response(status)
                 self.end_headers()
 
             def log_message(self, *args):
@@ -53,14 +74,27 @@ def receiver():
 
 
 @pytest.fixture
-def deliveries(settings, services, monkeypatch):
+def start_deliveries(settings, services, monkeypatch):
+    """start_deliveries(clock=..., jitter=...) -> the delivery process, running."""
     monkeypatch.setenv("WEBHOOK_ALLOW_PRIVATE_URLS", "true")
     monkeypatch.setattr(webhooks, "BACKOFF_BASE_S", 0.05)
     monkeypatch.setattr(webhooks, "MAX_ATTEMPTS", 3)
-    process = Deliveries(settings)
-    process.start()
-    yield process
-    process.stop()
+    started = []
+
+    def start(**collaborators):
+        process = Deliveries(settings, **collaborators)
+        process.start()
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.stop()
+
+
+@pytest.fixture
+def deliveries(start_deliveries):
+    return start_deliveries()
 
 
 def _run_case_to_the_police(as_user):
@@ -99,12 +133,18 @@ def test_a_department_gets_signed_cloudevents_of_its_own_cases(
     )
     assert subscribed.status_code == 201, subscribed.get_json()
     secret = subscribed.get_json()["secret"]
+    assert secret.startswith("whsec_")
     assert subscribed.get_json()["department"] == f"{TOWNSHIP_A}-police-station"
+    receiver.secret = secret
 
     case_id = _run_case_to_the_police(as_user)
     wait_until(lambda: receiver.requests, 15, "a webhook delivery")
     headers, body = receiver.requests[0]
-    expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    assert receiver.verdicts[0] == "ok"  # Standard Webhooks: id, timestamp, signature
+    assert headers["webhook-signature"].startswith("v1,")
+    # The old header is still sent for one release, keyed by the same secret.
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    expected = "sha256=" + hmac.new(key, body, hashlib.sha256).hexdigest()
     assert headers["X-Gridwork-Signature"] == expected
     assert headers["Content-Type"].startswith("application/cloudevents+json")
     event = parse_event(json.loads(body))
@@ -175,3 +215,94 @@ def test_subscriptions_are_checked(as_user, county):
     )
     assert outside.status_code == 403
     assert as_user("worker-a1").get("/api/v1/subscriptions").status_code == 403
+
+
+def _report_and_subscribe(as_user, url: str, key: str) -> dict:
+    subscription = as_user("admin").post(
+        "/api/v1/subscriptions",
+        key=f"sub-{key}",
+        json={"url": url, "event_types": ["incident.reported"]},
+    )
+    assert subscription.status_code == 201, subscription.get_json()
+    reported = as_user("worker-a1").post(
+        "/api/v1/incidents",
+        key=f"rep-{key}",
+        json={"category": "04.01", "description": "垃圾", "location": [102.505, 24.305]},
+    )
+    assert reported.status_code == 201, reported.get_json()
+    return subscription.get_json()
+
+
+def test_a_stale_or_altered_message_is_refused_and_a_retry_is_signed_afresh(
+    as_user, county, receiver, settings, start_deliveries, monkeypatch
+):
+    # The delivery process's clock runs 10 minutes behind the receiver's, as a replay
+    # of a captured message would look: the first attempt is too old to be accepted.
+    clock = PinnedClock(utc_now() - timedelta(minutes=10))
+    monkeypatch.setattr(webhooks, "BACKOFF_BASE_S", 60.0)  # no retry until the clock moves
+    start_deliveries(clock=clock, jitter=lambda: 0.5)
+    subscription = _report_and_subscribe(as_user, receiver.url, "stale")
+    receiver.secret = subscription["secret"]
+
+    wait_until(lambda: receiver.verdicts, 15, "the first attempt")
+    deliveries = gateway_db(settings)[webhooks.DELIVERIES]
+    wait_until(lambda: deliveries.find_one({"attempts": 1}), 15, "the failure recorded")
+    assert receiver.verdicts == ["Message timestamp too old"]
+    # The retry is due half (the injected draw) of the first backoff step later.
+    first_try = int(receiver.requests[0][0]["webhook-timestamp"])
+    retry_at = deliveries.find_one({"attempts": 1})["next_attempt_at"].timestamp()
+    assert 30 <= retry_at - first_try < 32
+
+    clock.set(utc_now())  # the sender's clock right again: the retry is fresh
+    wait_until(lambda: len(receiver.verdicts) == 2, 15, "the retried attempt")
+    assert receiver.verdicts == ["Message timestamp too old", "ok"]
+
+    (stale_headers, stale_body), (headers, body) = receiver.requests[0], receiver.requests[-1]
+    # One message: the same id on every attempt (a receiver drops duplicates by it), each
+    # attempt with its own timestamp and signature.
+    assert headers["webhook-id"] == stale_headers["webhook-id"] and body == stale_body
+    assert int(headers["webhook-timestamp"]) - int(stale_headers["webhook-timestamp"]) >= 590
+    assert headers["webhook-signature"] != stale_headers["webhook-signature"]
+
+    verifier = Webhook(subscription["secret"])
+    assert verifier.verify(body, headers)["type"] == "gridwork.incident.reported"
+    altered = body.replace("垃圾".encode(), "火灾".encode())
+    assert altered != body
+    with pytest.raises(WebhookVerificationError, match="No matching signature"):
+        verifier.verify(altered, headers)
+    # Re-dating a captured message does not help either: the signature covers the time.
+    redated = {**stale_headers, "webhook-timestamp": headers["webhook-timestamp"]}
+    with pytest.raises(WebhookVerificationError, match="No matching signature"):
+        verifier.verify(stale_body, redated)
+
+
+def test_a_subscription_from_before_standard_webhooks_keeps_its_secret(
+    as_user, county, receiver, settings, deliveries
+):
+    # As stored by the previous release: the secret is 64 hex characters, keyed by its text.
+    legacy_secret = uuid.uuid4().hex + uuid.uuid4().hex
+    gateway_db(settings)[webhooks.SUBSCRIPTIONS].insert_one(
+        {
+            "_id": "legacy-subscription",
+            "owner": "admin",
+            "url": receiver.url,
+            "event_types": ["incident.reported"],
+            "territory": COUNTY,
+            "department": None,
+            "secret": legacy_secret,
+            "active": True,
+            "created_at": utc_now(),
+        }
+    )
+    # The documented whsec_ form of an old secret: base64 of its text.
+    receiver.secret = "whsec_" + base64.b64encode(legacy_secret.encode()).decode()
+    as_user("worker-a1").post(
+        "/api/v1/incidents",
+        key="legacy-r",
+        json={"category": "04.01", "description": "垃圾", "location": [102.505, 24.305]},
+    )
+    wait_until(lambda: receiver.verdicts, 15, "a delivery to the old subscription")
+    assert receiver.verdicts == ["ok"]
+    headers, body = receiver.requests[0]
+    old = "sha256=" + hmac.new(legacy_secret.encode(), body, hashlib.sha256).hexdigest()
+    assert headers["X-Gridwork-Signature"] == old  # unchanged for receivers not yet moved
