@@ -14,7 +14,7 @@ from gridwork_common.config import Settings
 from gridwork_common.context import Caller, CallerContext
 from gridwork_common.errors import GridworkError, InvalidInput, OutsideTerritory
 from gridwork_common.events import CloudEventDispatcher
-from gridwork_common.health import service_report
+from gridwork_common.health import UP, advisory, service_report
 from gridwork_common.metrics import PrometheusMetrics
 from gridwork_common.mongo import MongoDatabase, mongo_health
 from services.events import store
@@ -25,6 +25,7 @@ SYSTEM_CALLER = CallerContext(user_id="events-timer", roles=("system",))
 EXPECTED = (GridworkError,)
 DEADLINE_CHECK_INTERVAL_S = 30
 OUTBOX_RETRY_INTERVAL_S = 10
+CALENDAR_CHECK_INTERVAL_S = 300
 
 
 class EventsService:
@@ -59,7 +60,11 @@ class EventsService:
 
     @rpc
     def health(self):
-        return service_report(self.name, {"mongo": mongo_health(self.db)})
+        components = {"mongo": mongo_health(self.db)}
+        if components["mongo"]["status"] == UP:
+            # A missing holiday notice is a warning: the county keeps working meanwhile.
+            components["calendar"] = advisory(self._setup(SYSTEM_CALLER).check_calendar)
+        return service_report(self.name, components)
 
     # catalogue, departments, calendar
     @rpc(expected_exceptions=EXPECTED)
@@ -97,6 +102,24 @@ class EventsService:
     @rpc(expected_exceptions=EXPECTED)
     def set_calendar(self, config):
         return self._setup().set_calendar(config)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def calendar_notices(self):
+        return self._setup().notices()
+
+    @rpc(expected_exceptions=EXPECTED)
+    def calendar_notice(self, year):
+        return self._setup().notice(year)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def put_calendar_notice(self, year, notice):
+        """Load (or correct) the State Council's holiday notice for one year."""
+        return self._setup().put_notice(year, notice)
+
+    @timer(interval=CALENDAR_CHECK_INTERVAL_S)
+    def check_calendar(self):
+        """Keeps the calendar gauges current even when nobody asks /readyz."""
+        return self._setup(SYSTEM_CALLER).check_calendar()
 
     @rpc(expected_exceptions=EXPECTED)
     def policy(self):

@@ -7,6 +7,7 @@ COMMANDS = "commands"  # idempotency: the first result of every command, by key
 CATALOGUES = "catalogue_versions"
 DEPARTMENTS = "departments"
 SETTINGS = "settings"  # the working calendar and deadline policy of the county
+CALENDAR_NOTICES = "calendar_notices"  # holiday notices the county loaded, one per year
 OUTBOX = "outbox"  # events written with the change they announce, sent after commit
 
 INDEXES = {

@@ -1,11 +1,14 @@
-"""/readyz: ask every service's `health` in parallel and report within a fixed budget."""
+"""/readyz: ask every service's `health` in parallel and report within a fixed budget.
+
+A component reporting a warning (e.g. events' calendar lacking next year's holiday notice)
+is listed under `warnings` and leaves /readyz at 200: it needs a person, not a restart."""
 
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor, wait
 
 from gridwork_common.context import CallerContext
-from gridwork_common.health import DOWN, UP
+from gridwork_common.health import DOWN, UP, WARNING
 from services.gateway.rpc import ServiceRpc
 
 SERVICES = ("population", "events", "media", "assessment")
@@ -49,8 +52,15 @@ class Readiness:
                     "error": f"no health reply within {self.budget_s:g}s",
                 }
         down = sorted(name for name, report in components.items() if report["status"] != UP)
+        warnings = sorted(
+            f"{service}.{name}"
+            for service, report in components.items()
+            for name, component in report.get("components", {}).items()
+            if component.get("status") == WARNING
+        )
         return not down, {
             "status": UP if not down else DOWN,
             "down": down,
+            "warnings": warnings,
             "components": components,
         }

@@ -5,20 +5,28 @@ periods of working days, in the county's local time. A working day is a weekday 
 public holiday, or a weekend day made a working day by the State Council's notice (调休, a
 "makeup" working day).
 
+The holidays and makeup days come from the State Council's yearly notices (`notices`): past
+years' from the chinesecalendar package, newer ones loaded by the county. A year without a
+notice is counted on weekends alone, which is wrong for every festival in it: the calendar
+knows which years have a notice (`years_without_notice`) so that callers can say so.
+
 Every datetime taken must be timezone-aware and every datetime returned is in UTC. Arithmetic
 is done on local wall-clock time, which is exact because the calendar's time zone is a fixed
 UTC offset (China has no daylight saving time).
 """
 
+import dataclasses
 import math
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
 from itertools import pairwise
-from typing import Any, NamedTuple, Self
+from typing import Any, Self
 
 from gridwork_common.clock import CHINA_TIME
+from services.events.domain.notices import HolidayNotice
+from services.events.domain.official_calendar import official_notices
 
 # No real calendar rests for ten years in a row: that many rest days in a row means the
 # calendar has no working day left, and a deadline search must stop instead of running forever.
@@ -38,6 +46,9 @@ class WorkingCalendar:
 
     `periods` are local wall-clock times, each [start, end), sorted and non-overlapping, the
     same on every working day. `weekend` holds `date.weekday()` numbers (Monday is 0).
+    `notices` are the State Council's yearly notices, one per year. `holidays` and
+    `makeup_workdays` are the county's own days on top of them (a local festival, a day its
+    offices work or close), and win over the notices; they do not stand for a notice.
     """
 
     periods: tuple[Period, ...] = ((time(8, 30), time(12, 0)), (time(14, 30), time(18, 0)))
@@ -45,6 +56,11 @@ class WorkingCalendar:
     holidays: frozenset[date] = frozenset()
     makeup_workdays: frozenset[date] = frozenset()
     tz: tzinfo = CHINA_TIME
+    notices: tuple[HolidayNotice, ...] = ()
+    # Derived from `notices` for day-by-day lookups.
+    _notice_rest: frozenset[date] = dataclasses.field(init=False, repr=False, compare=False)
+    _notice_work: frozenset[date] = dataclasses.field(init=False, repr=False, compare=False)
+    _notice_years: frozenset[int] = dataclasses.field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # Callers may pass lists and sets; keep immutable, hashable values whatever came in.
@@ -58,14 +74,61 @@ class WorkingCalendar:
         if clashes:
             raise ValueError(f"makeup_workdays: {min(clashes)} is also listed as a holiday")
         _check_fixed_offset(self.tz)
+        self._set_notices(self.notices)
+
+    def _set_notices(self, notices: Iterable[HolidayNotice]) -> None:
+        ordered = tuple(sorted(notices, key=lambda notice: notice.year))
+        for notice in ordered:
+            if not isinstance(notice, HolidayNotice):
+                raise ValueError(f"notices: {notice!r} is not a holiday notice")
+        years = [notice.year for notice in ordered]
+        repeated = sorted({year for year in years if years.count(year) > 1})
+        if repeated:
+            raise ValueError(f"notices: more than one notice for {repeated[0]}")
+        object.__setattr__(self, "notices", ordered)
+        object.__setattr__(self, "_notice_years", frozenset(years))
+        object.__setattr__(self, "_notice_rest", frozenset().union(*(n.holidays for n in ordered)))
+        work = frozenset().union(*(n.makeup_workdays for n in ordered))
+        object.__setattr__(self, "_notice_work", work)
+
+    def with_notices(self, notices: Iterable[HolidayNotice]) -> Self:
+        """The same calendar counted on these notices instead."""
+        return replace(self, notices=tuple(notices))
+
+    # -- which years are known ------------------------------------------------------------
+
+    def notice_years(self) -> frozenset[int]:
+        return self._notice_years
+
+    def years_without_notice(self, first: date, last: date) -> list[int]:
+        """The years from `first`'s to `last`'s that no notice covers, in order."""
+        return [year for year in range(first.year, last.year + 1) if year not in self._notice_years]
+
+    def years_without_notice_between(self, start: datetime, end: datetime) -> list[int]:
+        """Like `years_without_notice`, for the local days from `start` to `end` (either way)."""
+        days = sorted((self._local(start, "start").date(), self._local(end, "end").date()))
+        return self.years_without_notice(*days)
+
+    def years_without_notice_ahead(
+        self, now: datetime, working_minutes: float, lead: timedelta = timedelta()
+    ) -> list[int]:
+        """The years without a notice that a deadline of `working_minutes` set at `now`
+        reaches, or that begin within `lead` of `now` (to be told in good time)."""
+        due = self.add_working_minutes(now, working_minutes)
+        return self.years_without_notice_between(now, max(due, now + lead))
 
     # -- days and moments ---------------------------------------------------------------
 
     def is_working_day(self, day: date) -> bool:
-        # A makeup day is by definition a rest day turned into a working day, so it wins.
+        # The county's own days win over the notices. Within each, a makeup day is by
+        # definition a rest day turned into a working day, so it wins.
         if day in self.makeup_workdays:
             return True
-        return day not in self.holidays and day.weekday() not in self.weekend
+        if day in self.holidays:
+            return False
+        if day in self._notice_work:
+            return True
+        return day not in self._notice_rest and day.weekday() not in self.weekend
 
     def is_working_time(self, moment: datetime) -> bool:
         """Whether `moment` lies inside [start, end) of a period of a working day."""
@@ -169,7 +232,9 @@ class WorkingCalendar:
     # -- configuration ------------------------------------------------------------------
 
     def to_config(self) -> dict[str, Any]:
-        """A JSON-friendly dict that `from_config` turns back into an equal calendar."""
+        """A JSON-friendly dict of the county's settings (not the notices, which are kept
+        per year) that `from_config(...).with_notices(self.notices)` turns back into an
+        equal calendar."""
         offset = self.tz.utcoffset(None)
         assert offset is not None  # __post_init__ admits fixed offsets only
         return {
@@ -182,7 +247,8 @@ class WorkingCalendar:
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Self:
-        """A calendar from the dict `to_config` writes; ValueError naming the faulty field.
+        """A calendar (without notices) from the dict `to_config` writes; ValueError naming
+        the faulty field.
 
         Every field is required: a misspelt key silently replaced by a default would move
         every deadline in the county.
@@ -351,49 +417,13 @@ def _parse_utc_offset(value: object) -> timezone:
 # -- the shipped default ----------------------------------------------------------------
 
 
-class HolidayBreak(NamedTuple):
-    """One festival's rest days (first to last inclusive) and the weekend days worked for it."""
-
-    festival: str
-    first_rest_day: date
-    last_rest_day: date
-    makeup_workdays: tuple[date, ...]
-
-    def rest_days(self) -> frozenset[date]:
-        length = (self.last_rest_day - self.first_rest_day).days + 1
-        return frozenset(self.first_rest_day + timedelta(days=n) for n in range(length))
-
-
-# The State Council General Office's notice on 2026 holiday arrangements (国务院办公厅关于2026年
-# 部分节假日安排的通知, 4 November 2025). These dates are only the shipped default: the State
-# Council publishes a new notice every year, and each county must load the year's official
-# dates through its calendar configuration.
-STATE_COUNCIL_HOLIDAYS_2026 = (
-    HolidayBreak("New Year's Day 元旦", date(2026, 1, 1), date(2026, 1, 3), (date(2026, 1, 4),)),
-    HolidayBreak(
-        "Spring Festival 春节",
-        date(2026, 2, 15),
-        date(2026, 2, 23),
-        (date(2026, 2, 14), date(2026, 2, 28)),
-    ),
-    HolidayBreak("Qingming 清明节", date(2026, 4, 4), date(2026, 4, 6), ()),
-    HolidayBreak("Labour Day 劳动节", date(2026, 5, 1), date(2026, 5, 5), (date(2026, 5, 9),)),
-    HolidayBreak("Dragon Boat Festival 端午节", date(2026, 6, 19), date(2026, 6, 21), ()),
-    HolidayBreak("Mid-Autumn Festival 中秋节", date(2026, 9, 25), date(2026, 9, 27), ()),
-    HolidayBreak(
-        "National Day 国庆节",
-        date(2026, 10, 1),
-        date(2026, 10, 7),
-        (date(2026, 9, 20), date(2026, 10, 10)),
-    ),
-)
-
 # Standard government office hours, 8:30-12:00 and 14:30-18:00, Monday to Friday. Hours vary by
 # county and by season (many switch to a later summer afternoon), so they are configurable too.
 DEFAULT_CALENDAR = WorkingCalendar(
     periods=((time(8, 30), time(12, 0)), (time(14, 30), time(18, 0))),
     weekend=frozenset({5, 6}),
-    holidays=frozenset().union(*(b.rest_days() for b in STATE_COUNCIL_HOLIDAYS_2026)),
-    makeup_workdays=frozenset(d for b in STATE_COUNCIL_HOLIDAYS_2026 for d in b.makeup_workdays),
     tz=CHINA_TIME,
+    # The State Council's notices as far as the shipped chinesecalendar package knows them;
+    # each county loads newer years' notices through its calendar configuration.
+    notices=official_notices(),
 )

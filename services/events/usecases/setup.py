@@ -1,6 +1,6 @@
 """The county's setup: catalogue versions, the departments registry, the working calendar
-and the deadline policy. Read often, written rarely: reads are cached briefly per process
-(catalogue versions, being immutable, for good)."""
+(with the holiday notices the county loads) and the deadline policy. Read often, written
+rarely: reads are cached briefly per process (catalogue versions, being immutable, for good)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from pymongo.errors import DuplicateKeyError
 from gridwork_common import roles
 from gridwork_common.context import CallerContext
 from gridwork_common.errors import Conflict, Forbidden, InvalidInput, NotFound
-from services.events import store
+from gridwork_common.health import UP, WARNING
+from services.events import calendar_watch, store
 from services.events.domain.calendar import DEFAULT_CALENDAR, WorkingCalendar
 from services.events.domain.catalogue import (
     DEFAULT_DEPARTMENTS,
@@ -24,6 +25,8 @@ from services.events.domain.catalogue import (
     default_catalogue_document,
     parse_catalogue,
 )
+from services.events.domain.notices import COUNTY, merged, parse_notice
+from services.events.domain.official_calendar import official_notices
 from services.events.rules import CountyRules
 
 SETUP_WRITERS = (roles.ADMIN, roles.SYSTEM)
@@ -37,6 +40,12 @@ DEFAULT_POLICY = {
     "duplicate_radius_m": 200.0,
     "duplicate_window_hours": 72.0,
 }
+# The policy setting counted in working time, hence on the holiday notices.
+CALENDAR_POLICY_SETTING = "auto_escalate_after_hours"
+# Next year's notice is wanted from 1 December at the latest (the State Council publishes it
+# in October or November), even when no deadline reaches that far yet.
+NOTICE_LEAD = timedelta(days=31)
+NOTICE_ROUTE = "PUT /api/v1/calendar/notices/{year}"
 
 _catalogues: dict[tuple[str, int], Catalogue] = {}
 _cached: dict[tuple[str, str], tuple[float, object]] = {}
@@ -204,12 +213,12 @@ class CountySetup:
 
     # ---------------------------------------------------------------- calendar, policy
     def set_calendar(self, config: Mapping) -> dict:
+        """Replace the county's settings (hours, weekend, its own days); the notices stay."""
         self._require_writer("setting the working calendar")
         try:
             calendar = WorkingCalendar.from_config(config)
         except ValueError as exc:
-            field, _, problem = str(exc).partition(": ")
-            raise InvalidInput(f"calendar.{field}", problem or str(exc)) from None
+            raise _invalid(exc, "calendar.") from None
         self.db[store.SETTINGS].replace_one(
             {"_id": CALENDAR_ID}, {"_id": CALENDAR_ID, **calendar.to_config()}, upsert=True
         )
@@ -221,18 +230,99 @@ class CountySetup:
         if not start <= end <= start + timedelta(days=366):
             raise InvalidInput("last", "must be from first to a year after it")
         calendar = self.calendar()
+        calendar_watch.count_unconfirmed(calendar.years_without_notice(start, end), "working_days")
         days = (start + timedelta(days=n) for n in range((end - start).days + 1))
         return [day.isoformat() for day in days if calendar.is_working_day(day)]
 
     def calendar(self) -> WorkingCalendar:
+        """The county's settings counted on the official notices and the ones it loaded."""
+
         def load():
             document = self.db[store.SETTINGS].find_one({"_id": CALENDAR_ID})
             if document is None:
-                return DEFAULT_CALENDAR
-            document.pop("_id")
-            return WorkingCalendar.from_config(document)
+                settings = DEFAULT_CALENDAR
+            else:
+                document.pop("_id")
+                settings = WorkingCalendar.from_config(document)
+            loaded = [_stored_notice(doc) for doc in self.db[store.CALENDAR_NOTICES].find()]
+            return settings.with_notices(merged(official_notices(), loaded))
 
         return _cache(self.db, CALENDAR_ID, load)
+
+    # ---------------------------------------------------------------- holiday notices
+    def put_notice(self, year: int, notice: Mapping) -> dict:
+        """Load (or correct) one year's State Council notice; other years stay as they are."""
+        self._require_writer("loading a holiday notice")
+        try:
+            parsed = parse_notice(year, notice)
+        except ValueError as exc:
+            raise _invalid(exc) from None
+        document = {
+            "_id": parsed.year,
+            **parsed.to_document(),
+            "loaded_at": self.clock(),
+            "loaded_by": self.caller.user_id,
+        }
+        self.db[store.CALENDAR_NOTICES].replace_one({"_id": parsed.year}, document, upsert=True)
+        _forget(self.db, CALENDAR_ID)
+        return self.notice(parsed.year)
+
+    def notice(self, year: int) -> dict:
+        if isinstance(year, bool) or not isinstance(year, int):
+            raise InvalidInput("year", "must be a whole year")
+        for notice in self.calendar().notices:
+            if notice.year == year:
+                return self._render_notice(notice.to_document())
+        raise NotFound(f"no holiday notice for {year}: load it with {_route(year)}")
+
+    def notices(self) -> dict:
+        """Every year's notice, and the years deadlines can reach without one."""
+        status = self.check_calendar()
+        items = [self._render_notice(n.to_document()) for n in self.calendar().notices]
+        return {
+            "items": items,
+            "missing_years": status["missing_years"],
+            "last_notice_year": status["last_notice_year"],
+        }
+
+    def _render_notice(self, rendered: dict) -> dict:
+        if rendered["source"] == COUNTY:
+            stored = self.db[store.CALENDAR_NOTICES].find_one(
+                {"_id": rendered["year"]}, {"loaded_at": 1, "loaded_by": 1}
+            )
+            if stored is not None:
+                rendered["loaded_at"] = stored["loaded_at"].isoformat()
+                rendered["loaded_by"] = stored["loaded_by"]
+        return rendered
+
+    def check_calendar(self) -> dict:
+        """Whether deadlines set now can reach a year without a holiday notice (or one starts
+        within NOTICE_LEAD): the `calendar` component of the service's health, a warning
+        that does not take the county offline. Exports the gauges an alert watches."""
+        calendar = self.calendar()
+        now = self.clock()
+        missing = calendar.years_without_notice_ahead(now, self._reach_minutes(), NOTICE_LEAD)
+        this_year = now.astimezone(calendar.tz).year
+        known = calendar.notice_years()
+        last = max(known) if known else None
+        calendar_watch.publish({this_year, this_year + 1, *missing}, missing, last)
+        if not missing:
+            return {"status": UP, "missing_years": [], "last_notice_year": last}
+        years = ", ".join(str(year) for year in missing)
+        return {
+            "status": WARNING,
+            "missing_years": missing,
+            "last_notice_year": last,
+            "error": f"no holiday notice for {years}: deadlines reaching it are counted on "
+            f"weekends alone; load the State Council's notice with {_route(missing[0])}",
+        }
+
+    def _reach_minutes(self, escalate_after_hours: float | None = None) -> float:
+        """How far ahead, in working minutes, a deadline set now is used: the catalogue's
+        longest stage, then the automatic escalation after it."""
+        if escalate_after_hours is None:
+            escalate_after_hours = self.policy()[CALENDAR_POLICY_SETTING]
+        return (_longest_stage_hours(self.current_catalogue()) + escalate_after_hours) * 60
 
     def set_policy(self, changes: Mapping) -> dict:
         self._require_writer("setting the deadline policy")
@@ -245,11 +335,28 @@ class CountySetup:
             if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
                 raise InvalidInput(name, "must be a positive number")
             policy[name] = float(value)
+        if CALENDAR_POLICY_SETTING in changes:
+            self._refuse_to_guess(policy[CALENDAR_POLICY_SETTING])
         self.db[store.SETTINGS].replace_one(
             {"_id": POLICY_ID}, {"_id": POLICY_ID, **policy}, upsert=True
         )
         _forget(self.db, POLICY_ID)
         return policy
+
+    def _refuse_to_guess(self, escalate_after_hours: float) -> None:
+        """The escalation threshold is counted in working time after each deadline: a policy
+        whose deadlines and escalations reach a year without a notice would be applied on a
+        guess, so it is refused until the notice is loaded."""
+        calendar = self.calendar()
+        reach = self._reach_minutes(escalate_after_hours)
+        missing = calendar.years_without_notice_ahead(self.clock(), reach)
+        if missing:
+            years = ", ".join(str(year) for year in missing)
+            raise Conflict(
+                f"{CALENDAR_POLICY_SETTING}: deadlines and escalations under this policy reach "
+                f"{years}, which has no holiday notice; load the State Council's notice first "
+                f"({_route(missing[0])})"
+            )
 
     def policy(self) -> dict:
         def load():
@@ -275,6 +382,29 @@ def _render_department(document: Mapping) -> dict:
         "territory_code": document["territory_code"],
         "level": document["level"],
     }
+
+
+def _invalid(exc: ValueError, prefix: str = "") -> InvalidInput:
+    field, _, problem = str(exc).partition(": ")
+    return InvalidInput(f"{prefix}{field}", problem or str(exc))
+
+
+def _stored_notice(document: Mapping):
+    body = {name: document[name] for name in ("holidays", "makeup_workdays")}
+    return parse_notice(document["_id"], {**body, "reference": document.get("reference", "")})
+
+
+def _longest_stage_hours(catalogue: Catalogue) -> float:
+    return max(
+        hours
+        for entry in catalogue.entries.values()
+        for stages in entry.time_limits.values()
+        for hours in stages.values()
+    )
+
+
+def _route(year: int) -> str:
+    return NOTICE_ROUTE.format(year=year)
 
 
 def _iso_date(value, field: str) -> date:

@@ -19,6 +19,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from gridwork_common import roles
 from services.gateway.api import Api, Call
 from services.gateway.problems import ApiProblem
+from services.gateway.routes.calendar import register_notices
 
 EVENTS = "events"
 MAX_TEXT = 2000
@@ -498,8 +499,13 @@ class CalendarSettings(BaseModel):
         min_length=1, description="Daily working periods [start, end), sorted"
     )
     weekend: list[Annotated[int, Field(ge=0, le=6)]] = Field(description="Monday is 0")
-    holidays: list[date]
-    makeup_workdays: list[date] = Field(description="Weekend days worked (调休)")
+    holidays: list[date] = Field(
+        description="The county's own rest days, on top of the State Council's notices "
+        "(/calendar/notices) and winning over them"
+    )
+    makeup_workdays: list[date] = Field(
+        description="The county's own working days on rest days, winning over the notices"
+    )
     utc_offset_minutes: int = Field(ge=-1439, le=1439)
 
 
@@ -619,6 +625,7 @@ def register(api: Api) -> Blueprint:
     _register_loop(api, blueprint)
     _register_queries(api, blueprint)
     _register_setup(api, blueprint)
+    register_notices(api, blueprint, tag="incident-setup")
     return blueprint
 
 
@@ -833,7 +840,7 @@ def _register_setup(api: Api, blueprint: Blueprint) -> None:
         blueprint,
         "POST",
         "/calendar",
-        summary="Replace the working calendar",
+        summary="Replace the working calendar's settings (holiday notices are kept per year)",
         tag="incident-setup",
         body=CalendarSettings,
         response=WorkingCalendar,

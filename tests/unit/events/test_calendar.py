@@ -9,7 +9,6 @@ from hypothesis import strategies as st
 from services.events.domain.calendar import (
     CHINA_TIME,
     DEFAULT_CALENDAR,
-    STATE_COUNCIL_HOLIDAYS_2026,
     WorkingCalendar,
 )
 
@@ -293,13 +292,17 @@ def test_default_calendar_holds_the_2026_notice():
         for first, last in NOTICE_2026_BREAKS
         for n in range((last - first).days + 1)
     }
-    assert DEFAULT_CALENDAR.holidays == expected_holidays
-    assert DEFAULT_CALENDAR.makeup_workdays == NOTICE_2026_MAKEUP
-    assert [len(b.rest_days()) for b in STATE_COUNCIL_HOLIDAYS_2026] == [3, 9, 3, 5, 3, 3, 7]
+    (notice,) = [notice for notice in DEFAULT_CALENDAR.notices if notice.year == 2026]
+    assert notice.holidays == expected_holidays
+    assert notice.makeup_workdays == NOTICE_2026_MAKEUP
+    # The notices are not the county's own days.
+    assert DEFAULT_CALENDAR.holidays == frozenset()
+    assert DEFAULT_CALENDAR.makeup_workdays == frozenset()
 
 
 def test_default_calendar_makeup_days_are_all_weekend_days():
-    assert all(day.weekday() in (5, 6) for day in DEFAULT_CALENDAR.makeup_workdays)
+    makeup_days = [day for notice in DEFAULT_CALENDAR.notices for day in notice.makeup_workdays]
+    assert makeup_days and all(day.weekday() in (5, 6) for day in makeup_days)
 
 
 def test_default_calendar_has_248_working_days_in_2026():
@@ -332,8 +335,10 @@ def test_to_config_is_json_friendly():
 
 
 def test_default_calendar_round_trips_through_json():
+    # The settings travel as config; the notices are kept per year and added back.
     config = json.loads(json.dumps(DEFAULT_CALENDAR.to_config()))
-    assert WorkingCalendar.from_config(config) == DEFAULT_CALENDAR
+    restored = WorkingCalendar.from_config(config).with_notices(DEFAULT_CALENDAR.notices)
+    assert restored == DEFAULT_CALENDAR
     assert WorkingCalendar.from_config(config).to_config() == config
 
 
@@ -375,7 +380,10 @@ def with_setting(**changes):
         (with_setting(holidays=["20261001"]), "holidays"),
         (with_setting(holidays=["2026-10-01", "2026-10-01"]), "holidays"),
         (with_setting(holidays=[20261001]), "holidays"),
-        (with_setting(makeup_workdays=["2026-10-01"]), "makeup_workdays"),
+        (
+            with_setting(holidays=["2026-10-01"], makeup_workdays=["2026-10-01"]),
+            "makeup_workdays",
+        ),
         (with_setting(makeup_workdays=["10/10/2026"]), "makeup_workdays"),
         (with_setting(utc_offset_minutes=1440), "utc_offset_minutes"),
         (with_setting(utc_offset_minutes="480"), "utc_offset_minutes"),
