@@ -124,7 +124,7 @@ class Settings:
     media_size_limits: str  # "photo=20971520,video/mp4=209715200" (parsed by media)
     media_retention_days: str  # "visit=1095,record=3650" (parsed by media)
     dev_mode: bool  # GRIDWORK_DEV_MODE: the public development keys are allowed
-    # Requests per window, counted before the work is done (services/gateway/limits.py).
+    # Requests per window, counted before the work is done (services/gateway/ratelimits.py).
     login_limit_per_user: int
     login_limit_per_address: int
     login_limit_window_s: int

@@ -7,6 +7,7 @@ import logging
 import os
 
 from flask import Flask, Response, g, jsonify, request
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from gridwork_common.clock import Clock, utc_now
 from gridwork_common.config import Settings
@@ -73,6 +74,10 @@ def create_app(
     system_clock = system_clock or clock
     app = Flask("gridwork-gateway")
     app.config["GRIDWORK_SETTINGS"] = settings
+    if settings.trusted_proxy_hops:
+        # The client's address is the entry the county's own proxies appended to
+        # X-Forwarded-For, never one a client wrote (login and Open311 limits use it).
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxy_hops)
     app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
     app.json.ensure_ascii = False  # Chinese text as UTF-8, not \u escapes
     app.json.sort_keys = False

@@ -1,5 +1,7 @@
-"""Identity: users with argon2 password hashes, short-lived signed access tokens (HS256
-JWT), rotating refresh tokens, revocation, and login rate limits per user and address."""
+"""Identity: users with argon2 password hashes (rehashed on login when the parameters
+have grown), short-lived signed access tokens (HS256 JWT), rotating refresh tokens,
+revocation, and login rate limits per user and address, counted before the password is
+checked."""
 
 from __future__ import annotations
 
@@ -21,10 +23,9 @@ from gridwork_common.config import Settings
 from gridwork_common.context import CallerContext
 from services.gateway import store
 from services.gateway.problems import ApiProblem
+from services.gateway.ratelimits import Rate, RateLimits
 
 ISSUER = "gridwork-gateway"
-MAX_FAILURES_PER_USER = 5  # within the failure window (store.LOGIN_FAILURES' TTL, 15 min)
-MAX_FAILURES_PER_ADDRESS = 20
 ASSIGNABLE_ROLES = tuple(role for role in roles.ALL if role != roles.SYSTEM)
 _hasher = PasswordHasher()
 # Verifying against this when the user does not exist keeps the timing the same.
@@ -114,29 +115,44 @@ class Identity:
 
     # ------------------------------------------------------------------ tokens
     def login(self, username: str, password: str, address: str) -> dict:
-        self._check_rate(username, address)
-        document = self.db[store.USERS].find_one({"_id": username})
+        # Every attempt takes its slots before the password is checked, so guesses sent
+        # together are refused past the limit instead of all being verified.
+        limits = RateLimits(self.db, self.clock)
+        by_user, by_address = self._login_rates()
+        limits.take(by_address, address, "too many failed logins from this address")
         try:
-            _hasher.verify(document["password_hash"] if document else _DUMMY_HASH, password)
+            limits.take(by_user, username, "too many failed logins for this user")
+        except ApiProblem:
+            limits.give_back(by_address, address)  # not verified: not a failure
+            raise
+        document = self.db[store.USERS].find_one({"_id": username})
+        stored_hash = document["password_hash"] if document else _DUMMY_HASH
+        try:
+            _hasher.verify(stored_hash, password)
             valid = document is not None and not document.get("disabled")
         except (VerificationError, InvalidHashError):
             valid = False
         if not valid:
-            self.db[store.LOGIN_FAILURES].insert_one(
-                {"user": username, "address": address, "at": self.clock()}
-            )
             raise ApiProblem(401, "Unauthorized", "wrong username or password")
-        self.db[store.LOGIN_FAILURES].delete_many({"user": username})
+        limits.clear(by_user, username)
+        limits.give_back(by_address, address)  # only failures count against an address
+        self._upgrade_hash(username, stored_hash, password)
         return self._issue(document)
 
-    def _check_rate(self, username: str, address: str) -> None:
-        since = self.clock() - timedelta(minutes=15)
-        failures = self.db[store.LOGIN_FAILURES]
-        by_user = failures.count_documents({"user": username, "at": {"$gte": since}})
-        by_address = failures.count_documents({"address": address, "at": {"$gte": since}})
-        if by_user >= MAX_FAILURES_PER_USER or by_address >= MAX_FAILURES_PER_ADDRESS:
-            raise ApiProblem(
-                429, "Too Many Requests", "too many failed logins; try again in 15 minutes"
+    def _login_rates(self) -> tuple[Rate, Rate]:
+        window_s = self.settings.login_limit_window_s
+        return (
+            Rate("login-user", self.settings.login_limit_per_user, window_s),
+            Rate("login-address", self.settings.login_limit_per_address, window_s),
+        )
+
+    def _upgrade_hash(self, username: str, stored_hash: str, password: str) -> None:
+        """A hash made with weaker parameters than today's is replaced (only if it is
+        still the one verified: a password reset meanwhile wins)."""
+        if _hasher.check_needs_rehash(stored_hash):
+            self.db[store.USERS].update_one(
+                {"_id": username, "password_hash": stored_hash},
+                {"$set": {"password_hash": hash_password(password)}},
             )
 
     def _issue(self, user: Mapping) -> dict:

@@ -17,7 +17,7 @@ from services.gateway.webhooks import DELIVERIES, SUBSCRIPTIONS
 USERS = "users"
 REFRESH_TOKENS = "refresh_tokens"
 REVOKED_TOKENS = "revoked_tokens"
-LOGIN_FAILURES = "login_failures"
+RATE_COUNTERS = "rate_counters"  # services/gateway/ratelimits.py
 IDEMPOTENCY = "idempotency"
 OPEN311_CLIENTS = "open311_clients"  # trusted clients, by the hash of their API key
 OPEN311_REQUESTS = "open311_requests"  # requests they created, with the citizen's contact
@@ -29,11 +29,7 @@ INDEXES = {
         IndexModel([("user", ASCENDING)], name="user"),
     ],
     REVOKED_TOKENS: [IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0, name="expiry")],
-    LOGIN_FAILURES: [
-        IndexModel([("at", ASCENDING)], expireAfterSeconds=900, name="window"),
-        IndexModel([("user", ASCENDING), ("at", ASCENDING)], name="user_at"),
-        IndexModel([("address", ASCENDING), ("at", ASCENDING)], name="address_at"),
-    ],
+    RATE_COUNTERS: [IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0, name="expiry")],
     IDEMPOTENCY: [
         IndexModel([("created_at", ASCENDING)], expireAfterSeconds=IDEMPOTENCY_TTL_S, name="ttl")
     ],

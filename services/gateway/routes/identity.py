@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from flask import Blueprint, current_app, request
+from flask import Blueprint, current_app
 from pydantic import BaseModel, ConfigDict, Field
 
 from gridwork_common import roles
@@ -12,6 +12,7 @@ from gridwork_common.context import CallerContext
 from services.gateway.api import Api, Call
 from services.gateway.auth import ASSIGNABLE_ROLES, render_user
 from services.gateway.problems import ApiProblem
+from services.gateway.ratelimits import client_address
 
 Role = Literal[ASSIGNABLE_ROLES]  # type: ignore[valid-type]
 
@@ -98,9 +99,8 @@ def register(api: Api) -> Blueprint:
                 raise ApiProblem(
                     400, "Bad Request", "username: and password are required", field="username"
                 )
-            # The peer address: behind a reverse proxy, gunicorn's forwarded_allow_ips
-            # decides whose X-Forwarded-For is believed, not the client.
-            tokens = _identity().login(body.username, body.password, request.remote_addr or "")
+            # The peer's address, or the one TRUSTED_PROXY_HOPS proxies forwarded.
+            tokens = _identity().login(body.username, body.password, client_address())
             user = _identity().user(body.username)
             current_app.extensions["activity"].login(
                 CallerContext(

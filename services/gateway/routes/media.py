@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from gridwork_common import roles
 from services.gateway.api import Api, Call
 from services.gateway.problems import ApiProblem
+from services.gateway.ratelimits import limit_uploads
 
 SERVICE = "media"
 TAG = "media"
@@ -151,6 +152,7 @@ def register(api: Api) -> Blueprint:
         idempotent=True,
     )
     def request_upload(call: Call):
+        limit_uploads(call.caller.user_id)
         body: UploadRequest = call.body
         return call.rpc(
             SERVICE,
@@ -188,6 +190,7 @@ def register(api: Api) -> Blueprint:
         raw_body=DIRECT_UPLOAD,
     )
     def upload(call: Call):
+        limit_uploads(call.caller.user_id)
         upload = request.files.get(FILE_FIELD)
         if upload is None:
             raise ApiProblem(

@@ -18,6 +18,7 @@ from gridwork_common.context import CallerContext
 from services.gateway import store
 from services.gateway.api import Api, Call
 from services.gateway.problems import ApiProblem
+from services.gateway.ratelimits import limit_open311
 
 FINISHED_STATES = ("closed", "evaluated", "rejected")
 
@@ -158,6 +159,7 @@ def register(api: Api) -> Blueprint:
         public=True,
     )
     def services(call: Call):
+        limit_open311()
         catalogue = _rpc(call.caller, "events", "catalogue", None, True)
         return [
             {
@@ -185,6 +187,7 @@ def register(api: Api) -> Blueprint:
         form=True,
     )
     def create_request(call: Call):
+        limit_open311()
         body: NewRequest = call.body
         client, caller = _client_caller(body.api_key, call.caller.request_id)
         token = uuid.uuid4().hex
@@ -241,6 +244,7 @@ def register(api: Api) -> Blueprint:
         public=True,
     )
     def list_requests(call: Call):
+        limit_open311()
         client, caller = _client_caller(call.query.api_key, call.caller.request_id)
         query = {"client_id": client["client_id"]}
         if call.query.service_request_id:
@@ -259,6 +263,7 @@ def register(api: Api) -> Blueprint:
         public=True,
     )
     def get_request(call: Call):
+        limit_open311()
         client, caller = _client_caller(call.query.api_key, call.caller.request_id)
         row = _db()[store.OPEN311_REQUESTS].find_one(
             {"_id": call.path["service_request_id"], "client_id": client["client_id"]}
@@ -278,6 +283,7 @@ def register(api: Api) -> Blueprint:
         public=True,
     )
     def get_token(call: Call):
+        limit_open311()
         client, _ = _client_caller(call.query.api_key, call.caller.request_id)
         row = _db()[store.OPEN311_REQUESTS].find_one(
             {"token": call.path["token"], "client_id": client["client_id"]}
