@@ -7,13 +7,20 @@ import gridwork_common.green  # noqa: F401  (first: patches eventlet before othe
 # isort: split
 
 import uuid
+from datetime import UTC, datetime
 
 import pytest
 from nameko.standalone.rpc import ClusterRpcProxy
 
 from devstack.infra import init_replica_set, mongod_process, s3_process
 from devstack.processes import free_port, port_open, wait_until
+from gridwork_common.clock import CLOCK_CONFIG_KEY, PinnedClock
 from gridwork_common.config import Settings
+
+# The instant every service in a test starts at (docs/development.md, "Testing"): Wednesday
+# 18 November 2026, 10:00 in China, a working day in an ordinary month; October 2026 has
+# ended and its grace days have passed, so its scorecards can be published.
+PINNED_AT = datetime(2026, 11, 18, 2, 0, tzinfo=UTC)
 
 S3_ACCESS_KEY = "gridwork-test"
 S3_SECRET_KEY = "gridwork-test-secret"
@@ -75,9 +82,17 @@ def settings(infra, rabbit_config) -> Settings:
 
 
 @pytest.fixture
-def config(settings) -> dict:
-    """nameko config for containers and standalone proxies in this test's vhost."""
-    return settings.nameko_config()
+def clock() -> PinnedClock:
+    """The clock the test's services read: pinned at PINNED_AT, ticking on with real time.
+    A test moves it with `clock.set(instant)` (the services see the change at once)."""
+    return PinnedClock(PINNED_AT)
+
+
+@pytest.fixture
+def config(settings, clock) -> dict:
+    """nameko config for containers and standalone proxies in this test's vhost, carrying
+    the test's clock to every service started with it."""
+    return {**settings.nameko_config(), CLOCK_CONFIG_KEY: clock}
 
 
 @pytest.fixture

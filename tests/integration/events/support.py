@@ -7,7 +7,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from nameko.exceptions import RemoteError
@@ -178,11 +178,21 @@ def events_database(settings: Settings) -> Iterator[Database]:
 
 
 def move_deadlines(
-    db: Database, case: dict, *, warn_ago: timedelta | None, due_ago: timedelta | None
+    db: Database,
+    case: dict,
+    *,
+    warn_ago: timedelta | None,
+    due_ago: timedelta | None,
+    now: datetime | None = None,
 ) -> None:
     """Test setup: pretend time passed by moving the current stage's warning and due
-    moments into the past (None leaves a moment as it is)."""
-    now = datetime.now(UTC)
+    moments into the past (None leaves a moment as it is). "Ago" counts back from `now`,
+    by default the time of the case's latest step as the events service stamped it: its
+    own clock (pinned in-process, the machine's in a subprocess), a moment ago."""
+    if now is None:
+        stored = db["incidents"].find_one({"_id": case["id"]}, {"timeline.at": 1})
+        assert stored is not None, case["id"]
+        now = max(entry["at"] for entry in stored["timeline"])
     changes = {}
     if warn_ago is not None:
         changes["stage_warn_at"] = now - warn_ago

@@ -6,7 +6,7 @@ Time is moved by editing a case's deadlines in the events database (test setup),
 service's own timer entrypoints are fired with nameko's entrypoint_hook."""
 
 import copy
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
@@ -108,7 +108,7 @@ def test_a_stage_warns_once_past_80_percent_and_is_overdue_once_past_its_due(
 
 
 def test_a_long_overdue_case_is_escalated_and_supervised_automatically_once(
-    desk, services, events_db, department_tap
+    desk, services, events_db, department_tap, clock
 ):
     case = desk.to_state(desk.report(), "registered")
     tap = department_tap("incident.#")
@@ -127,7 +127,7 @@ def test_a_long_overdue_case_is_escalated_and_supervised_automatically_once(
     assert case["escalation_path"] == [VILLAGE_A, TOWNSHIP_A]
     assert (case["escalation_count"], case["supervised"], case["supervision_count"]) == (1, True, 1)
     # The township's own stage starts afresh, with its deadline ahead.
-    assert when(case["stage_due"]) > datetime.now(UTC) and case["overdue"] is False
+    assert when(case["stage_due"]) > clock() and case["overdue"] is False
     timeline = desk.events(ADMIN).timeline(case["id"])
     assert [(e["action"], e["actor_roles"]) for e in timeline[-2:]] == [
         ("escalate", ["system"]),
@@ -178,7 +178,7 @@ def test_a_suspended_case_is_not_warned_and_each_new_stage_can_warn_again(
     assert deadline_notices(tap()) == [("warning", case["id"]), ("overdue", case["id"])]
 
 
-def test_the_outbox_timer_sends_what_was_left_behind(services, events_db, department_tap):
+def test_the_outbox_timer_sends_what_was_left_behind(services, events_db, department_tap, clock):
     # The shape the incident desk writes with each change, as if the process had died
     # between committing the change and sending its event.
     route = topics.route(GRID_A1, None)
@@ -195,7 +195,7 @@ def test_the_outbox_timer_sends_what_was_left_behind(services, events_db, depart
             "_id": envelope["id"],
             "routing_key": full_key,
             "envelope": envelope,
-            "created_at": datetime.now(UTC) - timedelta(minutes=5),
+            "created_at": clock() - timedelta(minutes=5),
         }
     )
     tap = department_tap("incident.closed.#")

@@ -52,9 +52,8 @@ def png() -> bytes:
 
 
 @pytest.fixture
-def stack(runner_factory, settings):
+def stack(runner_factory, settings, config):
     media_store(settings).ensure_bucket()
-    config = settings.nameko_config()
     runner_factory(config, PopulationService, EventsService, MediaService).start()
     with ClusterRpcProxy(config, context_data=SETUP.to_context_data(), timeout=30) as rpc:
         rpc.population.import_territory(county_features())
@@ -152,21 +151,27 @@ def test_a_type_or_size_mismatch_is_refused_and_leaves_nothing(rpc_as, incident,
 
 
 def test_expired_slots_are_refused_and_their_objects_removed(
-    rpc_as, incident, media_db, settings, runner_factory
+    rpc_as, incident, media_db, settings, runner_factory, clock
 ):
-    from datetime import UTC, datetime, timedelta
+    from datetime import timedelta
 
     media = rpc_as(WORKER).media
     slot = _upload(media, jpeg(color=(5, 5, 5)), incident)
     media_db.media.update_one(
         {"_id": slot["media_id"]},
-        {"$set": {"expires_at": datetime.now(UTC) - timedelta(minutes=1)}},
+        {"$set": {"expires_at": clock() - timedelta(minutes=1)}},
     )
     with pytest.raises(RemoteError, match="expired"):
         media.confirm_upload(slot["media_id"])
 
     desk = MediaDesk(
-        media_db, media_store(settings), None, lambda kind, id_: {}, SETUP, size_limits(None)
+        media_db,
+        media_store(settings),
+        None,
+        lambda kind, id_: {},
+        SETUP,
+        size_limits(None),
+        clock,
     )
     assert desk.expire_slots() == 1
     assert media_store(settings).size_of(f"uploads/{slot['media_id']}") is None
@@ -211,14 +216,14 @@ def test_before_and_after_pairs_for_the_verifier(rpc_as, incident):
 
 
 def test_retention_removes_old_media_but_keeps_open_cases_evidence(
-    rpc_as, incident, media_db, settings
+    rpc_as, incident, media_db, settings, clock
 ):
-    from datetime import UTC, datetime, timedelta
+    from datetime import timedelta
 
     media = rpc_as(WORKER).media
     stored = media.confirm_upload(_upload(media, jpeg(color=(3, 3, 3)), incident)["media_id"])
     media_db.media.update_one(
-        {"_id": stored["id"]}, {"$set": {"stored_at": datetime.now(UTC) - timedelta(days=40)}}
+        {"_id": stored["id"]}, {"$set": {"stored_at": clock() - timedelta(days=40)}}
     )
     storage = media_store(settings)
 
@@ -230,6 +235,7 @@ def test_retention_removes_old_media_but_keeps_open_cases_evidence(
             lambda kind, id_: {"state": case_state},
             SETUP,
             size_limits(None),
+            clock,
         )
 
     assert desk("handling").apply_retention({"incident_report": 30}) == 0  # open case: kept
@@ -240,7 +246,7 @@ def test_retention_removes_old_media_but_keeps_open_cases_evidence(
 
 
 def test_unreachable_storage_is_a_clear_503_and_nothing_half_written(
-    rpc_as, incident, media_db, settings
+    rpc_as, incident, media_db, settings, clock
 ):
     from devstack.processes import free_port
     from services.media.storage import StorageUnavailable
@@ -248,7 +254,7 @@ def test_unreachable_storage_is_a_clear_503_and_nothing_half_written(
     media = rpc_as(WORKER).media
     slot = _upload(media, jpeg(color=(4, 4, 4)), incident)
     dead = media_store(settings.with_changes(s3_endpoint=f"127.0.0.1:{free_port()}"))
-    desk = MediaDesk(media_db, dead, None, lambda kind, id_: {}, WORKER, size_limits(None))
+    desk = MediaDesk(media_db, dead, None, lambda kind, id_: {}, WORKER, size_limits(None), clock)
     with pytest.raises(StorageUnavailable):
         desk.confirm(slot["media_id"])
     assert media_db.media.find_one({"_id": slot["media_id"]})["state"] == "pending"

@@ -1,7 +1,7 @@
 """Special and vulnerable groups, visit rules, visits, worklists and overdue notices."""
 
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from nameko.exceptions import RemoteError
@@ -14,6 +14,7 @@ from services.population.domain.groups import (
     period_of,
     previous_periods,
 )
+from tests.conftest import PINNED_AT
 from tests.integration.population.conftest import HANDLER, LEADER, OPERATOR_B, WORKER_A1
 from tests.population_data import GRID_A1, GRID_A2, TOWNSHIP_A, random_resident_ids
 
@@ -53,18 +54,17 @@ def events_named(
     return [event for key, event in seen if key in keys]
 
 
-def this_period_moment() -> datetime:
-    """A moment a little in the past that still falls in the current period."""
-    now = datetime.now(UTC)
+def this_period_moment(clock) -> datetime:
+    """A moment a little in the past, by the service's clock, still in its current period."""
+    now = clock()
     start, _ = period_bounds(period_of(now))
     return max(now - timedelta(seconds=5), start)
 
 
-def visit(membership_id: str, at: datetime | None = None, **extra) -> dict:
-    moment = at or this_period_moment()
+def visit(membership_id: str, at: datetime, **extra) -> dict:
     return {
         "membership_id": membership_id,
-        "at": moment.astimezone(CHINA_TIME).isoformat(),
+        "at": at.astimezone(CHINA_TIME).isoformat(),
         "location": POINT,
         **extra,
     }
@@ -261,11 +261,11 @@ def test_visit_rules_default_by_group_kind_and_only_admins_change_them(county, a
 
 # ------------------------------------------------------------------ visits
 def test_record_visit_stores_worker_time_place_notes_and_media(
-    county, worker, resident, population_db, events_tap
+    county, worker, resident, population_db, events_tap, clock
 ):
     membership = worker.flag_group(resident["id"], "drug_user", "high", "worker-a1")
     events_tap()
-    at = this_period_moment()
+    at = this_period_moment(clock)
     recorded = worker.record_visit(
         visit(
             membership["id"],
@@ -316,11 +316,11 @@ def test_record_visit_stores_worker_time_place_notes_and_media(
         ({"location": {"type": "Point", "coordinates": [202.5, 24.3]}}, "location: longitude"),
         ({"location": {"type": "Point", "coordinates": [102.5, -91]}}, "location: latitude"),
         (
-            {"at": (datetime.now(UTC) + timedelta(days=1)).isoformat()},
+            {"at": (PINNED_AT + timedelta(days=1)).isoformat()},  # the clock starts there
             "at: is in the future",
         ),
         (
-            {"at": datetime.now().replace(tzinfo=None).isoformat()},
+            {"at": "2026-11-18T10:00:00"},
             "at: must be an ISO 8601 time with a UTC offset",
         ),
         ({"at": "yesterday"}, "at: must be an ISO 8601 time"),
@@ -338,36 +338,38 @@ def test_record_visit_stores_worker_time_place_notes_and_media(
     ],
 )
 def test_a_bad_visit_is_refused_naming_the_field(
-    county, worker, resident, population_db, change, message
+    county, worker, resident, population_db, change, message, clock
 ):
     membership = worker.flag_group(resident["id"], "drug_user", "high", "worker-a1")
     with pytest.raises(RemoteError) as raised:
-        worker.record_visit({**visit(membership["id"]), **change})
+        worker.record_visit({**visit(membership["id"], this_period_moment(clock)), **change})
     assert raised.value.exc_type == "InvalidInput"
     assert raised.value.value.startswith(message)
     assert population_db.visits.count_documents({}) == 0
 
 
-def test_visits_need_a_visiting_role_and_an_active_membership_in_scope(county, as_user, resident):
+def test_visits_need_a_visiting_role_and_an_active_membership_in_scope(
+    county, as_user, resident, clock
+):
     worker = as_user(WORKER_A1)
     membership = worker.flag_group(resident["id"], "drug_user", "high", "worker-a1")
     with pytest.raises(RemoteError, match="Forbidden"):
-        as_user(LEADER).record_visit(visit(membership["id"]))
+        as_user(LEADER).record_visit(visit(membership["id"], this_period_moment(clock)))
     with pytest.raises(RemoteError, match="NotFound"):
-        as_user(WORKER_A2).record_visit(visit(membership["id"]))
+        as_user(WORKER_A2).record_visit(visit(membership["id"], this_period_moment(clock)))
     worker.clear_group(membership["id"], "迁出")
     with pytest.raises(RemoteError, match="Conflict"):
-        worker.record_visit(visit(membership["id"]))
+        worker.record_visit(visit(membership["id"], this_period_moment(clock)))
 
 
 # ------------------------------------------------------------------ worklists and overdue
-def test_worklist_shows_visits_due_until_enough_are_done(county, worker):
+def test_worklist_shows_visits_due_until_enough_are_done(county, worker, clock):
     first, second = register(county, IDS[0], "张三"), register(county, IDS[1], "李四")
     medium = worker.flag_group(first["id"], "drug_user", "medium", "worker-a1")
     low = worker.flag_group(second["id"], "low_income", "low", "worker-a1")
     county.flag_group(first["id"], "disabled", "low", "worker-somebody-else")
 
-    period = period_of(datetime.now(UTC))
+    period = period_of(clock())
     worklist = worker.visit_worklist()
     assert (worklist["worker_id"], worklist["period"]) == ("worker-a1", period)
     due = {item["id"]: item for item in worklist["due"]}
@@ -377,21 +379,21 @@ def test_worklist_shows_visits_due_until_enough_are_done(county, worker):
     assert (due[low["id"]]["required"], due[low["id"]]["remaining"]) == (1, 1)
     assert worklist["overdue"] == []  # flagged this month: nothing was due before
 
-    worker.record_visit(visit(medium["id"]))
-    worker.record_visit(visit(low["id"]))
+    worker.record_visit(visit(medium["id"], this_period_moment(clock)))
+    worker.record_visit(visit(low["id"], this_period_moment(clock)))
     due = {item["id"]: item for item in worker.visit_worklist()["due"]}
     assert set(due) == {medium["id"]}
     assert (due[medium["id"]]["done"], due[medium["id"]]["remaining"]) == (1, 1)
 
-    worker.record_visit(visit(medium["id"]))
+    worker.record_visit(visit(medium["id"], this_period_moment(clock)))
     assert worker.visit_worklist()["due"] == []
     assert len(county.visit_worklist("worker-somebody-else")["due"]) == 1
 
 
-def flag_months_ago(worker, population_db, resident_id: str, months: int, group="drug_user"):
-    """A membership flagged at the start of the month `months` back (test setup)."""
-    membership = worker.flag_group(resident_id, group, "high", "worker-a1")
-    flagged_at = period_bounds(previous_periods(datetime.now(UTC), months)[-1])[0]
+def flag_months_ago(worker, population_db, resident_id: str, months: int, now: datetime):
+    """A membership flagged at the start of the month `months` before `now` (test setup)."""
+    membership = worker.flag_group(resident_id, "drug_user", "high", "worker-a1")
+    flagged_at = period_bounds(previous_periods(now, months)[-1])[0]
     population_db.group_memberships.update_one(
         {"_id": membership["id"]}, {"$set": {"flagged_at": flagged_at}}
     )
@@ -399,10 +401,10 @@ def flag_months_ago(worker, population_db, resident_id: str, months: int, group=
 
 
 def test_overdue_visits_are_published_once_per_missed_month(
-    county, worker, resident, population_container, population_db, events_tap
+    county, worker, resident, population_container, population_db, events_tap, clock
 ):
-    membership = flag_months_ago(worker, population_db, resident["id"], months=2)
-    last_month, month_before = previous_periods(datetime.now(UTC), 2)
+    membership = flag_months_ago(worker, population_db, resident["id"], 2, clock())
+    last_month, month_before = previous_periods(clock(), 2)
     # One of four visits done in the month before last: still short.
     worker.record_visit(visit(membership["id"], period_bounds(month_before)[0] + timedelta(days=3)))
     events_tap()
@@ -448,11 +450,11 @@ def test_overdue_visits_are_published_once_per_missed_month(
 
 
 def test_met_obligations_and_recent_memberships_are_not_overdue(
-    county, worker, population_container, population_db, events_tap
+    county, worker, population_container, population_db, events_tap, clock
 ):
-    met = flag_months_ago(worker, population_db, register(county, IDS[0])["id"], months=1)
+    met = flag_months_ago(worker, population_db, register(county, IDS[0])["id"], 1, clock())
     fresh = worker.flag_group(register(county, IDS[1], "李四")["id"], "drug_user", "high", "w")
-    last_month = previous_periods(datetime.now(UTC), 1)[0]
+    last_month = previous_periods(clock(), 1)[0]
     start = period_bounds(last_month)[0]
     for day in range(4):
         worker.record_visit(visit(met["id"], start + timedelta(days=day, hours=3)))
@@ -464,9 +466,11 @@ def test_met_obligations_and_recent_memberships_are_not_overdue(
     assert fresh["id"] not in {item["id"] for item in worker.visit_worklist("w")["overdue"]}
 
 
-def test_worklist_counts_last_months_visits_towards_last_month(county, worker, population_db):
-    membership = flag_months_ago(worker, population_db, register(county, IDS[0])["id"], months=1)
-    start = period_bounds(previous_periods(datetime.now(UTC), 1)[0])[0]
+def test_worklist_counts_last_months_visits_towards_last_month(
+    county, worker, population_db, clock
+):
+    membership = flag_months_ago(worker, population_db, register(county, IDS[0])["id"], 1, clock())
+    start = period_bounds(previous_periods(clock(), 1)[0])[0]
     worker.record_visit(visit(membership["id"], start + timedelta(days=1)))
     [item] = worker.visit_worklist()["overdue"]
     assert (item["required"], item["done"], item["missing"]) == (4, 1, 3)
