@@ -216,13 +216,14 @@ class Settings:
         return cls.from_env()
 
 
-def settings_or_exit() -> Settings:
+def settings_or_exit(exit_status: int = 1) -> Settings:
     """The settings of a process that is starting: a setting Gridwork cannot use stops it
-    with one line naming the setting (exit status 1), not a traceback."""
+    with one line naming the setting, not a traceback."""
     try:
         return Settings.from_env()
     except ConfigError as exc:
-        sys.exit(f"gridwork: refusing to start: {exc}")
+        print(f"gridwork: refusing to start: {exc}", file=sys.stderr, flush=True)
+        sys.exit(exit_status)
 
 
 _VARIABLE_OF_FIELD = {"dev_mode": DEV_MODE_VARIABLE}

@@ -8,6 +8,8 @@ from gridwork_common.config import settings_or_exit
 from gridwork_common.logs import configure_logging
 from services.gateway.app import create_app
 
-_settings = settings_or_exit()
+# A worker exiting with 3 (gunicorn's WORKER_BOOT_ERROR) stops gunicorn, instead of
+# workers restarted forever without their keys.
+_settings = settings_or_exit(exit_status=3)
 configure_logging("gateway", _settings.log_level)
 app = create_app(_settings)

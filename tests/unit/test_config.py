@@ -120,17 +120,42 @@ def test_real_keys_are_used_outside_development_mode():
     assert settings.pii_index_key == base64.b64decode(REAL_KEYS["PII_INDEX_KEY"])
 
 
-def test_a_service_without_keys_refuses_to_start_naming_the_setting():
-    """A real service process (`python -m services.events`), without development mode
-    and without TOKEN_SECRET, exits at once (before it reaches the broker)."""
+def _without_development_mode(**extra) -> dict:
     environ = {
         name: value
         for name, value in os.environ.items()
         if name not in (*KEYS, "GRIDWORK_DEV_MODE")
     }
-    environ.update({"PII_ENCRYPTION_KEY": REAL_KEYS["PII_ENCRYPTION_KEY"]})
-    environ.update({"PII_INDEX_KEY": REAL_KEYS["PII_INDEX_KEY"]})
-    environ["AMQP_URI"] = "amqp://guest:guest@127.0.0.1:1/"  # never reached
+    return {**environ, **extra}
+
+
+def test_the_gateway_without_keys_stops_instead_of_restarting_workers(tmp_path):
+    finished = subprocess.run(
+        [sys.executable, "-m", "gunicorn", "-c", "services/gateway/gunicorn_conf.py"],
+        cwd=ROOT,
+        env=_without_development_mode(
+            TOKEN_SECRET=REAL_KEYS["TOKEN_SECRET"],
+            PII_ENCRYPTION_KEY=REAL_KEYS["PII_ENCRYPTION_KEY"],
+            GATEWAY_PORT="0",
+            GATEWAY_WORKERS="1",
+            PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "metrics"),
+        ),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert finished.returncode != 0
+    assert "refusing to start: PII_INDEX_KEY" in finished.stdout + finished.stderr
+
+
+def test_a_service_without_keys_refuses_to_start_naming_the_setting():
+    """A real service process (`python -m services.events`), without development mode
+    and without TOKEN_SECRET, exits at once (before it reaches the broker)."""
+    environ = _without_development_mode(
+        PII_ENCRYPTION_KEY=REAL_KEYS["PII_ENCRYPTION_KEY"],
+        PII_INDEX_KEY=REAL_KEYS["PII_INDEX_KEY"],
+        AMQP_URI="amqp://guest:guest@127.0.0.1:1/",  # never reached
+    )
     finished = subprocess.run(
         [sys.executable, "-m", "services.events"],
         cwd=ROOT,
