@@ -5,13 +5,11 @@ see a piece of media is decided by the service that owns what it belongs to (an
 incident, a group membership's visits, a resident), asked over RPC in the caller's name.
 """
 
-from nameko.dependency_providers import Config
 from nameko.exceptions import RemoteError
 from nameko.rpc import RpcProxy, rpc
 from nameko.timer import timer
 
 from gridwork_common.clock import ServiceClock
-from gridwork_common.config import Settings
 from gridwork_common.context import Caller, CallerContext
 from gridwork_common.errors import GridworkError, NotFound
 from gridwork_common.events import CloudEventDispatcher
@@ -19,7 +17,7 @@ from gridwork_common.health import probe, service_report
 from gridwork_common.metrics import PrometheusMetrics
 from gridwork_common.mongo import MongoDatabase, mongo_health
 from services.media import store
-from services.media.domain.kinds import parse_pairs, retention_days, size_limits
+from services.media.configuration import MediaConfiguration
 from services.media.storage import ObjectStorage
 from services.media.usecases import MediaDesk
 
@@ -38,9 +36,9 @@ class MediaService:
     incidents = RpcProxy("events")
     population = RpcProxy("population")
     caller = Caller()
-    config = Config()
     metrics = PrometheusMetrics()
     clock = ServiceClock()
+    rules = MediaConfiguration()
 
     def _desk(self, caller: CallerContext | None = None) -> MediaDesk:
         return MediaDesk(
@@ -49,7 +47,7 @@ class MediaService:
             self.events,
             self._owner,
             caller or self.caller,
-            size_limits(None),
+            self.rules.size_limits,
             self.clock,
         )
 
@@ -110,6 +108,4 @@ class MediaService:
 
     @timer(interval=RETENTION_INTERVAL_S)
     def apply_retention(self):
-        settings = Settings.from_nameko_config(self.config)
-        days = retention_days(parse_pairs(settings.media_retention_days, "MEDIA_RETENTION_DAYS"))
-        return self._desk(SYSTEM_CALLER).apply_retention(days)
+        return self._desk(SYSTEM_CALLER).apply_retention(self.rules.retention_days)
