@@ -9,7 +9,7 @@ from datetime import date, timedelta
 import eventlet
 from nameko.dependency_providers import Config
 from nameko.events import event_handler
-from nameko.rpc import RpcProxy, rpc
+from nameko.rpc import rpc
 from nameko.timer import timer
 
 from gridwork_common import roles
@@ -28,6 +28,7 @@ from gridwork_common.events import CloudEventDispatcher
 from gridwork_common.health import service_report
 from gridwork_common.metrics import PrometheusMetrics
 from gridwork_common.mongo import MongoDatabase, mongo_health
+from gridwork_common.rpc import BoundedRpcProxy
 from services.assessment import bulletins, facts, integrity, scorecards, store, topics, workdays
 from services.assessment.domain.indicators import LEVELS
 from services.assessment.domain.periods import Period
@@ -46,7 +47,7 @@ class AssessmentService:
     config = Config()
     metrics = PrometheusMetrics()
     clock = ServiceClock()
-    calendar = RpcProxy("events")  # the county's working calendar
+    calendar = BoundedRpcProxy("events")  # the county's working calendar
 
     @rpc
     def health(self):

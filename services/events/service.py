@@ -6,7 +6,7 @@ the caller's context; the loop's rules live in the pure `domain` package.
 
 from nameko.dependency_providers import Config
 from nameko.exceptions import RemoteError
-from nameko.rpc import RpcProxy, rpc
+from nameko.rpc import rpc
 from nameko.timer import timer
 
 from gridwork_common.clock import ServiceClock
@@ -17,6 +17,7 @@ from gridwork_common.events import CloudEventDispatcher
 from gridwork_common.health import UP, advisory, service_report
 from gridwork_common.metrics import PrometheusMetrics
 from gridwork_common.mongo import MongoDatabase, mongo_health
+from gridwork_common.rpc import BoundedRpcProxy
 from services.events import store
 from services.events.usecases.incidents import IncidentDesk
 from services.events.usecases.setup import CountySetup
@@ -33,7 +34,7 @@ class EventsService:
 
     db = MongoDatabase(indexes=store.INDEXES)
     events = CloudEventDispatcher()
-    population = RpcProxy("population")
+    population = BoundedRpcProxy("population")
     caller = Caller()
     config = Config()
     metrics = PrometheusMetrics()

@@ -11,19 +11,21 @@ calls the view with a `Call` that carries the caller into every RPC.
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, Response, current_app, g, json, request
 from pydantic import BaseModel, ValidationError
-from pymongo.errors import DuplicateKeyError
 
 from gridwork_common.clock import utc_now
+from gridwork_common.config import Settings
 from gridwork_common.context import CallerContext
 from services.gateway import store
+from services.gateway.idempotency import IdempotencyRecords
 from services.gateway.problems import PROBLEM_JSON, ApiProblem
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -187,35 +189,22 @@ class Api:
             )
         call.idempotency_key = key
         db = store.gateway_db(current_app.config["GRIDWORK_SETTINGS"])
+        records = IdempotencyRecords(
+            db[store.IDEMPOTENCY], lease_s=_lease_s(current_app.config["GRIDWORK_SETTINGS"])
+        )
         record_id = f"{call.caller.user_id}:{key}"
         fingerprint = _request_fingerprint()
-        try:
-            db[store.IDEMPOTENCY].insert_one(
-                {
-                    "_id": record_id,
-                    "fingerprint": fingerprint,
-                    "state": "pending",
-                    "created_at": _now(),
-                }
-            )
-        except DuplicateKeyError:
-            return _replay(db[store.IDEMPOTENCY].find_one({"_id": record_id}), fingerprint)
+        claimed, record = records.claim(record_id, fingerprint, _now())
+        if not claimed:
+            return _replay(record, fingerprint, _now())
         try:
             response = _respond(view(call), status)
         except Exception:
-            # Nothing to replay: a retry after a failure must run again.
-            db[store.IDEMPOTENCY].delete_one({"_id": record_id})
+            # Nothing to replay: a retry after a failure must run again (the services
+            # de-duplicate by the key, so a first attempt that did its work is found).
+            records.release(record_id, claimed)
             raise
-        db[store.IDEMPOTENCY].update_one(
-            {"_id": record_id},
-            {
-                "$set": {
-                    "state": "done",
-                    "status": response.status_code,
-                    "body": response.get_data(as_text=True),
-                }
-            },
-        )
+        records.finish(record_id, claimed, response)
         return response
 
     # ------------------------------------------------------------------ documenting
@@ -385,7 +374,7 @@ def _respond(result: Any, status: int) -> Response:
     return Response(json.dumps(result), status=status, mimetype="application/json")
 
 
-def _replay(record: dict | None, fingerprint: str) -> Response:
+def _replay(record: dict | None, fingerprint: str, now: datetime) -> Response:
     if record is None:  # expired between the insert and the read: treat as in progress
         raise ApiProblem(
             409, "Conflict", f"{IDEMPOTENCY_HEADER}: retry shortly", field=IDEMPOTENCY_HEADER
@@ -398,12 +387,16 @@ def _replay(record: dict | None, fingerprint: str) -> Response:
             field=IDEMPOTENCY_HEADER,
         )
     if record["state"] != "done":
-        raise ApiProblem(
+        lease_until = record.get("lease_until") or now
+        wait_s = max(1, math.ceil((_aware(lease_until) - now).total_seconds()))
+        problem = ApiProblem(
             409,
             "Conflict",
-            f"{IDEMPOTENCY_HEADER}: the first request is still running",
+            f"{IDEMPOTENCY_HEADER}: the first request is still running; retry after {wait_s} s",
             field=IDEMPOTENCY_HEADER,
         )
+        problem.headers["Retry-After"] = str(wait_s)
+        raise problem
     response = Response(
         record["body"],
         status=record["status"],
@@ -411,6 +404,16 @@ def _replay(record: dict | None, fingerprint: str) -> Response:
     )
     response.headers["Idempotent-Replayed"] = "true"
     return response
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _lease_s(settings: Settings) -> float:
+    """How long a first attempt holds its key before a retry may take over: a view
+    makes a few RPCs, each bounded by the RPC timeout."""
+    return 3 * settings.rpc_timeout
 
 
 def _now() -> datetime:

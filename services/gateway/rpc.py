@@ -39,18 +39,28 @@ class ServiceRpc:
         standalone = getattr(self._local, "standalone", None)
         if standalone is None:
             standalone = ClusterRpcProxy(self.nameko_config, timeout=self.timeout)
-            self._local.cluster = standalone.start()
+            try:
+                self._local.cluster = standalone.start()
+            except BaseException:
+                # The broker refused the connection (kombu OperationalError, socket
+                # errors): the caller answers 503; the next call starts afresh.
+                self._stop_quietly(standalone)
+                raise
             self._local.standalone = standalone
         return standalone
+
+    @staticmethod
+    def _stop_quietly(standalone: ClusterRpcProxy) -> None:
+        try:
+            standalone.stop()
+        except Exception:  # the connection is usually what failed
+            log.debug("error closing a broken rpc proxy", exc_info=True)
 
     def discard(self) -> None:
         standalone = getattr(self._local, "standalone", None)
         self._local.standalone = self._local.cluster = None
         if standalone is not None:
-            try:
-                standalone.stop()
-            except Exception:  # the connection is usually what failed
-                log.debug("error closing a broken rpc proxy", exc_info=True)
+            self._stop_quietly(standalone)
 
     def call(self, service: str, method: str, *args, caller: CallerContext, **kwargs):
         standalone = self._proxy()

@@ -6,7 +6,7 @@ incident, a group membership's visits, a resident), asked over RPC in the caller
 """
 
 from nameko.exceptions import RemoteError
-from nameko.rpc import RpcProxy, rpc
+from nameko.rpc import rpc
 from nameko.timer import timer
 
 from gridwork_common.clock import ServiceClock
@@ -16,6 +16,7 @@ from gridwork_common.events import CloudEventDispatcher
 from gridwork_common.health import probe, service_report
 from gridwork_common.metrics import PrometheusMetrics
 from gridwork_common.mongo import MongoDatabase, mongo_health
+from gridwork_common.rpc import BoundedRpcProxy
 from services.media import store
 from services.media.configuration import MediaConfiguration
 from services.media.storage import ObjectStorage
@@ -33,8 +34,8 @@ class MediaService:
     db = MongoDatabase(indexes=store.INDEXES)
     storage = ObjectStorage()
     events = CloudEventDispatcher()
-    incidents = RpcProxy("events")
-    population = RpcProxy("population")
+    incidents = BoundedRpcProxy("events")
+    population = BoundedRpcProxy("population")
     caller = Caller()
     metrics = PrometheusMetrics()
     clock = ServiceClock()

@@ -539,21 +539,31 @@ class IncidentDesk:
         return sent
 
     def _mark_and_announce(self, document: Mapping, stamp: str, name: str) -> bool:
-        marked = self.db[store.INCIDENTS].find_one_and_update(
-            {
-                "_id": document["_id"],
-                "stage_seq": document["stage_seq"],
-                stamp: {"$lt": document["stage_seq"]},
-            },
-            {"$set": {stamp: document["stage_seq"]}},
-            return_document=ReturnDocument.AFTER,
-        )
-        if marked is None:
-            return False  # another replica, or the case moved on
-        incident = loop.from_document(marked)
-        change = loop.Change(action=name, incident=incident, events=(name,))
-        entry = self._outbox_entry(marked, name, change)
-        self.db[store.OUTBOX].insert_one(entry)
+        """Mark the stage as noticed and store the notice in one transaction: a failure
+        between the two would leave the mark without its notice, and nobody told."""
+        try:
+            with self.db.client.start_session() as session, session.start_transaction():
+                marked = self.db[store.INCIDENTS].find_one_and_update(
+                    {
+                        "_id": document["_id"],
+                        "stage_seq": document["stage_seq"],
+                        stamp: {"$lt": document["stage_seq"]},
+                    },
+                    {"$set": {stamp: document["stage_seq"]}},
+                    return_document=ReturnDocument.AFTER,
+                    session=session,
+                )
+                if marked is None:
+                    return False  # another replica, or the case moved on
+                incident = loop.from_document(marked)
+                change = loop.Change(action=name, incident=incident, events=(name,))
+                entry = self._outbox_entry(marked, name, change)
+                self.db[store.OUTBOX].insert_one(entry, session=session)
+        except OperationFailure as exc:
+            # Another replica marking the same case at once: it sends the notice.
+            if exc.has_error_label("TransientTransactionError"):
+                return False
+            raise
         self.flush_outbox([entry["_id"]])
         return True
 

@@ -1,0 +1,77 @@
+"""Service-to-service RPC with a bounded wait.
+
+nameko's `RpcProxy` waits for a reply as long as it takes: while the called service is
+down (killed, restarting, its broker connection lost) the caller's worker hangs with it,
+and the gateway's own call times out with no word of why. `BoundedRpcProxy` waits at most
+`Settings.rpc_timeout` (RPC_TIMEOUT) and then raises `Unavailable` naming the service, which
+the gateway answers with 503 and Retry-After. The request message expires after the same
+time, so a service that comes back does not work through calls nobody waits for.
+"""
+
+from __future__ import annotations
+
+import eventlet
+from nameko.rpc import MethodProxy, RpcProxy, ServiceProxy
+
+from gridwork_common.config import Settings
+from gridwork_common.errors import Unavailable
+
+
+class BoundedRpcProxy(RpcProxy):
+    def setup(self):
+        super().setup()
+        self.timeout = Settings.from_nameko_config(self.container.config).rpc_timeout
+
+    def get_dependency(self, worker_ctx):
+        return _BoundedServiceProxy(
+            worker_ctx,
+            self.target_service,
+            self.rpc_reply_listener,
+            timeout=self.timeout,
+            expiration=self.timeout,  # seconds; kombu sends the AMQP expiration in ms
+            **self.options,
+        )
+
+
+class _BoundedServiceProxy(ServiceProxy):
+    def __init__(self, worker_ctx, service_name, reply_listener, timeout: float, **options):
+        super().__init__(worker_ctx, service_name, reply_listener, **options)
+        self.timeout = timeout
+
+    def __getattr__(self, name):
+        return _BoundedMethodProxy(
+            self.worker_ctx,
+            self.service_name,
+            name,
+            self.reply_listener,
+            self.timeout,
+            **self.options,
+        )
+
+
+class _BoundedMethodProxy(MethodProxy):
+    def __init__(self, worker_ctx, service_name, method_name, reply_listener, timeout, **options):
+        super().__init__(worker_ctx, service_name, method_name, reply_listener, **options)
+        self.timeout = timeout
+
+    def __call__(self, *args, **kwargs):
+        reply = self._call(*args, **kwargs)
+        timer = eventlet.Timeout(self.timeout)
+        try:
+            return reply.result()
+        except eventlet.Timeout as exc:
+            if exc is not timer:
+                raise
+            self._forget(reply)
+            raise Unavailable(
+                f"{self.service_name}: no answer to {self.method_name} within {self.timeout:g} s"
+            ) from None
+        finally:
+            timer.cancel()
+
+    def _forget(self, reply) -> None:
+        # A late reply would otherwise find its waiter; drop it so it is discarded.
+        events = self.reply_listener._reply_events
+        for correlation_id, event in list(events.items()):
+            if event is reply.reply_event:
+                events.pop(correlation_id, None)
