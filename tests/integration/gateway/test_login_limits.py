@@ -2,6 +2,7 @@
 at a real gunicorn gateway), the client's address taken from trusted proxies only, password
 hashes upgraded on login, and the same limits on Open311 and media uploads."""
 
+import sys
 import threading
 from datetime import UTC, datetime, timedelta
 
@@ -38,7 +39,7 @@ def gunicorn_gateway(infra, rabbit_config, tmp_path):
     port = free_port()
     gateway = ManagedProcess(
         name="gateway",
-        argv=["python", "-m", "gunicorn", "-c", "services/gateway/gunicorn_conf.py"],
+        argv=[sys.executable, "-m", "gunicorn", "-c", "services/gateway/gunicorn_conf.py"],
         env={
             **env,
             "GATEWAY_PORT": str(port),
@@ -49,7 +50,6 @@ def gunicorn_gateway(infra, rabbit_config, tmp_path):
         log_dir=tmp_path / "log",
         marker="services/gateway/gunicorn_conf.py",
     )
-    gateway.argv[0] = __import__("sys").executable
     gateway.start()
     url = f"http://127.0.0.1:{port}"
     try:
