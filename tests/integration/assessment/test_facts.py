@@ -1,7 +1,7 @@
 """Facts from real topics: each event stored once however often it is delivered, and
 indicators aggregated over the subtree of a territory node."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 from kombu import Connection, Exchange, Producer
@@ -11,9 +11,9 @@ from nameko.testing.services import entrypoint_hook
 from pymongo import MongoClient
 
 from devstack.processes import wait_until
+from gridwork_common.clock import CHINA_TIME, china_today
 from gridwork_common.context import CallerContext
 from gridwork_common.events import new_event
-from services.assessment import service as assessment_service
 from services.assessment.domain.indicators import LEVELS
 from services.assessment.service import AssessmentService
 from services.events.service import EventsService
@@ -267,43 +267,65 @@ def test_the_monthly_bulletin_is_made_once_as_html_and_csv(assessment, config, f
         rpc.assessment.bulletin("2026-10")
 
 
-def test_after_a_month_ends_the_timer_publishes_every_level_and_the_bulletin_once(
-    assessment, config, facts_collection, monkeypatch
-):
-    today = datetime.now(UTC)
-    last_month_moment = today.replace(day=1, hour=3) - timedelta(days=3)
-    last_month = (last_month_moment + timedelta(hours=8)).strftime("%Y-%m")
-    messages = [
-        _incident_event("reported", "t1", at=last_month_moment, actor_id="w1"),
-        _incident_event(
-            "closed", "t1", at=last_month_moment, actor_id="h1", department="530402-police"
+@pytest.mark.parametrize(
+    ("happened", "month", "last_grace_moment", "first_settled_moment"),
+    [
+        # October's late traces may arrive until 3 November (China time) is over.
+        (
+            datetime(2026, 10, 31, 23, 30, tzinfo=CHINA_TIME),
+            "2026-10",
+            datetime(2026, 11, 3, 23, 58, tzinfo=CHINA_TIME),
+            datetime(2026, 11, 4, 0, 0, 30, tzinfo=CHINA_TIME),
         ),
+        # The year's last month: 4 January 2027, 00:00 in China is still 3 January in UTC.
+        (
+            datetime(2026, 12, 31, 23, 30, tzinfo=CHINA_TIME),
+            "2026-12",
+            datetime(2027, 1, 3, 23, 58, tzinfo=CHINA_TIME),
+            datetime(2027, 1, 4, 0, 0, 30, tzinfo=CHINA_TIME),
+        ),
+    ],
+    ids=["month-end", "year-end"],
+)
+def test_after_a_month_ends_the_timer_publishes_every_level_and_the_bulletin_once(
+    assessment,
+    config,
+    facts_collection,
+    clock,
+    happened,
+    month,
+    last_grace_moment,
+    first_settled_moment,
+):
+    messages = [
+        _incident_event("reported", "t1", at=happened, actor_id="w1"),
+        _incident_event("closed", "t1", at=happened, actor_id="h1", department="530402-police"),
     ]
     _publish(config, "events.events", messages)
     wait_until(lambda: facts_collection.count_documents({}) == len(messages), 15, "facts")
     container = next(c for c in assessment.containers if c.service_name == "assessment")
     county_leader = CallerContext(user_id="l", roles=("leader",), scope="530402")
     # Within the grace days after a month ends, the timer waits for late traces.
-    monkeypatch.setattr(assessment_service, "PUBLICATION_GRACE_DAYS", 31)
+    clock.set(last_grace_moment)
     with entrypoint_hook(container, "monthly_bulletin") as run:
         run()
     with ClusterRpcProxy(config, context_data=county_leader.to_context_data(), timeout=10) as rpc:
-        assert rpc.assessment.published_scorecards("grid", last_month) == []
+        assert rpc.assessment.published_scorecards("grid", month) == []
         with pytest.raises(RemoteError, match="Conflict"):  # nor on demand
-            rpc.assessment.bulletin(last_month)
-    monkeypatch.setattr(assessment_service, "PUBLICATION_GRACE_DAYS", 0)
+            rpc.assessment.bulletin(month)
+    clock.set(first_settled_moment)
     for _ in range(2):  # a second run (or replica) publishes nothing new
         with entrypoint_hook(container, "monthly_bulletin") as run:
             run()
     with ClusterRpcProxy(config, context_data=county_leader.to_context_data(), timeout=10) as rpc:
         for level in LEVELS:
-            [board] = rpc.assessment.published_scorecards(level, last_month)
+            [board] = rpc.assessment.published_scorecards(level, month)
             assert board["rules_version"] == 1 and board["items"], level
-        assert GRID in rpc.assessment.bulletin(last_month)
+        assert GRID in rpc.assessment.bulletin(month)
 
 
 def test_activity_counts_the_calendar_as_first_read_and_only_days_gone_by(
-    assessment, config, settings
+    assessment, config, settings, clock
 ):
     def grid_work(at):
         return new_event(
@@ -319,7 +341,7 @@ def test_activity_counts_the_calendar_as_first_read_and_only_days_gone_by(
             },
         ).to_json_dict()
 
-    now = datetime.now(UTC)
+    now = clock()  # Wednesday 18 November 2026
     _publish(config, "population.events", [("visit.recorded", grid_work(NOW))])
     _publish(config, "population.events", [("visit.recorded", grid_work(now))])
     client = MongoClient(settings.mongo_uri)
@@ -335,12 +357,12 @@ def test_activity_counts_the_calendar_as_first_read_and_only_days_gone_by(
         assert len(rpc.events.working_days("2026-10-01", "2026-10-31")) == 17
         assert rpc.assessment.indicators(GRID, "2026-10")["expected_account_days"] == 18
         # This month counts its working days so far, today included.
-        local_today = (now + timedelta(hours=8)).date()
+        local_today = china_today(clock)
         so_far = rpc.events.working_days(
             local_today.replace(day=1).isoformat(), local_today.isoformat()
         )
         this_month = rpc.assessment.indicators(GRID, local_today.strftime("%Y-%m"))
-        assert this_month["expected_account_days"] == len(so_far)
+        assert this_month["expected_account_days"] == len(so_far) == 13  # 2-6, 9-13, 16-18
     kept = client[settings.database_name("assessment")]["working_days"].find_one({"_id": "2026-10"})
     client.close()
     assert len(kept["days"]) == 18

@@ -474,3 +474,24 @@ def test_worklist_counts_last_months_visits_towards_last_month(
     worker.record_visit(visit(membership["id"], start + timedelta(days=1)))
     [item] = worker.visit_worklist()["overdue"]
     assert (item["required"], item["done"], item["missing"]) == (4, 1, 3)
+
+
+def test_a_visit_near_midnight_counts_in_the_month_of_china_time(
+    county, worker, resident, population_db, clock
+):
+    # 00:10 on 1 December in China is still 30 November (16:10) in UTC.
+    clock.set(datetime(2026, 12, 1, 0, 10, tzinfo=CHINA_TIME))
+    membership = flag_months_ago(worker, population_db, resident["id"], 1, clock())
+    late = worker.record_visit(
+        visit(membership["id"], datetime(2026, 11, 30, 23, 55, tzinfo=CHINA_TIME))
+    )
+    early = worker.record_visit(
+        visit(membership["id"], datetime(2026, 12, 1, 0, 5, tzinfo=CHINA_TIME))
+    )
+    assert (late["period"], early["period"]) == ("2026-11", "2026-12")
+    worklist = worker.visit_worklist()
+    assert worklist["period"] == "2026-12"
+    [due] = worklist["due"]
+    assert (due["id"], due["required"], due["done"]) == (membership["id"], 4, 1)
+    [overdue] = worklist["overdue"]
+    assert (overdue["period"], overdue["done"], overdue["missing"]) == ("2026-11", 1, 3)
