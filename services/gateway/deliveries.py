@@ -20,7 +20,7 @@ from kombu import Connection, Exchange, Queue, binding
 from kombu.mixins import ConsumerMixin
 
 from gridwork_common.clock import Clock, utc_now
-from gridwork_common.config import Settings
+from gridwork_common.config import Settings, settings_or_exit
 from gridwork_common.logs import configure_logging
 from services.gateway.store import gateway_db
 from services.gateway.webhooks import EXCHANGES, Webhooks
@@ -98,7 +98,7 @@ class Deliveries:
 
 
 def main() -> None:
-    settings = Settings.from_env()
+    settings = settings_or_exit()
     configure_logging("webhooks", settings.log_level)
     deliveries = Deliveries(settings)
     signal.signal(signal.SIGTERM, lambda *_: deliveries.stop())

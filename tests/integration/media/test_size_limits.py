@@ -140,4 +140,5 @@ def test_the_media_process_refuses_to_start_naming_the_setting(infra, rabbit_con
         timeout=120,  # a bound on a hang, not a duration under test
     )
     assert started.returncode != 0
-    assert "ConfigError: MEDIA_SIZE_LIMITS: 'pdf' is neither" in started.stderr
+    assert "refusing to start: MEDIA_SIZE_LIMITS: 'pdf' is neither" in started.stderr
+    assert "Traceback" not in started.stderr
