@@ -13,7 +13,8 @@ from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
 from gridwork_common.clock import Clock, utc_now
-from services.assessment import facts, store
+from gridwork_common.outbox import Outbox
+from services.assessment import facts, store, topics
 from services.assessment.domain.indicators import Indicators
 from services.assessment.domain.periods import Period
 
@@ -64,15 +65,24 @@ def make(
 
 
 def bulletin(
-    db: Database, county: str, period: str, published: Mapping[str, dict], clock: Clock = utc_now
+    db: Database,
+    county: str,
+    period: str,
+    published: Mapping[str, dict],
+    clock: Clock = utc_now,
+    outbox: Outbox | None = None,
 ) -> tuple[dict, bool]:
-    """The period's bulletin, made now if it does not exist; True when it was made now."""
+    """The period's bulletin, made now if it does not exist; True when it was made now.
+    A bulletin made now and its `bulletin.published` event are written in one
+    transaction through the `outbox` (none: nothing is announced)."""
     existing = db[store.BULLETINS].find_one({"_id": period})
     if existing is not None:
         return existing, False
     document = make(db, county, period, published, clock)
     try:
-        db[store.BULLETINS].insert_one(document)
+        with (outbox or Outbox(db, None, clock)).transaction() as staged:
+            db[store.BULLETINS].insert_one(document, session=staged.session)
+            staged.announce(topics.BULLETIN_PUBLISHED, county, {"county": county, "period": period})
     except DuplicateKeyError:  # another replica made it meanwhile
         return db[store.BULLETINS].find_one({"_id": period}), False
     return document, True

@@ -13,7 +13,8 @@ from pymongo.errors import DuplicateKeyError
 
 from gridwork_common.clock import Clock, utc_now
 from gridwork_common.errors import InvalidInput
-from services.assessment import facts, store
+from gridwork_common.outbox import Outbox
+from services.assessment import facts, store, topics
 from services.assessment.domain.indicators import LEVELS, TERRITORY_LEVELS
 from services.assessment.domain.periods import Period
 from services.assessment.domain.scoring import (
@@ -161,10 +162,14 @@ def publish(
     period: Period,
     working_days: Collection[str],
     clock: Clock = utc_now,
+    outbox: Outbox | None = None,
 ) -> dict[str, dict]:
     """Keep the period's scorecards of each level as scored now (those not yet kept under
     the rule set in force, scored in one pass); publishing again with the same rule set
-    stores nothing new. Each board says whether it was `republished` (kept before)."""
+    stores nothing new. Each board says whether it was `republished` (kept before). A
+    board kept now and the `scorecard.published` event announcing it are written in one
+    transaction through the `outbox` (none: nothing is announced)."""
+    outbox = outbox or Outbox(db, None, clock)
     version = _rules(db, period, None).version
     kept: dict[str, dict] = {}
     for level in levels:
@@ -178,7 +183,21 @@ def publish(
     for level, board in scored.items():
         key = _publication_key(level, period, board["rules_version"])
         try:
-            db[store.PUBLISHED].insert_one({"_id": key, **board, "published_at": clock()})
+            with outbox.transaction() as staged:
+                db[store.PUBLISHED].insert_one(
+                    {"_id": key, **board, "published_at": clock()}, session=staged.session
+                )
+                staged.announce(
+                    topics.SCORECARD_PUBLISHED,
+                    level,
+                    {
+                        "level": level,
+                        "period": period.text,
+                        "rules_version": board["rules_version"],
+                        "subjects": len(board["items"]),
+                        "bottom": board["bottom"],
+                    },
+                )
         except DuplicateKeyError:  # another replica kept it meanwhile: theirs stands
             stored = db[store.PUBLISHED].find_one({"_id": key}, {"_id": 0, "published_at": 0})
             kept[level] = {**stored, "republished": True}

@@ -28,13 +28,15 @@ from gridwork_common.events import CloudEventDispatcher
 from gridwork_common.health import service_report
 from gridwork_common.metrics import PrometheusMetrics
 from gridwork_common.mongo import MongoDatabase, mongo_health
+from gridwork_common.outbox import Outbox
 from gridwork_common.rpc import BoundedRpcProxy
-from services.assessment import bulletins, facts, integrity, scorecards, store, topics, workdays
+from services.assessment import bulletins, facts, integrity, scorecards, store, workdays
 from services.assessment.domain.indicators import LEVELS
 from services.assessment.domain.periods import Period
 
 EXPECTED = (GridworkError,)
 BULLETIN_CHECK_INTERVAL_S = 3600
+OUTBOX_RETRY_INTERVAL_S = 10
 PUBLICATION_GRACE_DAYS = 3  # the month's scorecards and bulletin are made from the 4th
 
 
@@ -115,23 +117,17 @@ class AssessmentService:
         return self._publish([level], period)[level]
 
     def _publish(self, levels, period: Period) -> dict[str, dict]:
-        published = scorecards.publish(
-            self.db, levels, period, self._working_days(period), self.clock
+        return scorecards.publish(
+            self.db, levels, period, self._working_days(period), self.clock, self._outbox()
         )
-        for level, board in published.items():
-            if not board["republished"]:
-                self.events.publish(
-                    topics.SCORECARD_PUBLISHED,
-                    level,
-                    {
-                        "level": level,
-                        "period": period.text,
-                        "rules_version": board["rules_version"],
-                        "subjects": len(board["items"]),
-                        "bottom": board["bottom"],
-                    },
-                )
-        return published
+
+    def _outbox(self) -> Outbox:
+        return Outbox(self.db, self.events, self.clock)
+
+    @timer(interval=OUTBOX_RETRY_INTERVAL_S)
+    def resend_outbox(self):
+        """Send the events a crash or a broker outage left in the outbox."""
+        return self._outbox().resend(OUTBOX_RETRY_INTERVAL_S)
 
     @rpc(expected_exceptions=EXPECTED)
     def published_scorecards(self, level, period):
@@ -180,11 +176,9 @@ class AssessmentService:
         they were not) the first time it is asked for."""
         county = Settings.from_nameko_config(self.config).county_code
         published = self._publish(LEVELS, Period.parse(period))
-        document, made_now = bulletins.bulletin(self.db, county, period, published, self.clock)
-        if made_now:
-            self.events.publish(
-                topics.BULLETIN_PUBLISHED, county, {"county": county, "period": period}
-            )
+        document, _ = bulletins.bulletin(
+            self.db, county, period, published, self.clock, self._outbox()
+        )
         return document
 
     @rpc(expected_exceptions=EXPECTED)

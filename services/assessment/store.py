@@ -2,6 +2,8 @@
 
 from pymongo import ASCENDING, IndexModel
 
+from gridwork_common.outbox import OUTBOX_INDEXES
+
 FACTS = "facts"  # one per consumed CloudEvent, keyed by its id: redelivery counts once
 RULE_SETS = "rule_sets"  # versions of the scoring rules after the shipped default
 PUBLISHED = "published_scorecards"  # as scored at publication, never rewritten
@@ -19,3 +21,4 @@ INDEXES = {
         IndexModel([("actor", ASCENDING), ("period", ASCENDING)], name="actor_period"),
     ],
 }
+INDEXES.update(OUTBOX_INDEXES)  # events written with their change (gridwork_common.outbox)

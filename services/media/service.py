@@ -16,6 +16,7 @@ from gridwork_common.events import CloudEventDispatcher
 from gridwork_common.health import probe, service_report
 from gridwork_common.metrics import PrometheusMetrics
 from gridwork_common.mongo import MongoDatabase, mongo_health
+from gridwork_common.outbox import Outbox
 from gridwork_common.rpc import BoundedRpcProxy
 from services.media import store
 from services.media.configuration import MediaConfiguration
@@ -23,6 +24,7 @@ from services.media.storage import ObjectStorage
 from services.media.usecases import MediaDesk
 
 SYSTEM_CALLER = CallerContext(user_id="media-timer", roles=("system",))
+OUTBOX_RETRY_INTERVAL_S = 10
 EXPECTED = (GridworkError,)
 EXPIRY_INTERVAL_S = 60
 RETENTION_INTERVAL_S = 6 * 3600
@@ -102,6 +104,11 @@ class MediaService:
     @rpc(expected_exceptions=EXPECTED)
     def delete_media(self, media_id):
         return self._desk().delete(media_id)
+
+    @timer(interval=OUTBOX_RETRY_INTERVAL_S)
+    def resend_outbox(self):
+        """Send the events a crash or a broker outage left in the outbox."""
+        return Outbox(self.db, self.events, self.clock).resend(OUTBOX_RETRY_INTERVAL_S)
 
     @timer(interval=EXPIRY_INTERVAL_S)
     def expire_slots(self):

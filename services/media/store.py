@@ -2,6 +2,8 @@
 
 from pymongo import ASCENDING, IndexModel
 
+from gridwork_common.outbox import OUTBOX_INDEXES
+
 MEDIA = "media"  # one per upload: declared type, purpose, owner, state, metadata
 OBJECTS = "objects"  # one per distinct content (SHA-256): identical bytes stored once
 
@@ -12,3 +14,4 @@ INDEXES = {
         IndexModel([("sha256", ASCENDING)], name="sha256"),
     ],
 }
+INDEXES.update(OUTBOX_INDEXES)  # events written with their change (gridwork_common.outbox)

@@ -23,6 +23,7 @@ from gridwork_common.clock import Clock, utc_now
 from gridwork_common.context import CallerContext
 from gridwork_common.errors import Conflict, Forbidden, InvalidInput, NotFound
 from gridwork_common.events import EventPublisher
+from gridwork_common.outbox import Outbox
 from services.media import store, topics
 from services.media.domain.kinds import KINDS, PURPOSES, check_bytes, check_declared
 from services.media.domain.photos import photo_metadata, thumbnail
@@ -134,25 +135,28 @@ class MediaDesk:
             raise
         metadata = photo_metadata(data) if media["kind"] == "photo" else {}
         self._store_content(media, sha256, actual_size, data)
-        stored = self.db[store.MEDIA].find_one_and_update(
-            {"_id": media_id, "state": PENDING},
-            {
-                "$set": {
-                    "state": STORED,
-                    "sha256": sha256,
-                    "stored_at": self.clock(),
-                    "metadata": metadata,
-                    "object_key": f"objects/{sha256}",
+        # The media's new state and the media.stored event announcing it, or neither.
+        with Outbox(self.db, self.events, self.clock).transaction() as staged:
+            stored = self.db[store.MEDIA].find_one_and_update(
+                {"_id": media_id, "state": PENDING},
+                {
+                    "$set": {
+                        "state": STORED,
+                        "sha256": sha256,
+                        "stored_at": self.clock(),
+                        "metadata": metadata,
+                        "object_key": f"objects/{sha256}",
+                    },
+                    "$unset": {"expires_at": ""},
                 },
-                "$unset": {"expires_at": ""},
-            },
-            return_document=ReturnDocument.AFTER,
-        )
+                return_document=ReturnDocument.AFTER,
+                session=staged.session,
+            )
+            if stored is not None:
+                staged.announce(topics.MEDIA_STORED, media["owner"]["id"], _event(stored))
         if stored is None:  # a concurrent confirm finished first
             return render(self.db[store.MEDIA].find_one({"_id": media_id}))
         self.storage.remove(media["object_key"])
-        if self.events is not None:
-            self.events.publish(topics.MEDIA_STORED, media["owner"]["id"], _event(stored))
         return render(stored)
 
     def _store_content(self, media: Mapping, sha256: str, size: int, data: bytes) -> None:

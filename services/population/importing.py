@@ -221,30 +221,32 @@ class ImportJobs:
             status, failure = FAILED, str(exc)
         self._checkpoint(job["_id"], counts, errors)
         now = self.population.clock()
-        finished = self.db[store.IMPORT_JOBS].find_one_and_update(
-            {"_id": job["_id"]},
-            {
-                "$set": {
-                    "status": status,
-                    "failure": failure,
-                    "finished_at": now,
-                    "counts": counts,
+        with population.changes() as session:  # the job's end and its event, or neither
+            finished = self.db[store.IMPORT_JOBS].find_one_and_update(
+                {"_id": job["_id"]},
+                {
+                    "$set": {
+                        "status": status,
+                        "failure": failure,
+                        "finished_at": now,
+                        "counts": counts,
+                    },
+                    "$unset": {"lease_until": ""},
                 },
-                "$unset": {"lease_until": ""},
-            },
-            return_document=ReturnDocument.AFTER,
-        )
-        population.publish(
-            topics.IMPORT_FINISHED,
-            importer.scope or population.county_code,
-            {
-                "job_id": job["_id"],
-                "kind": job["kind"],
-                "counts": counts,
-                "by_grid": importer_rows.by_grid,
-                "imported_by": importer.user_id,
-            },
-        )
+                return_document=ReturnDocument.AFTER,
+                session=session,
+            )
+            population.publish(
+                topics.IMPORT_FINISHED,
+                importer.scope or population.county_code,
+                {
+                    "job_id": job["_id"],
+                    "kind": job["kind"],
+                    "counts": counts,
+                    "by_grid": importer_rows.by_grid,
+                    "imported_by": importer.user_id,
+                },
+            )
         return _render_job(finished)
 
     def _checkpoint(self, job_id: str, counts: dict, errors: list[dict]) -> None:

@@ -17,6 +17,7 @@ from gridwork_common.events import CloudEventDispatcher
 from gridwork_common.health import service_report
 from gridwork_common.metrics import PrometheusMetrics
 from gridwork_common.mongo import MongoDatabase, mongo_health
+from gridwork_common.outbox import Outbox
 from services.population import store
 from services.population.application import Population
 from services.population.importing import ImportJobs
@@ -26,6 +27,7 @@ SYSTEM_CALLER = CallerContext(user_id="population-timer", roles=("system",))
 EXPECTED = (GridworkError,)
 OVERDUE_CHECK_INTERVAL_S = 3600
 IMPORT_POLL_INTERVAL_S = 1
+OUTBOX_RETRY_INTERVAL_S = 10
 
 
 class PersonalDataProtection(DependencyProvider):
@@ -217,6 +219,11 @@ class PopulationService:
     @rpc(expected_exceptions=EXPECTED)
     def visit_worklist(self, worker_id=None, period=None):
         return self._population().visit_worklist(worker_id, period)
+
+    @timer(interval=OUTBOX_RETRY_INTERVAL_S)
+    def resend_outbox(self):
+        """Send the events a crash or a broker outage left in the outbox."""
+        return Outbox(self.db, self.events, self.clock).resend(OUTBOX_RETRY_INTERVAL_S)
 
     @timer(interval=OVERDUE_CHECK_INTERVAL_S)
     def publish_overdue_visits(self):

@@ -2,6 +2,8 @@
 
 from pymongo import ASCENDING, DESCENDING, GEOSPHERE, IndexModel
 
+from gridwork_common.outbox import OUTBOX_INDEXES
+
 TERRITORY = "territory"
 STAFF = "staff"
 RESIDENTS = "residents"
@@ -68,3 +70,4 @@ INDEXES = {
     IMPORT_JOBS: [IndexModel([("status", ASCENDING), ("lease_until", ASCENDING)], name="queue")],
     IMPORT_ERRORS: [IndexModel([("job_id", ASCENDING), ("row", ASCENDING)], name="job_row")],
 }
+INDEXES.update(OUTBOX_INDEXES)  # events written with their change (gridwork_common.outbox)

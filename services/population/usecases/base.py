@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import datetime
 
+from pymongo.client_session import ClientSession
 from pymongo.database import Database
 
 from gridwork_common.clock import Clock, utc_now
 from gridwork_common.context import CallerContext
 from gridwork_common.errors import Forbidden, InvalidInput, NotFound
 from gridwork_common.events import EventPublisher
+from gridwork_common.outbox import Outbox, Staged
 from services.population import store, topics
 from services.population.domain import access
 from services.population.domain.codes import level_of
@@ -45,6 +48,7 @@ class UseCases:
         self.caller = caller
         self.county_code = county_code
         self.clock = clock
+        self._staged: Staged | None = None  # the open changes() transaction
 
     def require(self, allowed: tuple[str, ...], action: str) -> None:
         if not self.caller.has_role(*allowed):
@@ -55,11 +59,25 @@ class UseCases:
             raise NotFound(f"no {what} {key}")
         return doc
 
+    @contextmanager
+    def changes(self) -> Iterator[ClientSession]:
+        """One transaction for a change and the events announcing it: `publish` inside
+        stores each event in the outbox with the change (pass the session to every
+        write); they are sent once it commits."""
+        with Outbox(self.db, self.events, self.clock).transaction() as staged:
+            self._staged = staged
+            try:
+                yield staged.session
+            finally:
+                self._staged = None
+
     def publish(self, routing_key: str, subject: str, data: dict) -> None:
+        """Announce a change: only inside `changes()`, so the event is written with it."""
         if routing_key not in topics.TOPICS:
             raise ValueError(f"{routing_key} is not a documented population topic")
-        if self.events is not None:
-            self.events.publish(routing_key, subject, data)
+        if self._staged is None:
+            raise RuntimeError("publish only inside changes(): with the change it announces")
+        self._staged.announce(routing_key, subject, data)
 
     def _page(self, collection: str, query: dict, cursor: str | None, limit: int, render):
         query = access.within_scope(self.caller, query)

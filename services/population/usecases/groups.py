@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -52,8 +51,25 @@ class GroupUseCases(UseCases):
             "flagged_by": self.caller.user_id,
             "note": (note or "").strip()[:500] or None,
         }
+
+        def announce(flagged: Mapping) -> None:
+            self.publish(
+                topics.GROUP_FLAGGED,
+                flagged["grid_code"],
+                {
+                    "membership_id": flagged["_id"],
+                    "resident_id": resident_id,
+                    "group": group,
+                    "kind": kind,
+                    "risk_level": risk_level,
+                    "responsible_worker_id": flagged["responsible_worker_id"],
+                },
+            )
+
         try:
-            self.db[store.MEMBERSHIPS].insert_one(membership)
+            with self.changes() as session:
+                self.db[store.MEMBERSHIPS].insert_one(membership, session=session)
+                announce(membership)
         except DuplicateKeyError:
             existing = self.db[store.MEMBERSHIPS].find_one(
                 {"resident_id": resident_id, "group": group, "active": True}
@@ -64,20 +80,12 @@ class GroupUseCases(UseCases):
             }
             if all(existing[key] == value for key, value in changes.items()):
                 return render_membership(existing)  # a retried request
-            self.db[store.MEMBERSHIPS].update_one({"_id": existing["_id"]}, {"$set": changes})
             membership = {**existing, **changes}
-        self.publish(
-            topics.GROUP_FLAGGED,
-            membership["grid_code"],
-            {
-                "membership_id": membership["_id"],
-                "resident_id": resident_id,
-                "group": group,
-                "kind": kind,
-                "risk_level": risk_level,
-                "responsible_worker_id": membership["responsible_worker_id"],
-            },
-        )
+            with self.changes() as session:
+                self.db[store.MEMBERSHIPS].update_one(
+                    {"_id": existing["_id"]}, {"$set": changes}, session=session
+                )
+                announce(membership)
         return render_membership(membership)
 
     def clear_group(self, membership_id: str, reason: str) -> dict:
@@ -90,29 +98,32 @@ class GroupUseCases(UseCases):
         return render_membership(self._clear_membership(membership_id, str(reason).strip()))
 
     def _clear_membership(self, membership_id: str, reason: str) -> Mapping:
-        updated = self.db[store.MEMBERSHIPS].find_one_and_update(
-            {"_id": membership_id, "active": True},
-            {
-                "$set": {
-                    "active": False,
-                    "cleared_at": self.clock(),
-                    "cleared_by": self.caller.user_id,
-                    "cleared_reason": reason[:500],
-                }
-            },
-            return_document=ReturnDocument.AFTER,
-        )
+        with self.changes() as session:
+            updated = self.db[store.MEMBERSHIPS].find_one_and_update(
+                {"_id": membership_id, "active": True},
+                {
+                    "$set": {
+                        "active": False,
+                        "cleared_at": self.clock(),
+                        "cleared_by": self.caller.user_id,
+                        "cleared_reason": reason[:500],
+                    }
+                },
+                return_document=ReturnDocument.AFTER,
+                session=session,
+            )
+            if updated is not None:
+                self.publish(
+                    topics.GROUP_CLEARED,
+                    updated["grid_code"],
+                    {
+                        "membership_id": membership_id,
+                        "resident_id": updated["resident_id"],
+                        "group": updated["group"],
+                    },
+                )
         if updated is None:  # cleared meanwhile by another request: nothing to announce
             return self.db[store.MEMBERSHIPS].find_one({"_id": membership_id})
-        self.publish(
-            topics.GROUP_CLEARED,
-            updated["grid_code"],
-            {
-                "membership_id": membership_id,
-                "resident_id": updated["resident_id"],
-                "group": updated["group"],
-            },
-        )
         return updated
 
     def _membership(self, membership_id: str) -> Mapping:
@@ -195,25 +206,26 @@ class GroupUseCases(UseCases):
             "recorded_at": self.clock(),
         }
         try:
-            self.db[store.VISITS].insert_one(document)
+            with self.changes() as session:
+                self.db[store.VISITS].insert_one(document, session=session)
+                self.publish(
+                    topics.VISIT_RECORDED,
+                    membership["grid_code"],
+                    {
+                        "visit_id": visit_id,
+                        "membership_id": membership["_id"],
+                        "resident_id": membership["resident_id"],
+                        "group": membership["group"],
+                        "risk_level": membership["risk_level"],
+                        "worker_id": self.caller.user_id,
+                        "at": visited_at.isoformat(),
+                        "period": document["period"],
+                        "location": document["location"],
+                        "media_ids": media_ids,
+                    },
+                )
         except DuplicateKeyError:  # the client's visit_id: a retried upload
             return _render_visit(self.db[store.VISITS].find_one({"_id": visit_id}))
-        self.publish(
-            topics.VISIT_RECORDED,
-            membership["grid_code"],
-            {
-                "visit_id": visit_id,
-                "membership_id": membership["_id"],
-                "resident_id": membership["resident_id"],
-                "group": membership["group"],
-                "risk_level": membership["risk_level"],
-                "worker_id": self.caller.user_id,
-                "at": visited_at.isoformat(),
-                "period": document["period"],
-                "location": document["location"],
-                "media_ids": media_ids,
-            },
-        )
         return _render_visit(document)
 
     def visits_of(self, membership_id: str) -> list[dict]:
@@ -305,23 +317,24 @@ class GroupUseCases(UseCases):
                     continue
                 notice = {"_id": f"{membership['_id']}:{period}", "at": now}
                 try:
-                    self.db[store.OVERDUE_NOTICES].insert_one(notice)
-                except DuplicateKeyError:
+                    with self.changes() as session:  # the mark and its notice, or neither
+                        self.db[store.OVERDUE_NOTICES].insert_one(notice, session=session)
+                        self.publish(
+                            topics.VISIT_OVERDUE,
+                            membership["grid_code"],
+                            {
+                                "membership_id": membership["_id"],
+                                "resident_id": membership["resident_id"],
+                                "group": membership["group"],
+                                "risk_level": membership["risk_level"],
+                                "responsible_worker_id": membership["responsible_worker_id"],
+                                "period": period,
+                                "required": required,
+                                "done": count,
+                            },
+                        )
+                except DuplicateKeyError:  # announced before (another run or replica)
                     continue
-                self.publish(
-                    topics.VISIT_OVERDUE,
-                    membership["grid_code"],
-                    {
-                        "membership_id": membership["_id"],
-                        "resident_id": membership["resident_id"],
-                        "group": membership["group"],
-                        "risk_level": membership["risk_level"],
-                        "responsible_worker_id": membership["responsible_worker_id"],
-                        "period": period,
-                        "required": required,
-                        "done": count,
-                    },
-                )
                 published += 1
         return published
 
@@ -348,16 +361,16 @@ class GroupUseCases(UseCases):
                 {"worker_id": worker, "risk_level": risk, "required": required, "done": count}
                 for (worker, risk), (required, count) in sorted(totals.items())
             ]
-            self.publish(
-                topics.VISIT_OBLIGATIONS,
-                grid_code,
-                {"grid_code": grid_code, "period": period, "rows": rows},
-            )
-            # Marked after publishing, so a failed publish is retried by the next run; a
-            # repeat (a crash between the two, or two replicas) is one fact to the
-            # assessment service, which keys obligations by grid and month.
-            with contextlib.suppress(DuplicateKeyError):
-                self.db[store.OVERDUE_NOTICES].insert_one(notice)
+            try:
+                with self.changes() as session:  # the mark and its event, or neither
+                    self.db[store.OVERDUE_NOTICES].insert_one(notice, session=session)
+                    self.publish(
+                        topics.VISIT_OBLIGATIONS,
+                        grid_code,
+                        {"grid_code": grid_code, "period": period, "rows": rows},
+                    )
+            except DuplicateKeyError:  # another replica announced it meanwhile
+                continue
             published += 1
         return published
 

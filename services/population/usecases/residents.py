@@ -42,7 +42,17 @@ class ResidentUseCases(UseCases):
         self._check_links(record)
         document = self.resident_document(record)
         try:
-            self.db[store.RESIDENTS].insert_one(document)
+            with self.changes() as session:
+                self.db[store.RESIDENTS].insert_one(document, session=session)
+                self._history(
+                    document["_id"],
+                    "registered",
+                    {"grid_code": (None, record.grid_code)},
+                    session,
+                )
+                self.publish(
+                    topics.RESIDENT_REGISTERED, record.grid_code, _resident_event(document)
+                )
         except DuplicateKeyError:
             existing = self.db[store.RESIDENTS].find_one({"id_index": document["id_index"]})
             if existing is not None and _same_record(existing, document):
@@ -57,8 +67,6 @@ class ResidentUseCases(UseCases):
                     else ""
                 )
             ) from None
-        self._history(document["_id"], "registered", {"grid_code": (None, record.grid_code)})
-        self.publish(topics.RESIDENT_REGISTERED, record.grid_code, _resident_event(document))
         return self._render_resident(document)
 
     def _move_back_in(self, existing: Mapping, document: Mapping) -> dict:
@@ -280,26 +288,28 @@ class ResidentUseCases(UseCases):
         }
         if unset:
             operation["$unset"] = {name: "" for name in unset}
-        after = self.db[store.RESIDENTS].find_one_and_update(
-            {"_id": doc["_id"], "version": expected_version},
-            operation,
-            return_document=ReturnDocument.AFTER,
-        )
-        if after is None:
-            raise Conflict(
-                f"expected_version: the resident is at version {doc['version']}, "
-                f"not {expected_version}; reload and try again"
+        with self.changes() as session:
+            after = self.db[store.RESIDENTS].find_one_and_update(
+                {"_id": doc["_id"], "version": expected_version},
+                operation,
+                return_document=ReturnDocument.AFTER,
+                session=session,
             )
-        self._history(doc["_id"], action, diff)
-        moved = action in ("moved", "moved_out", "moved_in")
-        self.publish(
-            topics.RESIDENT_MOVED if moved else topics.RESIDENT_UPDATED,
-            after["grid_code"],
-            {**_resident_event(after), "action": action, "changed": sorted(diff)},
-        )
+            if after is None:
+                raise Conflict(
+                    f"expected_version: the resident is at version {doc['version']}, "
+                    f"not {expected_version}; reload and try again"
+                )
+            self._history(doc["_id"], action, diff, session)
+            moved = action in ("moved", "moved_out", "moved_in")
+            self.publish(
+                topics.RESIDENT_MOVED if moved else topics.RESIDENT_UPDATED,
+                after["grid_code"],
+                {**_resident_event(after), "action": action, "changed": sorted(diff)},
+            )
         return self._render_resident(after)
 
-    def _history(self, resident_id: str, action: str, diff: Mapping) -> None:
+    def _history(self, resident_id: str, action: str, diff: Mapping, session=None) -> None:
         sensitive = {"phone", "id_number"}
         self.db[store.RESIDENT_HISTORY].insert_one(
             {
@@ -314,7 +324,8 @@ class ResidentUseCases(UseCases):
                     name: ({"changed": True} if name in sensitive else {"from": old, "to": new})
                     for name, (old, new) in diff.items()
                 },
-            }
+            },
+            session=session,
         )
 
     def resident_history(self, resident_id: str) -> list[dict]:

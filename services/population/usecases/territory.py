@@ -55,9 +55,15 @@ class TerritoryUseCases(UseCases):
         for node in nodes:
             document = node.document()
             try:
-                before = self.db[store.TERRITORY].find_one_and_replace(
-                    {"_id": node.code}, document, upsert=True
-                )
+                # Each node and its grid.updated event in one transaction.
+                with self.changes() as session:
+                    before = self.db[store.TERRITORY].find_one_and_replace(
+                        {"_id": node.code}, document, upsert=True, session=session
+                    )
+                    if node.level == "grid" and before != document:
+                        self.publish(
+                            topics.GRID_UPDATED, node.code, {"code": node.code, "name": node.name}
+                        )
             except OperationFailure as exc:  # e.g. a polygon the 2dsphere index refuses
                 # Nodes before this one are stored; the import is idempotent, so the
                 # county fixes the polygon and imports the same file again.
@@ -67,12 +73,9 @@ class TerritoryUseCases(UseCases):
                 counts["created"] += 1
             elif before == document:
                 counts["unchanged"] += 1
-                continue
             else:
                 counts["updated"] += 1
                 _NAME_CACHE.pop((self.db.name, node.code), None)  # other replicas: TTL
-            if node.level == "grid":
-                self.publish(topics.GRID_UPDATED, node.code, {"code": node.code, "name": node.name})
         return counts
 
     def _existing_grid_polygons(self, nodes, exclude: set[str]) -> dict:
@@ -178,11 +181,13 @@ class TerritoryUseCases(UseCases):
             {"_id": f"{grid_code}:{m['role']}:{m['person_id']}", "grid_code": grid_code, **m}
             for m in members
         ]
-        with self.db.client.start_session() as session, session.start_transaction():
+        with self.changes() as session:
             self.db[store.STAFF].delete_many({"grid_code": grid_code}, session=session)
             if documents:
                 self.db[store.STAFF].insert_many(documents, session=session)
-        self.publish(topics.GRID_UPDATED, grid_code, {"code": grid_code, "staff": len(documents)})
+            self.publish(
+                topics.GRID_UPDATED, grid_code, {"code": grid_code, "staff": len(documents)}
+            )
         return self.grid_staff(grid_code)
 
     def grid_staff(self, grid_code: str) -> list[dict]:

@@ -1,0 +1,109 @@
+"""The transactional outbox: a change and the events announcing it are written in one
+MongoDB transaction, and the events are sent after it commits.
+
+A crash (or a broker that is down) between the commit and the send leaves the events in
+the service's `outbox` collection, where the service's `resend_outbox` timer finds and
+sends them; a failure before the commit leaves neither the change nor its events. So an
+accepted change is announced at least once, and nothing is announced that did not happen.
+Consumers de-duplicate by the CloudEvent `id`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from pymongo import ASCENDING, IndexModel
+from pymongo.client_session import ClientSession
+from pymongo.database import Database
+
+from gridwork_common.clock import Clock, utc_now
+from gridwork_common.events import EventPublisher
+
+log = logging.getLogger(__name__)
+
+OUTBOX = "outbox"
+OUTBOX_INDEXES = {OUTBOX: [IndexModel([("created_at", ASCENDING)], name="created_at")]}
+# Entries younger than this are left to the request that wrote them to send.
+RESEND_AFTER_S = 10
+RESEND_BATCH = 1000
+
+
+@dataclass
+class Staged:
+    """What one transaction announces: `announce(...)` stores an event in the outbox
+    with the change (pass `session` to every write of the change)."""
+
+    outbox: Outbox
+    session: ClientSession
+    ids: list[str] = field(default_factory=list)
+
+    def announce(
+        self,
+        routing_key: str,
+        subject: str,
+        data: dict,
+        *,
+        route: tuple[str, ...] = (),
+        extensions: dict | None = None,
+    ) -> None:
+        if self.outbox.publisher is None:
+            return  # nobody to announce to (tools that run without a broker)
+        full_key, envelope = self.outbox.publisher.envelope(
+            routing_key, subject, data, route=route, extensions=extensions
+        )
+        self.outbox.db[OUTBOX].insert_one(
+            {
+                "_id": envelope["id"],
+                "routing_key": full_key,
+                "envelope": envelope,
+                "created_at": self.outbox.clock(),
+            },
+            session=self.session,
+        )
+        self.ids.append(envelope["id"])
+
+
+class Outbox:
+    def __init__(self, db: Database, publisher: EventPublisher | None, clock: Clock = utc_now):
+        self.db = db
+        self.publisher = publisher
+        self.clock = clock
+
+    @contextmanager
+    def transaction(self) -> Iterator[Staged]:
+        """One transaction for a change and its events; the events are sent after it
+        commits (an exception aborts both)."""
+        with self.db.client.start_session() as session:
+            with session.start_transaction():
+                staged = Staged(self, session)
+                yield staged
+            self.send(staged.ids)
+
+    def send(self, ids: list[str]) -> int:
+        """Send the given entries (oldest first), deleting each once the broker has it.
+        A send that fails leaves the rest to `resend`; the change stands either way."""
+        if not ids or self.publisher is None:
+            return 0
+        try:
+            return self._send({"_id": {"$in": ids}})
+        except Exception:  # the broker (or mongod) is down: the timer sends them later
+            log.warning("events left in the outbox for the timer", exc_info=True)
+            return 0
+
+    def resend(self, older_than_s: float = RESEND_AFTER_S) -> int:
+        """What a crash or a broker outage left behind (a service timer calls this)."""
+        if self.publisher is None:
+            return 0
+        return self._send({"created_at": {"$lt": self.clock() - timedelta(seconds=older_than_s)}})
+
+    def _send(self, query: dict) -> int:
+        sent = 0
+        for entry in self.db[OUTBOX].find(query).sort("created_at", ASCENDING).limit(RESEND_BATCH):
+            self.publisher.send(entry["routing_key"], entry["envelope"])
+            self.db[OUTBOX].delete_one({"_id": entry["_id"]})
+            sent += 1
+        return sent
