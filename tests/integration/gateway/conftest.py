@@ -3,6 +3,7 @@ on a real broker and mongod, with users of every role and their tokens."""
 
 import pytest
 
+from gridwork_common.clock import utc_now
 from services.assessment.service import AssessmentService
 from services.events.service import EventsService
 from services.gateway.app import create_app
@@ -48,8 +49,11 @@ def services(runner_factory, config, settings):
 
 
 @pytest.fixture
-def app(settings, services):
-    application = create_app(settings)
+def app(settings, services, clock):
+    # The county's time is the services' pinned clock; the gateway's own records (tokens,
+    # idempotency keys, login failures) keep the machine's time, which pyjwt and mongod's
+    # TTL monitor judge them by.
+    application = create_app(settings, clock=clock, system_clock=utc_now)
     identity = Identity(gateway_db(settings), settings)
     for username, (roles, scope, department) in USERS.items():
         identity.create_user(username, PASSWORD, roles, scope, department)

@@ -2,11 +2,11 @@
 errors a client can act on, and publication of ended periods only."""
 
 import uuid
-from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
 from devstack.processes import wait_until
+from gridwork_common.clock import china_today
 from services.assessment.domain.periods import periods_of
 from tests.population_data import COUNTY, GRID_A1
 
@@ -14,7 +14,6 @@ pytestmark = pytest.mark.integration
 
 API_ROOT = "/api/v1"
 API = f"{API_ROOT}/assessment"
-CHINA = timezone(timedelta(hours=8))
 POINT_A1 = [102.505, 24.305]
 PROBLEM_JSON = "application/problem+json"
 
@@ -28,14 +27,16 @@ def problem_of(response, status: int, field: str | None = None) -> dict:
     return body
 
 
-def test_a_report_through_the_gateway_counts_in_every_period_containing_today(county, as_user):
+def test_a_report_through_the_gateway_counts_in_every_period_containing_today(
+    county, as_user, clock
+):
     reported = as_user("worker-a1").post(
         f"{API_ROOT}/incidents",
         key=uuid.uuid4().hex,
         json={"category": "04.01", "description": "垃圾堆积", "location": POINT_A1},
     )
     assert reported.status_code == 201, reported.get_json()
-    today = datetime.now(CHINA).date()
+    today = china_today(clock)  # the services' (pinned) today
     periods = periods_of(today)
     leader = as_user("leader")
 
@@ -82,15 +83,15 @@ def test_a_malformed_period_is_a_problem_naming_it(county, as_user, period, stat
     problem_of(response, status, "period")
 
 
-def test_only_an_ended_period_can_be_published(county, as_user):
+def test_only_an_ended_period_can_be_published(county, as_user, clock):
     admin = as_user("admin")
-    this_month = datetime.now(UTC).strftime("%Y-%m")
+    this_month = china_today(clock).strftime("%Y-%m")
     problem_of(
         admin.post(f"{API}/publications", key="p1", json={"level": "grid", "period": this_month}),
         409,
         "period",
     )
-    long_ago = (datetime.now(UTC) - timedelta(days=400)).strftime("%Y")
+    long_ago = str(china_today(clock).year - 1)
     published = admin.post(
         f"{API}/publications", key="p2", json={"level": "grid", "period": long_ago}
     )

@@ -128,16 +128,24 @@ def test_logins_and_actions_are_published_for_the_assessment_service(client, as_
 
 
 def test_an_expired_access_token_is_refused(client, settings):
-    from datetime import UTC, datetime, timedelta
+    from datetime import timedelta
+
+    import time_machine
 
     from services.gateway.auth import Identity
     from services.gateway.store import gateway_db
+    from tests.conftest import PINNED_AT
 
-    an_hour_ago = datetime.now(UTC) - timedelta(hours=1)
-    past = Identity(gateway_db(settings), settings, clock=lambda: an_hour_ago)
-    tokens = past._issue(past.user("worker-a1"))  # issued an hour ago, valid 15 minutes
-    response = client.get(
-        "/api/v1/auth/me", headers={"Authorization": f"Bearer {tokens['access_token']}"}
-    )
-    assert response.status_code == 401
-    assert response.get_json()["detail"] == "the access token has expired"
+    def token_issued_at(moment):
+        past = Identity(gateway_db(settings), settings, clock=lambda: moment)
+        return past._issue(past.user("worker-a1"))["access_token"]  # valid 15 minutes
+
+    def me(token):
+        return client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {token}"})
+
+    # pyjwt checks expiry against the system time: time-machine pins it.
+    with time_machine.travel(PINNED_AT, tick=True):
+        expired = me(token_issued_at(PINNED_AT - timedelta(minutes=16)))
+        assert me(token_issued_at(PINNED_AT - timedelta(minutes=14))).status_code == 200
+    assert expired.status_code == 401
+    assert expired.get_json()["detail"] == "the access token has expired"

@@ -3,7 +3,7 @@ events services: the loop as each role drives it, the errors a client can act on
 idempotent retries, scope, worklists, search, and the county's incident setup."""
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -157,7 +157,7 @@ def test_a_case_runs_the_whole_loop_by_the_right_users(loop):
         described(models.TimelineEntry, entry)
 
 
-def test_the_side_roads_of_the_loop(loop):
+def test_the_side_roads_of_the_loop(loop, clock):
     case = loop.to_dispatched(loop.report())
     case = loop.act("police-a", case, "return", reason="不属本所管辖")
     assert (case["state"], case["department"], case["return_count"]) == ("returned", None, 1)
@@ -181,7 +181,7 @@ def test_the_side_roads_of_the_loop(loop):
     case = loop.act("township-a", case, "resume")
     assert case["state"] == "handling"
 
-    new_due = (datetime.now(UTC) + timedelta(days=3)).replace(microsecond=0)
+    new_due = (clock() + timedelta(days=3)).replace(microsecond=0)
     case = loop.act("leader", case, "supervise", note="限期办结", new_due=new_due.isoformat())
     assert case["supervised"] is True and case["supervision_count"] == 1
     assert datetime.fromisoformat(case["stage_due"]) == new_due
@@ -342,7 +342,7 @@ def test_worklists_show_each_role_the_cases_waiting_for_it(loop):
     assert problem_of(loop.get("village-a", "/incidents/worklists/my_grid?limit=0"), 400)
 
 
-def test_search_pages_with_a_cursor_and_counts_by_state(loop):
+def test_search_pages_with_a_cursor_and_counts_by_state(loop, clock):
     cases = [loop.report(description=f"可疑包裹 {n}") for n in range(3)]
     loop.act("village-a", cases[0], "accept")
 
@@ -365,10 +365,10 @@ def test_search_pages_with_a_cursor_and_counts_by_state(loop):
             break
     assert sorted(seen) == sorted(case["id"] for case in cases) and len(seen) == 3
 
-    since = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+    since = (clock() - timedelta(hours=1)).isoformat()
     recent = loop.get("admin", "/incidents", query_string={"reported_from": since}).get_json()
     assert len(recent["items"]) == 3
-    future = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    future = (clock() + timedelta(hours=1)).isoformat()
     later = loop.get("admin", "/incidents", query_string={"reported_from": future}).get_json()
     assert later["items"] == []
     not_overdue = loop.get("admin", "/incidents", query_string={"overdue": "false"}).get_json()

@@ -23,11 +23,13 @@ import json
 import re
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import timedelta
 
 import pytest
 from PIL import Image
 
+from gridwork_common.clock import CHINA_TIME
+from tests.conftest import PINNED_AT
 from tests.population_data import (
     BUILDING_A1,
     COUNTY,
@@ -60,8 +62,9 @@ WORKLIST_KINDS = (
 # Query parameters that filter a list by territory: each is tried with GRID_A1's codes.
 TERRITORY_FILTERS = ("code", "territory", "territory_code")
 GRID_A1_CODES = (GRID_A1, VILLAGE_A, TOWNSHIP_A, COUNTY)
-# The month the test's facts fall in (periods are months in China Standard Time).
-THIS_MONTH = datetime.now(timezone(timedelta(hours=8))).strftime("%Y-%m")
+# The month the test's facts fall in: the services' clock starts at PINNED_AT (periods are
+# months in China Standard Time).
+THIS_MONTH = PINNED_AT.astimezone(CHINA_TIME).strftime("%Y-%m")
 JOB_TIMEOUT_S = 30
 
 
@@ -257,7 +260,7 @@ def created(response, status: int = 201) -> dict:
 
 # ------------------------------------------------------------------ the GRID_A1 records
 @pytest.fixture
-def grid_a1(county, services, client, as_user, monkeypatch) -> Grid:
+def grid_a1(county, services, client, as_user, monkeypatch, clock) -> Grid:
     monkeypatch.setenv("WEBHOOK_ALLOW_PRIVATE_URLS", "true")
     grid = Grid()
     worker, insider, admin = as_user("worker-a1"), as_user(INSIDER), as_user("admin")
@@ -344,7 +347,7 @@ def grid_a1(county, services, client, as_user, monkeypatch) -> Grid:
             key="visit",
             json={
                 "membership_id": membership["id"],
-                "at": (datetime.now(UTC) - timedelta(minutes=5)).isoformat(),
+                "at": (clock() - timedelta(minutes=5)).isoformat(),
                 "location": {"type": "Point", "coordinates": POINT_A1},
                 "notes": "范围测试走访",
             },
