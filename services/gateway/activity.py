@@ -1,10 +1,16 @@
 """Account activity for the assessment service: a CloudEvent per login and per action
 (an authenticated request that changes something), on the `gateway.events` exchange.
-Published by kombu's pooled producers, which are safe to share between gunicorn threads."""
+
+Each event goes through the gateway's outbox (gridwork_common.outbox): a login's event is
+written in the transaction that issues its tokens, an action's event on its own, and both
+are sent after commit by kombu's pooled producers (safe to share between gunicorn
+threads). What a broker outage leaves behind, the deliveries process resends
+(`services.gateway.deliveries`)."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 from nameko.standalone.events import event_dispatcher
 
@@ -12,11 +18,15 @@ from gridwork_common.clock import Clock, utc_now
 from gridwork_common.config import Settings
 from gridwork_common.context import CallerContext
 from gridwork_common.events import EventPublisher
+from gridwork_common.outbox import Outbox, Staged
+from services.gateway.store import gateway_db
 
 ACCOUNT_LOGIN = "account.login"
 ACCOUNT_ACTION = "account.action"
 TOPICS = (ACCOUNT_LOGIN, ACCOUNT_ACTION)
 SERVICE_NAME = "gateway"
+# A request sends its own events within milliseconds of its commit; older ones were left.
+RESEND_AFTER_S = 5
 
 log = logging.getLogger("gridwork.gateway")
 
@@ -24,30 +34,44 @@ log = logging.getLogger("gridwork.gateway")
 class AccountActivity:
     def __init__(self, settings: Settings, clock: Clock = utc_now):
         dispatch = event_dispatcher(settings.nameko_config())
+        self.settings = settings
+        self.clock = clock
         self.publisher = EventPublisher(
             lambda key, payload: dispatch(SERVICE_NAME, key, payload),
             settings.event_source(SERVICE_NAME),
             clock,
         )
 
-    def _publish(self, topic: str, caller: CallerContext, data: dict) -> None:
-        try:
-            self.publisher.publish(
-                topic,
-                caller.scope or "none",
-                {
-                    "user_id": caller.user_id,
-                    "roles": list(caller.roles),
-                    "scope": caller.scope,
-                    "department": caller.department,
-                    **data,
-                },
-            )
-        except Exception:  # activity is a statistic: never fail the user's request for it
-            log.warning("account activity not published", exc_info=True)
+    def outbox(self) -> Outbox:
+        return Outbox(gateway_db(self.settings), self.publisher, self.clock)
 
-    def login(self, caller: CallerContext) -> None:
-        self._publish(ACCOUNT_LOGIN, caller, {})
+    def announce_login(self, staged: Staged, user: Mapping) -> None:
+        """In the transaction that issues a user's tokens (Identity.login's `on_login`)."""
+        caller = CallerContext(
+            user_id=user["_id"],
+            roles=tuple(user["roles"]),
+            scope=user.get("scope"),
+            department=user.get("department"),
+        )
+        staged.announce(ACCOUNT_LOGIN, caller.scope or "none", _data(caller, {}))
 
     def action(self, caller: CallerContext, method: str, route: str, status: int) -> None:
-        self._publish(ACCOUNT_ACTION, caller, {"method": method, "route": route, "status": status})
+        data = _data(caller, {"method": method, "route": route, "status": status})
+        try:
+            with self.outbox().transaction() as staged:
+                staged.announce(ACCOUNT_ACTION, caller.scope or "none", data)
+        except Exception:  # activity is a statistic: never fail the user's request for it
+            log.warning("account activity not recorded", exc_info=True)
+
+    def resend(self) -> int:
+        return self.outbox().resend(RESEND_AFTER_S)
+
+
+def _data(caller: CallerContext, extra: dict) -> dict:
+    return {
+        "user_id": caller.user_id,
+        "roles": list(caller.roles),
+        "scope": caller.scope,
+        "department": caller.department,
+        **extra,
+    }

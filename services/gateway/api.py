@@ -39,7 +39,15 @@ PROBLEM_STATUSES = {
     "409": "Conflict: a stale version, an illegal transition or a duplicate",
     "422": "The request breaks a rule (the field is named)",
     "429": "Too many requests",
-    "503": "A service is unavailable",
+    "503": "A service or store is unavailable: retry after Retry-After seconds, with the "
+    "same Idempotency-Key",
+}
+RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds to wait before retrying (on 503, and on 409 while the first "
+        "request with the same Idempotency-Key is still running)",
+        "schema": {"type": "integer", "minimum": 1},
+    }
 }
 
 
@@ -315,6 +323,7 @@ class Api:
                         "content": {
                             PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}
                         },
+                        **({"headers": RETRY_AFTER} if code in ("409", "503") else {}),
                     }
                     for code, text in PROBLEM_STATUSES.items()
                 },

@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 
 import jwt
@@ -21,6 +21,7 @@ from gridwork_common import roles
 from gridwork_common.clock import Clock, utc_now
 from gridwork_common.config import Settings
 from gridwork_common.context import CallerContext
+from gridwork_common.outbox import Outbox, Staged
 from services.gateway import store
 from services.gateway.problems import ApiProblem
 from services.gateway.ratelimits import Rate, RateLimits
@@ -114,7 +115,16 @@ class Identity:
         return [render_user(doc) for doc in self.db[store.USERS].find().sort("_id", 1)]
 
     # ------------------------------------------------------------------ tokens
-    def login(self, username: str, password: str, address: str) -> dict:
+    def login(
+        self,
+        username: str,
+        password: str,
+        address: str,
+        outbox: Outbox | None = None,
+        on_login: Callable[[Staged, Mapping], None] | None = None,
+    ) -> dict:
+        """Tokens for a verified user. `on_login(staged, user)` announces the login
+        through `outbox` in the transaction that issues the tokens."""
         # Every attempt takes its slots before the password is checked, so guesses sent
         # together are refused past the limit instead of all being verified.
         limits = RateLimits(self.db, self.clock)
@@ -137,7 +147,7 @@ class Identity:
         limits.clear(by_user, username)
         limits.give_back(by_address, address)  # only failures count against an address
         self._upgrade_hash(username, stored_hash, password)
-        return self._issue(document)
+        return self._issue(document, outbox, on_login)
 
     def _login_rates(self) -> tuple[Rate, Rate]:
         window_s = self.settings.login_limit_window_s
@@ -155,7 +165,12 @@ class Identity:
                 {"$set": {"password_hash": hash_password(password)}},
             )
 
-    def _issue(self, user: Mapping) -> dict:
+    def _issue(
+        self,
+        user: Mapping,
+        outbox: Outbox | None = None,
+        on_login: Callable[[Staged, Mapping], None] | None = None,
+    ) -> dict:
         now = self.clock()
         ttl = self.settings.access_token_ttl_s
         claims = {
@@ -170,14 +185,18 @@ class Identity:
         }
         access = jwt.encode(claims, self.settings.token_secret, algorithm="HS256")
         refresh = secrets.token_urlsafe(32)
-        self.db[store.REFRESH_TOKENS].insert_one(
-            {
-                "_id": _token_digest(refresh),
-                "user": user["_id"],
-                "created_at": now,
-                "expires_at": now + timedelta(seconds=self.settings.refresh_token_ttl_s),
-            }
-        )
+        with (outbox or Outbox(self.db, None, self.clock)).transaction() as staged:
+            self.db[store.REFRESH_TOKENS].insert_one(
+                {
+                    "_id": _token_digest(refresh),
+                    "user": user["_id"],
+                    "created_at": now,
+                    "expires_at": now + timedelta(seconds=self.settings.refresh_token_ttl_s),
+                },
+                session=staged.session,
+            )
+            if on_login is not None:
+                on_login(staged, user)
         return {
             "access_token": access,
             "token_type": "Bearer",

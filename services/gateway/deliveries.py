@@ -2,7 +2,8 @@
 
 Runs apart from the request path: one thread consumes the services' topic exchanges
 into the durable `gateway-webhooks` queue and records deliveries (the message is acked
-only after that), another sends due deliveries with retries.
+only after that), another sends due deliveries with retries, a third resends the account
+activity a broker outage left in the gateway's outbox.
 """
 
 from __future__ import annotations
@@ -22,11 +23,13 @@ from kombu.mixins import ConsumerMixin
 from gridwork_common.clock import Clock, utc_now
 from gridwork_common.config import Settings, settings_or_exit
 from gridwork_common.logs import configure_logging
+from services.gateway.activity import AccountActivity
 from services.gateway.store import gateway_db
 from services.gateway.webhooks import EXCHANGES, Webhooks
 
 QUEUE = "gateway-webhooks"
 SEND_INTERVAL_S = 0.5
+ACTIVITY_RESEND_INTERVAL_S = 2
 log = logging.getLogger("gridwork.webhooks")
 
 
@@ -64,6 +67,7 @@ class Deliveries:
         jitter: Callable[[], float] = random.random,
     ):
         self.settings = settings
+        self.clock = clock
         self.webhooks = Webhooks(gateway_db(settings), clock, jitter)
         self.stopping = threading.Event()
         self.intake: EventIntake | None = None
@@ -82,10 +86,23 @@ class Deliveries:
                 log.exception("sending deliveries failed; retrying")
             self.stopping.wait(SEND_INTERVAL_S)
 
+    def run_activity_resender(self) -> None:
+        """Account activity a broker outage left in the gateway's outbox."""
+        activity = AccountActivity(self.settings, self.clock)
+        while not self.stopping.is_set():
+            try:
+                activity.resend()
+            except Exception:
+                log.warning("account activity not resent; retrying", exc_info=True)
+            self.stopping.wait(ACTIVITY_RESEND_INTERVAL_S)
+
     def start(self) -> list[threading.Thread]:
         threads = [
             threading.Thread(target=self.run_intake, name="webhook-intake", daemon=True),
             threading.Thread(target=self.run_sender, name="webhook-sender", daemon=True),
+            threading.Thread(
+                target=self.run_activity_resender, name="activity-resender", daemon=True
+            ),
         ]
         for thread in threads:
             thread.start()

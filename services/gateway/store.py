@@ -12,6 +12,7 @@ from pymongo.database import Database
 
 from gridwork_common.config import Settings
 from gridwork_common.mongo import ensure_indexes, new_client
+from gridwork_common.outbox import OUTBOX_INDEXES
 from services.gateway.webhooks import DELIVERIES, SUBSCRIPTIONS
 
 USERS = "users"
@@ -38,6 +39,7 @@ INDEXES = {
         IndexModel([("state", ASCENDING), ("next_attempt_at", ASCENDING)], name="due"),
         IndexModel([("subscription_id", ASCENDING), ("state", ASCENDING)], name="subscription"),
     ],
+    **OUTBOX_INDEXES,  # account activity, written with its change (gridwork_common.outbox)
     OPEN311_REQUESTS: [
         IndexModel([("client_id", ASCENDING), ("created_at", ASCENDING)], name="client"),
         IndexModel([("token", ASCENDING)], name="token"),

@@ -8,7 +8,6 @@ from flask import Blueprint, current_app
 from pydantic import BaseModel, ConfigDict, Field
 
 from gridwork_common import roles
-from gridwork_common.context import CallerContext
 from services.gateway.api import Api, Call
 from services.gateway.auth import ASSIGNABLE_ROLES, render_user
 from services.gateway.problems import ApiProblem
@@ -100,17 +99,15 @@ def register(api: Api) -> Blueprint:
                     400, "Bad Request", "username: and password are required", field="username"
                 )
             # The peer's address, or the one TRUSTED_PROXY_HOPS proxies forwarded.
-            tokens = _identity().login(body.username, body.password, client_address())
-            user = _identity().user(body.username)
-            current_app.extensions["activity"].login(
-                CallerContext(
-                    user_id=user["_id"],
-                    roles=tuple(user["roles"]),
-                    scope=user.get("scope"),
-                    department=user.get("department"),
-                )
+            # The login's account.login event is written with its tokens (one transaction).
+            activity = current_app.extensions["activity"]
+            return _identity().login(
+                body.username,
+                body.password,
+                client_address(),
+                outbox=activity.outbox(),
+                on_login=activity.announce_login,
             )
-            return tokens
         if not body.refresh_token:
             raise ApiProblem(
                 400, "Bad Request", "refresh_token: is required", field="refresh_token"

@@ -6,6 +6,7 @@ Whatever fails, the client gets 503 with Retry-After as problem+json (never 500)
 retry with the same Idempotency-Key reaches the one stored case."""
 
 import contextlib
+import json
 import os
 import signal
 import threading
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from kombu import Connection, Exchange, Queue
 from nameko.exceptions import RemoteError, RpcTimeout, UnknownService
 from nameko.standalone.rpc import ClusterRpcProxy
 
@@ -32,7 +34,8 @@ pytestmark = pytest.mark.integration
 RPC_TIMEOUT_S = 2  # short waits keep the test fast; the idempotency lease is 3x this
 PASSWORD = "a long password"
 POINT_A1 = [102.505, 24.305]
-RUNNING = ("population", "events", "gateway")  # what a report needs
+# What a report needs, and the deliveries process (it resends account activity).
+RUNNING = ("population", "events", "gateway", "webhooks")
 
 
 @pytest.fixture(scope="module")
@@ -202,6 +205,39 @@ def test_a_stopped_broker_answers_503_and_the_retry_gets_the_one_case(stack, pri
         private_rabbitmq.start()
     retry_until_created(stack, "stopped-broker", within_s=90)
     assert cases_reported_with(stack, "stopped-broker") == 1
+
+
+def test_a_login_while_the_broker_is_down_is_still_announced_once_it_is_back(
+    stack, private_rabbitmq
+):
+    """The assessment counts logins: account.login is written with the login's tokens
+    and sent when the broker is back."""
+    amqp_uri = stack["settings"].amqp_uri
+    exchange = Exchange("gateway.events", type="topic", durable=True)
+    logins = Queue("faults-logins", exchange, routing_key="account.login", durable=True)
+    with Connection(amqp_uri) as connection:
+        logins(connection.default_channel).declare()
+    private_rabbitmq.stop()
+    try:
+        answer = requests.post(
+            f"{stack['gateway']}/api/v1/auth/token",
+            json={"grant_type": "password", "username": "worker", "password": PASSWORD},
+            timeout=15,
+        )
+        assert answer.status_code == 200, answer.text  # logins need no broker
+    finally:
+        private_rabbitmq.start()
+    seen = []
+    with Connection(amqp_uri) as connection:
+        simple = connection.SimpleQueue(logins)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not seen:
+            with contextlib.suppress(simple.Empty):
+                message = simple.get(timeout=1)
+                message.ack()
+                seen.append(json.loads(message.body))
+        simple.close()
+    assert [event["data"]["user_id"] for event in seen] == ["worker"]
 
 
 def test_a_killed_mongod_answers_503_and_the_retry_gets_the_one_case(stack, private_mongod):
