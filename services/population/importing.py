@@ -14,7 +14,7 @@ import binascii
 import io
 import uuid
 from collections.abc import Iterable, Mapping
-from datetime import timedelta
+from datetime import date, timedelta
 
 import gridfs
 from pymongo import InsertOne, ReturnDocument, UpdateOne
@@ -271,9 +271,10 @@ class ImportJobs:
         if apply_group is not None:
             population.require(access.GROUP_WRITERS, "tagging matched residents")
         matched, not_found, mismatches, invalid = [], [], [], []
+        today = china_today(population.clock)
         for index, row in enumerate(rows, start=1):
             number = str((row or {}).get("id_number") or "").strip().upper()
-            problem = _roster_id_problem(number)
+            problem = _roster_id_problem(number, today)
             if problem:
                 invalid.append({"row": index, "field": "id_number", "reason": problem})
                 continue
@@ -307,12 +308,12 @@ class ImportJobs:
         }
 
 
-def _roster_id_problem(number: str) -> str | None:
+def _roster_id_problem(number: str, today: date) -> str | None:
     if not number:
         return "is required"
     if len(number) == RESIDENT_ID_LENGTH:  # passports are matched as given
         try:
-            parse_resident_id(number)
+            parse_resident_id(number, today)
         except InvalidInput as problem:
             return problem.problem
     return None

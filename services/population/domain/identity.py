@@ -40,9 +40,7 @@ def resident_id_check_character(first17: str) -> str:
     return _RESIDENT_ID_CHECK_CHARACTERS[total % 11]
 
 
-def parse_resident_id(
-    value: str, today: date | None = None, field: str = "id_number"
-) -> ResidentId:
+def parse_resident_id(value: str, today: date, field: str = "id_number") -> ResidentId:
     """Validate a resident ID number and read the birth date and gender it encodes."""
     if not isinstance(value, str):
         raise InvalidField(field, "must be a string")
@@ -53,7 +51,7 @@ def parse_resident_id(
         raise InvalidField(field, "must be 17 digits followed by a digit or X")
     if number[:2] not in PROVINCE_CODES:
         raise InvalidField(field, "region code (digits 1-6) does not start with a province code")
-    birth_date = _birth_date(number[6:14], today or date.today(), field)
+    birth_date = _birth_date(number[6:14], today, field)  # today: the China date
     if resident_id_check_character(number[:17]) != number[17]:
         raise InvalidField(field, "check character does not match")
     return ResidentId(

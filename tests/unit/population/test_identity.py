@@ -110,8 +110,13 @@ def test_a_lowercase_x_and_surrounding_spaces_are_normalised():
     assert parsed.number == "11010519491231002X"
 
 
-def test_today_defaults_to_the_current_date():
-    assert parse_resident_id("11010519491231002X").birth_date == date(1949, 12, 31)
+def test_a_birth_date_is_checked_against_the_given_day_not_the_machines():
+    # Born 31 December 1949: valid from that day on, refused the day before.
+    assert parse_resident_id("11010519491231002X", date(1949, 12, 31)).birth_date == date(
+        1949, 12, 31
+    )
+    with pytest.raises(InvalidField, match="birth date"):
+        parse_resident_id("11010519491231002X", date(1949, 12, 30))
 
 
 @given(resident_ids())
