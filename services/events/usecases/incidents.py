@@ -21,6 +21,7 @@ from gridwork_common.clock import utc_now
 from gridwork_common.context import CallerContext
 from gridwork_common.errors import Conflict, InvalidInput, NotFound
 from gridwork_common.events import EventPublisher
+from gridwork_common.outbox import Outbox
 from services.events import store, topics
 from services.events.domain import incident as loop
 from services.events.domain.calendar import WorkingCalendar
@@ -331,20 +332,11 @@ class IncidentDesk:
         return self.events
 
     def flush_outbox(self, ids: list[str] | None = None, older_than_s: float = 0) -> int:
-        """Send outbox entries (the given ones, or any older than `older_than_s`)."""
-        if self.events is None:
-            return 0
-        query: dict = (
-            {"_id": {"$in": ids}}
-            if ids is not None
-            else {"created_at": {"$lt": self.clock() - timedelta(seconds=older_than_s)}}
-        )
-        sent = 0
-        for entry in self.db[store.OUTBOX].find(query).sort("created_at", 1).limit(1000):
-            self.events.send(entry["routing_key"], entry["envelope"])
-            self.db[store.OUTBOX].delete_one({"_id": entry["_id"]})
-            sent += 1
-        return sent
+        """Send outbox entries (the given ones, or any older than `older_than_s`). A send
+        after a commit that fails (the broker down) leaves the entries to the timer: the
+        change stands and its caller gets its answer."""
+        outbox = Outbox(self.db, self.events, self.clock)
+        return outbox.send(ids) if ids is not None else outbox.resend(older_than_s)
 
     # ------------------------------------------------------------------ reading
     def _visible(self, incident_id: str) -> dict:
