@@ -11,10 +11,10 @@ Consumers de-duplicate by the CloudEvent `id`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import TypeVar
 
 from pymongo import ASCENDING, IndexModel
 from pymongo.client_session import ClientSession
@@ -24,6 +24,7 @@ from gridwork_common.clock import Clock, utc_now
 from gridwork_common.events import EventPublisher
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 OUTBOX = "outbox"
 OUTBOX_INDEXES = {OUTBOX: [IndexModel([("created_at", ASCENDING)], name="created_at")]}
@@ -73,15 +74,20 @@ class Outbox:
         self.publisher = publisher
         self.clock = clock
 
-    @contextmanager
-    def transaction(self) -> Iterator[Staged]:
-        """One transaction for a change and its events; the events are sent after it
-        commits (an exception aborts both)."""
+    def run(self, change: Callable[[Staged], T]) -> T:
+        """`change(staged)` in one transaction, then send what it announced. A transient
+        error (a write conflict, a failover) runs the whole change again, as the driver's
+        `with_transaction` does; any other error aborts it and is raised."""
+        attempts: list[Staged] = []
+
+        def attempt(session: ClientSession) -> T:
+            attempts.append(Staged(self, session))
+            return change(attempts[-1])
+
         with self.db.client.start_session() as session:
-            with session.start_transaction():
-                staged = Staged(self, session)
-                yield staged
-            self.send(staged.ids)
+            result = session.with_transaction(attempt)
+        self.send(attempts[-1].ids)
+        return result
 
     def send(self, ids: list[str]) -> int:
         """Send the given entries (oldest first), deleting each once the broker has it.

@@ -80,9 +80,12 @@ def bulletin(
         return existing, False
     document = make(db, county, period, published, clock)
     try:
-        with (outbox or Outbox(db, None, clock)).transaction() as staged:
+
+        def keep(staged) -> None:
             db[store.BULLETINS].insert_one(document, session=staged.session)
             staged.announce(topics.BULLETIN_PUBLISHED, county, {"county": county, "period": period})
+
+        (outbox or Outbox(db, None, clock)).run(keep)
     except DuplicateKeyError:  # another replica made it meanwhile
         return db[store.BULLETINS].find_one({"_id": period}), False
     return document, True

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from dataclasses import fields, is_dataclass
 from fractions import Fraction
+from functools import partial
 
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
@@ -183,27 +184,31 @@ def publish(
     for level, board in scored.items():
         key = _publication_key(level, period, board["rules_version"])
         try:
-            with outbox.transaction() as staged:
-                db[store.PUBLISHED].insert_one(
-                    {"_id": key, **board, "published_at": clock()}, session=staged.session
-                )
-                staged.announce(
-                    topics.SCORECARD_PUBLISHED,
-                    level,
-                    {
-                        "level": level,
-                        "period": period.text,
-                        "rules_version": board["rules_version"],
-                        "subjects": len(board["items"]),
-                        "bottom": board["bottom"],
-                    },
-                )
+            outbox.run(partial(_keep_board, db, key, level, period, board, clock))
         except DuplicateKeyError:  # another replica kept it meanwhile: theirs stands
             stored = db[store.PUBLISHED].find_one({"_id": key}, {"_id": 0, "published_at": 0})
             kept[level] = {**stored, "republished": True}
         else:
             kept[level] = {**board, "republished": False}
     return {level: kept[level] for level in levels}
+
+
+def _keep_board(db, key: str, level: str, period: Period, board: dict, clock, staged) -> None:
+    """A board kept and the `scorecard.published` event announcing it (one transaction)."""
+    db[store.PUBLISHED].insert_one(
+        {"_id": key, **board, "published_at": clock()}, session=staged.session
+    )
+    staged.announce(
+        topics.SCORECARD_PUBLISHED,
+        level,
+        {
+            "level": level,
+            "period": period.text,
+            "rules_version": board["rules_version"],
+            "subjects": len(board["items"]),
+            "bottom": board["bottom"],
+        },
+    )
 
 
 def _publication_key(level: str, period: Period, rules_version: int) -> str:

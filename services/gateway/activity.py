@@ -58,8 +58,9 @@ class AccountActivity:
     def action(self, caller: CallerContext, method: str, route: str, status: int) -> None:
         data = _data(caller, {"method": method, "route": route, "status": status})
         try:
-            with self.outbox().transaction() as staged:
-                staged.announce(ACCOUNT_ACTION, caller.scope or "none", data)
+            self.outbox().run(
+                lambda staged: staged.announce(ACCOUNT_ACTION, caller.scope or "none", data)
+            )
         except Exception:  # activity is a statistic: never fail the user's request for it
             log.warning("account activity not recorded", exc_info=True)
 

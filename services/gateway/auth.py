@@ -185,7 +185,8 @@ class Identity:
         }
         access = jwt.encode(claims, self.settings.token_secret, algorithm="HS256")
         refresh = secrets.token_urlsafe(32)
-        with (outbox or Outbox(self.db, None, self.clock)).transaction() as staged:
+
+        def keep_refresh_token(staged: Staged) -> None:
             self.db[store.REFRESH_TOKENS].insert_one(
                 {
                     "_id": _token_digest(refresh),
@@ -197,6 +198,8 @@ class Identity:
             )
             if on_login is not None:
                 on_login(staged, user)
+
+        (outbox or Outbox(self.db, None, self.clock)).run(keep_refresh_token)
         return {
             "access_token": access,
             "token_type": "Bearer",

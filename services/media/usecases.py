@@ -135,8 +135,9 @@ class MediaDesk:
             raise
         metadata = photo_metadata(data) if media["kind"] == "photo" else {}
         self._store_content(media, sha256, actual_size, data)
-        # The media's new state and the media.stored event announcing it, or neither.
-        with Outbox(self.db, self.events, self.clock).transaction() as staged:
+
+        def mark_stored(staged):
+            """The media's new state and the media.stored event announcing it, or neither."""
             stored = self.db[store.MEDIA].find_one_and_update(
                 {"_id": media_id, "state": PENDING},
                 {
@@ -154,6 +155,9 @@ class MediaDesk:
             )
             if stored is not None:
                 staged.announce(topics.MEDIA_STORED, media["owner"]["id"], _event(stored))
+            return stored
+
+        stored = Outbox(self.db, self.events, self.clock).run(mark_stored)
         if stored is None:  # a concurrent confirm finished first
             return render(self.db[store.MEDIA].find_one({"_id": media_id}))
         self.storage.remove(media["object_key"])

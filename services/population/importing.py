@@ -221,7 +221,8 @@ class ImportJobs:
             status, failure = FAILED, str(exc)
         self._checkpoint(job["_id"], counts, errors)
         now = self.population.clock()
-        with population.changes() as session:  # the job's end and its event, or neither
+
+        def finish(session):  # the job's end and its event, or neither
             finished = self.db[store.IMPORT_JOBS].find_one_and_update(
                 {"_id": job["_id"]},
                 {
@@ -247,6 +248,9 @@ class ImportJobs:
                     "imported_by": importer.user_id,
                 },
             )
+            return finished
+
+        finished = population.changes(finish)
         return _render_job(finished)
 
     def _checkpoint(self, job_id: str, counts: dict, errors: list[dict]) -> None:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from datetime import datetime
+from typing import TypeVar
 
 from pymongo.client_session import ClientSession
 from pymongo.database import Database
@@ -20,6 +20,7 @@ from services.population.domain.codes import level_of
 from services.population.protection import PersonalDataCipher
 
 MAX_PAGE = 200
+T = TypeVar("T")
 
 
 def page_limit(limit) -> int:
@@ -59,17 +60,20 @@ class UseCases:
             raise NotFound(f"no {what} {key}")
         return doc
 
-    @contextmanager
-    def changes(self) -> Iterator[ClientSession]:
-        """One transaction for a change and the events announcing it: `publish` inside
-        stores each event in the outbox with the change (pass the session to every
-        write); they are sent once it commits."""
-        with Outbox(self.db, self.events, self.clock).transaction() as staged:
+    def changes(self, change: Callable[[ClientSession], T]) -> T:
+        """`change(session)` in one transaction with the events it announces: `publish`
+        inside stores each event in the outbox with the change (pass the session to
+        every write); they are sent once it commits. A transient error (a write
+        conflict) runs the change again."""
+
+        def staged_change(staged: Staged) -> T:
             self._staged = staged
             try:
-                yield staged.session
+                return change(staged.session)
             finally:
                 self._staged = None
+
+        return Outbox(self.db, self.events, self.clock).run(staged_change)
 
     def publish(self, routing_key: str, subject: str, data: dict) -> None:
         """Announce a change: only inside `changes()`, so the event is written with it."""

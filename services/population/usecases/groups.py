@@ -67,9 +67,12 @@ class GroupUseCases(UseCases):
             )
 
         try:
-            with self.changes() as session:
+
+            def flag(session):
                 self.db[store.MEMBERSHIPS].insert_one(membership, session=session)
                 announce(membership)
+
+            self.changes(flag)
         except DuplicateKeyError:
             existing = self.db[store.MEMBERSHIPS].find_one(
                 {"resident_id": resident_id, "group": group, "active": True}
@@ -81,11 +84,14 @@ class GroupUseCases(UseCases):
             if all(existing[key] == value for key, value in changes.items()):
                 return render_membership(existing)  # a retried request
             membership = {**existing, **changes}
-            with self.changes() as session:
+
+            def update_flag(session):
                 self.db[store.MEMBERSHIPS].update_one(
                     {"_id": existing["_id"]}, {"$set": changes}, session=session
                 )
                 announce(membership)
+
+            self.changes(update_flag)
         return render_membership(membership)
 
     def clear_group(self, membership_id: str, reason: str) -> dict:
@@ -98,7 +104,7 @@ class GroupUseCases(UseCases):
         return render_membership(self._clear_membership(membership_id, str(reason).strip()))
 
     def _clear_membership(self, membership_id: str, reason: str) -> Mapping:
-        with self.changes() as session:
+        def clear(session):
             updated = self.db[store.MEMBERSHIPS].find_one_and_update(
                 {"_id": membership_id, "active": True},
                 {
@@ -122,6 +128,9 @@ class GroupUseCases(UseCases):
                         "group": updated["group"],
                     },
                 )
+            return updated
+
+        updated = self.changes(clear)
         if updated is None:  # cleared meanwhile by another request: nothing to announce
             return self.db[store.MEMBERSHIPS].find_one({"_id": membership_id})
         return updated
@@ -206,7 +215,8 @@ class GroupUseCases(UseCases):
             "recorded_at": self.clock(),
         }
         try:
-            with self.changes() as session:
+
+            def record(session):
                 self.db[store.VISITS].insert_one(document, session=session)
                 self.publish(
                     topics.VISIT_RECORDED,
@@ -224,6 +234,8 @@ class GroupUseCases(UseCases):
                         "media_ids": media_ids,
                     },
                 )
+
+            self.changes(record)
         except DuplicateKeyError:  # the client's visit_id: a retried upload
             return _render_visit(self.db[store.VISITS].find_one({"_id": visit_id}))
         return _render_visit(document)
@@ -316,23 +328,20 @@ class GroupUseCases(UseCases):
                 if count >= required:
                     continue
                 notice = {"_id": f"{membership['_id']}:{period}", "at": now}
+                data = {
+                    "membership_id": membership["_id"],
+                    "resident_id": membership["resident_id"],
+                    "group": membership["group"],
+                    "risk_level": membership["risk_level"],
+                    "responsible_worker_id": membership["responsible_worker_id"],
+                    "period": period,
+                    "required": required,
+                    "done": count,
+                }
                 try:
-                    with self.changes() as session:  # the mark and its notice, or neither
-                        self.db[store.OVERDUE_NOTICES].insert_one(notice, session=session)
-                        self.publish(
-                            topics.VISIT_OVERDUE,
-                            membership["grid_code"],
-                            {
-                                "membership_id": membership["_id"],
-                                "resident_id": membership["resident_id"],
-                                "group": membership["group"],
-                                "risk_level": membership["risk_level"],
-                                "responsible_worker_id": membership["responsible_worker_id"],
-                                "period": period,
-                                "required": required,
-                                "done": count,
-                            },
-                        )
+                    self._mark_and_announce(
+                        notice, topics.VISIT_OVERDUE, membership["grid_code"], data
+                    )
                 except DuplicateKeyError:  # announced before (another run or replica)
                     continue
                 published += 1
@@ -361,18 +370,22 @@ class GroupUseCases(UseCases):
                 {"worker_id": worker, "risk_level": risk, "required": required, "done": count}
                 for (worker, risk), (required, count) in sorted(totals.items())
             ]
+            data = {"grid_code": grid_code, "period": period, "rows": rows}
             try:
-                with self.changes() as session:  # the mark and its event, or neither
-                    self.db[store.OVERDUE_NOTICES].insert_one(notice, session=session)
-                    self.publish(
-                        topics.VISIT_OBLIGATIONS,
-                        grid_code,
-                        {"grid_code": grid_code, "period": period, "rows": rows},
-                    )
+                self._mark_and_announce(notice, topics.VISIT_OBLIGATIONS, grid_code, data)
             except DuplicateKeyError:  # another replica announced it meanwhile
                 continue
             published += 1
         return published
+
+    def _mark_and_announce(self, notice: dict, topic: str, subject: str, data: dict) -> None:
+        """A notice's mark (its key makes it once) and its event, or neither."""
+
+        def mark(session) -> None:
+            self.db[store.OVERDUE_NOTICES].insert_one(notice, session=session)
+            self.publish(topic, subject, data)
+
+        self.changes(mark)
 
 
 def _point(location) -> tuple[float, float]:

@@ -42,7 +42,8 @@ class ResidentUseCases(UseCases):
         self._check_links(record)
         document = self.resident_document(record)
         try:
-            with self.changes() as session:
+
+            def register(session):
                 self.db[store.RESIDENTS].insert_one(document, session=session)
                 self._history(
                     document["_id"],
@@ -53,6 +54,8 @@ class ResidentUseCases(UseCases):
                 self.publish(
                     topics.RESIDENT_REGISTERED, record.grid_code, _resident_event(document)
                 )
+
+            self.changes(register)
         except DuplicateKeyError:
             existing = self.db[store.RESIDENTS].find_one({"id_index": document["id_index"]})
             if existing is not None and _same_record(existing, document):
@@ -288,7 +291,8 @@ class ResidentUseCases(UseCases):
         }
         if unset:
             operation["$unset"] = {name: "" for name in unset}
-        with self.changes() as session:
+
+        def change(session):
             after = self.db[store.RESIDENTS].find_one_and_update(
                 {"_id": doc["_id"], "version": expected_version},
                 operation,
@@ -307,6 +311,9 @@ class ResidentUseCases(UseCases):
                 after["grid_code"],
                 {**_resident_event(after), "action": action, "changed": sorted(diff)},
             )
+            return after
+
+        after = self.changes(change)
         return self._render_resident(after)
 
     def _history(self, resident_id: str, action: str, diff: Mapping, session=None) -> None:

@@ -55,15 +55,7 @@ class TerritoryUseCases(UseCases):
         for node in nodes:
             document = node.document()
             try:
-                # Each node and its grid.updated event in one transaction.
-                with self.changes() as session:
-                    before = self.db[store.TERRITORY].find_one_and_replace(
-                        {"_id": node.code}, document, upsert=True, session=session
-                    )
-                    if node.level == "grid" and before != document:
-                        self.publish(
-                            topics.GRID_UPDATED, node.code, {"code": node.code, "name": node.name}
-                        )
+                before = self._store_node(node, document)
             except OperationFailure as exc:  # e.g. a polygon the 2dsphere index refuses
                 # Nodes before this one are stored; the import is idempotent, so the
                 # county fixes the polygon and imports the same file again.
@@ -77,6 +69,19 @@ class TerritoryUseCases(UseCases):
                 counts["updated"] += 1
                 _NAME_CACHE.pop((self.db.name, node.code), None)  # other replicas: TTL
         return counts
+
+    def _store_node(self, node, document: dict) -> dict | None:
+        """A node and its grid.updated event in one transaction; the node as it was."""
+
+        def store_node(session):
+            before = self.db[store.TERRITORY].find_one_and_replace(
+                {"_id": node.code}, document, upsert=True, session=session
+            )
+            if node.level == "grid" and before != document:
+                self.publish(topics.GRID_UPDATED, node.code, {"code": node.code, "name": node.name})
+            return before
+
+        return self.changes(store_node)
 
     def _existing_grid_polygons(self, nodes, exclude: set[str]) -> dict:
         counties = {node.path[0] for node in nodes}
@@ -181,13 +186,16 @@ class TerritoryUseCases(UseCases):
             {"_id": f"{grid_code}:{m['role']}:{m['person_id']}", "grid_code": grid_code, **m}
             for m in members
         ]
-        with self.changes() as session:
+
+        def replace_staff(session):
             self.db[store.STAFF].delete_many({"grid_code": grid_code}, session=session)
             if documents:
                 self.db[store.STAFF].insert_many(documents, session=session)
             self.publish(
                 topics.GRID_UPDATED, grid_code, {"code": grid_code, "staff": len(documents)}
             )
+
+        self.changes(replace_staff)
         return self.grid_staff(grid_code)
 
     def grid_staff(self, grid_code: str) -> list[dict]:
