@@ -19,6 +19,7 @@ from gridwork_common.metrics import PrometheusMetrics
 from gridwork_common.mongo import MongoDatabase, mongo_health
 from gridwork_common.rpc import BoundedRpcProxy
 from services.events import store
+from services.events.usecases import map_view
 from services.events.usecases.incidents import IncidentDesk
 from services.events.usecases.setup import CountySetup
 
@@ -101,6 +102,12 @@ class EventsService:
         return self._setup().working_days(first, last)
 
     @rpc(expected_exceptions=EXPECTED)
+    def working_time_left(self, dues):
+        """Working minutes from now to each deadline ("ISO 8601 with offset"; negative once
+        past), counted on the county calendar: what a queue shows as time left."""
+        return self._setup().working_time_left(dues)
+
+    @rpc(expected_exceptions=EXPECTED)
     def set_calendar(self, config):
         return self._setup().set_calendar(config)
 
@@ -168,6 +175,10 @@ class EventsService:
     @rpc(expected_exceptions=EXPECTED)
     def counts(self, territory_code):
         return self._desk().counts(territory_code)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def map_summary(self, territory_code, filters=None):
+        return map_view.summary(self._desk(), territory_code, filters)
 
     # deadlines and the outbox
     @timer(interval=DEADLINE_CHECK_INTERVAL_S)

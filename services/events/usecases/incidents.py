@@ -471,6 +471,7 @@ class IncidentDesk:
             overdue = filters.pop("overdue")
             query["$expr"] = {("$eq" if overdue else "$ne"): ["$overdue_seq", "$stage_seq"]}
             query["open"] = True
+        query.update(_queue_filters(filters))
         window = {}
         for name, operator in (("reported_from", "$gte"), ("reported_to", "$lt")):
             if name in filters:
@@ -705,6 +706,36 @@ def _command(command_type: type, expected_version, fields: Mapping):
             "fields",
         )
         raise InvalidInput(missing, f"is required ({exc})") from None
+
+
+def _queue_filters(filters: dict) -> dict:
+    """The filters a command-centre queue adds to a search (popped from `filters`): open
+    cases only, urgency, escalated or supervised ones, the centre owning them, the
+    department holding them. They narrow the caller's scope, never widen it."""
+    query: dict = {}
+    if "urgency" in filters:
+        urgency = filters.pop("urgency")
+        if urgency not in loop.URGENCIES:
+            raise InvalidInput("urgency", f"must be one of {', '.join(loop.URGENCIES)}")
+        query["urgency"] = urgency
+    if "open" in filters:
+        query["open"] = _flag(filters.pop("open"), "open")
+    for name, counter in (("escalated", "escalation_count"), ("supervised", "supervision_count")):
+        if name in filters:
+            query[counter] = {"$gt": 0} if _flag(filters.pop(name), name) else 0
+    for name in ("owning_centre", "department"):
+        if name in filters:
+            value = filters.pop(name)
+            if not isinstance(value, str) or not value:
+                raise InvalidInput(name, "must be a code")
+            query[name] = value
+    return query
+
+
+def _flag(value, field: str) -> bool:
+    if not isinstance(value, bool):
+        raise InvalidInput(field, "must be true or false")
+    return value
 
 
 def _fingerprint(raw: Mapping) -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Mapping
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
@@ -46,6 +46,7 @@ CALENDAR_POLICY_SETTING = "auto_escalate_after_hours"
 # in October or November), even when no deadline reaches that far yet.
 NOTICE_LEAD = timedelta(days=31)
 NOTICE_ROUTE = "PUT /api/v1/calendar/notices/{year}"
+MAX_DEADLINES = 200  # one page of cases
 
 _catalogues: dict[tuple[str, int], Catalogue] = {}
 _cached: dict[tuple[str, str], tuple[float, object]] = {}
@@ -234,6 +235,23 @@ class CountySetup:
         days = (start + timedelta(days=n) for n in range((end - start).days + 1))
         return [day.isoformat() for day in days if calendar.is_working_day(day)]
 
+    def working_time_left(self, dues: list) -> dict:
+        """Working minutes from now (the service's clock) to each deadline, counted on the
+        county calendar; negative once a deadline has passed (minutes overdue). `now` lets a
+        caller compare other stamps (a stage's warning moment) with the same instant."""
+        if not isinstance(dues, list) or len(dues) > MAX_DEADLINES:
+            raise InvalidInput("dues", f"must be a list of at most {MAX_DEADLINES} times")
+        now = self.clock()
+        calendar = self.calendar()
+        minutes = []
+        for index, value in enumerate(dues):
+            due = _aware_moment(value, f"dues[{index}]")
+            if due >= now:
+                minutes.append(calendar.working_minutes_between(now, due))
+            else:
+                minutes.append(-calendar.working_minutes_between(due, now))
+        return {"now": now.astimezone(UTC).isoformat(), "minutes": minutes}
+
     def calendar(self) -> WorkingCalendar:
         """The county's settings counted on the official notices and the ones it loaded."""
 
@@ -412,3 +430,13 @@ def _iso_date(value, field: str) -> date:
         with contextlib.suppress(ValueError):
             return date.fromisoformat(value)
     raise InvalidInput(field, "must be a date YYYY-MM-DD")
+
+
+def _aware_moment(value, field: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(str(value))
+    except ValueError:
+        raise InvalidInput(field, "must be an ISO 8601 time with a UTC offset") from None
+    if moment.tzinfo is None:
+        raise InvalidInput(field, "must be an ISO 8601 time with a UTC offset")
+    return moment
