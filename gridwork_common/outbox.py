@@ -19,6 +19,7 @@ from typing import TypeVar
 from pymongo import ASCENDING, IndexModel
 from pymongo.client_session import ClientSession
 from pymongo.database import Database
+from pymongo.errors import ConnectionFailure, PyMongoError
 
 from gridwork_common.clock import Clock, utc_now
 from gridwork_common.events import EventPublisher
@@ -31,6 +32,8 @@ OUTBOX_INDEXES = {OUTBOX: [IndexModel([("created_at", ASCENDING)], name="created
 # Entries younger than this are left to the request that wrote them to send.
 RESEND_AFTER_S = 10
 RESEND_BATCH = 1000
+# A change that met a concurrent write is run again at most this many times in all.
+MAX_ATTEMPTS = 3
 
 
 @dataclass
@@ -75,19 +78,24 @@ class Outbox:
         self.clock = clock
 
     def run(self, change: Callable[[Staged], T]) -> T:
-        """`change(staged)` in one transaction, then send what it announced. A transient
-        error (a write conflict, a failover) runs the whole change again, as the driver's
-        `with_transaction` does; any other error aborts it and is raised."""
-        attempts: list[Staged] = []
-
-        def attempt(session: ClientSession) -> T:
-            attempts.append(Staged(self, session))
-            return change(attempts[-1])
-
-        with self.db.client.start_session() as session:
-            result = session.with_transaction(attempt)
-        self.send(attempts[-1].ids)
-        return result
+        """`change(staged)` in one transaction, then send what it announced. A write
+        conflict runs the whole change again (a few times); any other error aborts it and
+        is raised at once. Not the driver's `with_transaction`: it also retries while mongod
+        cannot be reached, for up to two minutes, holding the caller's worker all along,
+        where an outage must fail fast (503) and be retried by the client."""
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            with self.db.client.start_session() as session:
+                staged = Staged(self, session)
+                try:
+                    with session.start_transaction():
+                        result = change(staged)
+                except PyMongoError as exc:
+                    if attempt < MAX_ATTEMPTS and _conflicted(exc):
+                        continue
+                    raise
+            self.send(staged.ids)
+            return result
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     def send(self, ids: list[str]) -> int:
         """Send the given entries (oldest first), deleting each once the broker has it.
@@ -113,3 +121,11 @@ class Outbox:
             self.db[OUTBOX].delete_one({"_id": entry["_id"]})
             sent += 1
         return sent
+
+
+def _conflicted(exc: PyMongoError) -> bool:
+    """A transaction that lost a race with another write (worth running again), not a
+    server that cannot be reached (an outage: the caller answers 503)."""
+    return exc.has_error_label("TransientTransactionError") and not isinstance(
+        exc, ConnectionFailure
+    )
