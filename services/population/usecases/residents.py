@@ -392,15 +392,21 @@ class ResidentUseCases(UseCases):
             raise InvalidInput("reason", f"must be one of {', '.join(DEREGISTRATION_REASONS)}")
         doc = self._resident(resident_id)
         if doc["status"] == DEREGISTERED:
+            # A deregistration cut short (its process died after the status change) is
+            # finished by the client's retry before it hears that it was done.
+            self._clear_memberships(resident_id, doc.get("deregistration_reason") or reason)
             raise Conflict("status: the resident is already deregistered")
         diff = {"status": (doc["status"], DEREGISTERED), "deregistration_reason": (None, reason)}
         update = {"status": DEREGISTERED, "deregistration_reason": reason}
         self._apply_change(doc, expected_version, update, diff, "deregistered")
+        self._clear_memberships(resident_id, reason)
+        return self._render_resident(self._resident(resident_id))
+
+    def _clear_memberships(self, resident_id: str, reason: str) -> None:
         for membership in self.db[store.MEMBERSHIPS].find(
             {"resident_id": resident_id, "active": True}, {"_id": 1}
         ):
             self._clear_membership(membership["_id"], f"deregistered: {reason}")
-        return self._render_resident(self._resident(resident_id))
 
 
 def _same_record(existing: Mapping, new: Mapping) -> bool:

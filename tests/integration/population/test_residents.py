@@ -207,3 +207,14 @@ def test_a_removed_phone_number_is_gone_from_the_record(county, population_db):
     stored = population_db.residents.find_one({"_id": resident["id"]})
     assert not {"phone_cipher", "phone_index", "phone_masked"} & set(stored)
     assert county.find_resident(phone=PHONE) == []
+
+
+def test_a_deregistration_cut_short_is_finished_by_its_retry(county, population_db):
+    resident = _register(county)
+    membership = county.flag_group(resident["id"], "elderly_alone", "medium", "worker-a1")
+    county.deregister_resident(resident["id"], 1, "deceased")
+    # As a process that died between the status change and the clearing leaves it:
+    population_db.group_memberships.update_one({"_id": membership["id"]}, {"$set": {"active": True}})
+    with pytest.raises(RemoteError, match="already deregistered"):
+        county.deregister_resident(resident["id"], 2, "deceased")
+    assert population_db.group_memberships.find_one({"_id": membership["id"]})["active"] is False
