@@ -77,6 +77,8 @@ class GroupUseCases(UseCases):
             existing = self.db[store.MEMBERSHIPS].find_one(
                 {"resident_id": resident_id, "group": group, "active": True}
             )
+            if existing is None:  # the clashing membership was cleared in between
+                raise Conflict("group: the membership changed meanwhile; try again") from None
             changes = {
                 "risk_level": risk_level,
                 "responsible_worker_id": str(responsible_worker_id),
