@@ -136,11 +136,12 @@ def signed_headers(secret: str, message_id: str, at: datetime, body: bytes) -> d
 
 
 def retry_delay(attempts: int, draw: Callable[[], float]) -> float:
-    """Seconds before the next try after `attempts` failed ones: full jitter, a uniform
-    share (`draw()` in [0, 1)) of the exponential ceiling, so the deliveries a receiver's
-    outage failed together do not all come back at the same instants."""
+    """Seconds before the next try after `attempts` failed ones: equal jitter, half the
+    exponential ceiling plus a random share (`draw()` in [0, 1)) of the other half. The
+    deliveries one outage failed together do not all come back at the same instants, and
+    none comes back at once (full jitter could spend every try within seconds)."""
     ceiling = min(BACKOFF_BASE_S * 2 ** (attempts - 1), BACKOFF_CAP_S)
-    return ceiling * min(max(draw(), 0.0), 1.0)
+    return ceiling / 2 * (1 + min(max(draw(), 0.0), 1.0))
 
 
 class Webhooks:

@@ -99,18 +99,18 @@ def test_new_secrets_also_sign_the_old_header_for_one_release():
 
 
 @pytest.mark.parametrize("attempts", range(1, 16))
-def test_the_backoff_is_a_jittered_share_of_the_exponential_ceiling(attempts, monkeypatch):
+def test_the_backoff_is_half_the_exponential_ceiling_and_a_jittered_share(attempts, monkeypatch):
     monkeypatch.setattr(webhooks, "BACKOFF_BASE_S", 2.0)
     ceiling = min(2.0 * 2 ** (attempts - 1), webhooks.BACKOFF_CAP_S)
-    assert retry_delay(attempts, lambda: 0.0) == 0.0
-    assert retry_delay(attempts, lambda: 0.5) == pytest.approx(ceiling / 2)
+    assert retry_delay(attempts, lambda: 0.0) == pytest.approx(ceiling / 2)
+    assert retry_delay(attempts, lambda: 0.5) == pytest.approx(ceiling * 3 / 4)
     assert retry_delay(attempts, lambda: 0.999999) <= ceiling
     draws = random.Random(attempts)
     delays = [retry_delay(attempts, draws.random) for _ in range(200)]
-    assert all(0.0 <= d <= ceiling for d in delays)
+    assert all(ceiling / 2 <= d <= ceiling for d in delays)
     assert len(set(delays)) > 150  # spread out, not one instant for every delivery
 
 
 def test_the_backoff_stays_bounded_whatever_the_draw():
     assert retry_delay(40, lambda: 1.7) == webhooks.BACKOFF_CAP_S
-    assert retry_delay(3, lambda: -0.2) == 0.0
+    assert retry_delay(3, lambda: -0.2) == webhooks.BACKOFF_BASE_S * 2
