@@ -414,10 +414,13 @@ def _stored_notice(document: Mapping):
 
 def _longest_stage_hours(catalogue: Catalogue) -> float:
     return max(
-        hours
-        for entry in catalogue.entries.values()
-        for stages in entry.time_limits.values()
-        for hours in stages.values()
+        (
+            hours
+            for entry in catalogue.entries.values()
+            for stages in entry.time_limits.values()
+            for hours in stages.values()
+        ),
+        default=0.0,  # an empty catalogue sets no deadline
     )
 
 
