@@ -83,6 +83,10 @@ class PopulationService:
         return self._population().territory_children(code)
 
     @rpc(expected_exceptions=EXPECTED)
+    def grid_shapes(self, code, tolerance=0.0):
+        return self._population().grid_shapes(code, tolerance)
+
+    @rpc(expected_exceptions=EXPECTED)
     def locate(self, lon, lat):
         return self._population().locate(lon, lat)
 

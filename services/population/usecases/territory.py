@@ -14,6 +14,7 @@ from services.population.domain.codes import level_of
 from services.population.domain.residents import (
     ACTIVE,
 )
+from services.population.domain.shapes import check_tolerance, simplified
 from services.population.domain.territory import (
     find_overlaps,
     nodes_from_feature_collection,
@@ -109,6 +110,25 @@ class TerritoryUseCases(UseCases):
         self.territory_node(code)
         children = self.db[store.TERRITORY].find({"parent": code}).sort("_id", 1)
         return [_render_node(child, with_geometry=False) for child in children]
+
+    def grid_shapes(self, code: str, tolerance: float = 0.0) -> list[dict]:
+        """The grids under a territory node, as the caller may see them, with polygons
+        simplified to `tolerance` degrees (what a map at a given zoom can show)."""
+        self.territory_node(code)
+        tolerance = check_tolerance(tolerance)
+        grids = self.db[store.TERRITORY].find(
+            {"$and": [{"path": code, "level": "grid"}, access.scope_filter(self.caller)]},
+            {"name": 1, "parent": 1, "geometry": 1},
+        )
+        return [
+            {
+                "code": grid["_id"],
+                "name": grid["name"],
+                "parent": grid.get("parent"),
+                "geometry": simplified(grid["geometry"], tolerance),
+            }
+            for grid in grids.sort("_id", 1)
+        ]
 
     def locate(self, lon: float, lat: float) -> dict:
         for name, value, bound in (("lon", lon, 180), ("lat", lat, 90)):
