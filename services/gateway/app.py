@@ -30,6 +30,7 @@ from services.gateway.routes import (
 )
 from services.gateway.rpc import ServiceRpc
 from services.gateway.store import gateway_db
+from services.gateway.ui import install_ui
 
 # Readiness must answer within 3 s even when a service is gone: each health RPC may
 # take READINESS_RPC_TIMEOUT_S, and the whole check is cut off at READINESS_BUDGET_S.
@@ -76,8 +77,10 @@ def create_app(
     app.config["GRIDWORK_SETTINGS"] = settings
     if settings.trusted_proxy_hops:
         # The client's address is the entry the county's own proxies appended to
-        # X-Forwarded-For, never one a client wrote (login and Open311 limits use it).
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxy_hops)
+        # X-Forwarded-For, never one a client wrote (login and Open311 limits use it);
+        # their X-Forwarded-Proto says whether the browser came over TLS (Secure cookies).
+        hops = settings.trusted_proxy_hops
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
     app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
     app.json.ensure_ascii = False  # Chinese text as UTF-8, not \u escapes
     app.json.sort_keys = False
@@ -93,6 +96,7 @@ def create_app(
     api, blueprints = build_api()
     for blueprint in blueprints:
         app.register_blueprint(blueprint)
+    install_ui(app)  # the command centre at / (services/gateway/ui, docs/web-ui.md)
 
     install_problem_handlers(app)
     install_request_metrics(app)

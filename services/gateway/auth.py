@@ -125,6 +125,11 @@ class Identity:
     ) -> dict:
         """Tokens for a verified user. `on_login(staged, user)` announces the login
         through `outbox` in the transaction that issues the tokens."""
+        return self._issue(self.verify(username, password, address), outbox, on_login)
+
+    def verify(self, username: str, password: str, address: str) -> dict:
+        """The user document of a correct, enabled login, under the login rate limits
+        (the API's token login and the command centre's login form both use this)."""
         # Every attempt takes its slots before the password is checked, so guesses sent
         # together are refused past the limit instead of all being verified.
         limits = RateLimits(self.db, self.clock)
@@ -147,7 +152,7 @@ class Identity:
         limits.clear(by_user, username)
         limits.give_back(by_address, address)  # only failures count against an address
         self._upgrade_hash(username, stored_hash, password)
-        return self._issue(document, outbox, on_login)
+        return document
 
     def _login_rates(self) -> tuple[Rate, Rate]:
         window_s = self.settings.login_limit_window_s

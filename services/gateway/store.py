@@ -22,6 +22,7 @@ RATE_COUNTERS = "rate_counters"  # services/gateway/ratelimits.py
 IDEMPOTENCY = "idempotency"
 OPEN311_CLIENTS = "open311_clients"  # trusted clients, by the hash of their API key
 OPEN311_REQUESTS = "open311_requests"  # requests they created, with the citizen's contact
+UI_SESSIONS = "ui_sessions"  # the command centre's browser sessions (services/gateway/ui)
 
 IDEMPOTENCY_TTL_S = 24 * 3600
 INDEXES = {
@@ -31,6 +32,10 @@ INDEXES = {
     ],
     REVOKED_TOKENS: [IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0, name="expiry")],
     RATE_COUNTERS: [IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0, name="expiry")],
+    UI_SESSIONS: [
+        IndexModel([("expires_at", ASCENDING)], expireAfterSeconds=0, name="expiry"),
+        IndexModel([("user", ASCENDING)], name="user"),
+    ],
     IDEMPOTENCY: [
         IndexModel([("created_at", ASCENDING)], expireAfterSeconds=IDEMPOTENCY_TTL_S, name="ttl")
     ],

@@ -9,56 +9,18 @@ import eventlet
 import pytest
 import requests
 
-from devstack.processes import free_port, wait_until
-from devstack.stack import service_processes
-from gridwork_common.config import Settings
-from services.media.storage import media_store
+from devstack.processes import wait_until
 from tests.conftest import settings_env
+from tests.stack import READYZ_TIMEOUT_S, SERVICES, running_stack
 
 pytestmark = pytest.mark.e2e
-
-SERVICES = ("population", "events", "media", "assessment")
-# /readyz must answer within 3 s; a slower answer fails the request itself.
-READYZ_TIMEOUT_S = 3.0
 
 
 @pytest.fixture
 def stack(infra, rabbit_config, tmp_path):
     env = settings_env(infra, rabbit_config["AMQP_URI"], LOG_LEVEL="INFO")
-    media_store(Settings.from_env(env)).ensure_bucket()
-    metrics_ports = {name: free_port() for name in SERVICES}
-    gateway_port = free_port()
-    processes = service_processes(
-        env=env,
-        run_dir=tmp_path / "run",
-        log_dir=tmp_path / "log",
-        metrics_ports=metrics_ports,
-        gateway_port=gateway_port,
-        gateway_workers=2,
-    )
-    for process in processes:
-        process.start()
-    gateway = f"http://127.0.0.1:{gateway_port}"
-    try:
-        # Generous: on a loaded 2-core CI machine, seven processes start slowly.
-        wait_until(lambda: _ready(gateway), 120, "the stack's /readyz")
-        yield {
-            "settings": Settings.from_env(env),
-            "gateway": gateway,
-            "metrics": metrics_ports,
-            "processes": {p.name: p for p in processes},
-            "log_dir": tmp_path / "log",
-        }
-    finally:
-        for process in reversed(processes):
-            process.stop()
-
-
-def _ready(gateway) -> bool:
-    try:
-        return requests.get(f"{gateway}/readyz", timeout=READYZ_TIMEOUT_S).status_code == 200
-    except requests.RequestException:
-        return False
+    with running_stack(env, tmp_path) as running:
+        yield running
 
 
 def _sum_samples(text: str, metric: str, **labels) -> float:

@@ -1,0 +1,149 @@
+"""Browser tests of the command centre (marker `ui`): the whole stack as real processes
+(tests/stack.py, as in tests/e2e) seeded with a small demo county and one demo user per
+role, driven by Playwright through Debian's chromium (never `playwright install`).
+
+Every page a test opens fails the test on a console error, an uncaught exception or a
+Content-Security-Policy violation, unless the test allows that message
+(`console.allow(pattern)`, e.g. the 404 of an error page it opens on purpose).
+
+The processes read the machine's clock (devstack cannot pin it), so nothing here may
+depend on today's date: assert on what the seed made, never on month-specific content.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from axe_playwright_python.sync_playwright import Axe
+from playwright.sync_api import Page, sync_playwright
+
+from devstack.demo import DEMO_PASSWORD, demo_users, seed
+from services.population.demo import demo_territory
+from tests.conftest import settings_env
+from tests.stack import running_stack
+
+CHROMIUM = "/usr/bin/chromium"
+VIEWPORTS = {"desktop": (1440, 900), "big-screen": (1920, 1080)}
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
+UI_RESIDENTS = 300  # a few per grid: enough to show, fast to import
+SERIOUS = ("serious", "critical")
+# Reports a violation in the console even where Chromium's own message is not logged.
+CSP_LISTENER = """
+document.addEventListener("securitypolicyviolation", (event) => {
+  console.error(`CSP violation: ${event.violatedDirective} blocked ${event.blockedURI}`);
+});
+"""
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "ui: drives the command centre in a real browser against the whole stack"
+    )
+
+
+@pytest.fixture(scope="session")
+def ui_stack(infra, request, vhost_pipeline, tmp_path_factory):
+    """The stack, started once for every browser test, with the demo county seeded
+    through the services' own entrypoints (devstack/demo.py) and its demo users."""
+    amqp = request.config.getoption("RABBIT_AMQP_URI").rstrip("/")
+    with vhost_pipeline.get() as vhost:
+        env = settings_env(infra, f"{amqp}/{vhost}", LOG_LEVEL="INFO")
+        with running_stack(env, tmp_path_factory.mktemp("ui-stack")) as stack:
+            territory = demo_territory(stack["settings"].county_code)
+            stack["seeded"] = seed(
+                stack["settings"].nameko_config(), residents=UI_RESIDENTS, say=lambda _: None
+            )
+            stack["territory"] = territory
+            stack["users"] = demo_users(territory)  # username -> (roles, scope, department)
+            stack["password"] = DEMO_PASSWORD
+            yield stack
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=["--no-sandbox"]
+        )
+        yield chromium
+        chromium.close()
+
+
+@dataclass
+class Console:
+    """What the page said in its console that counts as an error."""
+
+    errors: list[str] = field(default_factory=list)
+    allowed: list[re.Pattern] = field(default_factory=list)
+
+    def allow(self, pattern: str) -> None:
+        self.allowed.append(re.compile(pattern))
+
+    def unexpected(self) -> list[str]:
+        return [e for e in self.errors if not any(p.search(e) for p in self.allowed)]
+
+
+@pytest.fixture(params=list(VIEWPORTS))
+def viewport(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def console() -> Console:
+    return Console()
+
+
+@pytest.fixture
+def page(browser, viewport, console) -> Page:
+    """A fresh browser context (no cookies) at each size; fails the test on console
+    errors, page errors and CSP violations."""
+    width, height = VIEWPORTS[viewport]
+    context = browser.new_context(
+        viewport={"width": width, "height": height}, locale="zh-CN", timezone_id="Asia/Shanghai"
+    )
+    context.add_init_script(CSP_LISTENER)
+    opened = context.new_page()
+    opened.on(
+        "console",
+        lambda message: console.errors.append(message.text) if message.type == "error" else None,
+    )
+    opened.on("pageerror", lambda error: console.errors.append(f"page error: {error}"))
+    yield opened
+    context.close()
+    unexpected = console.unexpected()
+    if unexpected:
+        pytest.fail("browser console errors:\n" + "\n".join(unexpected), pytrace=False)
+
+
+def sign_in(page: Page, stack: dict, username: str, password: str | None = None) -> None:
+    page.goto(f"{stack['gateway']}/login")
+    page.fill("#username", username)
+    page.fill("#password", password or stack["password"])
+    page.click("button[type=submit]")
+    page.wait_for_load_state("networkidle")
+
+
+def assert_accessible(page: Page) -> None:
+    """axe-core finds no serious or critical violation on the page as it is now."""
+    results = Axe().run(page)
+    serious = [
+        f"{violation['id']} ({violation['impact']}): {violation['help']} "
+        f"{[node['target'] for node in violation['nodes']][:3]}"
+        for violation in results.response["violations"]
+        if violation.get("impact") in SERIOUS
+    ]
+    assert not serious, "axe-core:\n" + "\n".join(serious)
+
+
+def screenshot(page: Page, name: str) -> Path:
+    """A full-page screenshot kept under var/screenshots/ (git-ignored) as an artefact."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    width = page.viewport_size["width"] if page.viewport_size else 0
+    path = SCREENSHOTS / f"{name}-{width}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
