@@ -191,6 +191,10 @@ class ImportJobs:
         self.db[store.IMPORT_ERRORS].delete_many({"job_id": job["_id"]})  # a re-run starts over
         sealed = self.files.get(job["file_id"]).read()
         content = self.population.cipher.open(sealed, IMPORT_FILE_FIELD)
+        total_rows = self._count_rows(job["kind"], job["filename"], content)
+        self.db[store.IMPORT_JOBS].update_one(
+            {"_id": job["_id"]}, {"$set": {"total_rows": total_rows}}
+        )
         table = self._open(job["kind"], job["filename"], io.BytesIO(content))
         errors: list[dict] = []
         counts = _empty_counts()
@@ -252,6 +256,17 @@ class ImportJobs:
 
         finished = population.changes(finish)
         return _render_job(finished)
+
+    def _count_rows(self, kind: str, filename: str, content: bytes) -> int | None:
+        """The data rows of the file, read once before importing, so a progress bar can
+        show `counts.rows` of `total_rows`; None when the file is damaged further down."""
+        rows = self._open(kind, filename, io.BytesIO(content)).rows
+        try:
+            return sum(1 for _ in rows)
+        except ImportFileError:
+            return None
+        finally:
+            rows.close()
 
     def _checkpoint(self, job_id: str, counts: dict, errors: list[dict]) -> None:
         if errors:
@@ -532,6 +547,7 @@ def _render_job(job: Mapping) -> dict:
         "columns": job.get("columns", []),
         "ignored_columns": job.get("ignored_columns", []),
         "counts": job.get("counts", _empty_counts()),
+        "total_rows": job.get("total_rows"),  # data rows, once the job has started
         "created_at": job["created_at"].isoformat(),
         "failure": job.get("failure"),
         "finished_at": job["finished_at"].isoformat() if job.get("finished_at") else None,

@@ -145,6 +145,13 @@ def test_csv_import_counts_every_row_and_reports_the_bad_ones(county):
     assert county.find_resident(id_number=IDS[0])[0]["phone"] == "138****5670"
 
 
+def test_a_job_knows_its_total_rows_for_a_progress_bar(county):
+    queued = county.start_import("residents", "residents.csv", encoded(csv_bytes(MIXED_ROWS)))
+    assert queued["total_rows"] is None  # counted when the job starts
+    job = wait_for_job(county, queued["id"])
+    assert job["total_rows"] == len(MIXED_ROWS) == job["counts"]["rows"]
+
+
 def test_reimporting_the_same_file_changes_nothing(county, population_db):
     data = csv_bytes(MIXED_ROWS)
     run_import(county, data)
