@@ -17,7 +17,7 @@ from services.gateway.activity import AccountActivity
 from services.gateway.api import Api
 from services.gateway.auth import Identity
 from services.gateway.metrics import install_request_metrics, metrics_response
-from services.gateway.problems import install_problem_handlers
+from services.gateway.problems import RETRY_AFTER_S, install_problem_handlers
 from services.gateway.readiness import Readiness
 from services.gateway.routes import (
     assessment,
@@ -138,7 +138,10 @@ def create_app(
     def readyz():
         caller = CallerContext(user_id="gateway", roles=("system",), request_id=g.request_id)
         ready, report = readiness.check(caller)
-        return jsonify(report), (200 if ready else 503)
+        if ready:
+            return jsonify(report)
+        # The report (not a problem document) is what probes and operators read.
+        return jsonify(report), 503, {"Retry-After": str(RETRY_AFTER_S)}
 
     @app.get("/metrics")
     def metrics():

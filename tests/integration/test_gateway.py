@@ -53,6 +53,7 @@ def test_readyz_is_503_naming_the_missing_service(runner_factory, config, settin
     response = client.get("/readyz")
     body = response.get_json()
     assert response.status_code == 503
+    assert int(response.headers["Retry-After"]) > 0
     assert body["down"] == ["events"]
     assert body["components"]["events"]["status"] == "down"
     assert body["components"]["population"]["status"] == "up"
