@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 
-.PHONY: help up down status test lint bench rabbitmq install lock reseed
+.PHONY: help up down status test lint bench rabbitmq browser install lock reseed
 
 help:
 	@echo "make up      install and start everything (infrastructure, services, gateway)"
@@ -27,7 +27,22 @@ $(INSTALLED): requirements-dev.lock
 	$(PY) -m pip install --quiet -r requirements-dev.lock
 	touch $@
 
-install: $(INSTALLED)
+# The command centre's browser libraries, exactly as package-lock.json pins them, into the
+# git-ignored node_modules/ the gateway serves (Debian's nodejs and npm, if missing).
+NODE_MODULES := node_modules/.package-lock.json
+$(NODE_MODULES): package.json package-lock.json
+	@command -v npm >/dev/null || { \
+	  export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq nodejs npm; }
+	npm ci --ignore-scripts --no-audit --no-fund
+	touch $@
+
+install: $(INSTALLED) $(NODE_MODULES)
+
+# The browser tests' Chromium and a CJK font, with apt if missing (never `playwright install`).
+browser:
+	@command -v chromium >/dev/null && fc-list | grep -qi "wqy microhei" || { \
+	  export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && \
+	  apt-get install -y -qq --no-install-recommends chromium fonts-wqy-microhei; }
 
 # Regenerate the locks after changing pyproject.toml's dependencies.
 # requirements.lock: what the application image runs; requirements-dev.lock adds the
@@ -62,8 +77,11 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
 
-test: lint rabbitmq
-	$(VENV)/bin/pytest
+# The browser tests (marker ui) run in a second pytest process without eventlet's
+# monkey-patching, which Playwright's sync API does not survive (tests/conftest.py).
+test: lint rabbitmq browser
+	$(VENV)/bin/pytest -m "not ui"
+	GRIDWORK_TEST_EVENTLET=0 $(VENV)/bin/pytest -m ui tests/ui
 
 bench: install rabbitmq
 	PYTHONPATH=. $(PY) bench/rpc.py

@@ -2,7 +2,13 @@
 per test (nameko's `rabbit_config`), and unique database names, so a run never touches
 the data of `make up` and two runs never collide."""
 
-import gridwork_common.green  # noqa: F401  (first: patches eventlet before other imports)
+import os
+
+# The browser tests (tests/ui) run in a pytest process of their own without eventlet's
+# monkey-patching (GRIDWORK_TEST_EVENTLET=0, as `make test` runs them): it re-parents
+# Playwright's greenlets to eventlet's hub, and the sync API then waits forever.
+if os.environ.get("GRIDWORK_TEST_EVENTLET", "1") != "0":
+    import gridwork_common.green  # noqa: F401  (first: patches eventlet before other imports)
 
 # isort: split
 

@@ -91,7 +91,8 @@ def test_an_administrator_sees_administration_only(page, ui_stack):
     assert page.inner_text("#roles") == "系统管理员"
 
 
-def test_the_login_page_is_accessible_and_refuses_a_wrong_password(page, ui_stack):
+def test_the_login_page_is_accessible_and_refuses_a_wrong_password(page, ui_stack, console):
+    console.allow(r"status of 401")  # the refused login's answer, on purpose
     page.goto(f"{ui_stack['gateway']}/login")
     assert_accessible(page)
     screenshot(page, "login")
@@ -223,6 +224,7 @@ def test_an_unknown_address_is_the_ui_404_page_and_the_api_keeps_problem_json(
     sign_in(page, ui_stack, "leader")
     answer = page.goto(f"{ui_stack['gateway']}/no-such-page")
     assert answer.status == 404
+    assert "script-src 'self'" in answer.headers["content-security-policy"]
     assert page.inner_text("h1") == "未找到"
     assert_accessible(page)
     api = requests.get(f"{ui_stack['gateway']}/api/v1/no-such-thing", timeout=10)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, render_template, request
+from flask import Blueprint, current_app, make_response, render_template, request
 from flask_babel import lazy_gettext as _l
 from flask_wtf.csrf import CSRFError
 from nameko.exceptions import RemoteError
@@ -19,6 +19,7 @@ from services.gateway.problems import (
     problem,
 )
 from services.gateway.ui.pages import UiError, ui_error
+from services.gateway.ui.security import content_security_policy, ui_headers
 from services.gateway.ui.sessions import MACHINE_PREFIXES
 
 log = logging.getLogger("gridwork.gateway")
@@ -78,7 +79,11 @@ def install(blueprint: Blueprint) -> None:
         # (and every view outside the ui blueprint) keep the API's problem+json.
         if request.blueprints or request.path.startswith(MACHINE_PREFIXES):
             return problem(404, exc.name, exc.description)
-        return error_page(404)
+        # Outside the blueprint its after_request does not run: its headers are set here.
+        settings = current_app.config["GRIDWORK_SETTINGS"]
+        page, status, headers = error_page(404)
+        response = make_response(page, status, headers)
+        return ui_headers(response, content_security_policy(settings))
 
     @blueprint.errorhandler(ApiProblem)
     def api_problem(exc: ApiProblem):

@@ -15,6 +15,7 @@ import tempfile
 from datetime import datetime
 from pathlib import Path
 
+from babel import Locale
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from flask import Flask
@@ -26,6 +27,24 @@ from gridwork_common.clock import CHINA_TIME
 
 TRANSLATIONS = Path(__file__).parent / "translations"
 DEFAULT_LOCALE = "zh_CN"
+
+
+class _CatalogueLocale(Locale):
+    """CLDR's zh_Hans_CN (its dates and numbers) named zh_CN, like its catalogue's
+    directory: gettext finds the catalogue by the locale's name, and Locale.parse("zh_CN")
+    would be named zh_Hans_CN."""
+
+    def __str__(self) -> str:
+        return DEFAULT_LOCALE
+
+
+def _chinese() -> Locale:
+    locale = Locale("zh", territory="CN", script="Hans")  # Locale() checks CLDR by name
+    locale.__class__ = _CatalogueLocale
+    return locale
+
+
+CHINESE = _chinese()
 # flask-babel wants a zone name; CHINA_TIME is the same fixed UTC+8 (no daylight saving).
 TIMEZONE = "Asia/Shanghai"
 
@@ -71,7 +90,7 @@ def install_i18n(app: Flask) -> None:
         app,
         default_locale=DEFAULT_LOCALE,
         default_timezone=TIMEZONE,
-        locale_selector=lambda: DEFAULT_LOCALE,
+        locale_selector=lambda: CHINESE,
         timezone_selector=lambda: TIMEZONE,
     )
     app.jinja_env.filters["china_time"] = china_time

@@ -28,6 +28,14 @@ def content_security_policy(settings) -> str:
     )
 
 
+def ui_headers(response: Response, policy: str) -> Response:
+    """What every command-centre answer carries, over the gateway's defaults."""
+    response.headers["Content-Security-Policy"] = policy
+    # Same-origin form posts carry a Referer: flask-wtf checks it over HTTPS.
+    response.headers["Referrer-Policy"] = "same-origin"
+    return response
+
+
 def install(blueprint: Blueprint, csrf: CSRFProtect, settings) -> None:
     policy = content_security_policy(settings)
 
@@ -64,10 +72,7 @@ def install(blueprint: Blueprint, csrf: CSRFProtect, settings) -> None:
     def headers(response: Response) -> Response:
         if request.endpoint in STATIC_ENDPOINTS and response.status_code == 200:
             response.headers["Cache-Control"] = f"public, max-age={STATIC_MAX_AGE_S}"
-        response.headers["Content-Security-Policy"] = policy
-        # Same-origin form posts carry a Referer: flask-wtf checks it over HTTPS.
-        response.headers["Referrer-Policy"] = "same-origin"
-        return response
+        return ui_headers(response, policy)
 
 
 def signed_in_user() -> dict | None:
