@@ -159,6 +159,7 @@ def print_endpoints(settings: Settings) -> None:
     gateway = f"http://127.0.0.1:{GATEWAY_PORT}"
     print(f"Gridwork is up for county {settings.county_code}.")
     print(f"  gateway        {gateway}   ({gateway}/readyz, {gateway}/metrics)")
+    print(f"  command centre {gateway}/   (the web UI: sign in as a demo user)")
     print(f"  API docs       {gateway}/api/v1/docs   (demo users: see README, password")
     print("                 gridwork-demo-2026)")
     for name, port in SERVICE_METRICS_PORTS.items():
