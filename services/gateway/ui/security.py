@@ -8,7 +8,7 @@ from flask_wtf.csrf import CSRFProtect
 
 from gridwork_common.context import CallerContext
 from services.gateway import store
-from services.gateway.ui.pages import Page
+from services.gateway.ui.pages import Page, Unavailable
 
 # Reachable without a session: the login form, and files that are the same for everyone.
 PUBLIC_ENDPOINTS = frozenset({"ui.login", "ui.login_submit", "ui.static", "ui.vendor"})
@@ -41,6 +41,8 @@ def install(blueprint: Blueprint, csrf: CSRFProtect, settings) -> None:
 
     @blueprint.before_request
     def protect_and_identify():
+        if getattr(session, "unavailable", False):
+            raise Unavailable("the session store did not answer")
         if request.method in UNSAFE_METHODS:
             csrf.protect()  # CSRFError (the 403 page) without the session's token
         if request.endpoint in PUBLIC_ENDPOINTS:

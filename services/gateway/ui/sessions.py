@@ -37,7 +37,7 @@ def _digest(key: str) -> str:
 
 
 class ServerSession(CallbackDict, SessionMixin):
-    def __init__(self, data: dict | None = None, key: str | None = None):
+    def __init__(self, data: dict | None = None, key: str | None = None, unavailable: bool = False):
         def on_update(session: ServerSession) -> None:
             session.modified = True
 
@@ -47,6 +47,9 @@ class ServerSession(CallbackDict, SessionMixin):
         self.modified = False
         self.ended = False
         self.previous_key: str | None = None
+        # The store did not answer: the request gets the 503 page (ui/security.py) and
+        # nothing is saved, rather than a visitor taken for signed out.
+        self.unavailable = unavailable
 
     def renew(self) -> None:
         """A fresh key for this session (at sign-in: a key known before is worth nothing)."""
@@ -86,13 +89,13 @@ class ServerSessions(SessionInterface):
                 {"_id": _digest(key), "expires_at": {"$gt": self.clock()}}
             )
         except PyMongoError:
-            return None  # Flask answers with its null session; the view's store errors show
+            return ServerSession(unavailable=True)
         if record is None:
             return ServerSession()
         return ServerSession(record.get("data"), key)
 
     def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
-        if not isinstance(session, ServerSession):
+        if not isinstance(session, ServerSession) or session.unavailable:
             return
         secure = request.is_secure
         if session.previous_key:
