@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
+from gridwork_common.charts import bar_chart, line_chart
 from gridwork_common.clock import Clock, utc_now
 from gridwork_common.outbox import Outbox
 from services.assessment import facts, store, topics
@@ -134,37 +135,6 @@ def _csv(boards: dict) -> str:
     return "\ufeff" + out.getvalue()  # BOM: Excel opens the Chinese text correctly
 
 
-def _bars(rows: list[tuple[str, float | None]], maximum: float, unit: str) -> str:
-    height = 22 * len(rows) + 10
-    parts = [f'<svg width="640" height="{height}" role="img" xmlns="http://www.w3.org/2000/svg">']
-    for index, (label, value) in enumerate(rows):
-        y = 10 + 22 * index
-        width = 0 if value is None else 440 * value / maximum
-        shown = "n/a" if value is None else f"{value:.1f}{unit}"
-        parts.append(
-            f'<text x="0" y="{y + 14}" font-size="12">{html.escape(label)}</text>'
-            f'<rect x="150" y="{y}" width="{width:.1f}" height="16" fill="#3b7dd8"/>'
-            f'<text x="{155 + width:.1f}" y="{y + 13}" font-size="11">{shown}</text>'
-        )
-    parts.append("</svg>")
-    return "".join(parts)
-
-
-def _trend(points: list[tuple[str, float | None]]) -> str:
-    known = [(i, v) for i, (_, v) in enumerate(points) if v is not None]
-    coordinates = " ".join(f"{40 + 100 * i},{170 - 150 * v:.1f}" for i, v in known)
-    labels = "".join(
-        f'<text x="{40 + 100 * i}" y="190" font-size="11" text-anchor="middle">{month}</text>'
-        for i, (month, _) in enumerate(points)
-    )
-    return (
-        '<svg width="640" height="200" role="img" xmlns="http://www.w3.org/2000/svg">'
-        '<line x1="30" y1="170" x2="600" y2="170" stroke="#999"/>'
-        f'<polyline points="{coordinates}" fill="none" stroke="#d83b3b" stroke-width="2"/>'
-        f"{labels}</svg>"
-    )
-
-
 def _html(county, period, boards, trend, townships) -> str:
     sections = []
     for level, board in boards.items():
@@ -174,20 +144,29 @@ def _html(county, period, boards, trend, townships) -> str:
             for rank, item in enumerate(board["items"], start=1)
         )
         bottom = ", ".join(html.escape(s) for s in board["bottom"]) or "—"
-        chart = _bars([(i["subject"], i["total"]) for i in board["items"][:15]], 100, "")
+        chart = bar_chart(
+            [(i["subject"], i["total"]) for i in board["items"][:15]],
+            100,
+            "",
+            label=f"{level} ranking",
+        )
         sections.append(
             f"<h2>{level} ranking</h2>{chart}<table><tr><th>rank</th><th>subject</th>"
             f"<th>score</th><th>stars</th></tr>{rows}</table><p>末位 (bottom): {bottom}</p>"
         )
-    by_township = _bars(
-        [(code, None if rate is None else 100 * rate) for code, rate in townships], 100, "%"
+    by_township = bar_chart(
+        [(code, None if rate is None else 100 * rate) for code, rate in townships],
+        100,
+        "%",
+        label="On-time closure by township",
     )
+    trend_chart = line_chart(trend, label="On-time closure by month")
     return (
         "<!doctype html><html lang='zh'><head><meta charset='utf-8'>"
         f"<title>{county} 每月通报 {period}</title>"
         "<style>body{font:14px sans-serif;margin:2em}table{border-collapse:collapse}"
         "td,th{border:1px solid #ccc;padding:3px 8px}</style></head><body>"
         f"<h1>{html.escape(county)} 网格化服务管理每月通报 {period}</h1>"
-        f"<h2>On-time closure, last {TREND_MONTHS} months</h2>{_trend(trend)}"
+        f"<h2>On-time closure, last {TREND_MONTHS} months</h2>{trend_chart}"
         f"<h2>On-time closure by township</h2>{by_township}" + "".join(sections) + "</body></html>"
     )

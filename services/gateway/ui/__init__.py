@@ -15,13 +15,17 @@ import hmac
 from flask import Blueprint, Flask
 from flask_wtf.csrf import CSRFProtect
 
-from services.gateway.ui import errors, queues, security, vendor, views
+from services.gateway.ui import admin, assessment, errors, queues, security, vendor, views
 from services.gateway.ui.i18n import install_i18n
 from services.gateway.ui.sessions import ServerSessions
 
 # The pages: each module has `blueprint`, mounted inside the `ui` blueprint (so its views
 # get the session, CSRF, CSP, caller and error pages). Add yours here.
-PAGES: tuple = (queues,)
+PAGES: tuple = (
+    queues,
+    assessment,
+    admin,
+)
 
 csrf = CSRFProtect()
 
