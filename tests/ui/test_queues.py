@@ -170,6 +170,34 @@ def test_bulk_accept_shows_each_cases_result_and_moves_them_on(page, ui_stack, a
     assert {case["id"] for case in fresh} <= set(listed)
 
 
+@pytest.mark.parametrize("viewport", ["desktop"])
+def test_bulk_dispatch_to_a_department_fills_its_to_sign_queue(page, ui_stack, api, places):
+    registered = []
+    for n in range(2):
+        case = api.act("village-centre", api.report(description=f"批量派遣 {n}"), "accept")
+        registered.append(api.act("village-centre", case, "register"))
+    committee = ui_stack["users"]["village-committee"][2]
+    sign_in(page, ui_stack, "village-centre")
+    page.goto(queue_url(ui_stack, "to-dispatch", category=CATEGORY, size=100))
+    assert page.inner_text("h1") == "待派遣"
+    page.select_option("#bulk-department", committee)
+    for case in registered:
+        page.check(f"tr[data-case='{case['id']}'] input.select-case")
+    page.click("#bulk-submit")
+    page.wait_for_load_state("networkidle")
+    for case in registered:
+        assert "已派遣" in page.locator(f"tr[data-result='{case['id']}']").inner_text()
+    assert_accessible(page)
+
+    handler = form_session(ui_stack, "village-committee")
+    inbox = handler.get(queue_url(ui_stack, "to-sign"), timeout=30)
+    assert inbox.status_code == 200
+    assert {case["id"] for case in registered} <= {row[0] for row in ROW.findall(inbox.text)}
+    assert "批量签收" in inbox.text  # departments sign several at once
+    # A department has no centre's queues.
+    assert handler.get(queue_url(ui_stack, "to-accept"), timeout=30).status_code == 403
+
+
 def exported_ids(browser: requests.Session, stack: dict, **filters) -> list[list[str]]:
     export = browser.get(
         f"{stack['gateway']}/cases/queues/to-accept/export.csv", params=filters, timeout=30
