@@ -102,3 +102,12 @@ def test_every_message_has_its_chinese():
         catalogue = read_po(po)
     untranslated = [m.id for m in catalogue if m.id and not m.string]
     assert not untranslated
+
+
+def test_times_are_shown_in_china_time():
+    app = Flask("t")
+    i18n.install_i18n(app)
+    with app.test_request_context():
+        assert i18n.china_time("2026-11-18T16:30:00+00:00") == "2026-11-19 00:30"
+        assert i18n.china_time(None) == ""
+        assert i18n.role_label("grid_worker") == "网格员"
