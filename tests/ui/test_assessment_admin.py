@@ -71,7 +71,8 @@ def _board(api: requests.Session, stack: dict, level: str, period: str) -> dict:
 
 @pytest.fixture(scope="module")
 def traces(ui_stack) -> dict[str, int]:
-    """Village k (in code order) reports k+1 cases in each of MONTHS and closes k of them;
+    """Village k (in code order) reports k+1 cases in each of MONTHS, closes k of them and
+    lets the last run overdue (closure and on-time rates k/(k+1): a score rising with k);
     returns {village: cases reported a month}, once the assessment service counted all."""
     villages = _villages(ui_stack)
     reported = {}
@@ -84,8 +85,11 @@ def traces(ui_stack) -> dict[str, int]:
             for n in range(k + 1):
                 incident_id = f"ui-assessment-{month}-{village}-{n}"
                 messages.append(_incident("reported", incident_id, grid, at))
+                later = at + timedelta(hours=3)
                 if n < k:
-                    messages.append(_incident("closed", incident_id, grid, at + timedelta(hours=3)))
+                    messages.append(_incident("closed", incident_id, grid, later))
+                else:  # the one left open ran out of time: lower rates for fewer cases
+                    messages.append(_incident("overdue", incident_id, grid, later))
     exchange = Exchange("events.events", type="topic", durable=True)
     with Connection(ui_stack["settings"].nameko_config()["AMQP_URI"]) as connection:
         producer = Producer(connection.default_channel, serializer="json")
@@ -140,8 +144,11 @@ def test_a_leader_sees_rankings_with_stars_and_the_bottom_and_a_chart_by_month(
         marked = [r["subject"] for r in shown if r["bottom"] and r["badge"]]
         assert sorted(marked) == sorted(expected["bottom"]) and marked
         assert [r["subject"] for r in shown if r["bottom"]] == marked
-    # 8 villages, the bottom 3 marked: the lowest-ranked, with fewest closures
-    assert len(marked) == 3 and len(shown) == len(traces)
+    # 8 villages with distinct scores: the bottom 3 marked are the last three ranked, the
+    # villages that closed the fewest of their cases
+    assert len(shown) == len(traces) and len(marked) == 3
+    assert marked == [r["subject"] for r in shown[-3:]]
+    assert sorted(marked) == sorted(traces)[:3]
     assert_accessible(page)
     screenshot(page, "assessment-ranking")
 
