@@ -15,7 +15,17 @@ import hmac
 from flask import Blueprint, Flask
 from flask_wtf.csrf import CSRFProtect
 
-from services.gateway.ui import admin, assessment, errors, queues, security, vendor, views
+from services.gateway.ui import (
+    admin,
+    assessment,
+    errors,
+    population,
+    population_imports,
+    queues,
+    security,
+    vendor,
+    views,
+)
 from services.gateway.ui.i18n import install_i18n
 from services.gateway.ui.sessions import ServerSessions
 
@@ -23,6 +33,8 @@ from services.gateway.ui.sessions import ServerSessions
 # get the session, CSRF, CSP, caller and error pages). Add yours here.
 PAGES: tuple = (
     queues,
+    population,
+    population_imports,
     assessment,
     admin,
 )
