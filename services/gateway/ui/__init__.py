@@ -18,6 +18,7 @@ from flask_wtf.csrf import CSRFProtect
 from services.gateway.ui import (
     admin,
     assessment,
+    case,
     errors,
     population,
     population_imports,
@@ -33,6 +34,7 @@ from services.gateway.ui.sessions import ServerSessions
 # get the session, CSRF, CSP, caller and error pages). Add yours here.
 PAGES: tuple = (
     queues,
+    case,
     population,
     population_imports,
     assessment,

@@ -1,0 +1,300 @@
+"""The case page in a real browser: the whole loop (report → accept → register →
+dispatch → sign → feedback with an after-photo uploaded in the browser → verify → close),
+a case out of scope is "not found", and a stale version is shown, never overwritten."""
+
+from __future__ import annotations
+
+import io
+import time
+import uuid
+from datetime import datetime
+
+import pytest
+import requests
+from PIL import Image
+
+from gridwork_common.clock import CHINA_TIME
+from tests.ui.conftest import CSP_LISTENER, VIEWPORTS, assert_accessible, screenshot, sign_in
+
+pytestmark = pytest.mark.ui
+
+WAIT_S = 30
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def api_login(stack: dict, username: str) -> dict:
+    answer = requests.post(
+        f"{stack['gateway']}/api/v1/auth/token",
+        json={"grant_type": "password", "username": username, "password": stack["password"]},
+        timeout=10,
+    )
+    assert answer.status_code == 200, answer.text
+    return {"Authorization": f"Bearer {answer.json()['access_token']}"}
+
+
+def grid_centre(stack: dict, grid_code: str) -> list[float]:
+    (feature,) = [f for f in stack["territory"]["features"] if f["properties"]["code"] == grid_code]
+    ring = feature["geometry"]["coordinates"][0][:-1]
+    return [sum(p[0] for p in ring) / len(ring), sum(p[1] for p in ring) / len(ring)]
+
+
+def report(stack: dict, username: str, description: str, **where) -> dict:
+    answer = requests.post(
+        f"{stack['gateway']}/api/v1/incidents",
+        json={"category": "04.01", "description": description, **where},
+        headers={**api_login(stack, username), "Idempotency-Key": uuid.uuid4().hex},
+        timeout=20,
+    )
+    assert answer.status_code == 201, answer.text
+    return answer.json()["incident"]
+
+
+def api_case(stack: dict, case_id: str, username: str = "county-centre") -> dict:
+    answer = requests.get(
+        f"{stack['gateway']}/api/v1/incidents/{case_id}",
+        headers=api_login(stack, username),
+        timeout=10,
+    )
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def map_counts(page, stack: dict) -> dict:
+    """What the map page colours the grids by (its own JSON, in the page's session)."""
+    answer = page.request.get(f"{stack['gateway']}/map/cases.json")
+    assert answer.ok, answer.text()
+    return answer.json()["grids"]
+
+
+def map_colour(page, stack: dict, grid: str) -> str:
+    page.goto(f"{stack['gateway']}/map")
+    page.wait_for_selector(".grid-map--ready", timeout=20_000)
+    classes = page.get_attribute(f"path.grid-{grid}", "class") or ""
+    return next(name.split("--")[1] for name in classes.split() if name.startswith("grid--"))
+
+
+def closed_on_chart(page, stack: dict, grid: str, month: str) -> str:
+    """The grid's "cases closed" in `month` as its assessment chart page shows it."""
+    page.goto(f"{stack['gateway']}/assessment/chart/{grid}?indicator=cases_closed&until={month}")
+    last = page.locator("#chart-values tbody tr").last
+    assert last.locator("td").first.inner_text().strip() == month
+    return last.locator("td").nth(1).inner_text().strip()
+
+
+def cases_closed(stack: dict, grid_code: str, period: str) -> int:
+    answer = requests.get(
+        f"{stack['gateway']}/api/v1/assessment/indicators",
+        params={"territory": grid_code, "period": period},
+        headers=api_login(stack, "county-centre"),
+        timeout=20,
+    )
+    assert answer.status_code == 200, answer.text
+    return answer.json()["cases_closed"]
+
+
+def png() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (96, 64), (20, 120, 60)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def case_url(stack: dict, case_id: str) -> str:
+    return f"{stack['gateway']}/cases/{case_id}"
+
+
+def act(page, action: str, fill=None) -> None:
+    """Submit an action's form on the case page and wait for the page it leads to."""
+    form = page.locator(f"#action-{action}")
+    if fill:
+        fill(form)
+    with page.expect_navigation():
+        form.locator("button[type=submit]").click()
+
+
+def sign_out(page) -> None:
+    with page.expect_navigation():
+        page.click("header .link-button")
+
+
+def timeline_steps(page) -> list[str]:
+    return [text.strip() for text in page.locator("#timeline .step").all_inner_texts()]
+
+
+def village_of(stack: dict) -> str:
+    return stack["users"]["village-centre"][1]
+
+
+# ----------------------------------------------------------------------------- tests
+
+
+@pytest.mark.parametrize("viewport", ["desktop"])
+def test_the_journey_from_report_to_closure_through_the_case_page(page, ui_stack):
+    grid = ui_stack["users"]["grid-worker"][1]
+    village = village_of(ui_stack)
+    case = report(
+        ui_stack, "grid-worker", "旅程：路口垃圾堆放", location=grid_centre(ui_stack, grid)
+    )
+    page.on("dialog", lambda dialog: dialog.accept())
+
+    # The village centre accepts, registers and dispatches it from the case page.
+    sign_in(page, ui_stack, "village-centre")
+    open_before = map_counts(page, ui_stack)[grid]["open"]
+    assert open_before >= 1 and map_colour(page, ui_stack, grid) in ("open", "overdue")
+    page.goto(case_url(ui_stack, case["id"]))
+    assert page.inner_text("#case-state") == "已上报"
+    assert "受理" in page.inner_text("#action-accept legend")
+    assert page.locator("#action-sign").count() == 0  # a department's step, not the centre's
+    assert page.locator("#case-map path.leaflet-interactive").count() >= 1  # the grid
+    act(page, "accept", lambda form: form.locator("textarea").fill("情况属实"))
+    assert page.inner_text("#case-state") == "已受理"
+    assert "已完成：受理" in page.inner_text("#case-notice")
+    act(page, "register")
+    assert page.inner_text("#case-state") == "已立案"
+    committee = f"{village}-committee"
+    act(page, "dispatch", lambda form: form.locator("select").select_option(committee))
+    assert page.inner_text("#case-state") == "已派遣"
+    assert committee in page.inner_text("#case-facts")
+    sign_out(page)
+
+    # The village committee's handler signs it and gives feedback with an after-photo.
+    sign_in(page, ui_stack, "village-committee")
+    page.goto(case_url(ui_stack, case["id"]))
+    assert page.locator("#action-accept").count() == 0
+    act(page, "sign")
+    assert page.inner_text("#case-state") == "处置中"
+    act(
+        page,
+        "feedback",
+        lambda form: (
+            form.locator("textarea").fill("垃圾已清运"),
+            form.locator("input[type=file]").set_input_files(
+                {"name": "after.png", "mimeType": "image/png", "buffer": png()}
+            ),
+        ),
+    )
+    assert page.inner_text("#case-state") == "待核查"
+    after = page.locator("#photos-after img")
+    assert after.count() == 1
+    page.wait_for_function("document.querySelector('#photos-after img').naturalWidth > 0")
+    assert "存储时完整" in page.inner_text("#photos-after")
+    sign_out(page)
+
+    # Verified through the API (the phone app's step), closed from the case page.
+    verified = requests.post(
+        f"{ui_stack['gateway']}/api/v1/incidents/{case['id']}/verify",
+        json={"expected_version": api_case(ui_stack, case["id"])["version"], "passed": True},
+        headers={**api_login(ui_stack, "grid-worker"), "Idempotency-Key": uuid.uuid4().hex},
+        timeout=10,
+    )
+    assert verified.status_code == 200, verified.text
+    sign_in(page, ui_stack, "village-centre")
+    reported = datetime.fromisoformat(verified.json()["reported_at"]).astimezone(CHINA_TIME)
+    closed_before = closed_on_chart(page, ui_stack, grid, reported.strftime("%Y-%m"))
+    page.goto(case_url(ui_stack, case["id"]))
+    assert page.inner_text("#case-state") == "已核查"
+    act(page, "close")
+    assert page.inner_text("#case-state") == "已结案"
+    closed = api_case(ui_stack, case["id"])
+    assert closed["state"] == "closed"
+    steps = timeline_steps(page)
+    assert steps == ["上报", "受理", "立案", "派遣", "签收", "反馈", "核查", "结案"]
+    # Times in China time: the timeline shows the report's instant at UTC+8.
+    assert reported.strftime("%Y-%m-%d %H:%M:%S") in page.inner_text("#timeline li >> nth=0")
+    assert "village-committee" in page.inner_text("#timeline")
+    assert_accessible(page)
+    screenshot(page, "case-closed")
+
+    # The map (its page) and the grid's indicators (the assessment chart page, and the API).
+    open_after = map_counts(page, ui_stack).get(grid, {}).get("open", 0)
+    assert open_after == open_before - 1
+    assert map_colour(page, ui_stack, grid) == ("none" if open_after == 0 else "open")
+    period = datetime.fromisoformat(closed["closed_at"]).astimezone(CHINA_TIME).strftime("%Y-%m")
+    deadline = time.monotonic() + WAIT_S
+    while (closed_after := closed_on_chart(page, ui_stack, grid, period)) == closed_before:
+        assert time.monotonic() < deadline, f"the grid's cases closed stayed {closed_before}"
+        time.sleep(2)
+    assert int(closed_after) == int(closed_before) + 1 == cases_closed(ui_stack, grid, period)
+
+
+def test_a_reported_case_page_is_accessible_at_both_sizes(page, ui_stack):
+    grid = ui_stack["users"]["grid-worker"][1]
+    case = report(ui_stack, "grid-worker", "页面：电线杆倾斜", location=grid_centre(ui_stack, grid))
+    sign_in(page, ui_stack, "village-centre")
+    page.goto(case_url(ui_stack, case["id"]))
+    assert page.inner_text("h1").startswith(f"案件 {case['id']}")
+    forms = page.locator("form.action-form legend").all_inner_texts()
+    assert "受理" in forms and "不予受理" in forms
+    assert "结案" not in forms  # not in this state
+    assert page.locator("#timeline li").count() == 1
+    assert_accessible(page)
+    screenshot(page, "case-reported")
+
+
+@pytest.mark.parametrize("viewport", ["desktop"])
+def test_a_case_out_of_scope_is_not_found(page, ui_stack, console):
+    village = village_of(ui_stack)
+    elsewhere = sorted(
+        f["properties"]["code"]
+        for f in ui_stack["territory"]["features"]
+        if len(f["properties"]["code"]) == 15 and not f["properties"]["code"].startswith(village)
+    )[-1]
+    case = report(ui_stack, "county-centre", "范围外：井盖缺失", grid_code=elsewhere)
+    console.allow(r"status of 404")
+    sign_in(page, ui_stack, "village-centre")
+    answer = page.goto(case_url(ui_stack, case["id"]))
+    assert answer.status == 404
+    assert page.inner_text("h1") == "未找到"
+    assert case["id"] not in page.content()
+    missing = page.goto(case_url(ui_stack, "no-such-case"))
+    assert missing.status == 404 and page.inner_text("h1") == "未找到"
+    api = requests.get(
+        f"{ui_stack['gateway']}/api/v1/incidents/{case['id']}",
+        headers=api_login(ui_stack, "village-centre"),
+        timeout=10,
+    )
+    assert api.status_code == 404
+
+
+@pytest.mark.parametrize("viewport", ["desktop"])
+def test_a_stale_version_is_shown_not_overwritten(page, ui_stack, browser, console):
+    grid = ui_stack["users"]["grid-worker"][1]
+    case = report(ui_stack, "grid-worker", "并发：占道经营", location=grid_centre(ui_stack, grid))
+    width, height = VIEWPORTS["desktop"]
+    other_context = browser.new_context(
+        viewport={"width": width, "height": height}, locale="zh-CN", timezone_id="Asia/Shanghai"
+    )
+    other_context.add_init_script(CSP_LISTENER)
+    other = other_context.new_page()
+    try:
+        sign_in(page, ui_stack, "village-centre")
+        sign_in(other, ui_stack, "village-centre")
+        page.goto(case_url(ui_stack, case["id"]))
+        other.goto(case_url(ui_stack, case["id"]))
+        # The other operator rejects it first ...
+        other.on("dialog", lambda dialog: dialog.accept())
+        act(
+            other,
+            "reject",
+            lambda form: (
+                form.locator("select").select_option("invalid"),
+                form.locator("textarea").fill("不属实"),
+            ),
+        )
+        assert other.inner_text("#case-state") == "不予受理"
+        # ... then this one, still looking at version 1, accepts.
+        console.allow(r"status of 409")
+        act(page, "accept", lambda form: form.locator("textarea").fill("我来受理"))
+        alert = page.inner_text("#case-alert")
+        assert "其他人已修改" in alert and "第 1 版" in alert
+        assert page.inner_text("#case-state") == "不予受理"  # the fresh case
+        assert page.inner_text("#case-version") == "2"
+        assert page.locator("#action-accept").count() == 0
+        fresh = api_case(ui_stack, case["id"])
+        assert fresh["state"] == "rejected" and fresh["version"] == 2
+        assert timeline_steps(page) == ["上报", "不予受理"]  # no acceptance over it
+        assert_accessible(page)
+        screenshot(page, "case-stale")
+    finally:
+        other_context.close()
