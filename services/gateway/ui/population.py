@@ -225,19 +225,23 @@ def groups():
 
 
 def _visit_statuses(memberships: list[dict]) -> tuple[str | None, dict[str, dict]]:
-    """This month's visit status of each membership, from the responsible workers'
-    worklists (the service counts the month in China time by its own clock): overdue when
-    last month's visits were missed and this month's are not done yet, due while this
-    month's are not done, done once they are."""
+    """This month's period and each membership's visit status, from the responsible
+    workers' worklists (the service counts the month in China time by its own clock)."""
     page = current_page()
-    period = None
-    due: dict[str, dict] = {}
-    overdue: dict[str, dict] = {}
-    for worker in sorted({m["responsible_worker_id"] for m in memberships}):
-        worklist = page.rpc(SERVICE, "visit_worklist", worker_id=worker)
-        period = worklist["period"]
-        due.update({item["id"]: item for item in worklist["due"]})
-        overdue.update({item["id"]: item for item in worklist["overdue"]})
+    worklists = [
+        page.rpc(SERVICE, "visit_worklist", worker_id=worker)
+        for worker in sorted({m["responsible_worker_id"] for m in memberships})
+    ]
+    period = worklists[0]["period"] if worklists else None
+    return period, visit_statuses(memberships, worklists)
+
+
+def visit_statuses(memberships: list[dict], worklists: list[dict]) -> dict[str, dict]:
+    """{membership id: status}: overdue when last month's visits were missed and this
+    month's are not done yet, due while this month's are not done, done once they are
+    (a worklist lists only what is still due this month and what was missed last month)."""
+    due = {item["id"]: item for worklist in worklists for item in worklist["due"]}
+    missed = {item["id"] for worklist in worklists for item in worklist["overdue"]}
     statuses = {}
     for membership in memberships:
         this_month = due.get(membership["id"])
@@ -245,11 +249,11 @@ def _visit_statuses(memberships: list[dict]) -> tuple[str | None, dict[str, dict
             statuses[membership["id"]] = {"status": DONE}
         else:
             statuses[membership["id"]] = {
-                "status": OVERDUE if membership["id"] in overdue else DUE,
+                "status": OVERDUE if membership["id"] in missed else DUE,
                 "done": this_month["done"],
                 "required": this_month["required"],
             }
-    return period, statuses
+    return statuses
 
 
 @blueprint.get("/audit")
