@@ -246,3 +246,17 @@ def test_a_service_that_does_not_answer_gives_the_503_page(page, ui_stack, conso
     assert answer.headers["retry-after"] == "5"
     assert page.inner_text("h1") == "服务暂时不可用"
     screenshot(page, "error-503")
+
+
+@pytest.mark.parametrize("viewport", ["desktop"])
+def test_htmx_requests_carry_the_csrf_token_from_the_page(page, ui_stack):
+    """static/gridwork.js puts the meta tag's token on every htmx request: an htmx POST
+    to sign out is accepted (without the token it would be the 403 page)."""
+    sign_in(page, ui_stack, "leader")
+    token = page.get_attribute('meta[name="csrf-token"]', "content")
+    with page.expect_response(re.compile(r"/logout$")) as answered:
+        page.evaluate("htmx.ajax('POST', '/logout', {target: 'main', swap: 'none'})")
+    assert answered.value.request.headers["x-csrftoken"] == token
+    assert answered.value.status == 302  # accepted: to the login page
+    page.goto(f"{ui_stack['gateway']}/")
+    assert page.url.startswith(f"{ui_stack['gateway']}/login")
