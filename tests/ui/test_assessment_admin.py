@@ -90,11 +90,27 @@ def traces(ui_stack) -> dict[str, int]:
                     messages.append(_incident("closed", incident_id, grid, later))
                 else:  # the one left open ran out of time: lower rates for fewer cases
                     messages.append(_incident("overdue", incident_id, grid, later))
-    exchange = Exchange("events.events", type="topic", durable=True)
+    # and one photo stored for two residents' records in May: an integrity flag
+    photo = {"sha256": "ab" * 32, "uploader": "grid-worker"}
+    media = [
+        new_event(
+            source=f"/counties/{grid[:6]}/media",
+            routing_key="media.stored",
+            subject=owner,
+            now=datetime(2026, 5, 20, 9, 0, tzinfo=CHINA),
+            data={**photo, "media_id": owner, "owner": {"kind": "membership", "id": owner}},
+        ).to_json_dict()
+        for owner in ("ui-membership-1", "ui-membership-2")
+    ]
     with Connection(ui_stack["settings"].nameko_config()["AMQP_URI"]) as connection:
         producer = Producer(connection.default_channel, serializer="json")
-        for route, body in messages:
-            producer.publish(body, exchange=exchange, routing_key=route, declare=[exchange])
+        for name, routed in (
+            ("events.events", messages),
+            ("media.events", [("media.stored", body) for body in media]),
+        ):
+            exchange = Exchange(name, type="topic", durable=True)
+            for route, body in routed:
+                producer.publish(body, exchange=exchange, routing_key=route, declare=[exchange])
     leader = _api(ui_stack, "leader")
 
     def counted() -> bool:
@@ -106,6 +122,15 @@ def traces(ui_stack) -> dict[str, int]:
         return True
 
     wait_until(counted, 60, "the assessment service to count the published cases")
+    wait_until(
+        lambda: leader.get(
+            f"{ui_stack['gateway']}/api/v1/assessment/integrity-flags",
+            params={"period": PERIOD},
+            timeout=30,
+        ).json()["items"],
+        30,
+        "the reused photo to be flagged",
+    )
     return reported
 
 
@@ -175,6 +200,9 @@ def test_a_leader_sees_rankings_with_stars_and_the_bottom_and_a_chart_by_month(
 
     page.goto(f"{ui_stack['gateway']}/assessment/integrity?period={PERIOD}")
     assert page.inner_text("h1") == "数据真实性提示"
+    flag = page.locator("#flags tr[data-signal='reused_photo']").inner_text()
+    assert "同一照片用于多条记录" in flag and "grid-worker" in flag
+    assert "ui-membership-1" in flag and "ui-membership-2" in flag
     assert_accessible(page)
 
     page.goto(f"{ui_stack['gateway']}/assessment/bulletin?period={PERIOD}")
@@ -226,6 +254,21 @@ def test_the_administrator_creates_a_user_who_can_sign_in(page, ui_stack, browse
         sign_in(newcomer, ui_stack, username, "a-long-password-1")
         assert newcomer.inner_text("#roles") == "综治中心操作员"
         assert newcomer.inner_text("#area").endswith(f"（{village}）")
+
+        # The administrator moves the user to the township and disables the account: the
+        # change is saved and the user's session ends (as the API's tokens do).
+        township = village[:9]
+        page.click(f"tr[data-username='{username}'] a")
+        page.fill("#scope", township)
+        page.check("input[name=disabled]")
+        page.click("form.admin-form button[type=submit]")
+        page.wait_for_load_state("networkidle")
+        assert page.is_visible("#saved")
+        assert page.input_value("#scope") == township
+        assert page.is_checked("input[name=disabled]")
+        assert_accessible(page)
+        newcomer.goto(f"{ui_stack['gateway']}/")
+        assert re.search(r"/login", newcomer.url)
     finally:
         other.close()
 

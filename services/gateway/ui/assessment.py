@@ -45,6 +45,11 @@ CHARTED = {  # what a node's chart can show: counts, or rates (0..1, shown as %)
     "visit_coverage": _l("Visit coverage"),
     "satisfaction": _l("Satisfaction"),
 }
+SIGNALS = {  # the assessment service's integrity signals
+    "reused_photo": _l("One photo used for several records"),
+    "implausible_journey": _l("Visits too far apart for the time between them"),
+    "many_visits_one_spot": _l("Many people visited from one spot"),
+}
 RATES = ("on_time_rate", "closure_rate", "visit_coverage", "satisfaction")
 CHART_MONTHS = (6, 12)
 NAMED_AT_MOST = 30  # territory names are looked up one RPC each: only for short boards
@@ -203,7 +208,13 @@ def integrity():
     except FormError as error:
         errors = error.errors
     return (
-        render_template("assessment/integrity.html", period=period, flags=flags, errors=errors),
+        render_template(
+            "assessment/integrity.html",
+            period=period,
+            flags=flags,
+            signals=SIGNALS,
+            errors=errors,
+        ),
         422 if errors else 200,
     )
 
