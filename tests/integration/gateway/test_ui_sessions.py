@@ -3,12 +3,14 @@ only when the browser came over TLS as the trusted proxies say, a random key tha
 the stored record's id, and the 503 page when the session store does not answer."""
 
 import hashlib
+import re
 
 import pytest
 
 from gridwork_common.clock import utc_now
 from services.gateway import store
 from services.gateway.app import create_app
+from services.gateway.auth import Identity
 from services.gateway.store import gateway_db
 from services.gateway.ui.sessions import COOKIE_NAME
 
@@ -68,3 +70,33 @@ def test_a_session_store_that_does_not_answer_is_the_503_page(settings):
     assert answer.mimetype == "text/html"
     assert "服务暂时不可用" in answer.get_data(as_text=True)
     assert "Content-Security-Policy" in answer.headers
+
+
+@pytest.mark.parametrize(
+    ("asked", "landing"),
+    [
+        ("/population?grid=1", "/population?grid=1"),
+        ("//elsewhere.example/phish", "/"),
+        ("https://elsewhere.example/", "/"),
+        ("/\\elsewhere.example", "/"),
+        ("", "/"),
+    ],
+)
+def test_after_sign_in_only_a_path_on_this_site(settings, asked, landing):
+    Identity(gateway_db(settings), settings).create_user(
+        "next-user", "the right password", ["leader"], settings.county_code, None
+    )
+    client = create_app(settings, utc_now).test_client()
+    form = client.get("/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
+    answer = client.post(
+        "/login",
+        data={
+            "csrf_token": token,
+            "username": "next-user",
+            "password": "the right password",
+            "next": asked,
+        },
+    )
+    assert answer.status_code == 302
+    assert answer.headers["Location"] == landing
