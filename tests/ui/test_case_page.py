@@ -218,18 +218,34 @@ def test_the_journey_from_report_to_closure_through_the_case_page(page, ui_stack
     assert int(closed_after) == int(closed_before) + 1 == cases_closed(ui_stack, grid, period)
 
 
-def test_a_reported_case_page_is_accessible_at_both_sizes(page, ui_stack):
+def test_a_reported_case_page_offers_its_steps_and_merges_a_duplicate(page, ui_stack):
+    """At both sizes: the forms of a reported case, and a second report of the same thing
+    nearby merged into it from the duplicates list."""
     grid = ui_stack["users"]["grid-worker"][1]
-    case = report(ui_stack, "grid-worker", "页面：电线杆倾斜", location=grid_centre(ui_stack, grid))
+    where = {"location": grid_centre(ui_stack, grid)}
+    case = report(ui_stack, "grid-worker", "页面：电线杆倾斜", **where)
+    duplicate = report(ui_stack, "grid-worker", "页面：电线杆倾斜（重复上报）", **where)
     sign_in(page, ui_stack, "village-centre")
     page.goto(case_url(ui_stack, case["id"]))
     assert page.inner_text("h1").startswith(f"案件 {case['id']}")
+    assert "垃圾乱堆乱放" in page.inner_text("#case-facts")  # the category by name
     forms = page.locator("form.action-form legend").all_inner_texts()
     assert "受理" in forms and "不予受理" in forms
-    assert "结案" not in forms  # not in this state
+    assert "结案" not in forms and "签收" not in forms  # not in this state, not a centre's
     assert page.locator("#timeline li").count() == 1
+    candidate = page.locator("#duplicates li", has_text=duplicate["id"])
+    assert candidate.count() == 1
     assert_accessible(page)
     screenshot(page, "case-reported")
+
+    page.on("dialog", lambda dialog: dialog.accept())
+    with page.expect_navigation():
+        candidate.locator("button[type=submit]").click()
+    assert f"案件 {duplicate['id']} 已合并到本案件" in page.inner_text("main")
+    assert page.locator("#duplicates li", has_text=duplicate["id"]).count() == 0
+    merged = api_case(ui_stack, duplicate["id"])
+    assert merged["state"] == "rejected" and merged["duplicate_of"] == case["id"]
+    assert duplicate["id"] in api_case(ui_stack, case["id"])["merged_ids"]
 
 
 @pytest.mark.parametrize("viewport", ["desktop"])
@@ -290,6 +306,7 @@ def test_a_stale_version_is_shown_not_overwritten(page, ui_stack, browser, conso
         assert "其他人已修改" in alert and "第 1 版" in alert
         assert page.inner_text("#case-state") == "不予受理"  # the fresh case
         assert page.inner_text("#case-version") == "2"
+        assert "无效上报" in page.inner_text("#case-facts")  # the other operator's reason
         assert page.locator("#action-accept").count() == 0
         fresh = api_case(ui_stack, case["id"])
         assert fresh["state"] == "rejected" and fresh["version"] == 2

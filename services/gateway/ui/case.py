@@ -25,6 +25,7 @@ from services.gateway.ui.case_actions import (
     FORMS,
     FieldProblems,
     command_fields,
+    rejection_label,
     state_label,
     step_label,
 )
@@ -49,6 +50,11 @@ MAX_PHOTOS = 5
 @blueprint.app_template_filter("case_state")
 def case_state(state):
     return state_label(state)
+
+
+@blueprint.app_template_filter("case_rejection")
+def case_rejection(reason):
+    return rejection_label(reason)
 
 
 @blueprint.app_template_filter("case_step")
@@ -125,6 +131,7 @@ def render_case(case_id, *, notice=None, alert=None, errors=None, failed=None, s
         "duplicates": _duplicates(case),
         "forms": [FORMS[action] for action in case["allowed_actions"] if action in FORMS],
         "departments": _departments(case),
+        "names": _names(case),
         "command_key": uuid.uuid4().hex,
         "notice": notice,
         "alert": alert,
@@ -216,6 +223,17 @@ def _departments(case: dict) -> list[dict]:
     if "dispatch" not in case["allowed_actions"]:
         return []
     return current_page().rpc(EVENTS, "departments", case["owning_centre"])
+
+
+def _names(case: dict) -> dict:
+    """The case's category and department by name (their codes when not found)."""
+    page = current_page()
+    catalogue = page.rpc(EVENTS, "catalogue", case.get("catalogue_version"))
+    names = {entry["code"]: entry["name"] for entry in catalogue.get("entries", [])}
+    if case.get("department"):
+        departments = page.rpc(EVENTS, "departments", case["owning_centre"])
+        names.update({department["code"]: department["name"] for department in departments})
+    return names
 
 
 def _upload_photos(case_id: str, purpose: str) -> list[str]:

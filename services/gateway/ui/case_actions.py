@@ -191,6 +191,10 @@ STEP_LABELS = {
 }
 
 
+def rejection_label(reason: str | None) -> str:
+    return str(dict(REJECT_REASONS).get(reason, reason or ""))
+
+
 def state_label(state: str | None) -> str:
     return str(STATE_LABELS.get(state, state or ""))
 
