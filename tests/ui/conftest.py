@@ -98,12 +98,13 @@ class Console:
 
     errors: list[str] = field(default_factory=list)
     allowed: list[re.Pattern] = field(default_factory=list)
+    reported: int = 0  # errors already judged when the test body ended
 
     def allow(self, pattern: str) -> None:
         self.allowed.append(re.compile(pattern))
 
-    def unexpected(self) -> list[str]:
-        return [e for e in self.errors if not any(p.search(e) for p in self.allowed)]
+    def unexpected(self, since: int = 0) -> list[str]:
+        return [e for e in self.errors[since:] if not any(p.search(e) for p in self.allowed)]
 
 
 @pytest.fixture(params=list(VIEWPORTS))
@@ -112,8 +113,24 @@ def viewport(request) -> str:
 
 
 @pytest.fixture
-def console() -> Console:
-    return Console()
+def console(request) -> Console:
+    request.node.ui_console = console = Console()
+    return console
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    """A console error fails the test itself (reported as its failure, not an error in
+    teardown); what arrives later still fails it in the `page` fixture's teardown."""
+    outcome = yield
+    console = getattr(item, "ui_console", None)
+    if console is not None and outcome.excinfo is None:
+        unexpected = console.unexpected()
+        console.reported = len(console.errors)
+        if unexpected:
+            outcome.force_exception(
+                AssertionError("browser console errors:\n" + "\n".join(unexpected))
+            )
 
 
 @pytest.fixture
@@ -133,7 +150,7 @@ def page(browser, viewport, console) -> Page:
     opened.on("pageerror", lambda error: console.errors.append(f"page error: {error}"))
     yield opened
     context.close()
-    unexpected = console.unexpected()
+    unexpected = console.unexpected(since=console.reported)
     if unexpected:
         pytest.fail("browser console errors:\n" + "\n".join(unexpected), pytrace=False)
 
