@@ -40,7 +40,7 @@ install: $(INSTALLED) $(NODE_MODULES)
 
 # The browser tests' Chromium and a CJK font, with apt if missing (never `playwright install`).
 browser:
-	@command -v chromium >/dev/null && fc-list | grep -qi "wqy microhei" || { \
+	@dpkg -s chromium fonts-wqy-microhei >/dev/null 2>&1 || { \
 	  export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && \
 	  apt-get install -y -qq --no-install-recommends chromium fonts-wqy-microhei; }
 
