@@ -133,13 +133,14 @@ def case_url(stack: dict, case_id: str) -> str:
     return f"{stack['gateway']}/cases/{case_id}"
 
 
-def act(page, action: str, fill=None) -> None:
-    """Submit an action's form on the case page and wait for the page it leads to."""
+def act(page, action: str, fill=None):
+    """Submit an action's form on the case page; the answer of the page it leads to."""
     form = page.locator(f"#action-{action}")
     if fill:
         fill(form)
-    with page.expect_navigation():
+    with page.expect_navigation() as navigation:
         form.locator("button[type=submit]").click()
+    return navigation.value
 
 
 def sign_out(page) -> None:
@@ -211,6 +212,9 @@ def test_the_journey_from_report_to_closure_through_the_case_page(page, ui_stack
     assert after.count() == 1
     page.wait_for_function("document.querySelector('#photos-after img').naturalWidth > 0")
     assert "存储时完整" in page.inner_text("#photos-after")
+    # Full size on click: the original, as uploaded, from the media service's link.
+    original = page.get_attribute("#photos-after a.full-size", "href")
+    assert requests.get(original, timeout=10).content == png()
     sign_out(page)
 
     # Verified through the API (the phone app's step), closed from the case page.
@@ -336,7 +340,8 @@ def test_a_stale_version_is_shown_not_overwritten(page, ui_stack, browser, conso
         assert other.inner_text("#case-state") == "不予受理"
         # ... then this one, still looking at version 1, accepts.
         console.allow(r"status of 409")
-        act(page, "accept", lambda form: form.locator("textarea").fill("我来受理"))
+        answer = act(page, "accept", lambda form: form.locator("textarea").fill("我来受理"))
+        assert answer.status == 409
         alert = page.inner_text("#case-alert")
         assert "其他人已修改" in alert and "第 1 版" in alert
         assert page.inner_text("#case-state") == "不予受理"  # the fresh case
