@@ -233,6 +233,7 @@ def _instant(text: str) -> datetime:
 class Deadline:
     status: str  # green, amber (80 % of the stage gone), red (overdue), none
     minutes_left: float | None  # working minutes; negative = overdue by
+    past_due: bool = False  # the due moment has passed (overdue by 0 working minutes at night)
 
 
 def deadlines(page: Page, rows: list[dict]) -> dict[str, Deadline]:
@@ -246,11 +247,12 @@ def deadlines(page: Page, rows: list[dict]) -> dict[str, Deadline]:
         answer = page.rpc(EVENTS, "working_time_left", [row["stage_due"] for row in chunk])
         now = _instant(answer["now"])
         for row, minutes in zip(chunk, answer["minutes"], strict=True):
-            statuses[row["id"]] = Deadline(_status(row, minutes, now), minutes)
+            past_due = _instant(row["stage_due"]) <= now
+            statuses[row["id"]] = Deadline(_status(row, now), minutes, past_due)
     return statuses
 
 
-def _status(row: Mapping, minutes: float, now: datetime) -> str:
+def _status(row: Mapping, now: datetime) -> str:
     if row.get("overdue") or _instant(row["stage_due"]) <= now:
         return "red"
     warn_at = row.get("stage_warn_at")

@@ -164,12 +164,12 @@ def case_url(case_id: str) -> str:
         return f"/cases/{case_id}"
 
 
-def time_left(minutes: float | None) -> str:
-    if minutes is None:
+def time_left(deadline: data.Deadline) -> str:
+    """Working time left, or overdue by (0 working minutes overdue at night is overdue)."""
+    if deadline.minutes_left is None:
         return "—"
-    whole = round(abs(minutes))
-    hours, rest = divmod(whole, 60)
-    if minutes < 0:
+    hours, rest = divmod(round(abs(deadline.minutes_left)), 60)
+    if deadline.past_due or deadline.minutes_left < 0:
         return _("%(hours)d h %(minutes)d min overdue", hours=hours, minutes=rest)
     return _("%(hours)d h %(minutes)d min left", hours=hours, minutes=rest)
 
