@@ -81,7 +81,8 @@ lint: install
 # monkey-patching, which Playwright's sync API does not survive (tests/conftest.py).
 test: lint rabbitmq browser
 	$(VENV)/bin/pytest -m "not ui"
-	GRIDWORK_TEST_EVENTLET=0 $(VENV)/bin/pytest -m ui tests/ui
+	# A browser test may also start the shared stack (up to 120 s) and seed the county.
+	GRIDWORK_TEST_EVENTLET=0 $(VENV)/bin/pytest -m ui --timeout 900 tests/ui
 
 bench: install rabbitmq
 	PYTHONPATH=. $(PY) bench/rpc.py
