@@ -59,13 +59,8 @@ SECTIONS = (
         "assessment",
         _l("Assessment"),
         "/assessment",
-        (
-            roles.LEADER,
-            roles.CENTRE_OPERATOR,
-            roles.DEPARTMENT_HANDLER,
-            roles.GRID_LEADER,
-            roles.GRID_WORKER,
-        ),
+        # the readers of /api/v1/assessment (administrators too, without the link)
+        (roles.LEADER, roles.CENTRE_OPERATOR),
         _l("Scorecards, rankings and bulletins"),
     ),
     Section(
