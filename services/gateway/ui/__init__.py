@@ -20,6 +20,7 @@ from services.gateway.ui import (
     assessment,
     case,
     errors,
+    grid_map,
     population,
     population_imports,
     queues,
@@ -33,6 +34,7 @@ from services.gateway.ui.sessions import ServerSessions
 # The pages: each module has `blueprint`, mounted inside the `ui` blueprint (so its views
 # get the session, CSRF, CSP, caller and error pages). Add yours here.
 PAGES: tuple = (
+    grid_map,
     queues,
     case,
     population,
