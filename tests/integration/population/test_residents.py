@@ -214,7 +214,8 @@ def test_a_deregistration_cut_short_is_finished_by_its_retry(county, population_
     membership = county.flag_group(resident["id"], "elderly_alone", "medium", "worker-a1")
     county.deregister_resident(resident["id"], 1, "deceased")
     # As a process that died between the status change and the clearing leaves it:
-    population_db.group_memberships.update_one({"_id": membership["id"]}, {"$set": {"active": True}})
+    memberships = population_db.group_memberships
+    memberships.update_one({"_id": membership["id"]}, {"$set": {"active": True}})
     with pytest.raises(RemoteError, match="already deregistered"):
         county.deregister_resident(resident["id"], 2, "deceased")
-    assert population_db.group_memberships.find_one({"_id": membership["id"]})["active"] is False
+    assert memberships.find_one({"_id": membership["id"]})["active"] is False
