@@ -15,6 +15,7 @@ if os.environ.get("GRIDWORK_TEST_EVENTLET", "1") != "0":
 import uuid
 from datetime import UTC, datetime
 
+import pymongo
 import pytest
 from nameko.standalone.rpc import ClusterRpcProxy
 
@@ -83,8 +84,25 @@ def settings_env(infra, amqp_uri: str, **overrides) -> dict:
 
 
 @pytest.fixture
-def settings(infra, rabbit_config) -> Settings:
-    return Settings.from_env(settings_env(infra, rabbit_config["AMQP_URI"]))
+def settings(infra, rabbit_config):
+    """This test's settings; its databases are dropped afterwards. mongod keeps a file
+    open for every collection and index, so a suite that left each test's databases
+    behind would run the session's mongod out of file descriptors."""
+    settings = Settings.from_env(settings_env(infra, rabbit_config["AMQP_URI"]))
+    yield settings
+    drop_databases(infra["mongo_uri"], settings.mongo_db_prefix)
+
+
+def drop_databases(mongo_uri: str, prefix: str) -> None:
+    client = pymongo.MongoClient(mongo_uri, serverSelectionTimeoutMS=5000)
+    try:
+        for name in client.list_database_names():
+            if name.startswith(f"{prefix}_"):
+                client.drop_database(name)
+    except pymongo.errors.PyMongoError:
+        pass  # a test that stopped this mongod on purpose; nothing left to tidy
+    finally:
+        client.close()
 
 
 @pytest.fixture
