@@ -67,13 +67,21 @@ def test_readyz_is_503_when_a_dependency_of_a_service_is_down(runner_factory, se
     assert body["components"]["media"]["components"]["object_storage"]["status"] == "down"
 
 
-def test_unknown_routes_are_problem_json(client):
-    response = client.get("/nope")
+@pytest.mark.parametrize("path", ["/api/v1/nope", "/open311/v2/nope"])
+def test_unknown_api_routes_are_problem_json(client, path):
+    response = client.get(path)
     assert response.status_code == 404
     assert response.mimetype == "application/problem+json"
     problem = response.get_json()
     assert problem["status"] == 404 and problem["title"] == "Not Found"
-    assert problem["instance"] == "/nope"
+    assert problem["instance"] == path
+
+
+def test_other_unknown_addresses_get_the_command_centres_page(client):
+    # The command centre is the gateway's root: a person's browser gets a page, not JSON.
+    response = client.get("/nope")
+    assert response.status_code == 404
+    assert response.mimetype == "text/html"
 
 
 class Echo:
