@@ -5,7 +5,6 @@ a case out of scope is "not found", and a stale version is shown, never overwrit
 from __future__ import annotations
 
 import io
-import time
 import uuid
 from datetime import datetime
 
@@ -13,6 +12,7 @@ import pytest
 import requests
 from PIL import Image
 
+from devstack.processes import wait_until
 from gridwork_common.clock import CHINA_TIME
 from tests.ui.conftest import CSP_LISTENER, VIEWPORTS, assert_accessible, screenshot, sign_in
 
@@ -250,11 +250,14 @@ def test_the_journey_from_report_to_closure_through_the_case_page(page, ui_stack
         assert map_counts(page, ui_stack).get(grid, {}).get("open", 0) == open_after
         assert map_colour(page, ui_stack, grid) == ("none" if open_after == 0 else "open")
     period = datetime.fromisoformat(closed["closed_at"]).astimezone(CHINA_TIME).strftime("%Y-%m")
-    deadline = time.monotonic() + WAIT_S
-    while (closed_after := closed_on_chart(page, ui_stack, grid, period)) == closed_before:
-        assert time.monotonic() < deadline, f"the grid's cases closed stayed {closed_before}"
-        time.sleep(2)
-    assert int(closed_after) == int(closed_before) + 1 == cases_closed(ui_stack, grid, period)
+    shown = {}
+
+    def chart_moved() -> bool:
+        shown["closed"] = closed_on_chart(page, ui_stack, grid, period)
+        return shown["closed"] != closed_before
+
+    wait_until(chart_moved, WAIT_S, "the grid's cases closed on the chart", interval_s=2)
+    assert int(shown["closed"]) == int(closed_before) + 1 == cases_closed(ui_stack, grid, period)
 
 
 def test_a_reported_case_page_offers_its_steps_and_merges_a_duplicate(page, ui_stack):

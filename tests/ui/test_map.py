@@ -4,7 +4,6 @@ panel, the wall view; accessible and without console errors at both sizes."""
 
 from __future__ import annotations
 
-import time
 import uuid
 from datetime import timedelta
 
@@ -12,6 +11,7 @@ import pytest
 import requests
 from nameko.standalone.rpc import ClusterRpcProxy
 
+from devstack.processes import wait_until
 from gridwork_common.context import CallerContext
 from services.population.demo import demo_staff
 from tests.integration.events.support import events_database, move_deadlines
@@ -68,13 +68,11 @@ def grid_status(page, grid: str) -> str:
 
 
 def wait_for_status(page, stack: dict, grid: str, wanted: str, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while True:
+    def shown() -> bool:
         open_map(page, stack)
-        if grid_status(page, grid) == wanted or time.monotonic() > deadline:
-            break
-        time.sleep(3)
-    assert grid_status(page, grid) == wanted
+        return grid_status(page, grid) == wanted
+
+    wait_until(shown, timeout_s, f"grid {grid} shown as {wanted}", interval_s=3)
 
 
 @pytest.mark.parametrize("viewport", ["desktop"])
