@@ -13,6 +13,7 @@ from datetime import datetime
 from flask_babel import lazy_gettext as _l
 
 from gridwork_common.clock import CHINA_TIME
+from services.gateway.ui import labels
 
 MAX_TEXT = 2000  # as the API's Text fields
 
@@ -169,20 +170,6 @@ def _value(spec: Field, raw: str):
     return raw
 
 
-STATE_LABELS = {
-    "reported": _l("Reported"),
-    "accepted": _l("Accepted"),
-    "rejected": _l("Rejected"),
-    "registered": _l("Registered"),
-    "dispatched": _l("Dispatched"),
-    "handling": _l("Being handled"),
-    "returned": _l("Returned"),
-    "awaiting_verification": _l("Awaiting verification"),
-    "verified": _l("Verified"),
-    "closed": _l("Closed"),
-    "evaluated": _l("Evaluated"),
-    "suspended": _l("Suspended"),
-}
 # Timeline steps: the forms' labels, and the steps no form takes.
 STEP_LABELS = {
     **{action: form.label for action, form in FORMS.items()},
@@ -196,7 +183,7 @@ def rejection_label(reason: str | None) -> str:
 
 
 def state_label(state: str | None) -> str:
-    return str(STATE_LABELS.get(state, state or ""))
+    return labels.label(labels.CASE_STATES, state)
 
 
 def step_label(action: str) -> str:

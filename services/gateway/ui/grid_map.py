@@ -20,7 +20,7 @@ from flask_babel import gettext as _
 
 from gridwork_common import roles
 from gridwork_common.clock import CHINA_TIME
-from services.gateway.ui import grid_map_labels as labels
+from services.gateway.ui import labels
 from services.gateway.ui.pages import PageNotFound, current_page, requires_roles
 
 blueprint = Blueprint("map", __name__, url_prefix="/map")

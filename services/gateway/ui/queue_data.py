@@ -16,6 +16,7 @@ from flask_babel import lazy_gettext as _l
 from gridwork_common import roles
 from gridwork_common.context import CallerContext
 from services.gateway.routes.incidents import CATEGORY_CODE, MAX_PAGE, TERRITORY_CODE
+from services.gateway.ui import labels
 from services.gateway.ui.pages import Page
 
 EVENTS = "events"
@@ -32,20 +33,6 @@ GRID = (roles.GRID_WORKER, roles.GRID_LEADER)
 WATCHERS = (roles.LEADER, roles.CENTRE_OPERATOR, roles.ADMIN)
 EVERYONE = CENTRE + DEPARTMENT + GRID + (roles.LEADER,)
 
-STATE_LABELS = {
-    "reported": _l("Reported"),
-    "accepted": _l("Accepted"),
-    "rejected": _l("Rejected"),
-    "registered": _l("Registered"),
-    "dispatched": _l("Dispatched"),
-    "handling": _l("Handling"),
-    "returned": _l("Returned"),
-    "awaiting_verification": _l("Awaiting verification"),
-    "verified": _l("Verified"),
-    "closed": _l("Closed"),
-    "evaluated": _l("Evaluated"),
-    "suspended": _l("Suspended"),
-}
 STAGE_LABELS = {
     "accept": _l("Accept"),
     "register": _l("Register"),
@@ -55,7 +42,6 @@ STAGE_LABELS = {
     "verify": _l("Verify"),
     "close": _l("Close"),
 }
-URGENCY_LABELS = {"normal": _l("Normal"), "urgent": _l("Urgent")}
 STATUS_LABELS = {
     "green": _l("On time"),
     "amber": _l("Due soon"),
@@ -157,7 +143,7 @@ FILTER_PATTERNS = {
     "category": (re.compile(CATEGORY_CODE), _l("A category code such as 04.01")),
     "territory": (re.compile(TERRITORY_CODE), _l("A territory code of 6, 9, 12 or 15 digits")),
     "urgency": (re.compile(r"^(normal|urgent)$"), _l("Normal or urgent")),
-    "state": (re.compile("^(" + "|".join(STATE_LABELS) + ")$"), _l("A state of the loop")),
+    "state": (re.compile("^(" + "|".join(labels.CASE_STATES) + ")$"), _l("A state of the loop")),
 }
 
 

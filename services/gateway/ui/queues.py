@@ -16,6 +16,7 @@ from flask import Blueprint, Response, abort, redirect, render_template, request
 from flask_babel import gettext as _
 from werkzeug.routing import BuildError
 
+from services.gateway.ui import labels
 from services.gateway.ui import queue_data as data
 from services.gateway.ui.i18n import china_time
 from services.gateway.ui.pages import (
@@ -95,8 +96,8 @@ def export(kind: str):
             [
                 row["id"],
                 f"{row['category']} {names.get(row['category'], '')}".strip(),
-                data.URGENCY_LABELS.get(row["urgency"], row["urgency"]),
-                data.STATE_LABELS.get(row["state"], row["state"]),
+                labels.label(labels.URGENCIES, row["urgency"]),
+                labels.label(labels.CASE_STATES, row["state"]),
                 row["grid_code"],
                 china_time(row["reported_at"]),
                 data.STAGE_LABELS.get(row.get("stage") or "", ""),
@@ -143,9 +144,9 @@ def _render(queue: data.Queue, results: list[dict] | None = None):
         due=data.deadlines(page, shown),
         keys={row["id"]: uuid.uuid4().hex for row in shown},
         categories=_category_names(),
-        states=data.STATE_LABELS,
+        states=labels.CASE_STATES,
         stages=data.STAGE_LABELS,
-        urgencies=data.URGENCY_LABELS,
+        urgencies=labels.URGENCIES,
         statuses=data.STATUS_LABELS,
         fixed_state=queue.has_state(page.caller),
         departments=departments,

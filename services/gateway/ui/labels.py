@@ -1,5 +1,5 @@
-"""Labels the map page shows for the services' codes (case states, urgency, staff roles,
-groups, risk levels), through the message catalogue."""
+"""Labels the command centre's pages show for the services' codes (case states, urgency,
+staff roles, groups, risk levels), through the message catalogue: one table per code."""
 
 from __future__ import annotations
 
