@@ -129,6 +129,9 @@ class Settings:
     login_limit_per_address: int
     login_limit_window_s: int
     open311_limit_per_minute: int  # per client address, every public Open311 route
+    # Whether public Open311 reads show a request's exact address and point (else the
+    # address is left out and the point rounded to about 100 m).
+    open311_exact_address: bool
     upload_limit_per_minute: int  # upload slots and direct uploads, per user
     # How many reverse proxies in front of the gateway append to X-Forwarded-For; only
     # their entries are believed (0: the peer address is the client).
@@ -185,6 +188,7 @@ class Settings:
             login_limit_per_address=_integer(env, "LOGIN_LIMIT_PER_ADDRESS", 20, minimum=1),
             login_limit_window_s=_integer(env, "LOGIN_LIMIT_WINDOW_S", 900, minimum=1),
             open311_limit_per_minute=_integer(env, "OPEN311_LIMIT_PER_MINUTE", 60, minimum=1),
+            open311_exact_address=_flag(env, "OPEN311_EXACT_ADDRESS", False),
             upload_limit_per_minute=_integer(env, "UPLOAD_LIMIT_PER_MINUTE", 30, minimum=1),
             trusted_proxy_hops=_integer(env, "TRUSTED_PROXY_HOPS", 0),
         )

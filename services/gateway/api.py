@@ -87,6 +87,8 @@ class Operation:
     raw_body: dict | None = None  # an OpenAPI requestBody (e.g. multipart/form-data)
     raw_response: dict | None = None  # the success response, as an OpenAPI response
     headers: tuple[dict, ...] = ()  # header parameters the view reads itself
+    # Error responses other than the problem+json ones (Open311's own error documents).
+    error_responses: dict | None = None
 
 
 class Api:
@@ -119,10 +121,12 @@ class Api:
         raw_body: dict | None = None,
         raw_response: dict | None = None,
         headers: tuple[dict, ...] = (),
+        error_responses: dict | None = None,
     ) -> Callable:
         """`form=True`: the body may also come as application/x-www-form-urlencoded
         (Open311 clients post forms). `raw_body`, `raw_response` and `headers` document
-        what a view handles itself (uploads, CSV or HTML downloads, extra headers)."""
+        what a view handles itself (uploads, CSV or HTML downloads, extra headers);
+        `error_responses` replaces the problem+json error responses in the document."""
         method = method.upper()
         if idempotent and method != "POST":
             raise ValueError("Idempotency-Key is for POST operations")
@@ -144,6 +148,7 @@ class Api:
             raw_body,
             raw_response,
             tuple(headers),
+            error_responses,
         )
 
         def register(view: Callable) -> Callable:
@@ -231,11 +236,15 @@ class Api:
             ],
             "responses": {
                 str(spec.status): self._success(spec),
-                **{
-                    code: {"$ref": f"#/components/responses/Problem{code}"}
-                    for code in PROBLEM_STATUSES
-                    if code != "401" or not spec.public
-                },
+                **(
+                    spec.error_responses
+                    if spec.error_responses is not None
+                    else {
+                        code: {"$ref": f"#/components/responses/Problem{code}"}
+                        for code in PROBLEM_STATUSES
+                        if code != "401" or not spec.public
+                    }
+                ),
             },
         }
         if spec.description or spec.roles:

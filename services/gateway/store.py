@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import threading
 
-from pymongo import ASCENDING, IndexModel
+from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.database import Database
 
 from gridwork_common.config import Settings
@@ -48,6 +48,7 @@ INDEXES = {
     OPEN311_REQUESTS: [
         IndexModel([("client_id", ASCENDING), ("created_at", ASCENDING)], name="client"),
         IndexModel([("token", ASCENDING)], name="token"),
+        IndexModel([("requested_at", DESCENDING)], name="requested"),  # public reads
     ],
 }
 

@@ -459,6 +459,11 @@ class IncidentDesk:
     ) -> dict:
         filters = dict(filters or {})
         query: dict = {}
+        if "ids" in filters:  # e.g. the Open311 requests of a page, in one call
+            ids = filters.pop("ids")
+            if not isinstance(ids, list) or len(ids) > MAX_PAGE:
+                raise InvalidInput("ids", f"must be a list of at most {MAX_PAGE} incident ids")
+            query["_id"] = {"$in": [str(incident_id) for incident_id in ids]}
         if "state" in filters:
             if filters["state"] not in loop.STATES:
                 raise InvalidInput("state", f"must be one of {', '.join(loop.STATES)}")

@@ -1,172 +1,94 @@
-"""Open311 GeoReport v2 for citizens' reporting apps: services (the catalogue items open
-to the public), service requests (incidents) created and read by trusted clients with an
-API key, and tokens. Field names and formats follow GeoReport v2 so existing Open311
-clients work unchanged (JSON; XML is not offered)."""
+"""Open311 GeoReport v2 for citizens' reporting apps (docs/open311.md): discovery, services
+and their definitions, service requests (created by trusted clients with an API key, read
+by anyone without their citizen's personal data) and tokens, each as `.json` or `.xml`,
+errors as GeoReport error lists. Field names and formats follow GeoReport v2 so existing
+Open311 clients work unchanged."""
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 import uuid
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from itertools import islice
 
-from flask import Blueprint, current_app
-from pydantic import BaseModel, ConfigDict, Field, RootModel
+from flask import Blueprint, current_app, g, request
 from pymongo.errors import DuplicateKeyError
 
 from gridwork_common import roles
 from gridwork_common.context import CallerContext
 from services.gateway import store
 from services.gateway.api import Api, Call
+from services.gateway.open311 import definitions, formats, openapi
+from services.gateway.open311 import requests as public
+from services.gateway.open311.errors import as_open311_errors
+from services.gateway.open311.models import (
+    ClientKey,
+    Discovery,
+    JurisdictionQuery,
+    NewClient,
+    NewRequest,
+    PublicReadQuery,
+    Receipts,
+    RequestsQuery,
+    ServiceDefinition,
+    ServiceRequests,
+    Services,
+    TokenAnswers,
+)
+from services.gateway.open311.repository import Open311Records
 from services.gateway.problems import ApiProblem
 from services.gateway.ratelimits import limit_open311
 
-FINISHED_STATES = ("closed", "evaluated", "rejected")
-
-
-class Service(BaseModel):
-    service_code: str
-    service_name: str
-    description: str
-    metadata: bool
-    type: str
-    keywords: str
-    group: str
-
-
-class Services(RootModel[list[Service]]):
-    pass
-
-
-class NewRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore")  # GeoReport clients send optional extras
-    api_key: str = Field(min_length=8, max_length=100)
-    service_code: str = Field(pattern=r"^\d{2}\.\d{2}$")
-    lat: float = Field(ge=-90, le=90)
-    long: float = Field(ge=-180, le=180)
-    description: str = Field(min_length=1, max_length=2000)
-    address_string: str | None = Field(default=None, max_length=200)
-    media_url: str | None = Field(default=None, max_length=500)
-    email: str | None = Field(default=None, max_length=200)
-    phone: str | None = Field(default=None, max_length=30)
-    first_name: str | None = Field(default=None, max_length=50)
-    last_name: str | None = Field(default=None, max_length=50)
-    device_id: str | None = Field(default=None, max_length=100)
-    account_id: str | None = Field(default=None, max_length=100)
-
-
-class RequestReceipt(BaseModel):
-    service_request_id: str
-    token: str
-    service_notice: str
-    account_id: str | None = None
-
-
-class Receipts(RootModel[list[RequestReceipt]]):
-    pass
-
-
-class ServiceRequest(BaseModel):
-    service_request_id: str
-    status: str
-    status_notes: str | None = None
-    service_name: str | None = None
-    service_code: str
-    description: str | None = None
-    agency_responsible: str | None = None
-    service_notice: str | None = None
-    requested_datetime: str
-    updated_datetime: str | None = None
-    expected_datetime: str | None = None
-    address: str | None = None
-    lat: float | None = None
-    long: float | None = None
-    media_url: str | None = None
-
-
-class ServiceRequests(RootModel[list[ServiceRequest]]):
-    pass
-
-
-class RequestQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    api_key: str = Field(min_length=8, max_length=100)
-    service_request_id: str | None = Field(default=None, max_length=2000)
-
-
-class KeyQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    api_key: str = Field(min_length=8, max_length=100)
-
-
-class TokenAnswer(BaseModel):
-    service_request_id: str
-    token: str
-
-
-class TokenAnswers(RootModel[list[TokenAnswer]]):
-    pass
-
-
-class NewClient(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, max_length=100)
-
-
-class ClientKey(BaseModel):
-    client_id: str
-    name: str
-    api_key: str = Field(description="shown once; only its hash is kept")
-
-
-def _digest(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
-
-
-def _db():
-    return store.gateway_db(current_app.config["GRIDWORK_SETTINGS"])
-
-
-def _client_caller(api_key: str, request_id: str) -> tuple[dict, CallerContext]:
-    client = _db()[store.OPEN311_CLIENTS].find_one({"_id": _digest(api_key), "disabled": False})
-    if client is None:
-        raise ApiProblem(403, "Forbidden", "api_key: unknown or disabled", field="api_key")
-    settings = current_app.config["GRIDWORK_SETTINGS"]
-    # Trusted clients report on a citizen's behalf, as the system, anywhere in the county.
-    caller = CallerContext(
-        user_id=f"open311:{client['client_id']}",
-        roles=(roles.SYSTEM,),
-        scope=settings.county_code,
-        request_id=request_id,
-    )
-    return client, caller
-
-
-def _rpc(caller: CallerContext, service: str, method: str, *args):
-    return current_app.extensions["rpc"].call(service, method, *args, caller=caller)
+SPECIFICATION = "http://wiki.open311.org/GeoReport_v2"
+# When this endpoint's GeoReport surface last changed (discovery's changeset).
+CHANGESET = "2026-11-30T00:00:00+08:00"
+RECEIVED_NOTICE = "已受理登记，处理进度可凭编号查询"
+INCIDENT_BATCH = 200  # incidents asked of the events service per call (its page limit)
 
 
 def register(api: Api) -> Blueprint:
     blueprint = Blueprint("open311", __name__, url_prefix="/open311/v2")
-    api.tag("open311", "Open311 GeoReport v2 for citizens' reporting apps")
+    api.tag("open311", "Open311 GeoReport v2 for citizens' reporting apps (JSON and XML)")
+    api.schemas.update(openapi.SCHEMAS)
+    blueprint.after_app_request(as_open311_errors)
+    georeport = _GeoReportRoutes(api, blueprint)
 
-    @api.operation(
-        blueprint,
+    @georeport.route(
+        "GET", "/discovery", Discovery, "discovery", summary="Where and how to use this endpoint"
+    )
+    def discovery(call: Call):
+        settings = _settings()
+        endpoint = {
+            "specification": SPECIFICATION,
+            "url": request.host_url.rstrip("/") + blueprint.url_prefix,
+            "changeset": CHANGESET,
+            "type": "test" if settings.dev_mode else "production",
+            "formats": [formats.JSON_MEDIA, formats.XML_MEDIA],
+        }
+        return {
+            "changeset": CHANGESET,
+            "contact": "县综治中心（网格化服务管理中心）",
+            "key_service": "API key 由县综治中心管理员登记发放（POST /open311/v2/clients）",
+            "endpoints": [endpoint],
+        }
+
+    @georeport.route(
         "GET",
-        "/services.json",
+        "/services",
+        Services,
+        "services",
+        item="Service",
         summary="Services open to the public",
-        tag="open311",
-        response=Services,
-        public=True,
     )
     def services(call: Call):
-        limit_open311()
-        catalogue = _rpc(call.caller, "events", "catalogue", None, True)
+        catalogue = _rpc("catalogue", None, True)
         return [
             {
                 "service_code": entry["code"],
                 "service_name": entry["name"],
                 "description": entry["name"],
-                "metadata": False,
+                "metadata": bool(definitions.definition_of(entry["code"]).questions),
                 "type": "realtime",
                 "keywords": "",
                 "group": catalogue["categories"].get(entry["code"][:2], ""),
@@ -174,122 +96,99 @@ def register(api: Api) -> Blueprint:
             for entry in catalogue["entries"]
         ]
 
-    @api.operation(
-        blueprint,
+    @georeport.route(
+        "GET",
+        "/services/{service_code}",
+        ServiceDefinition,
+        "service_definition",
+        summary="A service's definition: the questions it asks",
+    )
+    def service_definition(call: Call):
+        code = call.path["service_code"]
+        if code not in _public_codes():
+            raise ApiProblem(404, "Not Found", f"service_code: no public service {code}")
+        return definitions.render(definitions.definition_of(code))
+
+    @georeport.route(
         "POST",
-        "/requests.json",
-        summary="Create a service request",
-        tag="open311",
+        "/requests",
+        Receipts,
+        "service_requests",
+        item="RequestReceipt",
+        summary="Create a service request (a trusted client's api_key)",
         body=NewRequest,
-        response=Receipts,
         status=201,
-        public=True,
-        form=True,
+        errors=("400", "403", "404", "429", "503"),
     )
     def create_request(call: Call):
-        limit_open311()
         body: NewRequest = call.body
-        client, caller = _client_caller(body.api_key, call.caller.request_id)
-        token = uuid.uuid4().hex
-        description = body.description
-        if body.address_string:
-            description = f"{description}（{body.address_string}）"
-        result = _rpc(
-            caller,
-            "events",
-            "report_incident",
-            {
-                "category": body.service_code,
-                "description": description,
-                "location": [body.long, body.lat],
-                "reporter_id": f"citizen:{body.account_id or body.device_id or token}",
-            },
-            token,
+        client = _records().client_by_key(body.api_key)
+        if client is None:
+            raise ApiProblem(403, "Forbidden", "api_key: unknown or disabled", field="api_key")
+        if body.service_code not in _public_codes():
+            raise ApiProblem(
+                400, "Bad Request", f"service_code: no public service {body.service_code}"
+            )
+        definition = definitions.definition_of(body.service_code)
+        answers = _checked(
+            lambda: definitions.check_answers(definition, _posted_answers(body)),
         )
-        incident = result["incident"]
-        _db()[store.OPEN311_REQUESTS].insert_one(
-            {
-                "_id": incident["id"],
-                "token": token,
-                "client_id": client["client_id"],
-                "service_code": body.service_code,
-                "address": body.address_string,
-                "media_url": body.media_url,
-                "contact": {
-                    "email": body.email,
-                    "phone": body.phone,
-                    "first_name": body.first_name,
-                    "last_name": body.last_name,
-                },
-                "created_at": current_app.extensions["clock"](),
-            }
-        )
-        return [
-            {
-                "service_request_id": incident["id"],
-                "token": token,
-                "service_notice": "已受理登记，处理进度可凭编号查询",
-                "account_id": body.account_id,
-            }
-        ]
+        return [_create(client, body, definition, answers)]
 
-    @api.operation(
-        blueprint,
+    @georeport.route(
         "GET",
-        "/requests.json",
-        summary="Service requests by id",
-        tag="open311",
-        query=RequestQuery,
-        response=ServiceRequests,
-        public=True,
+        "/requests",
+        ServiceRequests,
+        "service_requests",
+        item="ServiceRequest",
+        summary="Service requests (public: no personal data)",
+        query=RequestsQuery,
     )
     def list_requests(call: Call):
-        limit_open311()
-        client, caller = _client_caller(call.query.api_key, call.caller.request_id)
-        query = {"client_id": client["client_id"]}
-        if call.query.service_request_id:
-            query["_id"] = {"$in": call.query.service_request_id.split(",")[:50]}
-        rows = _db()[store.OPEN311_REQUESTS].find(query).sort("created_at", -1).limit(50)
-        return [_service_request(caller, row) for row in rows]
+        query = _checked(
+            lambda: public.parse_query(call.query.model_dump(), current_app.extensions["clock"]())
+        )
+        records = _records()
+        if query.ids:
+            rows = records.by_ids(query.ids)
+            return _public_requests(rows, query)
+        found: list[dict] = []
+        rows = records.newest_in_window(query)
+        while len(found) < public.MAX_REQUESTS:
+            batch = list(islice(rows, INCIDENT_BATCH))
+            if not batch:
+                break
+            found.extend(_public_requests(batch, query))
+        return found[: public.MAX_REQUESTS]
 
-    @api.operation(
-        blueprint,
+    @georeport.route(
         "GET",
-        "/requests/{service_request_id}.json",
-        summary="One service request",
-        tag="open311",
-        query=KeyQuery,
-        response=ServiceRequests,
-        public=True,
+        "/requests/{service_request_id}",
+        ServiceRequests,
+        "service_requests",
+        item="ServiceRequest",
+        summary="One service request (public: no personal data)",
+        query=PublicReadQuery,
     )
     def get_request(call: Call):
-        limit_open311()
-        client, caller = _client_caller(call.query.api_key, call.caller.request_id)
-        row = _db()[store.OPEN311_REQUESTS].find_one(
-            {"_id": call.path["service_request_id"], "client_id": client["client_id"]}
-        )
+        row = _records().request(call.path["service_request_id"])
         if row is None:
-            raise ApiProblem(404, "Not Found", "no such service request")
-        return [_service_request(caller, row)]
+            raise ApiProblem(404, "Not Found", "service_request_id: no such service request")
+        return _public_requests([row], public.RequestQuery())
 
-    @api.operation(
-        blueprint,
+    @georeport.route(
         "GET",
-        "/tokens/{token}.json",
-        summary="The request a token became",
-        tag="open311",
-        query=KeyQuery,
-        response=TokenAnswers,
-        public=True,
+        "/tokens/{token}",
+        TokenAnswers,
+        "service_requests",
+        item="TokenAnswer",
+        summary="The service request a token became",
+        query=PublicReadQuery,
     )
     def get_token(call: Call):
-        limit_open311()
-        client, _ = _client_caller(call.query.api_key, call.caller.request_id)
-        row = _db()[store.OPEN311_REQUESTS].find_one(
-            {"token": call.path["token"], "client_id": client["client_id"]}
-        )
+        row = _records().by_token(call.path["token"])
         if row is None:
-            raise ApiProblem(404, "Not Found", "no such token")
+            raise ApiProblem(404, "Not Found", "token: no such token")
         return [{"service_request_id": row["_id"], "token": row["token"]}]
 
     @api.operation(
@@ -308,16 +207,7 @@ def register(api: Api) -> Blueprint:
         api_key = secrets.token_urlsafe(24)
         client_id = uuid.uuid4().hex[:12]
         try:
-            _db()[store.OPEN311_CLIENTS].insert_one(
-                {
-                    "_id": _digest(api_key),
-                    "client_id": client_id,
-                    "name": call.body.name,
-                    "disabled": False,
-                    "created_by": call.caller.user_id,
-                    "created_at": current_app.extensions["clock"](),
-                }
-            )
+            _records().add_client(api_key, client_id, call.body.name, call.caller.user_id, _clock())
         except DuplicateKeyError:  # a 192-bit random key collided: astronomically unlikely
             raise ApiProblem(409, "Conflict", "try again") from None
         return {"client_id": client_id, "name": call.body.name, "api_key": api_key}
@@ -325,28 +215,194 @@ def register(api: Api) -> Blueprint:
     return blueprint
 
 
-def _service_request(caller: CallerContext, row: dict) -> dict:
-    incident = current_app.extensions["rpc"].call(
-        "events", "get_incident", row["_id"], caller=caller
+class _GeoReportRoutes:
+    """Declares a GeoReport route in both formats: `<path>.json` and `<path>.xml`, rate
+    limited per client address, with `jurisdiction_id` checked and errors as GeoReport
+    error lists."""
+
+    def __init__(self, api: Api, blueprint: Blueprint):
+        self.api = api
+        self.blueprint = blueprint
+
+    def route(
+        self,
+        method: str,
+        path: str,
+        response,
+        root: str,
+        *,
+        summary: str,
+        item: str | None = None,
+        query=JurisdictionQuery,
+        body=None,
+        status: int = 200,
+        errors: tuple[str, ...] = ("400", "404", "429", "503"),
+    ) -> Callable:
+        def declare(view: Callable) -> Callable:
+            for fmt in formats.FORMATS:
+                self.api.operation(
+                    self.blueprint,
+                    method,
+                    f"{path}.{fmt}",
+                    summary=f"{summary} ({fmt.upper()})",
+                    tag="open311",
+                    response=response,
+                    query=query if body is None else None,
+                    body=body,
+                    status=status,
+                    public=True,
+                    form=body is not None,
+                    raw_response=(
+                        openapi.xml_success(
+                            item or response.__name__,
+                            root,
+                            formats.ITEM_TAGS[root] if item else None,
+                            status,
+                        )
+                        if fmt == "xml"
+                        else None
+                    ),
+                    error_responses=openapi.error_responses(fmt, errors),
+                )(_in_format(view, fmt, root, status))
+            return view
+
+        return declare
+
+
+def _in_format(view: Callable, fmt: str, root: str, status: int) -> Callable:
+    def answer(call: Call):
+        limit_open311()
+        given = call.body if call.body is not None else call.query
+        _check_jurisdiction(getattr(given, "jurisdiction_id", None))
+        return formats.respond(view(call), fmt, root, status)
+
+    answer.__name__ = f"{view.__name__}_{fmt}"
+    return answer
+
+
+# ---------------------------------------------------------------- helpers
+def _settings():
+    return current_app.config["GRIDWORK_SETTINGS"]
+
+
+def _clock() -> datetime:
+    return current_app.extensions["clock"]()
+
+
+def _records() -> Open311Records:
+    return Open311Records(store.gateway_db(_settings()))
+
+
+def _check_jurisdiction(jurisdiction_id: str | None) -> None:
+    if jurisdiction_id and jurisdiction_id != _settings().county_code:
+        raise ApiProblem(
+            404,
+            "Not Found",
+            f"jurisdiction_id: {jurisdiction_id} is not served here "
+            f"(this endpoint serves {_settings().county_code})",
+            field="jurisdiction_id",
+        )
+
+
+def _checked(work: Callable):
+    """Runs a GeoReport rule check, answering its refusal as a 400 naming the field."""
+    try:
+        return work()
+    except public.InvalidQuery as exc:
+        raise ApiProblem(400, "Bad Request", str(exc), field=exc.field) from None
+
+
+def _gateway_caller(user_id: str = "open311") -> CallerContext:
+    """Open311 acts as the system, anywhere in the county: trusted clients report on a
+    citizen's behalf, and public reads show only what anyone may see."""
+    return CallerContext(
+        user_id=user_id,
+        roles=(roles.SYSTEM,),
+        scope=_settings().county_code,
+        request_id=g.request_id,
     )
-    lon, lat = incident.get("location") or [None, None]
+
+
+def _rpc(method: str, *args, caller: CallerContext | None = None):
+    return current_app.extensions["rpc"].call(
+        "events", method, *args, caller=caller or _gateway_caller()
+    )
+
+
+def _public_codes() -> set[str]:
+    return {entry["code"] for entry in _rpc("catalogue", None, True)["entries"]}
+
+
+def _posted_answers(body: NewRequest) -> dict[str, list[str]]:
+    if request.form:
+        return definitions.answers_from_form(request.form.items(multi=True))
+    return definitions.answers_from_json(body.attribute)
+
+
+def _create(client: dict, body: NewRequest, definition, answers: dict) -> dict:
+    token = uuid.uuid4().hex
+    # The case carries what the centre needs: the words, the address and the answers.
+    details = [body.description]
+    if body.address_string:
+        details[0] = f"{body.description}（{body.address_string}）"
+    if answers:
+        details.append(definitions.summary(definition, answers))
+    caller = _gateway_caller(f"open311:{client['client_id']}")
+    result = _rpc(
+        "report_incident",
+        {
+            "category": body.service_code,
+            "description": "\n".join(details),
+            "location": [body.long, body.lat],
+            "reporter_id": f"citizen:{body.account_id or body.device_id or token}",
+        },
+        token,
+        caller=caller,
+    )
+    incident = result["incident"]
+    _records().add_request(
+        {
+            "_id": incident["id"],
+            "token": token,
+            "client_id": client["client_id"],
+            "service_code": body.service_code,
+            "description": body.description,
+            "address": body.address_string,
+            "media_url": body.media_url,
+            "answers": answers,
+            "contact": {
+                "email": body.email,
+                "phone": body.phone,
+                "first_name": body.first_name,
+                "last_name": body.last_name,
+            },
+            "created_at": _clock(),
+            "requested_at": datetime.fromisoformat(incident["reported_at"]),
+        }
+    )
     return {
-        "service_request_id": row["_id"],
-        "status": "closed" if incident["state"] in FINISHED_STATES else "open",
-        "status_notes": incident["state"],
-        "service_name": None,
-        "service_code": row["service_code"],
-        "description": incident.get("description"),
-        "agency_responsible": incident.get("department") or incident.get("owning_centre"),
-        "service_notice": None,
-        "requested_datetime": incident["reported_at"],
-        # The latest stage start is the latest change a citizen cares about.
-        "updated_datetime": incident.get("closed_at")
-        or incident.get("stage_started_at")
-        or incident["reported_at"],
-        "expected_datetime": incident.get("stage_due"),
-        "address": row.get("address"),
-        "lat": lat,
-        "long": lon,
-        "media_url": row.get("media_url"),
+        "service_request_id": incident["id"],
+        "token": token,
+        "service_notice": RECEIVED_NOTICE,
+        "account_id": body.account_id,
     }
+
+
+def _public_requests(rows: Iterable[dict], query: public.RequestQuery) -> list[dict]:
+    """The rows as anyone may read them, with their cases' progress (one events call per
+    batch), those of the asked statuses only."""
+    rows = list(rows)
+    if not rows:
+        return []
+    incidents = {}
+    for start in range(0, len(rows), INCIDENT_BATCH):
+        ids = [row["_id"] for row in rows[start : start + INCIDENT_BATCH]]
+        found = _rpc("search", {"ids": ids}, None, len(ids))
+        incidents.update((incident["id"], incident) for incident in found["items"])
+    names = {entry["code"]: entry["name"] for entry in _rpc("catalogue")["entries"]}
+    exact = _settings().open311_exact_address
+    return [
+        public.public_request(row, incidents[row["_id"]], names.get(row["service_code"]), exact)
+        for row in rows
+        if row["_id"] in incidents and public.matches(query, incidents[row["_id"]])
+    ]
