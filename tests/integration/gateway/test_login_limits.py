@@ -214,19 +214,17 @@ def test_a_hash_with_weaker_parameters_is_upgraded_on_login(settings):
 def test_open311_public_routes_are_limited_per_address(settings):
     client = _gateway(settings, open311_limit_per_minute=2)
 
-    def ask(peer):
-        return client.get(
-            "/open311/v2/requests.json",
-            query_string={"api_key": "not-a-real-key"},
-            environ_base={"REMOTE_ADDR": peer},
-        )
+    def ask(peer, path="/open311/v2/requests/no-such-request.json"):
+        # Public reads, no api_key: each counts against its address, found or not.
+        return client.get(path, environ_base={"REMOTE_ADDR": peer})
 
-    assert [ask("192.0.2.50").status_code for _ in range(2)] == [403, 403]
-    refused = ask("192.0.2.50")
+    assert [ask("192.0.2.50").status_code for _ in range(2)] == [404, 404]
+    refused = ask("192.0.2.50", "/open311/v2/requests.xml")
     assert refused.status_code == 429
-    assert refused.mimetype == "application/problem+json"
+    assert refused.mimetype == "application/xml"  # a GeoReport error list, in its format
+    assert b"<code>429</code>" in refused.data
     assert 0 < int(refused.headers["Retry-After"]) <= 60
-    assert ask("192.0.2.51").status_code == 403  # another address has its own count
+    assert ask("192.0.2.51").status_code == 404  # another address has its own count
 
 
 def test_upload_slots_are_limited_per_user(settings, services):

@@ -1,4 +1,14 @@
+"""Open311 in-process (Flask test client) on the test's pinned clock: what needs the
+county's time or a setting of its own. Clients in both formats, errors and discovery are
+driven through the real gateway in test_open311_clients.py."""
+
+import dataclasses
+from datetime import timedelta
+
 import pytest
+
+from gridwork_common.clock import utc_now
+from services.gateway.app import create_app
 
 pytestmark = pytest.mark.integration
 
@@ -10,71 +20,69 @@ def api_key(as_user):
     return created.get_json()["api_key"]
 
 
-def test_services_list_only_public_catalogue_items(client, county):
-    services = client.get("/open311/v2/services.json").get_json()
-    codes = {service["service_code"] for service in services}
-    assert "02.01" in codes and "04.01" in codes
-    assert "02.02" not in codes  # gambling tips are not for public apps
-    assert all(service["metadata"] is False for service in services)
-
-
-def test_a_citizen_request_becomes_an_incident_and_can_be_followed(client, county, api_key):
+def _report(client, api_key, **fields):
     created = client.post(
         "/open311/v2/requests.json",
         data={
             "api_key": api_key,
             "service_code": "04.01",
-            "lat": "24.305",
-            "long": "102.505",
+            "lat": "24.3054321",
+            "long": "102.5054321",
             "description": "小区门口垃圾堆积",
             "address_string": "玉兴路1号",
             "phone": "13800000000",
+            **fields,
         },
     )
     assert created.status_code == 201, created.get_json()
-    (receipt,) = created.get_json()
-    request_id, token = receipt["service_request_id"], receipt["token"]
-
-    (found,) = client.get(
-        f"/open311/v2/requests/{request_id}.json", query_string={"api_key": api_key}
-    ).get_json()
-    assert found["status"] == "open" and found["service_code"] == "04.01"
-    assert found["agency_responsible"] == "530402001001"  # the village centre owns it
-    assert (found["lat"], found["long"]) == (24.305, 102.505)
-    listed = client.get(
-        "/open311/v2/requests.json",
-        query_string={"api_key": api_key, "service_request_id": request_id},
-    ).get_json()
-    assert [r["service_request_id"] for r in listed] == [request_id]
-    (answer,) = client.get(
-        f"/open311/v2/tokens/{token}.json", query_string={"api_key": api_key}
-    ).get_json()
-    assert answer["service_request_id"] == request_id
+    return created.get_json()[0]
 
 
-def test_keys_and_locations_are_checked(client, county, api_key):
-    wrong_key = client.post(
-        "/open311/v2/requests.json",
-        data={
-            "api_key": "not-a-key-at-all",
-            "service_code": "04.01",
-            "lat": "24.305",
-            "long": "102.505",
-            "description": "x",
-        },
-    )
-    assert wrong_key.status_code == 403 and wrong_key.get_json()["field"] == "api_key"
-    outside = client.post(
-        "/open311/v2/requests.json",
-        data={
-            "api_key": api_key,
-            "service_code": "04.01",
-            "lat": "30.0",
-            "long": "100.0",
-            "description": "x",
-        },
-    )
-    assert outside.status_code == 422
-    assert outside.mimetype == "application/problem+json"
-    missing = client.post("/open311/v2/requests.json", data={"api_key": api_key})
-    assert missing.status_code == 400 and missing.get_json()["field"] == "service_code"
+def test_the_default_window_is_the_most_recent_90_days_of_the_countys_clock(
+    client, county, api_key, clock
+):
+    request_id = _report(client, api_key)["service_request_id"]
+
+    def listed(**query) -> list[str]:
+        answer = client.get("/open311/v2/requests.json", query_string=query)
+        assert answer.status_code == 200, answer.get_json()
+        return [r["service_request_id"] for r in answer.get_json()]
+
+    assert listed() == [request_id]
+    clock.advance(timedelta(days=89))
+    assert listed() == [request_id]
+    clock.advance(timedelta(days=2))  # 91 days on: out of the default window
+    assert listed() == []
+    assert listed(start_date="2026-11-18") == [request_id]  # a date: China time
+    assert listed(end_date="2026-11-17T00:00:00+08:00") == []
+
+
+def test_the_public_sees_the_exact_address_only_where_the_county_publishes_it(
+    settings, services, clock, county, client, api_key
+):
+    request_id = _report(client, api_key)["service_request_id"]
+    (withheld,) = client.get(f"/open311/v2/requests/{request_id}.json").get_json()
+    assert withheld["address"] is None
+    assert (withheld["lat"], withheld["long"]) == (24.305, 102.505)
+
+    published = create_app(
+        dataclasses.replace(settings, open311_exact_address=True),
+        clock=clock,
+        system_clock=utc_now,
+    ).test_client()
+    (exact,) = published.get(f"/open311/v2/requests/{request_id}.json").get_json()
+    assert exact["address"] == "玉兴路1号"
+    assert (exact["lat"], exact["long"]) == (24.3054321, 102.5054321)
+    assert "13800000000" not in str(exact)  # contact fields never
+
+
+def test_registering_clients_is_gridwork_api_but_georeport_errors_are_lists(client):
+    # Registering clients is Gridwork's administration, not GeoReport: problem+json.
+    refused = client.post("/open311/v2/clients", json={"name": "x"})
+    assert refused.status_code == 401
+    assert refused.mimetype == "application/problem+json"
+    unknown = client.get("/open311/v2/requests.json", query_string={"unknown": "1"})
+    assert unknown.status_code == 400
+    assert unknown.get_json() == [
+        {"code": 400, "description": "unknown: Extra inputs are not permitted"}
+    ]

@@ -144,10 +144,20 @@ PATH_ROUTES = {
     f"{API}/subscriptions/{{subscription_id}}/dead-letters": lambda g: [
         Probe({"subscription_id": g.ids["subscription"]})
     ],
-    "/open311/v2/requests/{service_request_id}.json": lambda g: [
-        Probe({"service_request_id": g.ids["open311_request"]})
-    ],
-    "/open311/v2/tokens/{token}.json": lambda g: [Probe({"token": g.ids["open311_token"]})],
+    **{
+        f"/open311/v2/requests/{{service_request_id}}.{fmt}": lambda g: [
+            Probe({"service_request_id": g.ids["open311_request"]})
+        ]
+        for fmt in ("json", "xml")
+    },
+    **{
+        f"/open311/v2/tokens/{{token}}.{fmt}": lambda g: [Probe({"token": g.ids["open311_token"]})]
+        for fmt in ("json", "xml")
+    },
+    **{
+        f"/open311/v2/services/{{service_code}}.{fmt}": lambda g: [Probe({"service_code": "04.01"})]
+        for fmt in ("json", "xml")
+    },
     f"{API}/calendar/notices/{{year}}": lambda g: [Probe({"year": "2026"})],
 }
 # Path-parameter routes that are lists of what the caller may see, keyed by something
@@ -159,9 +169,17 @@ LIST_SHAPED = {
 # Path-parameter routes keyed by a county-wide setting, not a record: everyone who may read
 # them gets the same 200, which must hold no GRID_A1 record.
 COUNTY_WIDE = {f"{API}/calendar/notices/{{year}}": "a year's holiday notice"}
-# Open311 routes answer a trusted client's API key, not a user's token: the outsider is
-# another client, the insider the client that made the request.
-OPEN311 = {"/open311/v2/requests/{service_request_id}.json", "/open311/v2/tokens/{token}.json"}
+# Open311 reads are public by design (GeoReport v2: a citizen's app follows a report by its
+# id, without a key): anyone gets 200, and never the citizen's personal data.
+OPEN311 = {path for path in PATH_ROUTES if path.startswith("/open311/")}
+# What an Open311 client sent about its citizen, which no public read may show.
+OPEN311_PRIVATE = {
+    "phone": "13955550002",
+    "email": "scope.test@example.cn",
+    "address_string": "范围测试路9号",
+    "lat": "24.3051234",
+    "long": "102.5051234",
+}
 # Known leaks, {path: reason}: the main test then checks only that no GRID_A1 data comes
 # back, and a strict-xfail test asserts the right answer. None is known.
 KNOWN_LEAKS: dict[str, str] = {}
@@ -210,11 +228,15 @@ NOT_LISTS = {
     f"{API}/deadline-policy": "county-wide settings",
     f"{API}/assessment/bulletin": "the county's bulletin: county-level users only (403 below)",
     "/open311/v2/services.json": "the public catalogue",
+    "/open311/v2/services.xml": "the public catalogue",
+    "/open311/v2/discovery.json": "where the endpoint is",
+    "/open311/v2/discovery.xml": "where the endpoint is",
     # Checked by test_lists_without_items_show_no_record_outside_the_scope:
     f"{API}/visits/worklist": "checked below",
     f"{API}/incidents/counts": "checked below",
     f"{API}/assessment/indicators": "checked below",
     "/open311/v2/requests.json": "checked below",
+    "/open311/v2/requests.xml": "checked below",
 }
 
 
@@ -256,6 +278,11 @@ def wait_for_job(user, job_id: str) -> dict:
             return job
         time.sleep(0.2)
     pytest.fail(f"import job {job_id} did not finish within {JOB_TIMEOUT_S} s: {job}")
+
+
+def open311_private_data(response) -> set[str]:
+    text = response.get_data(as_text=True)
+    return {value for value in OPEN311_PRIVATE.values() if value in text}
 
 
 def created(response, status: int = 201) -> dict:
@@ -386,7 +413,7 @@ def grid_a1(county, services, client, as_user, monkeypatch, clock) -> Grid:
         201,
     )["id"]
 
-    for name in ("mine", "theirs"):
+    for name in ("mine",):
         key = created(admin.post("/open311/v2/clients", key=name, json={"name": name}))
         grid.open311_keys[name] = key["api_key"]
     (receipt,) = created(
@@ -395,9 +422,8 @@ def grid_a1(county, services, client, as_user, monkeypatch, clock) -> Grid:
             data={
                 "api_key": grid.open311_keys["mine"],
                 "service_code": "04.01",
-                "lat": str(POINT_A1[1]),
-                "long": str(POINT_A1[0]),
                 "description": "范围测试市民报告",
+                **OPEN311_PRIVATE,
             },
         )
     )
@@ -437,9 +463,8 @@ def grid_a1(county, services, client, as_user, monkeypatch, clock) -> Grid:
 # ------------------------------------------------------------------ the tests
 def call(client, as_user, grid: Grid, path: str, probe: Probe, outsider: bool):
     url = url_of(path, probe.params)
-    if path in OPEN311:
-        key = grid.open311_keys["theirs" if outsider else "mine"]
-        return client.get(url, query_string={**probe.query, "api_key": key})
+    if path in OPEN311:  # public: no key, no token
+        return client.get(url, query_string=probe.query)
     user = as_user(OUTSIDER if outsider else INSIDER)
     headers = {"X-Reveal-Purpose": "scope leak test"} if "reveal" in probe.query else {}
     return user.get(url, query_string=probe.query, headers=headers)
@@ -462,13 +487,18 @@ def test_no_route_with_a_path_parameter_shows_a_grid_a1_record(client, as_user, 
                 problems.append(f"{label}: the insider got {inside.status_code}, not 200")
             outside = call(client, as_user, grid_a1, path, probe, outsider=True)
             body = outside.get_json(silent=True)
+            if path in OPEN311:
+                shown = open311_private_data(outside)
+                if outside.status_code != 200 or shown:
+                    problems.append(f"{label}: {outside.status_code}, shows {shown}")
+                continue
             if path in LIST_SHAPED or path in COUNTY_WIDE or path in KNOWN_LEAKS:
                 if path not in KNOWN_LEAKS and outside.status_code != 200:
                     problems.append(f"{label}: {outside.status_code}, expected 200 and a list")
                 if outside.status_code == 200 and grid_a1.leaked(body):
                     problems.append(f"{label}: shows {grid_a1.leaked(body)} to {OUTSIDER}")
                 continue
-            expected = 404 if path in OPEN311 or centre_may_use(operation) else 403
+            expected = 404 if centre_may_use(operation) else 403
             if outside.status_code != expected:
                 problems.append(
                     f"{label}: {outside.status_code} {outside.get_data(as_text=True)[:300]}, "
@@ -547,16 +577,13 @@ def test_lists_without_items_show_no_record_outside_the_scope(client, as_user, g
     bulletin = outsider.get(f"{API}/assessment/bulletin?period={THIS_MONTH}")
     assert bulletin.status_code == 403, bulletin.get_json()
 
+    # Open311's public list shows the request to anyone, without its citizen's data.
     request_id = grid_a1.ids["open311_request"]
-    for client_name, expected in (("theirs", []), ("mine", [request_id])):
-        listed = client.get(
-            "/open311/v2/requests.json",
-            query_string={
-                "api_key": grid_a1.open311_keys[client_name],
-                "service_request_id": request_id,
-            },
-        )
-        assert [row["service_request_id"] for row in listed.get_json()] == expected
+    for fmt in ("json", "xml"):
+        for query in ({"service_request_id": request_id}, {}):
+            listed = client.get(f"/open311/v2/requests.{fmt}", query_string=query)
+            assert listed.status_code == 200 and request_id in listed.get_data(as_text=True)
+            assert not open311_private_data(listed), (fmt, query)
 
 
 # ------------------------------------------------------------------ side channels
