@@ -399,10 +399,18 @@ def _public_requests(rows: Iterable[dict], query: public.RequestQuery) -> list[d
         ids = [row["_id"] for row in rows[start : start + INCIDENT_BATCH]]
         found = _rpc("search", {"ids": ids}, None, len(ids))
         incidents.update((incident["id"], incident) for incident in found["items"])
-    names = {entry["code"]: entry["name"] for entry in _rpc("catalogue")["entries"]}
+    names = _service_names()
     exact = _settings().open311_exact_address
     return [
         public.public_request(row, incidents[row["_id"]], names.get(row["service_code"]), exact)
         for row in rows
         if row["_id"] in incidents and public.matches(query, incidents[row["_id"]])
     ]
+
+
+def _service_names() -> dict[str, str]:
+    """Every catalogue item's name by code, asked once per request."""
+    if "open311_service_names" not in g:
+        entries = _rpc("catalogue")["entries"]
+        g.open311_service_names = {entry["code"]: entry["name"] for entry in entries}
+    return g.open311_service_names

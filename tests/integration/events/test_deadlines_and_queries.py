@@ -271,6 +271,9 @@ def test_search_filters_and_pages_through_cases_with_a_cursor(desk, services, ev
     assert search(overdue=True) == {second["id"]}
     assert search(overdue=False) == everyone - {second["id"]}
     assert ids(desk.events(TOWNSHIP_B_CENTRE).search({})) == {fourth["id"]}
+    assert search(ids=[first["id"], fourth["id"], "no-such-case"]) == {first["id"], fourth["id"]}
+    assert search(ids=[first["id"], fourth["id"]], category="02.01") == set()
+    assert ids(desk.events(TOWNSHIP_B_CENTRE).search({"ids": [first["id"]]})) == set()  # scope
 
     pages, cursor = [], None
     while True:
@@ -285,6 +288,7 @@ def test_search_filters_and_pages_through_cases_with_a_cursor(desk, services, ev
     assert seen == sorted(everyone)
 
     assert_names_field(refused(admin.search, {"colour": "red"}), "colour")
+    assert_names_field(refused(admin.search, {"ids": "not-a-list"}), "ids")
     assert_names_field(refused(admin.search, {"state": "lost"}), "state")
     assert_names_field(refused(admin.search, {"reported_from": "yesterday"}), "reported_from")
     assert_names_field(refused(admin.search, {}, None, 0), "limit")
