@@ -16,6 +16,14 @@ NOT_NEEDED_KEY = Field(
 )
 
 
+def _xml(name: str) -> dict:
+    """The element a document or list item is in the XML format (OpenAPI's `xml`)."""
+    return {"xml": {"name": name}}
+
+
+WRAPPED = {"xml": {"wrapped": True}}  # a list element holding one element per item
+
+
 class JurisdictionQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
     jurisdiction_id: str | None = JURISDICTION
@@ -47,6 +55,7 @@ class RequestsQuery(PublicReadQuery):
 
 
 class Service(BaseModel):
+    model_config = ConfigDict(json_schema_extra=_xml("service"))
     service_code: str
     service_name: str
     description: str
@@ -61,11 +70,13 @@ class Services(RootModel[list[Service]]):
 
 
 class AttributeValue(BaseModel):
+    model_config = ConfigDict(json_schema_extra=_xml("value"))
     key: str
     name: str
 
 
 class Attribute(BaseModel):
+    model_config = ConfigDict(json_schema_extra=_xml("attribute"))
     variable: bool
     code: str
     datatype: str = Field(
@@ -75,12 +86,13 @@ class Attribute(BaseModel):
     datatype_description: str | None = None
     order: int
     description: str
-    values: list[AttributeValue]
+    values: list[AttributeValue] = Field(json_schema_extra=WRAPPED)
 
 
 class ServiceDefinition(BaseModel):
+    model_config = ConfigDict(json_schema_extra=_xml("service_definition"))
     service_code: str
-    attributes: list[Attribute]
+    attributes: list[Attribute] = Field(json_schema_extra=WRAPPED)
 
 
 class NewRequest(BaseModel):
@@ -108,6 +120,7 @@ class NewRequest(BaseModel):
 
 
 class RequestReceipt(BaseModel):
+    model_config = ConfigDict(json_schema_extra=_xml("request"))
     service_request_id: str
     token: str
     service_notice: str
@@ -119,6 +132,7 @@ class Receipts(RootModel[list[RequestReceipt]]):
 
 
 class ServiceRequest(BaseModel):
+    model_config = ConfigDict(json_schema_extra=_xml("request"))
     service_request_id: str
     status: str = Field(
         description="open, or closed once the case is closed, evaluated or rejected"
@@ -145,6 +159,7 @@ class ServiceRequests(RootModel[list[ServiceRequest]]):
 
 
 class TokenAnswer(BaseModel):
+    model_config = ConfigDict(json_schema_extra=_xml("request"))
     service_request_id: str
     token: str
 
@@ -154,18 +169,22 @@ class TokenAnswers(RootModel[list[TokenAnswer]]):
 
 
 class Endpoint(BaseModel):
+    model_config = ConfigDict(json_schema_extra=_xml("endpoint"))
     specification: str
     url: str
     changeset: str
     type: str
-    formats: list[str]
+    formats: list[str] = Field(
+        json_schema_extra={**WRAPPED, "items": {"type": "string", "xml": {"name": "format"}}}
+    )
 
 
 class Discovery(BaseModel):
+    model_config = ConfigDict(json_schema_extra=_xml("discovery"))
     changeset: str
     contact: str
     key_service: str
-    endpoints: list[Endpoint]
+    endpoints: list[Endpoint] = Field(json_schema_extra=WRAPPED)
 
 
 class NewClient(BaseModel):
