@@ -25,6 +25,7 @@ from services.gateway.routes import (
     incidents,
     media,
     open311,
+    patrols,
     population,
     subscriptions,
 )
@@ -48,7 +49,7 @@ SECURITY_HEADERS = {
 }
 CHANGING_METHODS = ("POST", "PATCH", "PUT", "DELETE")
 # Each route family registers its operations on the Api and returns its blueprint.
-FAMILIES = (identity, population, incidents, media, assessment, open311, subscriptions)
+FAMILIES = (identity, population, patrols, incidents, media, assessment, open311, subscriptions)
 
 log = logging.getLogger("gridwork.gateway")
 

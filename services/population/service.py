@@ -5,6 +5,7 @@ context; scope and role checks live there, rules in the pure `domain` package.
 """
 
 from nameko.dependency_providers import Config
+from nameko.events import event_handler
 from nameko.extensions import DependencyProvider
 from nameko.rpc import rpc
 from nameko.timer import timer
@@ -13,7 +14,7 @@ from gridwork_common.clock import ServiceClock
 from gridwork_common.config import Settings
 from gridwork_common.context import Caller, CallerContext
 from gridwork_common.errors import GridworkError
-from gridwork_common.events import CloudEventDispatcher
+from gridwork_common.events import CloudEventDispatcher, parse_event
 from gridwork_common.health import service_report
 from gridwork_common.metrics import PrometheusMetrics
 from gridwork_common.mongo import MongoDatabase, mongo_health
@@ -22,6 +23,8 @@ from services.population import store
 from services.population.application import Population
 from services.population.importing import ImportJobs
 from services.population.protection import PersonalDataCipher
+from services.population.repositories.patrols import PatrolRepository
+from services.population.usecases.patrols import PatrolDesk
 
 SYSTEM_CALLER = CallerContext(user_id="population-timer", roles=("system",))
 EXPECTED = (GridworkError,)
@@ -57,6 +60,11 @@ class PopulationService:
         return Population(
             self.db, self.cipher, self.events, caller or self.caller, county_code, self.clock
         )
+
+    def _patrols(self, caller: CallerContext | None = None) -> PatrolDesk:
+        county_code = Settings.from_nameko_config(self.config).county_code
+        repository = PatrolRepository(self.db, self.events, self.clock)
+        return PatrolDesk(repository, caller or self.caller, county_code, self.clock)
 
     def _imports(self, caller: CallerContext | None = None) -> ImportJobs:
         return ImportJobs(self._population(caller))
@@ -223,6 +231,38 @@ class PopulationService:
     @rpc(expected_exceptions=EXPECTED)
     def visit_worklist(self, worker_id=None, period=None):
         return self._population().visit_worklist(worker_id, period)
+
+    # patrols (巡查)
+    @rpc(expected_exceptions=EXPECTED)
+    def start_patrol(self, patrol_id, started_at, grid_code=None):
+        return self._patrols().start(patrol_id, started_at, grid_code)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def put_patrol_track(self, patrol_id, piece, points):
+        return self._patrols().put_track(patrol_id, piece, points)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def finish_patrol(self, patrol_id, ended_at):
+        return self._patrols().finish(patrol_id, ended_at)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def get_patrol(self, patrol_id):
+        return self._patrols().get(patrol_id)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def list_patrols(self, worker_id=None, grid_code=None, period=None, cursor=None, limit=50):
+        return self._patrols().list(worker_id, grid_code, period, cursor, limit)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def patrol_tracks(self, code, period):
+        return self._patrols().tracks(code, period)
+
+    @event_handler("events", "incident.reported.#")
+    def on_incident_reported(self, payload):
+        """An incident reported during a patrol is listed on the patrol."""
+        data = parse_event(payload).data
+        if data.get("patrol_id"):
+            self._patrols(SYSTEM_CALLER).link_incident(data)
 
     @timer(interval=OUTBOX_RETRY_INTERVAL_S)
     def resend_outbox(self):

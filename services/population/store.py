@@ -18,6 +18,9 @@ OVERDUE_NOTICES = "visit_overdue_notices"
 ACCESS_AUDIT = "access_audit"
 IMPORT_JOBS = "import_jobs"
 IMPORT_ERRORS = "import_errors"
+PATROLS = "patrols"
+PATROL_PIECES = "patrol_pieces"  # a patrol's raw points, one document per uploaded piece
+PATROL_LINKS = "patrol_links"  # incidents and visits made during a patrol
 
 INDEXES = {
     TERRITORY: [
@@ -69,5 +72,12 @@ INDEXES = {
     ],
     IMPORT_JOBS: [IndexModel([("status", ASCENDING), ("lease_until", ASCENDING)], name="queue")],
     IMPORT_ERRORS: [IndexModel([("job_id", ASCENDING), ("row", ASCENDING)], name="job_row")],
+    PATROLS: [
+        IndexModel([("path", ASCENDING), ("_id", ASCENDING)], name="path_id"),
+        IndexModel([("worker_id", ASCENDING), ("started_at", DESCENDING)], name="worker_started"),
+        IndexModel([("period", ASCENDING), ("path", ASCENDING)], name="period_path"),
+    ],
+    PATROL_PIECES: [IndexModel([("patrol_id", ASCENDING), ("piece", ASCENDING)], name="patrol")],
+    PATROL_LINKS: [IndexModel([("patrol_id", ASCENDING)], name="patrol")],
 }
 INDEXES.update(OUTBOX_INDEXES)  # events written with their change (gridwork_common.outbox)

@@ -12,6 +12,8 @@ VISIT_OVERDUE = "visit.overdue"
 VISIT_OBLIGATIONS = "visit.obligations"
 GRID_UPDATED = "grid.updated"
 IMPORT_FINISHED = "import.finished"
+PATROL_FINISHED = "patrol.finished"
+PATROL_UPDATED = "patrol.updated"  # a finished patrol's figures changed (late track pieces)
 
 TOPICS = (
     RESIDENT_REGISTERED,
@@ -24,4 +26,6 @@ TOPICS = (
     VISIT_OBLIGATIONS,
     GRID_UPDATED,
     IMPORT_FINISHED,
+    PATROL_FINISHED,
+    PATROL_UPDATED,
 )

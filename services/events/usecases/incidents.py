@@ -120,6 +120,9 @@ class IncidentDesk:
         change = loop.report(command, self.actor, self.clock(), rules)
         document = self._document(change.incident, rules.catalogue.version)
         document["report_fingerprint"] = fingerprint
+        patrol_id = _patrol_id(raw.get("patrol_id"))
+        if patrol_id is not None:  # reported during a patrol (the population service's)
+            document["patrol_id"] = patrol_id
         for _ in range(REPORT_RACE_ATTEMPTS):
             try:
                 self._commit(None, document, change, key=None)
@@ -257,6 +260,8 @@ class IncidentDesk:
             overdue_seq=(previous or {}).get("overdue_seq", 0),
             auto_seq=(previous or {}).get("auto_seq", 0),
         )
+        if (previous or {}).get("patrol_id"):
+            document["patrol_id"] = previous["patrol_id"]
         if incident.location is not None:
             document["geo"] = {"type": "Point", "coordinates": list(incident.location)}
         return document
@@ -394,6 +399,8 @@ class IncidentDesk:
             and incident.stage is not None,
             merged_ids=document.get("merged_ids", []),
         )
+        if document.get("patrol_id"):
+            rendered["patrol_id"] = document["patrol_id"]
         if as_of_version is not None:
             rendered["replayed_version"] = as_of_version
         return rendered
@@ -664,6 +671,8 @@ def _event_data(
             media_ids=list(incident.media_ids),
             location=list(incident.location) if incident.location else None,
         )
+    if name == "reported":
+        data["patrol_id"] = document.get("patrol_id")
     if name in ("handled", "verified", "reworked", "closed"):
         data["media_ids"] = list(entry.media_ids) if entry else []
     if name == "closed":
@@ -683,6 +692,18 @@ def _event_data(
     if name == "extended" and entry is not None:
         data["hours"] = entry.details.get("hours")
     return data
+
+
+def _patrol_id(value) -> str | None:
+    """A patrol's id as the phone made it (a UUID), or None."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            return str(uuid.UUID(value))
+        except ValueError:
+            pass
+    raise InvalidInput("patrol_id", "must be a patrol's UUID")
 
 
 def _command(command_type: type, expected_version, fields: Mapping):

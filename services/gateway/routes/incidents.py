@@ -9,6 +9,7 @@ a rule broken is 422, a case outside the caller's scope is 404).
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
@@ -138,6 +139,7 @@ class Incident(BaseModel):
     supervised: bool = False
     overdue: bool = False
     merged_ids: list[str] = []
+    patrol_id: str | None = None
     replayed_version: int | None = Field(
         default=None,
         description="Set when the events service answered a repeated command key: the "
@@ -278,6 +280,9 @@ class NewIncident(BaseModel):
         min_length=1,
         max_length=200,
         description="Who reported it, if not the caller (centres report for citizens)",
+    )
+    patrol_id: uuid.UUID | None = Field(
+        default=None, description="The patrol it was found on (the phone's UUID for the patrol)"
     )
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import quote, unquote
@@ -477,6 +478,9 @@ class NewVisit(Request):
     visit_id: RecordId | None = Field(
         default=None, description="the client's id: an upload retried later is not doubled"
     )
+    patrol_id: uuid.UUID | None = Field(
+        default=None, description="the patrol the visit was made on (listed on the patrol)"
+    )
 
 
 class Visit(Reply):
@@ -489,6 +493,7 @@ class Visit(Reply):
     location: dict[str, Any]
     notes: str | None = None
     media_ids: list[str]
+    patrol_id: str | None = None
 
 
 class VisitList(Reply):

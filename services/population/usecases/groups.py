@@ -11,11 +11,12 @@ from pymongo.errors import DuplicateKeyError
 
 from gridwork_common.errors import Conflict, InvalidInput
 from services.population import store, topics
-from services.population.domain import access, groups
+from services.population.domain import access, groups, patrols
 from services.population.domain.codes import level_of
 from services.population.domain.residents import (
     ACTIVE,
 )
+from services.population.repositories.patrols import link_to_patrol
 from services.population.usecases.base import UseCases, iso_time
 
 
@@ -200,6 +201,9 @@ class GroupUseCases(UseCases):
         if not isinstance(media_ids, list) or not all(isinstance(m, str) for m in media_ids):
             raise InvalidInput("media_ids", "must be a list of media ids")
         visit_id = str(raw.get("visit_id") or uuid.uuid4().hex)
+        patrol_id = raw.get("patrol_id")
+        if patrol_id is not None:
+            patrol_id = patrols.patrol_id(patrol_id)
         document = {
             "_id": visit_id,
             "membership_id": membership["_id"],
@@ -215,11 +219,22 @@ class GroupUseCases(UseCases):
             "grid_code": membership["grid_code"],
             "path": membership["path"],
             "recorded_at": self.clock(),
+            "patrol_id": patrol_id,
         }
         try:
 
             def record(session):
                 self.db[store.VISITS].insert_one(document, session=session)
+                if patrol_id is not None:  # made on a patrol: listed on it
+                    link_to_patrol(
+                        self.db,
+                        session,
+                        patrol_id,
+                        "visit",
+                        visit_id,
+                        self.caller.user_id,
+                        visited_at,
+                    )
                 self.publish(
                     topics.VISIT_RECORDED,
                     membership["grid_code"],
@@ -234,6 +249,7 @@ class GroupUseCases(UseCases):
                         "period": document["period"],
                         "location": document["location"],
                         "media_ids": media_ids,
+                        "patrol_id": patrol_id,
                     },
                 )
 
@@ -431,4 +447,5 @@ def _render_visit(doc: Mapping) -> dict:
         "location": doc["location"],
         "notes": doc.get("notes"),
         "media_ids": doc.get("media_ids", []),
+        "patrol_id": doc.get("patrol_id"),
     }

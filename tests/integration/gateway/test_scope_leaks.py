@@ -22,6 +22,7 @@ import io
 import json
 import re
 import time
+import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -159,6 +160,7 @@ PATH_ROUTES = {
         for fmt in ("json", "xml")
     },
     f"{API}/calendar/notices/{{year}}": lambda g: [Probe({"year": "2026"})],
+    f"{API}/patrols/{{patrol_id}}": lambda g: [Probe({"patrol_id": g.ids["patrol"]})],
 }
 # Path-parameter routes that are lists of what the caller may see, keyed by something
 # that is not a record: the outsider gets 200 and a list without GRID_A1 records.
@@ -207,6 +209,11 @@ LIST_QUERIES = {
     f"{API}/assessment/publications": lambda g: [
         {"level": level, "period": THIS_MONTH} for level in ("grid", "worker")
     ],
+    f"{API}/patrols": lambda g: [
+        {"grid": GRID_A1},
+        {"worker": "worker-a1"},
+        {"period": THIS_MONTH, "grid": GRID_A1},
+    ],
 }
 # List routes that refuse a query without their (optional) parameters.
 NEED_A_QUERY = {f"{API}/residents/search": "exactly one of id_number and phone"}
@@ -235,6 +242,7 @@ NOT_LISTS = {
     f"{API}/visits/worklist": "checked below",
     f"{API}/incidents/counts": "checked below",
     f"{API}/assessment/indicators": "checked below",
+    f"{API}/patrol-tracks": "checked below",
     "/open311/v2/requests.json": "checked below",
     "/open311/v2/requests.xml": "checked below",
 }
@@ -386,6 +394,24 @@ def grid_a1(county, services, client, as_user, monkeypatch, clock) -> Grid:
         )
     )
     grid.ids["visit"] = visit["id"]
+    patrol_id = str(uuid.uuid4())
+    started = clock() - timedelta(minutes=30)
+    patrol_url = f"{API}/patrols/{patrol_id}"
+    created(
+        client.put(patrol_url, headers=worker.headers, json={"started_at": started.isoformat()})
+    )
+    points = [
+        {
+            "lon": POINT_A1[0] + i * 0.0001,
+            "lat": POINT_A1[1],
+            "at": (started + timedelta(seconds=10 * i)).isoformat(),
+        }
+        for i in range(3)
+    ]
+    created(
+        client.put(f"{patrol_url}/track/0", headers=worker.headers, json={"points": points}), 200
+    )
+    grid.ids["patrol"] = patrol_id
     revealed = worker.get(
         f"{API}/residents/{resident['id']}?reveal=phone",
         headers={"X-Reveal-Purpose": "scope leak test"},
@@ -576,6 +602,12 @@ def test_lists_without_items_show_no_record_outside_the_scope(client, as_user, g
     assert inside.status_code == 200, inside.get_json()
     bulletin = outsider.get(f"{API}/assessment/bulletin?period={THIS_MONTH}")
     assert bulletin.status_code == 403, bulletin.get_json()
+
+    for territory in GRID_A1_CODES:
+        layer = outsider.get(f"{API}/patrol-tracks?territory={territory}&period={THIS_MONTH}")
+        assert layer.status_code == 404, (territory, layer.get_json())
+    layer = insider.get(f"{API}/patrol-tracks?territory={TOWNSHIP_A}&period={THIS_MONTH}")
+    assert grid_a1.ids["patrol"] in grid_a1.leaked(layer.get_json()), layer.get_json()
 
     # Open311's public list shows the request to anyone, without its citizen's data.
     request_id = grid_a1.ids["open311_request"]
