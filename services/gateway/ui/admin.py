@@ -242,6 +242,7 @@ def replay(subscription_id, delivery_id):
     _subscription(subscription_id)
     try:
         _webhooks().replay(subscription_id, delivery_id)
-    except LookupError:
-        raise PageNotFound() from None
+    except LookupError:  # sent again already (a second click, another administrator)
+        answer = {"subscription_id": subscription_id, "not_dead": delivery_id}
+        return redirect(url_for("ui.admin.dead_letters", **answer), 303)
     return redirect(url_for("ui.admin.dead_letters", subscription_id=subscription_id, replayed=1))
