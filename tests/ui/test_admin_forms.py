@@ -1,6 +1,6 @@
 """Administration forms in a real browser: a webhook delivery that died (its receiver
 failed) sent again from the dead-letter page reaches the receiver once it is back, and
-the deadline policy form saves what the API then reads, naming a bad value's field.
+the deadline policy form saves what the API then reads, naming a bad or erased field.
 
 The ui stack lets webhooks target 127.0.0.1 and gives a delivery one try
 (tests/ui/conftest.py), so a dead letter is one failed request away."""
@@ -143,6 +143,14 @@ def test_the_deadline_policy_form_saves_and_names_a_bad_value(page, ui_stack, co
         assert_accessible(page)
 
         page.fill("#duplicate_radius_m", "150")
+        page.fill("#duplicate_window_hours", "")  # erased: named, not silently kept
+        page.click("form[action$='/deadline-policy'] button[type=submit]")
+        page.wait_for_load_state()
+        assert page.inner_text("#duplicate_window_hours-error") == "必填。"
+        assert page.get_attribute("#duplicate_window_hours", "aria-invalid") == "true"
+        assert api(ui_stack, "GET", "/deadline-policy").json() == before
+
+        page.fill("#duplicate_window_hours", str(before["duplicate_window_hours"]))
         with page.expect_navigation():
             page.click("form[action$='/deadline-policy'] button[type=submit]")
         assert page.inner_text("#saved") == "时限策略已保存。"

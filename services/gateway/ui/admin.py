@@ -159,7 +159,12 @@ def setup(errors=None, form=None, status=200):
 def deadline_policy():
     form = {name: request.form.get(name, "").strip() for name in POLICY_FIELDS}
     try:
-        changes = validated(DeadlinePolicyChanges, {k: v for k, v in form.items() if v})
+        # The form shows every setting: one left empty was erased, not "keep as it is"
+        # (the API's meaning of a setting not given), so it is named, not silently kept.
+        for name in POLICY_FIELDS:
+            if not form[name]:
+                raise FormError(name, _("Required."))
+        changes = validated(DeadlinePolicyChanges, form)
         current_page().rpc(EVENTS, "set_policy", changes.model_dump(exclude_none=True))
     except FormError as error:
         return setup(error.errors, form, 422)
