@@ -18,14 +18,21 @@ def _open(width: int, height: int, label: str | None) -> str:
     )
 
 
-def bar_chart(rows: Sequence[Point], maximum: float, unit: str, *, label: str | None = None) -> str:
-    """One horizontal bar per row, its value written after it ("n/a" for None)."""
+def bar_chart(
+    rows: Sequence[Point],
+    maximum: float,
+    unit: str,
+    *,
+    label: str | None = None,
+    missing: str = "n/a",
+) -> str:
+    """One horizontal bar per row, its value written after it (`missing` for None)."""
     height = 22 * len(rows) + 10
     parts = [_open(640, height, label)]
     for index, (name, value) in enumerate(rows):
         y = 10 + 22 * index
         width = 0 if value is None else 440 * value / maximum
-        shown = "n/a" if value is None else f"{value:.1f}{unit}"
+        shown = html.escape(missing) if value is None else f"{value:.1f}{unit}"
         parts.append(
             f'<text x="0" y="{y + 14}" font-size="12">{html.escape(name)}</text>'
             f'<rect x="150" y="{y}" width="{width:.1f}" height="16" fill="#3b7dd8"/>'

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import html
 import io
+from collections import Counter
 from collections.abc import Mapping
 
 from pymongo.database import Database
@@ -16,6 +17,7 @@ from gridwork_common.charts import bar_chart, line_chart
 from gridwork_common.clock import Clock, utc_now
 from gridwork_common.outbox import Outbox
 from services.assessment import facts, store, topics
+from services.assessment.bulletin_labels import label, level_name
 from services.assessment.domain.indicators import Indicators
 from services.assessment.domain.periods import Period
 
@@ -113,12 +115,12 @@ def _csv(boards: dict) -> str:
         ]
     )
     for level, board in boards.items():
-        for rank, item in enumerate(board["items"], start=1):
+        for item in board["items"]:
             parts = item["scorecard"]["parts"]
             writer.writerow(
                 [
                     level,
-                    rank,
+                    item["rank"],
                     item["subject"],
                     item["total"],
                     item["stars"],
@@ -136,37 +138,55 @@ def _csv(boards: dict) -> str:
 
 
 def _html(county, period, boards, trend, townships) -> str:
-    sections = []
-    for level, board in boards.items():
-        rows = "".join(
-            f"<tr><td>{rank}</td><td>{html.escape(item['subject'])}</td>"
-            f"<td>{item['total']:.2f}</td><td>{'★' * item['stars']}</td></tr>"
-            for rank, item in enumerate(board["items"], start=1)
-        )
-        bottom = ", ".join(html.escape(s) for s in board["bottom"]) or "—"
-        chart = bar_chart(
-            [(i["subject"], i["total"]) for i in board["items"][:15]],
+    title = label("title", county=html.escape(county), period=period)
+    sections = [
+        f"<h2>{label('trend', months=TREND_MONTHS)}</h2>"
+        + line_chart(trend, label=label("trend_chart"), markers=True, shown=_percent),
+        f"<h2>{label('by_township')}</h2>"
+        + bar_chart(
+            [(code, None if rate is None else 100 * rate) for code, rate in townships],
             100,
-            "",
-            label=f"{level} ranking",
-        )
-        sections.append(
-            f"<h2>{level} ranking</h2>{chart}<table><tr><th>rank</th><th>subject</th>"
-            f"<th>score</th><th>stars</th></tr>{rows}</table><p>末位 (bottom): {bottom}</p>"
-        )
-    by_township = bar_chart(
-        [(code, None if rate is None else 100 * rate) for code, rate in townships],
-        100,
-        "%",
-        label="On-time closure by township",
-    )
-    trend_chart = line_chart(trend, label="On-time closure by month")
+            "%",
+            label=label("by_township"),
+            missing=label("no_data"),
+        ),
+    ]
+    sections += [_ranking(level, board) for level, board in boards.items()]
     return (
-        "<!doctype html><html lang='zh'><head><meta charset='utf-8'>"
-        f"<title>{county} 每月通报 {period}</title>"
+        "<!doctype html><html lang='zh-CN'><head><meta charset='utf-8'>"
+        f"<title>{title}</title>"
         "<style>body{font:14px sans-serif;margin:2em}table{border-collapse:collapse}"
         "td,th{border:1px solid #ccc;padding:3px 8px}</style></head><body>"
-        f"<h1>{html.escape(county)} 网格化服务管理每月通报 {period}</h1>"
-        f"<h2>On-time closure, last {TREND_MONTHS} months</h2>{trend_chart}"
-        f"<h2>On-time closure by township</h2>{by_township}" + "".join(sections) + "</body></html>"
+        f"<h1>{title}</h1>" + "".join(sections) + "</body></html>"
     )
+
+
+def _ranking(level: str, board: dict) -> str:
+    """A level's ranking: bars of the first 15, the table with shared ranks, the 末位."""
+    name = level_name(level)
+    shared = Counter(item["rank"] for item in board["items"])
+    rows = "".join(
+        f"<tr><td>{item['rank']}{label('tied') if shared[item['rank']] > 1 else ''}</td>"
+        f"<td>{html.escape(item['subject'])}</td>"
+        f"<td>{item['total']:.2f}</td><td>{'★' * item['stars']}</td></tr>"
+        for item in board["items"]
+    )
+    chart = bar_chart(
+        [(i["subject"], i["total"]) for i in board["items"][:15]],
+        100,
+        "",
+        label=label("ranking_chart", level=name),
+        missing=label("no_data"),
+    )
+    separator = label("list_separator")
+    bottom = separator.join(html.escape(s) for s in board["bottom"]) or label("nobody")
+    head = "".join(f"<th>{label(column)}</th>" for column in ("rank", "subject", "score", "stars"))
+    return (
+        f"<h2>{label('ranking', level=name)}</h2>{chart}"
+        f"<table><tr>{head}</tr>{rows}</table>"
+        f"<p>{label('bottom', subjects=bottom)}</p>"
+    )
+
+
+def _percent(rate: float) -> str:
+    return f"{100 * rate:.1f}%"

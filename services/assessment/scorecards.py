@@ -23,6 +23,7 @@ from services.assessment.domain.scoring import (
     Indicators,
     RuleSet,
     bottom,
+    ranks,
     score,
     select_rules,
     stars,
@@ -126,14 +127,16 @@ def board(level: str, period: str, rules: RuleSet, found: Mapping[str, Indicator
     cards = {subject: score(ind, rules) for subject, ind in found.items()}
     totals = {subject: card.total for subject, card in cards.items()}
     awarded = stars(totals, rules) if totals else {}
+    # Equal scores share a rank (1, 2, 2, 4); within a tie the list is in id order.
     ranked = sorted(totals, key=lambda subject: (-totals[subject], subject))
+    rank_of = ranks(totals)
     return {
         "level": level,
         "period": period,
         "rules_version": rules.version,
         "items": [
             {
-                "rank": rank,
+                "rank": rank_of[subject],
                 "subject": subject,
                 "total": totals[subject],
                 "stars": awarded[subject],
@@ -141,7 +144,7 @@ def board(level: str, period: str, rules: RuleSet, found: Mapping[str, Indicator
                 "indicators": _plain(found[subject]),
                 "rates": found[subject].rates(rules.visit_weights),
             }
-            for rank, subject in enumerate(ranked, start=1)
+            for subject in ranked
         ],
         "bottom": bottom(totals, BOTTOM_N) if totals else [],
     }

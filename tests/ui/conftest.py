@@ -68,7 +68,15 @@ def ui_stack(infra, request, vhost_pipeline, tmp_path_factory):
     through the services' own entrypoints (devstack/demo.py) and its demo users."""
     amqp = request.config.getoption("RABBIT_AMQP_URI").rstrip("/")
     with vhost_pipeline.get() as vhost:
-        env = settings_env(infra, f"{amqp}/{vhost}", LOG_LEVEL="INFO")
+        # Webhooks may target the tests' own receiver on 127.0.0.1, and a delivery is
+        # dead after its first failure (the dead-letter page's test needs one, quickly).
+        env = settings_env(
+            infra,
+            f"{amqp}/{vhost}",
+            LOG_LEVEL="INFO",
+            WEBHOOK_ALLOW_PRIVATE_URLS="true",
+            WEBHOOK_MAX_ATTEMPTS="1",
+        )
         with running_stack(env, tmp_path_factory.mktemp("ui-stack")) as stack:
             territory = demo_territory(stack["settings"].county_code)
             stack["seeded"] = seed(

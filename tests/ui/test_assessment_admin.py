@@ -24,6 +24,7 @@ pytestmark = pytest.mark.ui
 
 MONTHS = ("2026-03", "2026-04", "2026-05")
 PERIOD = "2026-05"
+TIE_MONTH = "2025-09"  # outside the charts' six months up to PERIOD
 CHINA = timezone(timedelta(hours=8))
 
 
@@ -69,6 +70,15 @@ def _board(api: requests.Session, stack: dict, level: str, period: str) -> dict:
     return answer.json()
 
 
+def _publish(stack: dict, exchange_name: str, routed: list[tuple[str, dict]]) -> None:
+    """CloudEvents published on a service's exchange, as that service publishes them."""
+    with Connection(stack["settings"].nameko_config()["AMQP_URI"]) as connection:
+        producer = Producer(connection.default_channel, serializer="json")
+        exchange = Exchange(exchange_name, type="topic", durable=True)
+        for route, body in routed:
+            producer.publish(body, exchange=exchange, routing_key=route, declare=[exchange])
+
+
 @pytest.fixture(scope="module")
 def traces(ui_stack) -> dict[str, int]:
     """Village k (in code order) reports k+1 cases in each of MONTHS, closes k of them and
@@ -102,15 +112,8 @@ def traces(ui_stack) -> dict[str, int]:
         ).to_json_dict()
         for owner in ("ui-membership-1", "ui-membership-2")
     ]
-    with Connection(ui_stack["settings"].nameko_config()["AMQP_URI"]) as connection:
-        producer = Producer(connection.default_channel, serializer="json")
-        for name, routed in (
-            ("events.events", messages),
-            ("media.events", [("media.stored", body) for body in media]),
-        ):
-            exchange = Exchange(name, type="topic", durable=True)
-            for route, body in routed:
-                producer.publish(body, exchange=exchange, routing_key=route, declare=[exchange])
+    _publish(ui_stack, "events.events", messages)
+    _publish(ui_stack, "media.events", [("media.stored", body) for body in media])
     leader = _api(ui_stack, "leader")
 
     def counted() -> bool:
@@ -210,6 +213,46 @@ def test_a_leader_sees_rankings_with_stars_and_the_bottom_and_a_chart_by_month(
     assert "每月通报" in bulletin.inner_text() and bulletin.locator("svg").count() >= 2
     assert_accessible(page)
     screenshot(page, "assessment-bulletin")
+
+
+@pytest.mark.parametrize("viewport", ["desktop"])
+def test_equal_scores_share_a_rank_and_everyone_tied_at_the_cut_is_at_the_bottom(page, ui_stack):
+    """In TIE_MONTH the first four villages close both their cases, the other four one
+    of two: two groups of equal scores. Ranks 1, 1, 1, 1, 5, 5, 5, 5; the bottom three
+    places (6 to 8) fall in the second group, so all four of it are 末位, not three
+    picked by code."""
+    villages = sorted(_villages(ui_stack).items())
+    year, number = (int(part) for part in TIE_MONTH.split("-"))
+    at = datetime(year, number, 10, 9, 0, tzinfo=CHINA)
+    messages = []
+    for k, (village, grid) in enumerate(villages):
+        for n in range(2):
+            incident_id = f"ui-ties-{village}-{n}"
+            messages.append(_incident("reported", incident_id, grid, at))
+            finished = "closed" if k < 4 or n == 0 else "overdue"
+            messages.append(_incident(finished, incident_id, grid, at + timedelta(hours=2)))
+    _publish(ui_stack, "events.events", messages)
+    leader = _api(ui_stack, "leader")
+
+    def counted() -> bool:
+        items = _board(leader, ui_stack, "village", TIE_MONTH)["items"]
+        return len(items) == len(villages) and all(
+            i["indicators"]["cases_reported"] == 2 for i in items
+        )
+
+    wait_until(counted, 60, "the assessment service to count the tied month")
+    expected = _board(leader, ui_stack, "village", TIE_MONTH)
+    worse = sorted(village for village, _ in villages[4:])
+    assert sorted(expected["bottom"]) == worse
+
+    sign_in(page, ui_stack, "leader")
+    page.goto(f"{ui_stack['gateway']}/assessment?level=village&period={TIE_MONTH}")
+    cells = page.locator("table.ranking tbody td.rank")
+    assert cells.all_inner_texts() == ["1（并列）"] * 4 + ["5（并列）"] * 4
+    shown = _ranking(page)
+    assert sorted(r["subject"] for r in shown if r["bottom"] and r["badge"]) == worse
+    assert [r["stars"] for r in shown[:4]] == [shown[0]["stars"]] * 4  # ties share stars
+    assert_accessible(page)
 
 
 @pytest.mark.parametrize("viewport", ["desktop"])

@@ -32,3 +32,8 @@ def test_bars_escape_their_labels_and_write_unknown_values_as_na():
     svg = bar_chart([("<b>", 50.0), ("c", None)], 100, "%")
     assert "&lt;b&gt;" in svg and "<b>" not in svg
     assert 'width="220.0"' in svg and "50.0%" in svg and "n/a" in svg
+
+
+def test_bars_write_unknown_values_in_the_callers_words():
+    svg = bar_chart([("c", None)], 100, "%", missing="无数据")
+    assert "无数据" in svg and "n/a" not in svg

@@ -25,7 +25,16 @@ from typing import Any
 from gridwork_common.errors import InvalidInput
 from services.assessment.domain.indicators import RISK_LEVELS, Indicators, exact_number
 
-__all__ = ["DEFAULT_RULES", "Indicators", "RuleSet", "Scorecard", "bottom", "score", "stars"]
+__all__ = [
+    "DEFAULT_RULES",
+    "Indicators",
+    "RuleSet",
+    "Scorecard",
+    "bottom",
+    "ranks",
+    "score",
+    "stars",
+]
 STARS_BY = ("threshold", "percentile")
 PART_NAMES = ("on_time", "closure", "urgent", "visits", "activity")
 
@@ -325,10 +334,7 @@ def stars(scores: Mapping[str, float], rules: RuleSet) -> dict[str, int]:
             result[subject] = 1 + passed
         return result
     count = len(scores)
-    ordered = sorted(scores.values(), reverse=True)
-    higher: dict[float, int] = {}
-    for position, value in enumerate(ordered):
-        higher.setdefault(value, position)  # first position of a value = count strictly higher
+    higher = _strictly_better(scores.values(), reverse=True)
     bounds, running = [], Fraction(0)
     for share in rules.star_shares[:-1]:
         running += exact_number(share)
@@ -340,12 +346,41 @@ def stars(scores: Mapping[str, float], rules: RuleSet) -> dict[str, int]:
     return result
 
 
+def ranks(scores: Mapping[str, float]) -> dict[str, int]:
+    """Standard competition ranking ("1224"): a subject's rank is one more than the number
+    of subjects scoring strictly higher, so equal scores share a rank and the next rank
+    after a tie is skipped. Subject ids play no part."""
+    scores = _checked_scores(scores)
+    higher = _strictly_better(scores.values(), reverse=True)
+    return {subject: 1 + higher[value] for subject, value in scores.items()}
+
+
 def bottom(scores: Mapping[str, float], n: int) -> list[str]:
-    """The n lowest-scoring subjects, lowest first; equal scores in subject-id order."""
+    """The bottom n of the ranking (末位), lowest first (equal scores in subject-id order,
+    for a stable list only: ids decide nothing).
+
+    A subject is in the bottom n when fewer than n subjects scored strictly lower, so
+    everyone tied at the cut is in, and there may be more than n. Subjects sharing the
+    best score never are: nobody did better than them (so when all score the same,
+    nobody is at the bottom)."""
     scores = _checked_scores(scores)
     if not isinstance(n, int) or isinstance(n, bool) or n < 0:
         raise InvalidInput("n", "must be a whole number >= 0")
-    return sorted(scores, key=lambda subject: (scores[subject], subject))[:n]
+    if not scores:
+        return []
+    lower = _strictly_better(scores.values(), reverse=False)
+    best = max(scores.values())
+    chosen = [s for s, value in scores.items() if lower[value] < n and value != best]
+    return sorted(chosen, key=lambda subject: (scores[subject], subject))
+
+
+def _strictly_better(values: Iterable[float], reverse: bool) -> dict[float, int]:
+    """For each value, how many of `values` are strictly higher (reverse) or lower."""
+    ordered = sorted(values, reverse=reverse)
+    before: dict[float, int] = {}
+    for position, value in enumerate(ordered):
+        before.setdefault(value, position)  # first position of a value = count strictly beyond
+    return before
 
 
 def select_rules(rule_sets: Iterable[RuleSet], period: str) -> RuleSet:

@@ -62,8 +62,14 @@ class Scorecards(BaseModel):
     level: str
     period: str
     rules_version: int
-    items: list[dict[str, Any]]
-    bottom: list[str]
+    items: list[dict[str, Any]] = Field(
+        description="Best first; `rank` is a standard competition rank (equal scores share "
+        "it: 1, 2, 2, 4), a tie listed in subject order"
+    )
+    bottom: list[str] = Field(
+        description="The bottom 3 (末位), lowest first: every subject with fewer than 3 "
+        "scoring strictly lower (a tie at the cut all in), never those sharing the best score"
+    )
 
 
 class Publication(BaseModel):

@@ -159,7 +159,12 @@ def setup(errors=None, form=None, status=200):
 def deadline_policy():
     form = {name: request.form.get(name, "").strip() for name in POLICY_FIELDS}
     try:
-        changes = validated(DeadlinePolicyChanges, {k: v for k, v in form.items() if v})
+        # The form shows every setting: one left empty was erased, not "keep as it is"
+        # (the API's meaning of a setting not given), so it is named, not silently kept.
+        for name in POLICY_FIELDS:
+            if not form[name]:
+                raise FormError(name, _("Required."))
+        changes = validated(DeadlinePolicyChanges, form)
         current_page().rpc(EVENTS, "set_policy", changes.model_dump(exclude_none=True))
     except FormError as error:
         return setup(error.errors, form, 422)
@@ -242,6 +247,7 @@ def replay(subscription_id, delivery_id):
     _subscription(subscription_id)
     try:
         _webhooks().replay(subscription_id, delivery_id)
-    except LookupError:
-        raise PageNotFound() from None
+    except LookupError:  # sent again already (a second click, another administrator)
+        answer = {"subscription_id": subscription_id, "not_dead": delivery_id}
+        return redirect(url_for("ui.admin.dead_letters", **answer), 303)
     return redirect(url_for("ui.admin.dead_letters", subscription_id=subscription_id, replayed=1))

@@ -9,6 +9,7 @@ part of the county-wide ranking under their node; a node outside it is not found
 from __future__ import annotations
 
 import re
+from collections import Counter
 
 from flask import Blueprint, Response, current_app, render_template, request
 from flask_babel import gettext as _
@@ -115,6 +116,7 @@ def scorecards():
             period=period,
             board=board,
             bottom=set(board["bottom"]) if board else set(),
+            tied=_shared_ranks(board),
             published=published,
             names=names,
             charted=level in TERRITORY_LEVELS,
@@ -124,6 +126,14 @@ def scorecards():
         ),
         status,
     )
+
+
+def _shared_ranks(board: dict | None) -> set[int]:
+    """The ranks more than one shown subject holds (equal scores share a rank)."""
+    if not board:
+        return set()
+    counted = Counter(item["rank"] for item in board["items"])
+    return {rank for rank, count in counted.items() if count > 1}
 
 
 def months_until(until: str, count: int) -> list[str]:

@@ -11,6 +11,7 @@ from services.assessment.domain.scoring import (
     RuleSet,
     Scorecard,
     bottom,
+    ranks,
     score,
     select_rules,
     stars,
@@ -285,24 +286,74 @@ def test_stars_are_deterministic_and_consistent(scores, rules):
                 assert result[a] == result[b]
 
 
-def test_bottom_breaks_ties_by_subject_id():
-    scores = {"g3": 50, "g1": 50, "g2": 40, "g4": 99}
-    assert bottom(scores, 2) == ["g2", "g1"]
-    assert bottom(scores, 3) == ["g2", "g1", "g3"]
-    assert bottom(scores, 10) == ["g2", "g1", "g3", "g4"]
+def test_equal_scores_share_a_rank_and_the_next_is_skipped():
+    scores = {"g3": 80, "g1": 80, "g2": 90, "g4": 70, "g5": 80}
+    assert ranks(scores) == {"g2": 1, "g1": 2, "g3": 2, "g5": 2, "g4": 5}
+    assert ranks({"a": 1, "b": 2, "c": 2, "d": 3}) == {"d": 1, "b": 2, "c": 2, "a": 4}
+    assert ranks({}) == {}
+
+
+def test_bottom_takes_everyone_tied_at_the_cut():
+    # Ranks 1, 2, 3, 3, 5: the bottom two positions are 4 and 5; rank 3's tie reaches 4.
+    scores = {"g1": 99, "g2": 90, "g3": 50, "g4": 50, "g5": 40}
+    assert bottom(scores, 1) == ["g5"]
+    assert bottom(scores, 2) == ["g5", "g3", "g4"]
+    assert bottom(scores, 3) == ["g5", "g3", "g4"]
+    assert bottom(scores, 4) == ["g5", "g3", "g4", "g2"]
     assert bottom(scores, 0) == []
     with pytest.raises(InvalidInput, match=r"^n:"):
         bottom(scores, -1)
 
 
-@settings(max_examples=60)
+def test_nobody_is_at_the_bottom_when_nobody_did_better():
+    assert bottom({"a": 75, "b": 75, "c": 75, "d": 75}, 3) == []
+    assert bottom({"only": 60}, 3) == []
+    assert bottom({}, 3) == []
+    # The best score is never 末位, even when its tie reaches the cut (most units with
+    # nothing to do earn full marks): only those who did worse are.
+    assert bottom({"a": 100, "b": 100, "c": 100, "d": 100, "e": 95, "f": 90}, 3) == ["f", "e"]
+    assert bottom({"a": 90, "b": 50}, 3) == ["b"]
+
+
+@st.composite
+def boards_and_renaming(draw):
+    """A board, the number of bottom places, and its subjects renamed by a permutation
+    and listed in another order: the same board, only the ids moved."""
+    scores = draw(scores_maps)
+    subjects = list(scores)
+    renamed = dict(zip(subjects, draw(st.permutations(subjects)), strict=True))
+    listed = draw(st.permutations(subjects))
+    moved = {renamed[subject]: scores[subject] for subject in listed}
+    return scores, draw(st.integers(0, 30)), renamed, moved
+
+
+@settings(max_examples=80)
+@given(boards_and_renaming())
+def test_permuting_subjects_changes_no_rank_and_no_bottom_place(case):
+    scores, n, renamed, moved = case
+    rank, moved_rank = ranks(scores), ranks(moved)
+    at_bottom, moved_bottom = set(bottom(scores, n)), set(bottom(moved, n))
+    for subject in scores:
+        assert moved_rank[renamed[subject]] == rank[subject]
+        assert (renamed[subject] in moved_bottom) == (subject in at_bottom)
+
+
+@settings(max_examples=80)
 @given(scores_maps, st.integers(0, 30))
-def test_bottom_is_deterministic_and_lowest(scores, n):
-    chosen = bottom(scores, n)
-    assert chosen == bottom(dict(reversed(list(scores.items()))), n)
-    assert len(chosen) == min(n, len(scores))
-    rest = set(scores) - set(chosen)
-    assert all(scores[c] <= scores[r] for c in chosen for r in rest)
+def test_ranks_and_bottom_follow_the_scores_alone(scores, n):
+    rank, chosen = ranks(scores), bottom(scores, n)
+    assert len(set(chosen)) == len(chosen) and set(chosen) <= set(scores)
+    assert chosen == sorted(chosen, key=lambda subject: (scores[subject], subject))
+    for a in scores:
+        assert rank[a] == 1 + sum(1 for b in scores if scores[b] > scores[a])
+        lower = sum(1 for b in scores if scores[b] < scores[a])
+        best = scores[a] == max(scores.values())
+        assert (a in chosen) == (lower < n and not best)
+    if len(set(scores.values())) > 1 and n > 0:
+        # someone did worse than the best: the lowest are at the bottom, at least n of
+        # those below the best when there are that many
+        below_best = [a for a in scores if scores[a] != max(scores.values())]
+        assert len(chosen) >= min(n, len(below_best))
 
 
 def test_scores_must_be_finite_numbers():
