@@ -30,6 +30,7 @@ LOG_DIR = VAR / "log"
 PYTHON = sys.executable
 
 SERVICE_METRICS_PORTS = {"population": 9101, "events": 9102, "media": 9103, "assessment": 9104}
+WEBHOOKS_METRICS_PORT = 9105  # the webhook deliveries' probes and metrics
 GATEWAY_PORT = int(os.environ.get("GATEWAY_PORT", "8080"))
 
 
@@ -62,6 +63,7 @@ def service_processes(
     metrics_ports: dict[str, int] = SERVICE_METRICS_PORTS,
     gateway_port: int = GATEWAY_PORT,
     gateway_workers: int = 2,
+    webhooks_metrics_port: int = WEBHOOKS_METRICS_PORT,
 ) -> list[ManagedProcess]:
     """The four nameko services, the webhook deliveries and the gateway, as processes
     (also used by the e2e test). Local webhooks may target this machine's addresses."""
@@ -83,6 +85,7 @@ def service_processes(
             argv=[PYTHON, "-m", "services.gateway.deliveries"],
             env={
                 **env,
+                "METRICS_PORT": str(webhooks_metrics_port),
                 "WEBHOOK_ALLOW_PRIVATE_URLS": env.get("WEBHOOK_ALLOW_PRIVATE_URLS", "true"),
             },
             run_dir=run_dir,

@@ -115,6 +115,11 @@ class Settings:
     county_code: str
     metrics_port: int
     rpc_timeout: float
+    # nameko: concurrent workers per service process (also its AMQP prefetch, so a
+    # replica holds at most this many unacknowledged messages; the queue-length
+    # autoscaler's target per replica is at least this), and the AMQP heartbeat.
+    max_workers: int
+    amqp_heartbeat_s: int
     log_level: str
     pii_encryption_key: bytes = field(repr=False)
     pii_index_key: bytes = field(repr=False)
@@ -173,6 +178,8 @@ class Settings:
             county_code=county_code,
             metrics_port=_integer(env, "METRICS_PORT", 9100),
             rpc_timeout=_number(env, "RPC_TIMEOUT", 10.0),
+            max_workers=_integer(env, "NAMEKO_MAX_WORKERS", 10, minimum=1),
+            amqp_heartbeat_s=_integer(env, "AMQP_HEARTBEAT_S", 60, minimum=0),
             log_level=log_level,
             pii_encryption_key=_secret_key(
                 env, "PII_ENCRYPTION_KEY", _DEV_ENCRYPTION_KEY, dev_mode
@@ -206,6 +213,8 @@ class Settings:
         return {
             "AMQP_URI": self.amqp_uri,
             "serializer": "json",
+            "max_workers": self.max_workers,
+            "HEARTBEAT": self.amqp_heartbeat_s,
             NAMEKO_SETTINGS_KEY: self,
         }
 
@@ -230,7 +239,7 @@ def settings_or_exit(exit_status: int = 1) -> Settings:
         sys.exit(exit_status)
 
 
-_VARIABLE_OF_FIELD = {"dev_mode": DEV_MODE_VARIABLE}
+_VARIABLE_OF_FIELD = {"dev_mode": DEV_MODE_VARIABLE, "max_workers": "NAMEKO_MAX_WORKERS"}
 ENVIRONMENT_VARIABLES = tuple(
     _VARIABLE_OF_FIELD.get(f.name, f.name.upper()) for f in fields(Settings)
 )

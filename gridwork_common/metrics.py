@@ -2,23 +2,20 @@
 
 Declare `metrics = PrometheusMetrics()` on a service class and every entrypoint call is
 counted and timed; business code never touches a metric. Each service process serves
-`/metrics` on its own METRICS_PORT (0 turns the endpoint off, e.g. in tests that run
-several services in one process).
+`/metrics` on its own METRICS_PORT, beside its health probes (`gridwork_common/probes.py`;
+0 turns the endpoint off, e.g. in tests that run several services in one process).
 """
 
 from __future__ import annotations
 
-import logging
-import threading
 import time
 from weakref import WeakKeyDictionary
 
 from nameko.extensions import DependencyProvider
-from prometheus_client import Counter, Histogram, start_http_server
+from prometheus_client import Counter, Histogram
 
 from gridwork_common.config import Settings
-
-log = logging.getLogger(__name__)
+from gridwork_common.probes import probe_server
 
 LABELS = ("service", "entrypoint", "entrypoint_type")
 
@@ -37,27 +34,13 @@ ENTRYPOINT_LATENCY = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 
-_server_lock = threading.Lock()
-_serving_ports: set[int] = set()
-
-
-def serve_metrics(port: int) -> None:
-    """Start the /metrics endpoint once per process and port."""
-    if port == 0:
-        return
-    with _server_lock:
-        if port not in _serving_ports:
-            start_http_server(port)
-            _serving_ports.add(port)
-            log.info("serving metrics", extra={"metrics_port": port})
-
 
 class PrometheusMetrics(DependencyProvider):
     def __init__(self):
         self._started: WeakKeyDictionary = WeakKeyDictionary()
 
     def setup(self):
-        serve_metrics(Settings.from_nameko_config(self.container.config).metrics_port)
+        probe_server(Settings.from_nameko_config(self.container.config).metrics_port)
 
     def worker_setup(self, worker_ctx):
         self._started[worker_ctx] = time.perf_counter()

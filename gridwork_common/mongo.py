@@ -23,6 +23,9 @@ INDEX_RETRY_INTERVAL_S = 5.0
 
 
 def new_client(settings: Settings, app_name: str) -> MongoClient:
+    # Majority writes: an acknowledged write (and a transaction's commit, the outbox's
+    # included) survives the loss of the primary; a replica set's failover never rolls it
+    # back. The URI cannot weaken it: the keyword wins.
     return MongoClient(
         settings.mongo_uri,
         appname=app_name,
@@ -30,6 +33,7 @@ def new_client(settings: Settings, app_name: str) -> MongoClient:
         uuidRepresentation="standard",
         serverSelectionTimeoutMS=settings.mongo_timeout_ms,
         connectTimeoutMS=settings.mongo_timeout_ms,
+        w="majority",
     )
 
 

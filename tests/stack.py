@@ -27,6 +27,7 @@ def running_stack(env: dict, directory: Path, gateway_workers: int = 2) -> Itera
     """Start every process with `env`, wait for /readyz, yield what tests use, stop all."""
     media_store(Settings.from_env(env)).ensure_bucket()
     metrics_ports = {name: free_port() for name in SERVICES}
+    webhooks_metrics_port = free_port()
     gateway_port = free_port()
     processes = service_processes(
         env=env,
@@ -35,6 +36,7 @@ def running_stack(env: dict, directory: Path, gateway_workers: int = 2) -> Itera
         metrics_ports=metrics_ports,
         gateway_port=gateway_port,
         gateway_workers=gateway_workers,
+        webhooks_metrics_port=webhooks_metrics_port,
     )
     for process in processes:
         process.start()
@@ -44,7 +46,7 @@ def running_stack(env: dict, directory: Path, gateway_workers: int = 2) -> Itera
         yield {
             "settings": Settings.from_env(env),
             "gateway": gateway,
-            "metrics": metrics_ports,
+            "metrics": {**metrics_ports, "webhooks": webhooks_metrics_port},
             "processes": {p.name: p for p in processes},
             "log_dir": directory / "log",
         }

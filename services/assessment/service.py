@@ -29,6 +29,7 @@ from gridwork_common.health import service_report
 from gridwork_common.metrics import PrometheusMetrics
 from gridwork_common.mongo import MongoDatabase, mongo_health
 from gridwork_common.outbox import Outbox
+from gridwork_common.probes import ServiceProbes
 from gridwork_common.rpc import BoundedRpcProxy
 from services.assessment import bulletins, facts, integrity, scorecards, store, workdays
 from services.assessment.domain.indicators import LEVELS
@@ -48,6 +49,7 @@ class AssessmentService:
     caller = Caller()
     config = Config()
     metrics = PrometheusMetrics()
+    probes = ServiceProbes()  # /healthz, /readyz on METRICS_PORT
     clock = ServiceClock()
     calendar = BoundedRpcProxy("events")  # the county's working calendar
 

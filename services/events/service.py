@@ -17,6 +17,7 @@ from gridwork_common.events import CloudEventDispatcher
 from gridwork_common.health import UP, advisory, service_report
 from gridwork_common.metrics import PrometheusMetrics
 from gridwork_common.mongo import MongoDatabase, mongo_health
+from gridwork_common.probes import ServiceProbes
 from gridwork_common.rpc import BoundedRpcProxy
 from services.events import store
 from services.events.usecases import map_view
@@ -39,6 +40,7 @@ class EventsService:
     caller = Caller()
     config = Config()
     metrics = PrometheusMetrics()
+    probes = ServiceProbes()  # /healthz, /readyz on METRICS_PORT
     clock = ServiceClock()
 
     def _setup(self, caller: CallerContext | None = None) -> CountySetup:

@@ -3,7 +3,9 @@
 Runs apart from the request path: one thread consumes the services' topic exchanges
 into the durable `gateway-webhooks` queue and records deliveries (the message is acked
 only after that), another sends due deliveries with retries, a third resends the account
-activity a broker outage left in the gateway's outbox.
+activity a broker outage left in the gateway's outbox. Its METRICS_PORT answers the
+health probes (`/healthz`: the three threads alive; `/readyz`: and the gateway's MongoDB
+answering).
 """
 
 from __future__ import annotations
@@ -22,7 +24,10 @@ from kombu.mixins import ConsumerMixin
 
 from gridwork_common.clock import Clock, utc_now
 from gridwork_common.config import Settings, settings_or_exit
+from gridwork_common.health import DOWN, UP, probe
 from gridwork_common.logs import configure_logging
+from gridwork_common.mongo import ping
+from gridwork_common.probes import probe_server
 from services.gateway.activity import AccountActivity
 from services.gateway.store import gateway_db
 from services.gateway.webhooks import EXCHANGES, Webhooks
@@ -71,6 +76,7 @@ class Deliveries:
         self.webhooks = Webhooks(gateway_db(settings), clock, jitter)
         self.stopping = threading.Event()
         self.intake: EventIntake | None = None
+        self.threads: list[threading.Thread] = []
 
     def run_intake(self) -> None:
         with Connection(self.settings.amqp_uri) as connection:
@@ -106,7 +112,20 @@ class Deliveries:
         ]
         for thread in threads:
             thread.start()
+        self.threads = threads
         return threads
+
+    def alive(self) -> tuple[bool, dict]:
+        stopped = [t.name for t in self.threads if not t.is_alive()]
+        if not self.threads or stopped or self.stopping.is_set():
+            return False, {"status": DOWN, "stopped": stopped, "stopping": self.stopping.is_set()}
+        return True, {"status": UP}
+
+    def ready(self) -> tuple[bool, dict]:
+        alive, report = self.alive()
+        mongo = probe(lambda: ping(self.webhooks.db))
+        ready = alive and mongo["status"] == UP
+        return ready, {"status": UP if ready else DOWN, "threads": report, "mongo": mongo}
 
     def stop(self) -> None:
         self.stopping.set()
@@ -120,6 +139,9 @@ def main() -> None:
     deliveries = Deliveries(settings)
     signal.signal(signal.SIGTERM, lambda *_: deliveries.stop())
     deliveries.start()
+    probes = probe_server(settings.metrics_port)
+    if probes is not None:
+        probes.register("webhooks", live=deliveries.alive, ready=deliveries.ready)
     log.info("webhook deliveries running")
     while not deliveries.stopping.is_set():
         time.sleep(0.5)

@@ -17,6 +17,7 @@ from gridwork_common.health import probe, service_report
 from gridwork_common.metrics import PrometheusMetrics
 from gridwork_common.mongo import MongoDatabase, mongo_health
 from gridwork_common.outbox import Outbox
+from gridwork_common.probes import ServiceProbes
 from gridwork_common.rpc import BoundedRpcProxy
 from services.media import store
 from services.media.configuration import MediaConfiguration
@@ -40,6 +41,7 @@ class MediaService:
     population = BoundedRpcProxy("population")
     caller = Caller()
     metrics = PrometheusMetrics()
+    probes = ServiceProbes()  # /healthz, /readyz on METRICS_PORT
     clock = ServiceClock()
     rules = MediaConfiguration()
 

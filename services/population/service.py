@@ -19,6 +19,7 @@ from gridwork_common.health import service_report
 from gridwork_common.metrics import PrometheusMetrics
 from gridwork_common.mongo import MongoDatabase, mongo_health
 from gridwork_common.outbox import Outbox
+from gridwork_common.probes import ServiceProbes
 from services.population import store
 from services.population.application import Population
 from services.population.importing import ImportJobs
@@ -53,6 +54,7 @@ class PopulationService:
     caller = Caller()
     config = Config()
     metrics = PrometheusMetrics()
+    probes = ServiceProbes()  # /healthz, /readyz on METRICS_PORT
     clock = ServiceClock()
 
     def _population(self, caller: CallerContext | None = None) -> Population:

@@ -41,6 +41,14 @@ class Ledger:
     def index_names(self):
         return sorted(self.db.entries.index_information())
 
+    @rpc
+    def write_concern(self):
+        return self.db.entries.write_concern.document
+
+    @rpc
+    def add(self, code):
+        return self.db.entries.insert_one({"code": code}).acknowledged
+
 
 def test_mongo_provider_uses_the_services_own_database_and_creates_indexes_idempotently(
     container_factory, config, settings
@@ -58,6 +66,18 @@ def test_mongo_provider_uses_the_services_own_database_and_creates_indexes_idemp
     second.start()
     with ClusterRpcProxy(config, timeout=10) as proxy:
         assert proxy.ledger.index_names() == ["_id_", "code_unique"]
+
+
+def test_services_write_with_majority_even_when_the_uri_asks_for_less(
+    container_factory, config, settings
+):
+    # What the replica set's operator promises (no acknowledged write rolled back on
+    # failover) holds only if every write waits for a majority.
+    weaker = settings.with_changes(mongo_uri=settings.mongo_uri + "&w=1")
+    container_factory(Ledger, {**config, **weaker.nameko_config()}).start()
+    with ClusterRpcProxy(config, timeout=10) as proxy:
+        assert proxy.ledger.write_concern() == {"w": "majority"}
+        assert proxy.ledger.add("530402001001") is True  # a one-member set's majority
 
 
 class Back:

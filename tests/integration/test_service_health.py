@@ -1,8 +1,10 @@
 """Each service's `health` RPC over a real broker, against a real mongod and S3 server."""
 
 import pytest
+import requests
 from nameko.standalone.rpc import ClusterRpcProxy
 
+from devstack.processes import free_port
 from gridwork_common.config import Settings
 from services.assessment.service import AssessmentService
 from services.events.service import EventsService
@@ -79,3 +81,43 @@ def test_bucket_creation_is_idempotent(settings):
     store.ensure_bucket()
     store.ensure_bucket()
     store.check_bucket()
+
+
+def _probe(port: int, path: str) -> requests.Response:
+    return requests.get(f"http://127.0.0.1:{port}{path}", timeout=10)
+
+
+def test_probes_answer_from_the_replica_itself_beside_its_metrics(container_factory, settings):
+    port = free_port()
+    config = settings.with_changes(metrics_port=port).nameko_config()
+    container = container_factory(PopulationService, config)
+    container.start()
+
+    live = _probe(port, "/healthz")
+    assert (live.status_code, live.json()["status"]) == (200, "up")
+    ready = _probe(port, "/readyz")
+    assert ready.status_code == 200
+    report = ready.json()["components"]["population"]
+    assert report["components"]["mongo"]["status"] == "up"
+    # The readiness check ran the service's own `health` method in a local worker.
+    metrics = _probe(port, "/metrics").text
+    assert 'gridwork_entrypoint_calls_total{entrypoint="health"' in metrics
+
+    container.stop()
+    stopped = _probe(port, "/healthz")
+    assert (stopped.status_code, stopped.json()["status"]) == (503, "down")
+    assert _probe(port, "/readyz").status_code == 503
+
+
+def test_a_replica_without_mongo_is_alive_but_not_ready(container_factory, settings):
+    port = free_port()
+    unreachable = settings.with_changes(
+        mongo_uri="mongodb://127.0.0.1:1/?directConnection=true", metrics_port=port
+    )
+    container_factory(EventsService, unreachable.nameko_config()).start()
+
+    assert _probe(port, "/healthz").status_code == 200  # no restart for an outage elsewhere
+    ready = _probe(port, "/readyz")
+    assert ready.status_code == 503
+    report = ready.json()["components"]["events"]
+    assert report["components"]["mongo"]["status"] == "down"

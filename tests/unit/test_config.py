@@ -61,6 +61,8 @@ def test_each_service_gets_its_own_database_and_event_source():
         ("PII_ENCRYPTION_KEY", "not base64!", "base64"),
         ("PII_INDEX_KEY", "c2hvcnQ=", "32 bytes"),
         ("TRUSTED_PROXY_HOPS", "-1", "at least 0"),
+        ("NAMEKO_MAX_WORKERS", "0", "at least 1"),
+        ("AMQP_HEARTBEAT_S", "often", "integer"),
         ("LOGIN_LIMIT_PER_USER", "0", "at least 1"),
         ("OPEN311_LIMIT_PER_MINUTE", "many", "integer"),
         ("GRIDWORK_DEV_MODE", "sometimes", "true or false"),
@@ -80,6 +82,25 @@ def test_nameko_config_carries_the_settings_to_dependency_providers():
     assert config["AMQP_URI"] == "amqp://u:p@rabbit:5672/county"
     assert config["serializer"] == "json"
     assert Settings.from_nameko_config(config) is settings
+
+
+def test_nameko_worker_pool_and_heartbeat_are_settings_nameko_reads():
+    from nameko.containers import ServiceContainer
+    from nameko.rpc import rpc
+
+    class Probe:
+        name = "probe"
+
+        @rpc
+        def ping(self):
+            return "pong"
+
+    defaults = Settings.from_env(DEV).nameko_config()
+    assert (defaults["max_workers"], defaults["HEARTBEAT"]) == (10, 60)  # nameko's own
+    settings = Settings.from_env({**DEV, "NAMEKO_MAX_WORKERS": "3", "AMQP_HEARTBEAT_S": "20"})
+    config = settings.nameko_config()
+    assert ServiceContainer(Probe, config).max_workers == 3
+    assert config["HEARTBEAT"] == 20
 
 
 def test_every_setting_is_documented_in_the_configuration_page():
