@@ -1,0 +1,120 @@
+"""The county overlays of deploy/k8s: a new county changes only its code, its secrets and
+its sizes; its example secrets are marked as examples and cannot run a deployment."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from gridwork_common.config import ConfigError, Settings
+from tests.kubernetes import OVERLAYS, config_map, objects_of, render
+
+# What a county may change besides its code: its secrets, its public addresses and sizes.
+COUNTY_FILES = {"county.env", "sizes.yaml", "sizes-mongodb.yaml"}
+EXAMPLE_MARK = "# EXAMPLE ONLY"
+
+overlays = pytest.mark.parametrize("overlay", OVERLAYS, ids=lambda p: p.name)
+
+
+def _code(overlay: Path) -> str:
+    return overlay.name.split("-", 1)[0]
+
+
+def _files(overlay: Path) -> set[str]:
+    return {str(p.relative_to(overlay)) for p in overlay.rglob("*") if p.is_file()}
+
+
+def _env(path: Path) -> dict[str, str]:
+    """An env file as kustomize reads it: NAME=value lines; # comments."""
+    lines = [line for line in path.read_text().splitlines() if line and not line.startswith("#")]
+    return dict(line.split("=", 1) for line in lines)
+
+
+def test_there_are_two_example_counties_named_by_their_codes():
+    assert len(OVERLAYS) >= 2
+    for overlay in OVERLAYS:
+        assert re.fullmatch(r"\d{6}-[a-z]+", overlay.name)
+
+
+def test_counties_differ_only_in_code_secrets_and_sizes():
+    first, *others = OVERLAYS
+    for other in others:
+        assert _files(first) == _files(other)
+        for name in _files(first):
+            if name in COUNTY_FILES or name.startswith("secrets/"):
+                continue
+            # Everything else is the same text once the county's code is swapped.
+            mine = (first / name).read_text().replace(_code(first), "<code>")
+            theirs = (other / name).read_text().replace(_code(other), "<code>")
+            assert mine == theirs, name
+
+
+def test_each_countys_secrets_are_its_own():
+    first, second = OVERLAYS[:2]
+    for name in _files(first):
+        if name.startswith("secrets/"):
+            assert (first / name).read_text() != (second / name).read_text(), name
+
+
+@overlays
+def test_the_namespace_and_the_settings_carry_the_same_code(overlay):
+    documents = render(overlay)
+    (namespace,) = objects_of(documents, "Namespace")
+    assert namespace == f"gridwork-{_code(overlay)}"
+    assert config_map(documents, "gridwork-county")["COUNTY_CODE"] == _code(overlay)
+    assert {doc["metadata"].get("namespace", namespace) for doc in documents} == {namespace}
+
+
+@overlays
+def test_example_secrets_are_marked_and_cannot_start_a_deployment(overlay):
+    for path in (overlay / "secrets").glob("*.env"):
+        assert path.read_text().startswith(EXAMPLE_MARK), path
+        assert ".example." in path.name
+    keys = _env(overlay / "secrets" / "keys.example.env")
+    assert set(keys) == {"TOKEN_SECRET", "PII_ENCRYPTION_KEY", "PII_INDEX_KEY"}
+    with pytest.raises(ConfigError) as refused:
+        Settings.from_env(keys)  # outside development mode, as a deployment runs
+    assert refused.value.variable in keys
+
+
+def _rabbitmq_hash_matches(password_hash: str, password: str) -> bool:
+    # rabbit_password_hashing_sha256: base64(salt[4] + sha256(salt + password)).
+    raw = base64.b64decode(password_hash)
+    return hashlib.sha256(raw[:4] + password.encode()).digest() == raw[4:]
+
+
+@overlays
+def test_rabbitmq_definitions_make_quorum_queues_the_default_and_know_the_app_user(overlay):
+    definitions = json.loads(
+        (overlay / "secrets" / "rabbitmq-definitions.example.json").read_text()
+    )
+    app = _env(overlay / "secrets" / "rabbitmq-app.example.env")
+    (vhost,) = definitions["vhosts"]
+    assert vhost["name"] == "/"
+    assert vhost["default_queue_type"] == vhost["metadata"]["default_queue_type"] == "quorum"
+    (user,) = [u for u in definitions["users"] if u["name"] == app["username"]]
+    assert user["hashing_algorithm"] == "rabbit_password_hashing_sha256"
+    assert _rabbitmq_hash_matches(user["password_hash"], app["password"])
+    assert not _rabbitmq_hash_matches(user["password_hash"], app["password"] + "x")
+    # The management tag lets KEDA read queue depths over HTTP.
+    assert "management" in user["tags"]
+    (grant,) = [p for p in definitions["permissions"] if p["user"] == app["username"]]
+    assert (grant["vhost"], grant["configure"], grant["write"], grant["read"]) == (
+        "/",
+        ".*",
+        ".*",
+        ".*",
+    )
+
+
+@overlays
+def test_connection_passwords_are_url_safe(overlay):
+    # They are spliced into AMQP_URI and MONGO_URI by Kubernetes, unescaped.
+    for name in ("rabbitmq-app", "mongodb-app"):
+        password = _env(overlay / "secrets" / f"{name}.example.env")["password"]
+        assert re.fullmatch(r"[A-Za-z0-9._~-]+", password), name
