@@ -24,6 +24,7 @@ COPY requirements.lock ./
 RUN pip install -r requirements.lock
 
 COPY gridwork_common ./gridwork_common
+COPY gridwork_backup ./gridwork_backup
 COPY services ./services
 COPY --from=browser-libraries /build/node_modules/leaflet/dist ./node_modules/leaflet/dist
 COPY --from=browser-libraries /build/node_modules/htmx.org/dist ./node_modules/htmx.org/dist
