@@ -70,13 +70,13 @@ class ProbeServer:
         threading.Thread(target=self._httpd.serve_forever, name="probes", daemon=True).start()
         log.info("serving probes and metrics", extra={"metrics_port": self.port})
 
-    def __call__(self, environ, start_response):
-        path = environ.get("PATH_INFO", "/")
+    def __call__(self, wsgi_env, start_response):
+        path = wsgi_env.get("PATH_INFO", "/")
         if path == "/healthz":
             return self._answer(self._live, start_response)
         if path == "/readyz":
             return self._answer(self._ready, start_response)
-        return self._metrics(environ, start_response)
+        return self._metrics(wsgi_env, start_response)
 
     def _answer(self, checks: dict[str, Check], start_response):
         reports, ok = {}, bool(checks)  # nothing registered yet: not alive, not ready
