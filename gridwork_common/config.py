@@ -112,6 +112,7 @@ class Settings:
     s3_bucket: str
     s3_region: str
     s3_secure: bool
+    s3_public_secure: bool  # HTTPS in the presigned URLs (the public address is often TLS)
     county_code: str
     metrics_port: int
     rpc_timeout: float
@@ -175,6 +176,7 @@ class Settings:
             s3_bucket=_text(env, "S3_BUCKET", "gridwork-media"),
             s3_region=_text(env, "S3_REGION", "us-east-1"),
             s3_secure=_flag(env, "S3_SECURE", False),
+            s3_public_secure=_flag(env, "S3_PUBLIC_SECURE", _flag(env, "S3_SECURE", False)),
             county_code=county_code,
             metrics_port=_integer(env, "METRICS_PORT", 9100),
             rpc_timeout=_number(env, "RPC_TIMEOUT", 10.0),

@@ -36,7 +36,9 @@ def _storage_errors(action: str) -> Iterator[None]:
         raise StorageUnavailable(f"object storage: {action} failed: {exc}"[:300]) from exc
 
 
-def new_client(settings: Settings, endpoint: str | None = None) -> Minio:
+def new_client(
+    settings: Settings, endpoint: str | None = None, secure: bool | None = None
+) -> Minio:
     # Short connect timeout and few retries: a phone is waiting behind every call, and
     # a dead store should be reported within seconds, not after minutes of retries.
     http = urllib3.PoolManager(
@@ -48,7 +50,7 @@ def new_client(settings: Settings, endpoint: str | None = None) -> Minio:
         endpoint or settings.s3_endpoint,
         access_key=settings.s3_access_key,
         secret_key=settings.s3_secret_key,
-        secure=settings.s3_secure,
+        secure=settings.s3_secure if secure is None else secure,
         region=settings.s3_region,
         http_client=http,
     )
@@ -142,8 +144,9 @@ class MediaStore:
 
 def media_store(settings: Settings) -> MediaStore:
     signer = None
-    if settings.s3_public_endpoint != settings.s3_endpoint:
-        signer = new_client(settings, endpoint=settings.s3_public_endpoint)
+    public = (settings.s3_public_endpoint, settings.s3_public_secure)
+    if public != (settings.s3_endpoint, settings.s3_secure):
+        signer = new_client(settings, *public)
     return MediaStore(new_client(settings), settings.s3_bucket, signer)
 
 
