@@ -63,10 +63,11 @@ def service_processes(
     metrics_ports: dict[str, int] = SERVICE_METRICS_PORTS,
     gateway_port: int = GATEWAY_PORT,
     gateway_workers: int = 2,
-    webhooks_metrics_port: int = WEBHOOKS_METRICS_PORT,
+    webhooks_metrics_port: int = 0,
 ) -> list[ManagedProcess]:
     """The four nameko services, the webhook deliveries and the gateway, as processes
-    (also used by the e2e test). Local webhooks may target this machine's addresses."""
+    (also used by the e2e test). Local webhooks may target this machine's addresses. The
+    deliveries serve their probes and metrics on `webhooks_metrics_port` (0: none)."""
     env = dict(env or {})
     processes = [
         ManagedProcess(
@@ -140,7 +141,7 @@ def up() -> None:
     store = media_store(settings)
     wait_until(lambda: _bucket_ready(store), 30, f"bucket {settings.s3_bucket}", 0.3)
 
-    for process in service_processes():
+    for process in service_processes(webhooks_metrics_port=WEBHOOKS_METRICS_PORT):
         process.start()
     try:
         wait_ready(GATEWAY_PORT)
@@ -165,8 +166,8 @@ def print_endpoints(settings: Settings) -> None:
     print(f"  command centre {gateway}/   (the web UI: sign in as a demo user)")
     print(f"  API docs       {gateway}/api/v1/docs   (demo users: see README, password")
     print("                 gridwork-demo-2026)")
-    for name, port in SERVICE_METRICS_PORTS.items():
-        print(f"  {name:<14} metrics http://127.0.0.1:{port}/metrics")
+    for name, port in {**SERVICE_METRICS_PORTS, "webhooks": WEBHOOKS_METRICS_PORT}.items():
+        print(f"  {name:<14} metrics http://127.0.0.1:{port}/metrics  (/healthz, /readyz)")
     print(f"  mongodb        {settings.mongo_uri}")
     print(f"  object storage http://{settings.s3_endpoint}  bucket {settings.s3_bucket}")
     print("  rabbitmq       amqp://127.0.0.1:5672  management http://127.0.0.1:15672")
