@@ -45,7 +45,7 @@ def test_each_process_answers_the_probes_its_manifest_names(stack, process):
 
 def test_every_queue_a_scaler_watches_exists_on_the_broker(stack, rabbit_manager):
     watched = {q for queues in scaler_queue_names(render(OVERLAYS[0])).values() for q in queues}
-    assert len(watched) == 10
+    assert len(watched) == 11
 
     def declared() -> set[str]:
         return {queue["name"] for queue in rabbit_manager.get_queues(stack["vhost"])}
