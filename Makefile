@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 
-.PHONY: help up down status test lint bench rabbitmq browser install lock reseed
+.PHONY: help up down status test test-services test-rest test-ui lint bench rabbitmq browser install lock reseed
 
 help:
 	@echo "make up      install and start everything (infrastructure, services, gateway)"
@@ -77,11 +77,25 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
 
-# The browser tests (marker ui) run in a second pytest process without eventlet's
-# monkey-patching, which Playwright's sync API does not survive (tests/conftest.py).
+# The suite runs as three pytest processes at once, each with its own mongod, S3 server and
+# RabbitMQ vhosts (tests/conftest.py), so they never collide: most of its time is spent
+# waiting on processes, brokers and timers, not on the CPU. Each shard's output is printed
+# whole when it ends. A new test directory lands in test-rest unless named below.
+TEST_SHARDS := test-services test-rest test-ui
 test: lint rabbitmq browser
-	$(VENV)/bin/pytest -m "not ui"
-	# A browser test may also start the shared stack (up to 120 s) and seed the county.
+	$(MAKE) --no-print-directory -j3 --output-sync=target $(TEST_SHARDS)
+
+test-services: install
+	$(VENV)/bin/pytest -m "not ui" tests/integration/events tests/integration/gateway
+
+test-rest: install
+	$(VENV)/bin/pytest -m "not ui" tests --ignore=tests/ui \
+	  --ignore=tests/integration/events --ignore=tests/integration/gateway
+
+# The browser tests (marker ui) run without eventlet's monkey-patching, which Playwright's
+# sync API does not survive (tests/conftest.py). A browser test may also start the shared
+# stack (up to 120 s) and seed the county.
+test-ui: install browser
 	GRIDWORK_TEST_EVENTLET=0 $(VENV)/bin/pytest -m ui --timeout 900 tests/ui
 
 bench: install rabbitmq
