@@ -32,6 +32,9 @@ PYTHON = sys.executable
 SERVICE_METRICS_PORTS = {"population": 9101, "events": 9102, "media": 9103, "assessment": 9104}
 WEBHOOKS_METRICS_PORT = 9105  # the webhook deliveries' probes and metrics
 GATEWAY_PORT = int(os.environ.get("GATEWAY_PORT", "8080"))
+# What every process of this machine's stack gets unless the caller's environment says
+# otherwise: webhooks to receivers on this machine (a department's developer testing one).
+LOCAL_STACK_ENV = {"WEBHOOK_ALLOW_PRIVATE_URLS": "true"}
 
 
 def _port(netloc: str, default: int) -> int:
@@ -66,9 +69,12 @@ def service_processes(
     webhooks_metrics_port: int = 0,
 ) -> list[ManagedProcess]:
     """The four nameko services, the webhook deliveries and the gateway, as processes
-    (also used by the e2e test). Local webhooks may target this machine's addresses. The
-    deliveries serve their probes and metrics on `webhooks_metrics_port` (0: none)."""
-    env = dict(env or {})
+    (also used by the e2e tests). Local webhooks may target this machine's addresses:
+    the gateway checks a subscription's URL and the delivery process checks it again
+    before each send, so both get the setting (`env` may override it). The deliveries
+    serve their probes and metrics on `webhooks_metrics_port` (0: none)."""
+    local = {name: os.environ.get(name, value) for name, value in LOCAL_STACK_ENV.items()}
+    env = {**local, **(env or {})}
     processes = [
         ManagedProcess(
             name=name,
@@ -84,11 +90,7 @@ def service_processes(
         ManagedProcess(
             name="webhooks",
             argv=[PYTHON, "-m", "services.gateway.deliveries"],
-            env={
-                **env,
-                "METRICS_PORT": str(webhooks_metrics_port),
-                "WEBHOOK_ALLOW_PRIVATE_URLS": env.get("WEBHOOK_ALLOW_PRIVATE_URLS", "true"),
-            },
+            env={**env, "METRICS_PORT": str(webhooks_metrics_port)},
             run_dir=run_dir,
             log_dir=log_dir,
             marker="services.gateway.deliveries",
