@@ -15,6 +15,9 @@ import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
+from urllib.parse import unquote, urlparse
+
+from gridwork_common import event_format
 
 NAMEKO_SETTINGS_KEY = "GRIDWORK_SETTINGS"
 
@@ -142,6 +145,11 @@ class Settings:
     # How many reverse proxies in front of the gateway append to X-Forwarded-For; only
     # their entries are believed (0: the peer address is the client).
     trusted_proxy_hops: int
+    # The RabbitMQ management HTTP API, where departments' own broker users are made
+    # (services/gateway/department_accounts.py); its user needs the administrator tag.
+    rabbitmq_management_url: str
+    rabbitmq_management_user: str
+    rabbitmq_management_password: str = field(repr=False)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -160,8 +168,10 @@ class Settings:
             raise ConfigError(
                 "LOG_LEVEL", f"must be DEBUG, INFO, WARNING or ERROR, got {log_level!r}"
             )
+        amqp_uri = _text(env, "AMQP_URI", "amqp://guest:guest@127.0.0.1:5672/")
+        amqp = urlparse(amqp_uri)
         return cls(
-            amqp_uri=_text(env, "AMQP_URI", "amqp://guest:guest@127.0.0.1:5672/"),
+            amqp_uri=amqp_uri,
             mongo_uri=_text(
                 env, "MONGO_URI", "mongodb://127.0.0.1:27017/?replicaSet=rs0&directConnection=true"
             ),
@@ -200,11 +210,26 @@ class Settings:
             open311_exact_address=_flag(env, "OPEN311_EXACT_ADDRESS", False),
             upload_limit_per_minute=_integer(env, "UPLOAD_LIMIT_PER_MINUTE", 30, minimum=1),
             trusted_proxy_hops=_integer(env, "TRUSTED_PROXY_HOPS", 0),
+            rabbitmq_management_url=_text(
+                env, "RABBITMQ_MANAGEMENT_URL", "http://127.0.0.1:15672"
+            ).rstrip("/"),
+            rabbitmq_management_user=_text(
+                env, "RABBITMQ_MANAGEMENT_USER", amqp.username or "guest"
+            ),
+            rabbitmq_management_password=_text(
+                env, "RABBITMQ_MANAGEMENT_PASSWORD", amqp.password or "guest"
+            ),
         )
 
     def database_name(self, service_name: str) -> str:
         """Each service owns one database: `<prefix>_<service>`."""
         return f"{self.mongo_db_prefix}_{service_name}"
+
+    @property
+    def amqp_vhost(self) -> str:
+        """The virtual host of AMQP_URI (`/` when the URI names none)."""
+        path = urlparse(self.amqp_uri).path
+        return unquote(path[1:]) if len(path) > 1 else "/"
 
     def event_source(self, service_name: str) -> str:
         """The CloudEvents `source` of everything a service publishes."""
@@ -214,7 +239,9 @@ class Settings:
         """The config dict nameko containers and standalone proxies take."""
         return {
             "AMQP_URI": self.amqp_uri,
-            "serializer": "json",
+            "serializer": "json",  # RPC; events are published as CloudEvents
+            "SERIALIZERS": event_format.NAMEKO_SERIALIZERS,
+            "ACCEPT": event_format.ACCEPT,
             "max_workers": self.max_workers,
             "HEARTBEAT": self.amqp_heartbeat_s,
             NAMEKO_SETTINGS_KEY: self,

@@ -1,8 +1,10 @@
 """Who is calling: identity, roles, territory scope and request id.
 
 The gateway puts these into nameko's context data on every RPC; nameko carries context
-data along with every further RPC and event a worker makes, so every service sees the
-original caller and can enforce scope and audit.
+data along with every further RPC a worker makes, so every service sees the original
+caller and can enforce scope and audit. Events do not carry it: departments read the
+event exchanges, so events go out as bare CloudEvents (gridwork_common.event_format), and
+an event handler runs with no caller.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ from typing import Any, Literal
 from nameko.events import EventDispatcher
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from gridwork_common import event_format
 from gridwork_common.clock import Clock, clock_from_config, utc_now
 from gridwork_common.config import Settings
 
@@ -161,7 +162,15 @@ class EventPublisher:
 
 
 class CloudEventDispatcher(EventDispatcher):
-    """nameko's event dispatcher, wrapping every payload in the CloudEvents envelope."""
+    """nameko's event dispatcher, wrapping every payload in the CloudEvents envelope and
+    publishing it in the CloudEvents AMQP binding's structured mode, without the worker's
+    context data in the headers (gridwork_common.event_format says why)."""
+
+    def __init__(self, **options):
+        super().__init__(**{"serializer": event_format.SERIALIZER, **options})
+
+    def get_message_headers(self, worker_ctx) -> dict:
+        return {}  # departments read these exchanges: no caller, roles or scope
 
     def setup(self):
         super().setup()

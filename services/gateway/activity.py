@@ -14,6 +14,7 @@ from collections.abc import Mapping
 
 from nameko.standalone.events import event_dispatcher
 
+from gridwork_common import event_format
 from gridwork_common.clock import Clock, utc_now
 from gridwork_common.config import Settings
 from gridwork_common.context import CallerContext
@@ -33,7 +34,9 @@ log = logging.getLogger("gridwork.gateway")
 
 class AccountActivity:
     def __init__(self, settings: Settings, clock: Clock = utc_now):
-        dispatch = event_dispatcher(settings.nameko_config())
+        # Structured-mode CloudEvents, like the services' events (no context headers:
+        # nameko's standalone dispatcher sends none).
+        dispatch = event_dispatcher(settings.nameko_config(), serializer=event_format.SERIALIZER)
         self.settings = settings
         self.clock = clock
         self.publisher = EventPublisher(

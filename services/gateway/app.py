@@ -20,6 +20,7 @@ from services.gateway.metrics import install_request_metrics, metrics_response
 from services.gateway.problems import RETRY_AFTER_S, install_problem_handlers
 from services.gateway.readiness import Readiness
 from services.gateway.routes import (
+    amqp_accounts,
     assessment,
     identity,
     incidents,
@@ -49,7 +50,17 @@ SECURITY_HEADERS = {
 }
 CHANGING_METHODS = ("POST", "PATCH", "PUT", "DELETE")
 # Each route family registers its operations on the Api and returns its blueprint.
-FAMILIES = (identity, population, patrols, incidents, media, assessment, open311, subscriptions)
+FAMILIES = (
+    identity,
+    population,
+    patrols,
+    incidents,
+    media,
+    assessment,
+    open311,
+    subscriptions,
+    amqp_accounts,
+)
 
 log = logging.getLogger("gridwork.gateway")
 

@@ -22,6 +22,7 @@ import urllib3
 from kombu import Connection, Exchange, Queue, binding
 from kombu.mixins import ConsumerMixin
 
+from gridwork_common import event_format
 from gridwork_common.clock import Clock, utc_now
 from gridwork_common.config import Settings, settings_or_exit
 from gridwork_common.health import DOWN, UP, probe
@@ -51,7 +52,11 @@ class EventIntake(ConsumerMixin):
         self.webhooks = webhooks
 
     def get_consumers(self, consumer_cls, channel):
-        return [consumer_cls(queues=webhook_queues(), callbacks=[self.on_message], accept=["json"])]
+        return [
+            consumer_cls(
+                queues=webhook_queues(), callbacks=[self.on_message], accept=event_format.ACCEPT
+            )
+        ]
 
     def on_message(self, body, message):
         envelope = body if isinstance(body, dict) else json.loads(body)

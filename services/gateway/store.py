@@ -13,6 +13,7 @@ from pymongo.database import Database
 from gridwork_common.config import Settings
 from gridwork_common.mongo import ensure_indexes, new_client
 from gridwork_common.outbox import OUTBOX_INDEXES
+from services.gateway.department_accounts import INDEXES as AMQP_ACCOUNT_INDEXES
 from services.gateway.webhooks import DELIVERIES, SUBSCRIPTIONS
 
 USERS = "users"
@@ -44,6 +45,7 @@ INDEXES = {
         IndexModel([("state", ASCENDING), ("next_attempt_at", ASCENDING)], name="due"),
         IndexModel([("subscription_id", ASCENDING), ("state", ASCENDING)], name="subscription"),
     ],
+    **AMQP_ACCOUNT_INDEXES,  # departments' RabbitMQ users (services/gateway/department_accounts.py)
     **OUTBOX_INDEXES,  # account activity, written with its change (gridwork_common.outbox)
     OPEN311_REQUESTS: [
         IndexModel([("client_id", ASCENDING), ("created_at", ASCENDING)], name="client"),

@@ -1,0 +1,156 @@
+"""Departments' own RabbitMQ users: an administrator creates one per integrating
+department (the password is shown once) and revokes it (the user is deleted and its
+connections closed). Who created and who revoked each account, and when, is kept in the
+gateway's `amqp_accounts` collection (the audit an administrator lists).
+
+`DepartmentAccounts` is the use case; `AccountRecords` the only code touching the
+collection; `BrokerAdmin` the broker; `department_access` the permission rules.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+from pymongo import ASCENDING, DESCENDING, IndexModel
+from pymongo.database import Database
+from pymongo.errors import DuplicateKeyError
+
+from gridwork_common.clock import Clock, utc_now
+from gridwork_common.errors import Conflict, InvalidInput, NotFound
+from services.gateway import department_access
+from services.gateway.broker_admin import BrokerAdmin
+
+AMQP_ACCOUNTS = "amqp_accounts"
+INDEXES = {
+    AMQP_ACCOUNTS: [
+        # At most one account in force per department.
+        IndexModel(
+            [("department", ASCENDING)],
+            name="department_in_force",
+            unique=True,
+            partialFilterExpression={"revoked_at": None},
+        ),
+        IndexModel([("created_at", DESCENDING)], name="created_at"),
+    ]
+}
+
+log = logging.getLogger("gridwork.gateway")
+
+
+class AccountRecords:
+    def __init__(self, db: Database):
+        self.collection = db[AMQP_ACCOUNTS]
+
+    def add(self, account: dict) -> None:
+        try:
+            self.collection.insert_one({**account, "revoked_at": None})
+        except DuplicateKeyError:
+            raise Conflict(
+                f"department: {account['department']} already has an AMQP account; revoke it first"
+            ) from None
+
+    def forget(self, username: str) -> None:
+        """An account whose broker user could not be made."""
+        self.collection.delete_one({"_id": username})
+
+    def in_force(self, department: str) -> dict | None:
+        return self.collection.find_one({"department": department, "revoked_at": None})
+
+    def mark_revoked(self, username: str, revoked_by: str, revoked_at) -> dict | None:
+        self.collection.update_one(
+            {"_id": username, "revoked_at": None},
+            {"$set": {"revoked_by": revoked_by, "revoked_at": revoked_at}},
+        )
+        return self.collection.find_one({"_id": username})
+
+    def latest(self, limit: int = 500) -> list[dict]:
+        return list(self.collection.find().sort("created_at", DESCENDING).limit(limit))
+
+
+class DepartmentAccounts:
+    def __init__(
+        self, records: AccountRecords, broker: BrokerAdmin, vhost: str, clock: Clock = utc_now
+    ):
+        self.records = records
+        self.broker = broker
+        self.vhost = vhost
+        self.clock = clock
+
+    def create(self, department: Mapping, territory: str | None, created_by: str) -> dict:
+        """`department` as the events service lists it (code, territory_code, ...).
+        Returns the account with its password, which is not kept anywhere."""
+        code = department["code"]
+        if territory is not None and not (
+            department_access.TERRITORY.fullmatch(territory)
+            and territory.startswith(department["territory_code"])
+        ):
+            raise InvalidInput(
+                "territory", f"must be {department['territory_code']} or a territory within it"
+            )
+        name, password = department_access.username(code), department_access.new_password()
+        account = {
+            "_id": name,
+            "department": code,
+            "territory": territory,
+            "vhost": self.vhost,
+            "created_by": created_by,
+            "created_at": self.clock(),
+        }
+        self.records.add(account)  # first: a second create for the department is refused
+        try:
+            self.broker.create_user(name, password)
+            self.broker.set_permissions(
+                self.vhost, name, department_access.resource_permissions(code)
+            )
+            self.broker.set_topic_permissions(
+                self.vhost, name, department_access.topic_permissions(code, territory)
+            )
+        except Exception:
+            self.broker.delete_user(name)
+            self.records.forget(name)
+            raise
+        log.info("amqp account created", extra={"account": name, "department": code})
+        return {**present(account), "password": password}
+
+    def revoke(self, department: str, revoked_by: str) -> dict:
+        account = self.records.in_force(department)
+        if account is None:
+            raise NotFound(f"department {department} has no AMQP account in force")
+        # The user first, so nothing reconnects; then what is still connected.
+        self.broker.delete_user(account["_id"])
+        self.broker.close_connections(account["_id"])
+        revoked = self.records.mark_revoked(account["_id"], revoked_by, self.clock())
+        log.info(
+            "amqp account revoked", extra={"account": account["_id"], "department": department}
+        )
+        return present(revoked)
+
+    def accounts(self) -> list[dict]:
+        return [present(account) for account in self.records.latest()]
+
+
+def present(account: Mapping) -> dict:
+    """An account as the API shows it (never a password: none is kept)."""
+    code, territory = account["department"], account.get("territory")
+    return {
+        "username": account["_id"],
+        "department": code,
+        "territory": territory,
+        "vhost": account["vhost"],
+        "exchange": department_access.EXCHANGE,
+        "queue_prefix": department_access.queue_prefix(code),
+        "binding_prefix": department_access.binding_prefix(code, territory),
+        "created_by": account["created_by"],
+        "created_at": _iso(account["created_at"]),
+        "revoked_by": account.get("revoked_by"),
+        "revoked_at": _iso(account.get("revoked_at")),
+    }
+
+
+def _iso(instant) -> str | None:
+    if instant is None:
+        return None
+    return (
+        instant.isoformat().replace("+00:00", "Z") if instant.tzinfo else instant.isoformat() + "Z"
+    )
