@@ -5,6 +5,7 @@ from pathlib import Path
 
 import yaml
 
+from gridwork_common import event_format
 from services.assessment import topics as assessment_topics
 from services.events import topics as events_topics
 from services.events.domain import incident as loop
@@ -106,6 +107,16 @@ def test_is_asyncapi_3_with_a_send_operation_per_channel():
         if operation["action"] == "send"
     }
     assert sent == set(document["channels"])
+
+
+def test_messages_are_documented_in_the_content_type_they_are_published_in():
+    # gridwork_common.event_format is what every dispatcher publishes with.
+    assert _document()["defaultContentType"] == event_format.CONTENT_TYPE
+    assert all("contentType" not in message for message in _messages().values())
+
+
+def _messages() -> dict:
+    return _document()["components"]["messages"]
 
 
 def test_every_channel_carries_a_message_with_the_cloudevents_envelope():
