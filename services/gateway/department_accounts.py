@@ -9,6 +9,7 @@ collection; `BrokerAdmin` the broker; `department_access` the permission rules.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Mapping
 
@@ -107,8 +108,11 @@ class DepartmentAccounts:
                 self.vhost, name, department_access.topic_permissions(code, territory)
             )
         except Exception:
-            self.broker.delete_user(name)
+            # Not made: free the department for a retry, and undo what the broker has
+            # if it can be reached (a stray user has no password anyone knows).
             self.records.forget(name)
+            with contextlib.suppress(Exception):
+                self.broker.delete_user(name)
             raise
         log.info("amqp account created", extra={"account": name, "department": code})
         return {**present(account), "password": password}

@@ -12,7 +12,7 @@ import pytest
 from cloudevents.core.bindings.rabbitmq import RabbitMQMessage, from_rabbitmq_event
 from kombu import Connection, Exchange, Queue, binding
 
-from devstack.processes import wait_until
+from devstack.processes import free_port, wait_until
 from services.gateway.broker_admin import BrokerAdmin
 from services.gateway.department_accounts import AMQP_ACCOUNTS
 from services.gateway.store import gateway_db
@@ -184,3 +184,17 @@ def test_a_revoked_account_is_disconnected_and_refused(as_user, county, settings
     # Revoked, the department may have a new account (under a new name).
     renewed = _create(as_user, POLICE, "a5")
     assert renewed["username"] != account["username"]
+
+
+def test_a_broker_that_cannot_be_reached_is_a_503_and_leaves_nothing(
+    app, as_user, county, settings, accounts
+):
+    app.config["GRIDWORK_SETTINGS"] = settings.with_changes(
+        rabbitmq_management_url=f"http://127.0.0.1:{free_port()}"
+    )
+    down = as_user("admin").post("/api/v1/amqp-accounts", key="d1", json={"department": POLICE})
+    assert down.status_code == 503 and down.headers["Retry-After"]
+    assert down.headers["Content-Type"].startswith("application/problem+json")
+    app.config["GRIDWORK_SETTINGS"] = settings
+    assert as_user("admin").get("/api/v1/amqp-accounts").get_json()["items"] == []
+    _create(as_user, POLICE, "d2")  # the department was not left with a half-made account
