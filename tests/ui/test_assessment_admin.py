@@ -341,7 +341,7 @@ def test_the_administrator_loads_a_holiday_notice_and_a_bad_date_is_named(
     assert_accessible(page)
     screenshot(page, "admin-calendar")
 
-    for path in ("/admin/setup", "/admin/webhooks"):
+    for path in ("/admin/setup", "/admin/webhooks", "/admin/amqp-accounts"):
         page.goto(f"{ui_stack['gateway']}{path}")
         assert_accessible(page)
     screenshot(page, "admin-webhooks")
@@ -352,7 +352,13 @@ def test_administration_is_refused_to_everyone_else(page, ui_stack, console):
     console.allow(r"status of 403")
     sign_in(page, ui_stack, "leader")
     assert "系统管理" not in page.locator("nav.main-nav").inner_text()
-    for path in ("/admin", "/admin/users", "/admin/calendar", "/admin/webhooks"):
+    for path in (
+        "/admin",
+        "/admin/users",
+        "/admin/calendar",
+        "/admin/webhooks",
+        "/admin/amqp-accounts",
+    ):
         answer = page.goto(f"{ui_stack['gateway']}{path}")
         assert answer.status == 403, path
     assert_accessible(page)

@@ -58,7 +58,8 @@ class AmqpAccountList(BaseModel):
     items: list[AmqpAccount]
 
 
-def _accounts() -> DepartmentAccounts:
+def department_accounts() -> DepartmentAccounts:
+    """The use case, for this app's settings (the API's routes and the admin page)."""
     settings = current_app.config["GRIDWORK_SETTINGS"]
     return DepartmentAccounts(
         AccountRecords(gateway_db(settings)),
@@ -102,7 +103,9 @@ def register(api: Api) -> Blueprint:
                 field="department",
             )
         try:
-            return _accounts().create(known[body.department], body.territory, call.caller.user_id)
+            return department_accounts().create(
+                known[body.department], body.territory, call.caller.user_id
+            )
         except InvalidInput as exc:
             raise ApiProblem(422, "Invalid input", str(exc), field=exc.field) from None
         except Conflict as exc:
@@ -118,7 +121,7 @@ def register(api: Api) -> Blueprint:
         roles=ADMINS,
     )
     def list_accounts(call: Call):
-        return {"items": _accounts().accounts()}
+        return {"items": department_accounts().accounts()}
 
     @api.operation(
         blueprint,
@@ -131,7 +134,7 @@ def register(api: Api) -> Blueprint:
     )
     def revoke_account(call: Call):
         try:
-            _accounts().revoke(call.path["department"], call.caller.user_id)
+            department_accounts().revoke(call.path["department"], call.caller.user_id)
         except NotFound as exc:
             raise ApiProblem(404, "Not Found", str(exc)) from None
         return None

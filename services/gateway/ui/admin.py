@@ -1,6 +1,7 @@
 """Administration pages (administrators only, as the API's routes): users, their roles
 and scope; the catalogue and the deadline policy; the working calendar's holiday notices;
-webhook subscriptions and their dead letters.
+webhook subscriptions and their dead letters; departments' own RabbitMQ users (listed:
+they are created and revoked through the API, which shows a password once).
 
 Users and webhooks live in the gateway's own store (the same `Identity` and `Webhooks`
 the /api/v1/users and /api/v1/subscriptions routes use); the catalogue, policy and
@@ -15,6 +16,7 @@ from flask_babel import gettext as _
 from gridwork_common import roles
 from services.gateway.auth import ASSIGNABLE_ROLES, render_user
 from services.gateway.problems import ApiProblem
+from services.gateway.routes.amqp_accounts import department_accounts
 from services.gateway.routes.calendar import NewHolidayNotice
 from services.gateway.routes.identity import NewUser, UserChanges
 from services.gateway.routes.incidents import DeadlinePolicyChanges
@@ -251,3 +253,12 @@ def replay(subscription_id, delivery_id):
         answer = {"subscription_id": subscription_id, "not_dead": delivery_id}
         return redirect(url_for("ui.admin.dead_letters", **answer), 303)
     return redirect(url_for("ui.admin.dead_letters", subscription_id=subscription_id, replayed=1))
+
+
+# -------------------------------------------------------------------- AMQP accounts
+
+
+@blueprint.get("/amqp-accounts")
+@requires_roles(ADMIN)
+def amqp_accounts():
+    return render_template("admin/amqp_accounts.html", accounts=department_accounts().accounts())

@@ -5,6 +5,7 @@ CloudEvents SDK) and nothing of the internal headers, and the broker refuses its
 to other departments' keys, to `incident.#` and to other exchanges; revoked, it is
 disconnected and cannot connect again."""
 
+import re
 from urllib.parse import urlparse, urlunparse
 
 import amqp.exceptions
@@ -16,6 +17,7 @@ from devstack.processes import free_port, wait_until
 from services.gateway.broker_admin import BrokerAdmin
 from services.gateway.department_accounts import AMQP_ACCOUNTS
 from services.gateway.store import gateway_db
+from tests.integration.gateway.conftest import PASSWORD
 from tests.integration.gateway.test_webhooks import _run_case_to_the_police
 from tests.population_data import COUNTY, TOWNSHIP_A, TOWNSHIP_B, VILLAGE_A
 
@@ -142,7 +144,7 @@ def test_an_account_limited_to_a_territory_binds_only_within_it(
                 _bind(connection, f"dept.{COMMITTEE}.wide", refused_key)
 
 
-def test_a_revoked_account_is_disconnected_and_refused(as_user, county, settings, accounts):
+def test_a_revoked_account_is_disconnected_and_refused(app, as_user, county, settings, accounts):
     account = _create(as_user, POLICE, "a1")
     again = as_user("admin").post("/api/v1/amqp-accounts", key="a2", json={"department": POLICE})
     assert again.status_code == 409 and again.get_json()["field"] == "department"
@@ -184,6 +186,31 @@ def test_a_revoked_account_is_disconnected_and_refused(as_user, county, settings
     # Revoked, the department may have a new account (under a new name).
     renewed = _create(as_user, POLICE, "a5")
     assert renewed["username"] != account["username"]
+
+    # The command centre's administration lists both, with who made and revoked them.
+    page = _admin_page(app, "/admin/amqp-accounts")
+    revoked_row = re.search(
+        rf'data-username="{re.escape(account["username"])}">(.*?)</tr>', page, re.S
+    )
+    renewed_row = re.search(
+        rf'data-username="{re.escape(renewed["username"])}">(.*?)</tr>', page, re.S
+    )
+    assert revoked_row and renewed_row, page
+    assert revoked_row.group(1).count("admin") == 2 and "有效" not in revoked_row.group(1)
+    assert "有效" in renewed_row.group(1)
+
+
+def _admin_page(app, path: str) -> str:
+    browser = app.test_client()
+    form = browser.get("/login").get_data(as_text=True)
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
+    signed_in = browser.post(
+        "/login", data={"csrf_token": csrf, "username": "admin", "password": PASSWORD}
+    )
+    assert signed_in.status_code == 302
+    answer = browser.get(path)
+    assert answer.status_code == 200
+    return answer.get_data(as_text=True)
 
 
 def test_a_broker_that_cannot_be_reached_is_a_503_and_leaves_nothing(
