@@ -8,6 +8,8 @@ from services.assessment.service import AssessmentService
 from services.events.service import EventsService
 from services.gateway.app import create_app
 from services.gateway.auth import Identity
+from services.gateway.broker_admin import BrokerAdmin
+from services.gateway.department_accounts import AMQP_ACCOUNTS
 from services.gateway.store import gateway_db
 from services.media.service import MediaService
 from services.media.storage import media_store
@@ -57,7 +59,12 @@ def app(settings, services, clock):
     identity = Identity(gateway_db(settings), settings)
     for username, (roles, scope, department) in USERS.items():
         identity.create_user(username, PASSWORD, roles, scope, department)
-    return application
+    yield application
+    # Departments' broker users the test made: RabbitMQ users belong to the whole broker,
+    # not to the test's vhost, so they outlive it unless deleted here.
+    broker = BrokerAdmin.from_settings(settings)
+    for account in gateway_db(settings)[AMQP_ACCOUNTS].find({}, {"_id": 1}):
+        broker.delete_user(account["_id"])
 
 
 @pytest.fixture

@@ -15,8 +15,6 @@ from kombu import Connection, Exchange, Queue, binding
 
 from devstack.processes import free_port, wait_until
 from services.gateway.broker_admin import BrokerAdmin
-from services.gateway.department_accounts import AMQP_ACCOUNTS
-from services.gateway.store import gateway_db
 from tests.integration.gateway.conftest import PASSWORD
 from tests.integration.gateway.test_webhooks import _run_case_to_the_police
 from tests.population_data import COUNTY, TOWNSHIP_A, TOWNSHIP_B, VILLAGE_A
@@ -29,16 +27,6 @@ COMMITTEE = f"{VILLAGE_A}-committee"
 # The exchange exists (the events service declared it); a department may not declare it.
 EVENTS = Exchange("events.events", type="topic", passive=True)
 REFUSED = (amqp.exceptions.AccessRefused, amqp.exceptions.NotAllowed)
-
-
-@pytest.fixture
-def accounts(settings):
-    """Deletes, after the test, every broker user the test's gateway made: RabbitMQ users
-    belong to the whole broker, not to the test's vhost."""
-    yield
-    broker = BrokerAdmin.from_settings(settings)
-    for account in gateway_db(settings)[AMQP_ACCOUNTS].find({}, {"_id": 1}):
-        broker.delete_user(account["_id"])
 
 
 def _uri(settings, account) -> str:
@@ -61,7 +49,7 @@ def _bind(connection, queue_name, key, exchange=EVENTS):
 
 
 def test_a_department_consumes_its_own_cases_as_cloudevents_and_nothing_else(
-    as_user, county, settings, accounts
+    as_user, county, settings
 ):
     account = _create(as_user, POLICE, "a1")
     assert account["username"].startswith(f"dept.{POLICE}.")
@@ -121,9 +109,7 @@ def test_a_department_consumes_its_own_cases_as_cloudevents_and_nothing_else(
     assert message.delivery_info["routing_key"].startswith(f"incident.dispatched.{POLICE}.")
 
 
-def test_an_account_limited_to_a_territory_binds_only_within_it(
-    as_user, county, settings, accounts
-):
+def test_an_account_limited_to_a_territory_binds_only_within_it(as_user, county, settings):
     account = _create(as_user, COMMITTEE, "c1", territory=VILLAGE_A)
     assert account["binding_prefix"] == (
         f"incident.*.{COMMITTEE}.{COUNTY}.{TOWNSHIP_A}.{VILLAGE_A}"
@@ -144,7 +130,7 @@ def test_an_account_limited_to_a_territory_binds_only_within_it(
                 _bind(connection, f"dept.{COMMITTEE}.wide", refused_key)
 
 
-def test_a_revoked_account_is_disconnected_and_refused(app, as_user, county, settings, accounts):
+def test_a_revoked_account_is_disconnected_and_refused(app, as_user, county, settings):
     account = _create(as_user, POLICE, "a1")
     again = as_user("admin").post("/api/v1/amqp-accounts", key="a2", json={"department": POLICE})
     assert again.status_code == 409 and again.get_json()["field"] == "department"
@@ -214,7 +200,7 @@ def _admin_page(app, path: str) -> str:
 
 
 def test_a_broker_that_cannot_be_reached_is_a_503_and_leaves_nothing(
-    app, as_user, county, settings, accounts
+    app, as_user, county, settings
 ):
     app.config["GRIDWORK_SETTINGS"] = settings.with_changes(
         rabbitmq_management_url=f"http://127.0.0.1:{free_port()}"
