@@ -214,10 +214,10 @@ class Settings:
                 env, "RABBITMQ_MANAGEMENT_URL", "http://127.0.0.1:15672"
             ).rstrip("/"),
             rabbitmq_management_user=_text(
-                env, "RABBITMQ_MANAGEMENT_USER", amqp.username or "guest"
+                env, "RABBITMQ_MANAGEMENT_USER", unquote(amqp.username or "guest")
             ),
             rabbitmq_management_password=_text(
-                env, "RABBITMQ_MANAGEMENT_PASSWORD", amqp.password or "guest"
+                env, "RABBITMQ_MANAGEMENT_PASSWORD", unquote(amqp.password or "guest")
             ),
         )
 

@@ -23,6 +23,25 @@ def test_defaults_work_on_a_developer_machine():
     assert settings.s3_secure is False
 
 
+def test_the_management_api_defaults_to_the_amqp_user_and_the_vhost_is_the_uris():
+    settings = Settings.from_env(DEV)
+    assert settings.rabbitmq_management_url == "http://127.0.0.1:15672"
+    assert (settings.rabbitmq_management_user, settings.rabbitmq_management_password) == (
+        "guest",
+        "guest",
+    )
+    assert settings.amqp_vhost == "/"
+    county = Settings.from_env(
+        {**DEV, "AMQP_URI": "amqp://gridwork:p%40ss@rabbitmq:5672/county%2F530402"}
+    )
+    assert (county.rabbitmq_management_user, county.rabbitmq_management_password) == (
+        "gridwork",
+        "p@ss",
+    )
+    assert county.amqp_vhost == "county/530402"
+    assert "p@ss" not in repr(county.with_changes(amqp_uri="amqp://x@y/"))
+
+
 def test_environment_overrides_defaults():
     settings = Settings.from_env(
         {
