@@ -1,13 +1,15 @@
 """The RabbitMQ management HTTP API, for the few things the gateway asks of it: make a
 user with permissions in the county's virtual host, delete one, close its connections.
 
-A broker that cannot be reached or answers 5xx raises `Unavailable` (503 to the caller);
-any other refusal is a programming or configuration error and raises `BrokerRefused`.
+A broker that cannot be reached, answers 5xx or refuses the gateway's own management user
+(a setup to fix: logged as an error) raises `Unavailable` (503 to the caller); any other
+refusal is a programming error and raises `BrokerRefused`.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from urllib.parse import quote
 
 import urllib3
@@ -16,6 +18,7 @@ from gridwork_common.config import Settings
 from gridwork_common.errors import Unavailable
 
 TIMEOUT_S = 5.0
+log = logging.getLogger("gridwork.gateway")
 
 
 class BrokerRefused(RuntimeError):
@@ -78,6 +81,14 @@ class BrokerAdmin:
             return None
         if response.status >= 500:
             raise Unavailable(f"the RabbitMQ management API answered {response.status}")
+        if response.status in (401, 403):
+            # The county's setup, not the request: a 503 that the log explains.
+            log.error(
+                "the RabbitMQ management API refused RABBITMQ_MANAGEMENT_USER "
+                "(it needs the administrator tag)",
+                extra={"status": response.status},
+            )
+            raise Unavailable("the RabbitMQ management API refused the gateway's user")
         if response.status >= 300:
             raise BrokerRefused(f"{method} /api/{path}: {response.status} {response.data[:200]!r}")
         return response.json() if response.data else {}

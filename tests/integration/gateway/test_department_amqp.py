@@ -199,12 +199,17 @@ def _admin_page(app, path: str) -> str:
     return answer.get_data(as_text=True)
 
 
-def test_a_broker_that_cannot_be_reached_is_a_503_and_leaves_nothing(
-    app, as_user, county, settings
+@pytest.mark.parametrize(
+    "broken",
+    [
+        {"rabbitmq_management_url": f"http://127.0.0.1:{free_port()}"},  # nothing listens
+        {"rabbitmq_management_password": "not-the-password"},  # refused: the county's setup
+    ],
+)
+def test_a_management_api_that_fails_is_a_503_and_leaves_nothing(
+    app, as_user, county, settings, broken
 ):
-    app.config["GRIDWORK_SETTINGS"] = settings.with_changes(
-        rabbitmq_management_url=f"http://127.0.0.1:{free_port()}"
-    )
+    app.config["GRIDWORK_SETTINGS"] = settings.with_changes(**broken)
     down = as_user("admin").post("/api/v1/amqp-accounts", key="d1", json={"department": POLICE})
     assert down.status_code == 503 and down.headers["Retry-After"]
     assert down.headers["Content-Type"].startswith("application/problem+json")
