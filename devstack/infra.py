@@ -95,6 +95,9 @@ def s3_process(
             rclone_binary(), "serve", "s3",
             "--addr", address,
             "--auth-key", f"{access_key},{secret_key}",
+            # Browsers PUT photos to presigned upload slots (the phone app): like MinIO's
+            # default, answer CORS preflights from any origin (the signature is the check).
+            "--allow-origin", "*",
             "--config", "/dev/null",
             str(data_dir),
         ],

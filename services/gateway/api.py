@@ -2,7 +2,8 @@
 the OpenAPI 3.1 document. A route family is a module that declares its operations on a
 blueprint with `api.operation(...)`; app.py registers the module.
 
-Every operation: authenticates the caller (unless public) and checks its roles; validates
+Every operation: authenticates the caller (unless public: a bearer token, or a browser
+session with its CSRF token in a header, see api_session.py) and checks its roles; validates
 path, query and JSON body, answering problem+json that names the field; for a POST that
 creates or acts, requires an `Idempotency-Key` and replays the first response to a retry;
 calls the view with a `Call` that carries the caller into every RPC.
@@ -24,7 +25,7 @@ from pydantic import BaseModel, ValidationError
 from gridwork_common.clock import utc_now
 from gridwork_common.config import Settings
 from gridwork_common.context import CallerContext
-from services.gateway import store
+from services.gateway import api_session, store
 from services.gateway.idempotency import IdempotencyRecords
 from services.gateway.problems import PROBLEM_JSON, ApiProblem
 
@@ -169,9 +170,7 @@ class Api:
         if spec.public:
             caller, claims = CallerContext(user_id="public", request_id=g.request_id), {}
         else:
-            caller, claims = identity.authenticate(
-                request.headers.get("Authorization"), g.request_id
-            )
+            caller, claims = _authenticate(identity)
             if spec.roles and not caller.has_role(*spec.roles):
                 needed = ", ".join(spec.roles)
                 raise ApiProblem(403, "Forbidden", f"needs one of the roles: {needed}")
@@ -341,6 +340,13 @@ class Api:
                 },
             },
         }
+
+
+def _authenticate(identity) -> tuple[CallerContext, dict]:
+    """A bearer token, or the phone app's browser session with its CSRF header."""
+    if api_session.wants_session(request):
+        return api_session.session_caller(g.request_id), {}
+    return identity.authenticate(request.headers.get("Authorization"), g.request_id)
 
 
 def _validate(model: type[BaseModel], raw: Any, where: str):

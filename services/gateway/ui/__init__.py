@@ -21,6 +21,7 @@ from services.gateway.ui import (
     case,
     errors,
     grid_map,
+    phone,
     population,
     population_imports,
     queues,
@@ -41,6 +42,7 @@ PAGES: tuple = (
     population_imports,
     assessment,
     admin,
+    phone,
 )
 
 csrf = CSRFProtect()

@@ -70,6 +70,13 @@ SECTIONS = (
         (roles.ADMIN,),
         _l("Users, catalogue, deadlines and webhooks"),
     ),
+    Section(
+        "app",
+        _l("Phone app"),
+        "/app/",
+        (roles.GRID_WORKER, roles.GRID_LEADER),
+        _l("Reports, visits, verifications and patrols in the field, also offline"),
+    ),
 )
 
 

@@ -11,7 +11,17 @@ from services.gateway import store
 from services.gateway.ui.pages import Page, Unavailable
 
 # Reachable without a session: the login form, and files that are the same for everyone.
-PUBLIC_ENDPOINTS = frozenset({"ui.login", "ui.login_submit", "ui.static", "ui.vendor"})
+# The phone app's manifest and service worker are fetched by the browser without asking.
+PUBLIC_ENDPOINTS = frozenset(
+    {
+        "ui.login",
+        "ui.login_submit",
+        "ui.static",
+        "ui.vendor",
+        "ui.phone.manifest",
+        "ui.phone.service_worker",
+    }
+)
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 STATIC_ENDPOINTS = frozenset({"ui.static", "ui.vendor"})
 STATIC_MAX_AGE_S = 3600
@@ -74,7 +84,8 @@ def install(blueprint: Blueprint, csrf: CSRFProtect, settings) -> None:
     def headers(response: Response) -> Response:
         if request.endpoint in STATIC_ENDPOINTS and response.status_code == 200:
             response.headers["Cache-Control"] = f"public, max-age={STATIC_MAX_AGE_S}"
-        return ui_headers(response, policy)
+        # A page may widen connect-src (the phone app's photo uploads): g says so.
+        return ui_headers(response, g.get("content_security_policy", policy))
 
 
 def signed_in_user() -> dict | None:

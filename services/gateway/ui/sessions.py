@@ -6,7 +6,9 @@ read. The record, stored under the key's SHA-256, holds the signed-in user and t
 secret; logging out deletes it, so the old cookie is worth nothing afterwards. Sessions
 expire when idle (`IDLE_TTL_S`) and at the latest `MAX_AGE_S` after sign-in; the TTL
 index removes expired records. Only requests to the command centre's pages open a
-session: the JSON API, Open311, the probes and static files never read or write one.
+session, and JSON API requests that carry the session's CSRF header (the phone app, see
+api_session.py): the rest of the API, Open311, the probes and static files never read
+or write one.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ MAX_AGE_S = 12 * 3600  # and no session outlives a long shift
 # Addresses that are not the command centre's pages: no session is read or written.
 MACHINE_PREFIXES = ("/api/", "/open311/", "/healthz", "/readyz", "/metrics")
 SESSIONLESS_PREFIXES = (*MACHINE_PREFIXES, "/ui/static/", "/ui/vendor/")
+API_PREFIX = "/api/v1/"
+API_SESSION_HEADER = "X-CSRFToken"  # api_session.py
 
 
 def _digest(key: str) -> str:
@@ -76,6 +80,8 @@ class ServerSessions(SessionInterface):
     @staticmethod
     def applies_to(request: Request) -> bool:
         # Flask opens the session before it matches the route: decided by the path.
+        if request.path.startswith(API_PREFIX) and request.headers.get(API_SESSION_HEADER):
+            return not request.headers.get("Authorization")  # the phone app's sync
         return not request.path.startswith(SESSIONLESS_PREFIXES)
 
     def open_session(self, app: Flask, request: Request) -> ServerSession | None:
