@@ -252,7 +252,7 @@ class Api:
                 part for part in (spec.description, roles_text) if part
             )
         if not spec.public:
-            operation["security"] = [{"bearer": []}]
+            operation["security"] = [{"bearer": []}, {"browserSession": [], "csrfHeader": []}]
         else:
             operation["security"] = []
         if spec.query is not None:
@@ -336,7 +336,20 @@ class Api:
                     for code, text in PROBLEM_STATUSES.items()
                 },
                 "securitySchemes": {
-                    "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+                    "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+                    "browserSession": {
+                        "type": "apiKey",
+                        "in": "cookie",
+                        "name": "gridwork_session",
+                        "description": "The signed-in browser's session (the phone app), "
+                        "only together with csrfHeader and from the gateway's own origin",
+                    },
+                    "csrfHeader": {
+                        "type": "apiKey",
+                        "in": "header",
+                        "name": "X-CSRFToken",
+                        "description": "The session's CSRF token (the page's csrf-token meta)",
+                    },
                 },
             },
         }
