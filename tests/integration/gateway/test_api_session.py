@@ -40,7 +40,11 @@ def test_the_session_with_its_csrf_header_is_the_caller(signed_in):
     assert me.get_json()["username"] == "phone-user"
     same_site = client.get(
         "/api/v1/auth/me",
-        headers={"X-CSRFToken": csrf, "Origin": "http://localhost", "Sec-Fetch-Site": "same-origin"},
+        headers={
+            "X-CSRFToken": csrf,
+            "Origin": "http://localhost",
+            "Sec-Fetch-Site": "same-origin",
+        },
     )
     assert same_site.status_code == 200
 
