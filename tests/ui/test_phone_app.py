@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from devstack.processes import wait_until
 from tests.ui.conftest import SCREENSHOTS, assert_accessible, screenshot, sign_in
 from tests.ui.phone_helpers import (
     api,
@@ -64,6 +65,7 @@ def test_made_offline_is_sent_once_when_back_online(browser, ui_stack, console):
     member = member_to_visit(ui_stack, "grid-worker")
     description = f"手机离线上报：井盖缺失 {uuid.uuid4().hex[:6]}"
     notes = f"走访：老人身体健康 {uuid.uuid4().hex[:6]}"
+    patrols_before = my_patrols(ui_stack)
     console.allow(OFFLINE)
 
     with phone_page(browser, console, centre) as page:
@@ -154,13 +156,23 @@ def test_made_offline_is_sent_once_when_back_online(browser, ui_stack, console):
     assert all(photo["state"] == "stored" for photo in photos["before"])
     visits = api(ui_stack, "grid-worker", "GET", f"/groups/{member['id']}/visits")["items"]
     assert [visit["notes"] for visit in visits] == [notes]
-    patrols = api(ui_stack, "grid-worker", "GET", "/patrols", params={"worker": "me"})["items"]
-    (patrol,) = [p for p in patrols if case["id"] in p["incident_ids"]]
-    assert len(patrols) == 1, patrols
+    (patrol,) = [p for p in my_patrols(ui_stack).values() if p["id"] not in patrols_before]
     assert patrol["state"] == "finished"
+    # The case names its patrol; the patrol lists the case once the report's event is in.
+    assert case["patrol_id"] == patrol["id"]
+    wait_until(
+        lambda: case["id"] in my_patrols(ui_stack)[patrol["id"]]["incident_ids"],
+        30,
+        "the patrol listing its incident",
+    )
     assert patrol["visit_ids"] == [visits[0]["id"]]
     assert patrol["point_count"] >= 4
     assert patrol["distance_m"] > 50
+
+
+def my_patrols(stack: dict) -> dict[str, dict]:
+    answer = api(stack, "grid-worker", "GET", "/patrols", params={"worker": "me", "limit": 100})
+    return {patrol["id"]: patrol for patrol in answer["items"]}
 
 
 def test_a_refused_report_says_why_and_can_be_corrected(browser, ui_stack, console):

@@ -10,7 +10,7 @@ const PIECE_POINTS = 20; // points per queued piece (the API takes up to 500)
 const STATE = "patrol";
 
 let watch = null;
-let timer = null;
+let latest = null; // the last fix the watch delivered, and when
 let listeners = [];
 
 export async function current() {
@@ -52,12 +52,24 @@ export async function resume() {
 
 function follow() {
   if (watch !== null || !navigator.geolocation) return;
+  // The phone delivers fixes as they come (about every second while moving); `keep`
+  // takes one every few seconds or tens of metres.
   const options = { enableHighAccuracy: true, maximumAge: 0, timeout: 20000 };
-  watch = navigator.geolocation.watchPosition((p) => record(toPoint(p)), () => {}, options);
-  // Standing still sends no position changes: ask every few seconds as well.
-  timer = setInterval(() => {
-    navigator.geolocation.getCurrentPosition((p) => record(toPoint(p)), () => {}, options);
-  }, MIN_SECONDS * 1000);
+  watch = navigator.geolocation.watchPosition(
+    (position) => {
+      const point = toPoint(position);
+      latest = { point, received: Date.now() };
+      record(point);
+    },
+    () => {},
+    options,
+  );
+}
+
+// While a patrol runs, the watch's last fix (if recent) is where the worker is: a
+// report or visit need not wait for another one.
+export function lastFix(maxAgeMs = 30000) {
+  return latest && Date.now() - latest.received <= maxAgeMs ? { ...latest.point } : null;
 }
 
 let queue = Promise.resolve();
@@ -100,9 +112,8 @@ async function flush(patrol) {
 export async function stop() {
   await queue;
   if (watch !== null) navigator.geolocation.clearWatch(watch);
-  clearInterval(timer);
   watch = null;
-  timer = null;
+  latest = null;
   const patrol = await current();
   if (!patrol) return null;
   await flush(patrol);

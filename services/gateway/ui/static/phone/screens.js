@@ -200,6 +200,10 @@ export function sessionEnded() {
 }
 
 // ------------------------------------------------------------------ Report
+async function whereNow(maximumAge) {
+  return patrols.lastFix() || currentPosition(maximumAge);
+}
+
 const report = { photos: [], after: [], point: null, map: null, pin: null, correcting: null };
 
 async function catalogue() {
@@ -274,7 +278,7 @@ async function placePin(point, centre) {
 async function locateMe() {
   $("report-place").textContent = strings.locating;
   try {
-    await placePin(await currentPosition(0), true);
+    await placePin(await whereNow(0), true);
   } catch {
     $("report-place").textContent = strings.no_location;
   }
@@ -455,7 +459,7 @@ export async function showVisit(membershipId) {
   $("visit-patrol").hidden = !(await patrols.current());
   $("visit-place").textContent = strings.locating;
   try {
-    visit.point = await currentPosition();
+    visit.point = await whereNow();
     $("visit-place").textContent = fill(strings.location_at, {
       lat: visit.point.lat.toFixed(5),
       lon: visit.point.lon.toFixed(5),
