@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import gzip
 import re
-import shutil
 import uuid
-from pathlib import Path
 
 import pytest
 
@@ -38,24 +36,17 @@ from tests.ui.phone_helpers import (
 pytestmark = pytest.mark.ui
 
 FIRST_LOAD_LIMIT = 300 * 1024  # HTML, CSS and JS of the first load, compressed
-DOCS_SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 OFFLINE = r"ERR_INTERNET_DISCONNECTED"  # Chromium's own report of the emulated outage
 POINTS_AT_LEAST = "n => Number(document.querySelector('#patrol-points').textContent) >= n"
 METRES_EAST = 0.0003  # about 29 m of longitude at the demo county's latitude
 
 
-def keep_for_docs(path: Path, name: str) -> None:
-    """A small copy of a screenshot for the README (docs/screenshots/)."""
-    DOCS_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(path, DOCS_SCREENSHOTS / name)
-
-
-def phone_screenshot(page, name: str, docs_name: str | None = None) -> None:
+def phone_screenshot(page, name: str) -> None:
+    """The whole screen, and the top of it as the phone shows it (`-small`: the README's
+    docs/screenshots/ are copies of these)."""
     path = screenshot(page, f"phone-{name}")
-    if docs_name:
-        small = SCREENSHOTS / f"phone-{name}-small.png"
-        page.screenshot(path=str(small), full_page=False, scale="css")
-        keep_for_docs(small, docs_name)
+    page.evaluate("() => window.scrollTo(0, 0)")
+    page.screenshot(path=str(SCREENSHOTS / f"phone-{name}-small.png"), scale="css")
     assert path.exists()
 
 
@@ -76,7 +67,7 @@ def test_made_offline_is_sent_once_when_back_online(browser, ui_stack, console):
         )
         assert "高风险" in visit_row.inner_text()
         assert page.locator("nav.tabs a[aria-current=page]").inner_text() == "今日"
-        phone_screenshot(page, "today", "phone-worklist.png")
+        phone_screenshot(page, "today")
         assert_accessible(page)
 
         # The connection goes; the app still opens (the service worker's shell).
@@ -103,7 +94,7 @@ def test_made_offline_is_sent_once_when_back_online(browser, ui_stack, console):
         assert page.locator("#report-patrol").is_visible()
         page.select_option("#report-category", "04.01")
         page.fill("#report-description", description)
-        phone_screenshot(page, "report", "phone-report.png")
+        phone_screenshot(page, "report")
         assert_accessible(page)
         page.locator("#report-form button[type=submit]").tap()
         page.wait_for_selector("body[data-ready=today]")
@@ -119,7 +110,7 @@ def test_made_offline_is_sent_once_when_back_online(browser, ui_stack, console):
         go(page, "patrol")
         move_to(page, [centre[0] + 4 * METRES_EAST, centre[1]])
         page.wait_for_function(POINTS_AT_LEAST, arg=4)
-        phone_screenshot(page, "patrol", "phone-patrol.png")
+        phone_screenshot(page, "patrol")
         page.locator("#patrol-stop").tap()
         page.wait_for_selector("#patrol-start:visible")
 

@@ -54,7 +54,15 @@ def test_environment_overrides_defaults():
     )
     assert (settings.county_code, settings.metrics_port) == ("140702", 9200)
     assert settings.s3_secure is True
+    assert settings.s3_public_secure is True  # follows S3_SECURE unless set
     assert settings.rpc_timeout == 2.5
+
+
+def test_phones_may_reach_the_store_over_tls_while_services_do_not():
+    settings = Settings.from_env(
+        {**DEV, "S3_PUBLIC_ENDPOINT": "files.county.example", "S3_PUBLIC_SECURE": "true"}
+    )
+    assert (settings.s3_secure, settings.s3_public_secure) == (False, True)
 
 
 def test_each_service_gets_its_own_database_and_event_source():

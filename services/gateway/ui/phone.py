@@ -15,7 +15,7 @@ from flask_babel import gettext as _
 from gridwork_common import roles
 from services.gateway.ui import labels
 from services.gateway.ui.pages import current_page, requires_roles
-from services.gateway.ui.security import content_security_policy
+from services.gateway.ui.security import content_security_policy, photo_store_origin
 
 blueprint = Blueprint("phone", __name__, url_prefix="/app")
 FIELD_ROLES = (roles.GRID_WORKER, roles.GRID_LEADER)
@@ -107,10 +107,8 @@ def service_worker():
 
 def phone_policy() -> str:
     settings = current_app.config["GRIDWORK_SETTINGS"]
-    scheme = "https" if settings.s3_secure else "http"
-    uploads = f"{scheme}://{settings.s3_public_endpoint}"
     return content_security_policy(settings).replace(
-        "connect-src 'self'", f"connect-src 'self' {uploads}"
+        "connect-src 'self'", f"connect-src 'self' {photo_store_origin(settings)}"
     )
 
 
@@ -168,6 +166,7 @@ def app_strings() -> dict:
         "sent_back": _("Verification sent: back for rework."),
         "choose_category": _("Choose…"),
         "grid": _("Grid"),
+        "metres": _("{n} m"),
     }
 
 

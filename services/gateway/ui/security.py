@@ -28,14 +28,18 @@ STATIC_MAX_AGE_S = 3600
 
 
 def content_security_policy(settings) -> str:
-    # Presigned photo URLs point at the object store's public endpoint.
-    scheme = "https" if settings.s3_secure else "http"
-    photos = f"{scheme}://{settings.s3_public_endpoint}"
+    photos = photo_store_origin(settings)
     return (
         "default-src 'self'; script-src 'self'; style-src 'self'; "
         f"img-src 'self' data: blob: {photos}; connect-src 'self'; font-src 'self'; "
         "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
     )
+
+
+def photo_store_origin(settings) -> str:
+    """Where presigned photo URLs point: the object store's public endpoint."""
+    scheme = "https" if settings.s3_public_secure else "http"
+    return f"{scheme}://{settings.s3_public_endpoint}"
 
 
 def ui_headers(response: Response, policy: str) -> Response:

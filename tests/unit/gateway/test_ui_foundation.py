@@ -69,7 +69,7 @@ def test_rpc_timeouts_met_by_the_gateway_are_unavailable():
 @dataclass
 class _Settings:
     s3_public_endpoint: str
-    s3_secure: bool
+    s3_public_secure: bool
 
 
 def test_the_policy_allows_only_this_site_and_the_photo_store():

@@ -507,7 +507,7 @@ function drawPatrol(patrol) {
     ? fill(strings.patrol_running, { time: when(patrol.started_at) })
     : strings.patrol_idle;
   $("patrol-points").textContent = patrol ? patrol.points : 0;
-  $("patrol-distance").textContent = `${patrol ? Math.round(patrol.distance) : 0} m`;
+  $("patrol-distance").textContent = fill(strings.metres, { n: patrol ? Math.round(patrol.distance) : 0 });
   if (patrolMap && patrol && patrol.track.length) {
     if (!patrolLine) patrolLine = L.polyline([], { color: "#c0392b", weight: 4 }).addTo(patrolMap);
     patrolLine.setLatLngs(patrol.track);
