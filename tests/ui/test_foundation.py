@@ -77,7 +77,7 @@ def test_sign_out_ends_the_session_on_the_server(page, ui_stack, browser):
 def test_the_navigation_shows_each_role_its_pages(page, ui_stack):
     sign_in(page, ui_stack, "grid-worker")
     links = page.locator("nav.main-nav a").all_inner_texts()
-    assert links == ["一张图", "事件办理", "人口管理"]  # scorecards: leaders and centres
+    assert links == ["一张图", "事件办理", "人口管理", "手机端"]  # scorecards: leaders, centres
     assert page.inner_text("#roles") == "网格员"
     assert page.locator("[data-section=administration]").count() == 0
     assert_accessible(page)
