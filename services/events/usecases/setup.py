@@ -40,6 +40,12 @@ DEFAULT_POLICY = {
     "duplicate_radius_m": 200.0,
     "duplicate_window_hours": 72.0,
 }
+# The largest value each setting may take: a year of working hours, 100 km, a year.
+POLICY_LIMITS = {
+    "auto_escalate_after_hours": 2000.0,
+    "duplicate_radius_m": 100_000.0,
+    "duplicate_window_hours": 8760.0,
+}
 # The policy setting counted in working time, hence on the holiday notices.
 CALENDAR_POLICY_SETTING = "auto_escalate_after_hours"
 # Next year's notice is wanted from 1 December at the latest (the State Council publishes it
@@ -352,6 +358,8 @@ class CountySetup:
                 raise InvalidInput(name, f"is not a policy setting ({', '.join(DEFAULT_POLICY)})")
             if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
                 raise InvalidInput(name, "must be a positive number")
+            if not value <= POLICY_LIMITS[name]:  # also NaN and infinity
+                raise InvalidInput(name, f"must be at most {POLICY_LIMITS[name]:g}")
             policy[name] = float(value)
         if CALENDAR_POLICY_SETTING in changes:
             self._refuse_to_guess(policy[CALENDAR_POLICY_SETTING])

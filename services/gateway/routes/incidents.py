@@ -516,9 +516,9 @@ class CalendarSettings(BaseModel):
 
 class DeadlinePolicyChanges(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    auto_escalate_after_hours: float | None = Field(default=None, gt=0)
-    duplicate_radius_m: float | None = Field(default=None, gt=0)
-    duplicate_window_hours: float | None = Field(default=None, gt=0)
+    auto_escalate_after_hours: float | None = Field(default=None, gt=0, le=2000)
+    duplicate_radius_m: float | None = Field(default=None, gt=0, le=100_000)
+    duplicate_window_hours: float | None = Field(default=None, gt=0, le=8760)
 
 
 # ----------------------------------------------------------------------------- actions

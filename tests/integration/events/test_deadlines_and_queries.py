@@ -433,6 +433,11 @@ def test_the_deadline_policy_is_validated(desk):
     assert_names_field(
         refused(admin.set_policy, {"duplicate_radius_m": True}), "duplicate_radius_m"
     )
+    for too_far in (1e307, float("inf"), float("nan")):  # past counting: never a 500
+        assert_names_field(
+            refused(admin.set_policy, {"auto_escalate_after_hours": too_far}),
+            "auto_escalate_after_hours",
+        )
     assert refused(desk.events(COUNTY_CENTRE).set_policy, {}).exc_type == "Forbidden"
     assert admin.policy() == policy
 

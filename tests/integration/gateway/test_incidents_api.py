@@ -532,6 +532,9 @@ def test_administrators_change_the_setup_and_others_cannot(loop):
     assert loop.get("leader", "/deadline-policy").get_json()["duplicate_radius_m"] == 500
     negative = admin.post(f"{API}/deadline-policy", key="p2", json={"duplicate_radius_m": -1})
     assert problem_of(negative, 400)["field"] == "duplicate_radius_m"
+    # Beyond a year of working hours the escalation moment cannot be counted (was a 500).
+    huge = admin.post(f"{API}/deadline-policy", key="p4", json={"auto_escalate_after_hours": 1e307})
+    assert problem_of(huge, 400)["field"] == "auto_escalate_after_hours"
     problem_of(loop.as_user("leader").post(f"{API}/deadline-policy", key="p3", json={}), 403)
 
 
