@@ -9,6 +9,10 @@ browser session and its CSRF token (services/gateway/api_session.py), queued on 
 
 from __future__ import annotations
 
+import hashlib
+from functools import cache
+from pathlib import Path
+
 from flask import Blueprint, Response, current_app, g, render_template, url_for
 from flask_babel import gettext as _
 
@@ -19,9 +23,6 @@ from services.gateway.ui.security import content_security_policy, photo_store_or
 
 blueprint = Blueprint("phone", __name__, url_prefix="/app")
 FIELD_ROLES = (roles.GRID_WORKER, roles.GRID_LEADER)
-# Bumped with every change to the shell's files: the service worker keeps one cache per
-# version and drops the others when a new one activates.
-SHELL_VERSION = "2026-11-30.1"
 SHELL_STATIC = (
     "phone/app.css",
     "phone/app.js",
@@ -99,10 +100,22 @@ def service_worker():
     files = [url_for("ui.phone.shell"), url_for("ui.phone.manifest")]
     files += [url_for("ui.static", filename=name) for name in SHELL_STATIC]
     files += [url_for("ui.vendor", library=lib, name=name) for lib, name in SHELL_VENDOR]
-    script = render_template("phone/sw.js", version=SHELL_VERSION, files=files)
+    script = render_template("phone/sw.js", version=shell_version(), files=files)
     response = Response(script, mimetype="text/javascript")
     response.headers["Cache-Control"] = "no-cache"  # a new version is found at once
     return response
+
+
+@cache
+def shell_version() -> str:
+    """A digest of the shell's own files: the service worker keeps one cache per version
+    and drops the others when a new one activates, so a changed file reaches phones
+    without anyone bumping a number."""
+    digest = hashlib.sha256()
+    here = Path(__file__).parent
+    for name in (*SHELL_STATIC, "../templates/phone/app.html", "../templates/phone/sw.js"):
+        digest.update((here / "static" / name).read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def phone_policy() -> str:
