@@ -15,9 +15,13 @@ from nameko.rpc import MethodProxy, RpcProxy, ServiceProxy
 
 from gridwork_common.config import Settings
 from gridwork_common.errors import Unavailable
+from gridwork_common.queues import ClassicReplyListener
 
 
 class BoundedRpcProxy(RpcProxy):
+    # A classic reply queue even where the vhost makes queues quorum (gridwork_common/queues.py).
+    rpc_reply_listener = ClassicReplyListener()
+
     def setup(self):
         super().setup()
         self.timeout = Settings.from_nameko_config(self.container.config).rpc_timeout

@@ -21,6 +21,7 @@ from nameko.exceptions import (
 from nameko.standalone.rpc import ClusterRpcProxy
 
 from gridwork_common.context import CallerContext
+from gridwork_common.queues import ClassicStandaloneReplyListener
 from services.gateway.metrics import RPC_LATENCY
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,11 @@ class ServiceRpc:
     def _proxy(self) -> ClusterRpcProxy:
         standalone = getattr(self._local, "standalone", None)
         if standalone is None:
-            standalone = ClusterRpcProxy(self.nameko_config, timeout=self.timeout)
+            standalone = ClusterRpcProxy(
+                self.nameko_config,
+                timeout=self.timeout,
+                reply_listener_cls=ClassicStandaloneReplyListener,
+            )
             try:
                 self._local.cluster = standalone.start()
             except BaseException:
