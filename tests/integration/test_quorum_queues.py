@@ -44,7 +44,9 @@ def definitions_for(vhost: str) -> dict:
 @pytest.fixture
 def county_vhost():
     vhost = f"gridwork-quorum-{uuid.uuid4().hex[:8]}"
-    answer = requests.post(f"{MANAGEMENT}/definitions", json=definitions_for(vhost), auth=AUTH)
+    answer = requests.post(
+        f"{MANAGEMENT}/definitions", json=definitions_for(vhost), auth=AUTH, timeout=30
+    )
     assert answer.status_code in (201, 204), answer.text
     try:
         requests.put(
