@@ -2,7 +2,7 @@
 database and logs, so stopping it never touches the shared broker on 5672.
 
 The node runs as the `rabbitmq` user (the Debian package's layout) with the shared
-Erlang cookie and epmd, no plugins (no management or prometheus ports) and an empty
+Erlang cookie and epmd, no plugins unless asked (no management or prometheus ports) and an empty
 environment file, so /etc/rabbitmq's settings (node name, ports) do not apply. With
 RABBITMQ_ALLOW_INPUT the server script execs the Erlang VM, so the process started here
 is the beam itself (run with -noinput) and SIGTERM to it stops the node cleanly.
@@ -39,7 +39,8 @@ def available() -> str | None:
 
 
 class PrivateRabbitMQ:
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, plugins: tuple[str, ...] = ()):
+        """`plugins`: to enable on this node alone, e.g. ("rabbitmq_federation",)."""
         self.root = root
         self.port = free_port()
         self.dist_port = free_port()
@@ -48,7 +49,7 @@ class PrivateRabbitMQ:
         for name in ("mnesia", "log"):
             (root / name).mkdir(parents=True, exist_ok=True)
         (root / "rabbitmq-env.conf").write_text("")
-        (root / "enabled_plugins").write_text("[].\n")
+        (root / "enabled_plugins").write_text(f"[{','.join(plugins)}].\n")
         for path in (root, *root.iterdir()):
             shutil.chown(path, RABBITMQ_USER, RABBITMQ_USER)
 
@@ -92,6 +93,23 @@ class PrivateRabbitMQ:
         except TimeoutError:
             self.stop()
             raise
+
+    def ctl(self, *args: str, timeout_s: float = 60.0) -> str:
+        """`rabbitmqctl` against this node (as the rabbitmq user, who holds the cookie);
+        files it reads must be readable by that user, e.g. under `root`."""
+        done = subprocess.run(
+            ["rabbitmqctl", "-n", self.node, *args],
+            cwd=self.root,
+            user=RABBITMQ_USER,
+            group=RABBITMQ_USER,
+            env=self._environment(),
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"rabbitmqctl {' '.join(args)}: {done.stderr or done.stdout}")
+        return done.stdout
 
     def _accepting(self) -> bool:
         if self.process is None or self.process.poll() is not None:
