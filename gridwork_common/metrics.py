@@ -12,7 +12,7 @@ import time
 from weakref import WeakKeyDictionary
 
 from nameko.extensions import DependencyProvider
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 from gridwork_common.config import Settings
 from gridwork_common.probes import probe_server
@@ -32,6 +32,12 @@ ENTRYPOINT_LATENCY = Histogram(
     "Entrypoint call latency",
     LABELS,
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+
+# Set by each service's outbox timer after it has sent what it could: events written with
+# their change but not yet on the broker. Labelled by database (one per service).
+OUTBOX_BACKLOG = Gauge(
+    "gridwork_outbox_backlog", "Events waiting in a service's outbox", ("database",)
 )
 
 

@@ -23,6 +23,7 @@ from pymongo.errors import ConnectionFailure, PyMongoError
 
 from gridwork_common.clock import Clock, utc_now
 from gridwork_common.events import EventPublisher
+from gridwork_common.metrics import OUTBOX_BACKLOG
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -112,7 +113,20 @@ class Outbox:
         """What a crash or a broker outage left behind (a service timer calls this)."""
         if self.publisher is None:
             return 0
-        return self._send({"created_at": {"$lt": self.clock() - timedelta(seconds=older_than_s)}})
+        try:
+            return self._send(
+                {"created_at": {"$lt": self.clock() - timedelta(seconds=older_than_s)}}
+            )
+        finally:
+            self.record_backlog()
+
+    def record_backlog(self) -> None:
+        """What is still waiting, for /metrics (an outbox that does not drain alerts)."""
+        try:
+            waiting = self.db[OUTBOX].estimated_document_count()
+        except PyMongoError:
+            return  # mongod is down: the service's own health says so
+        OUTBOX_BACKLOG.labels(self.db.name).set(waiting)
 
     def _send(self, query: dict) -> int:
         sent = 0

@@ -20,6 +20,7 @@ from gridwork_common.mongo import MongoDatabase, mongo_health
 from gridwork_common.probes import ServiceProbes
 from gridwork_common.rpc import BoundedRpcProxy
 from services.events import store
+from services.events.metrics import publish_incident_gauges
 from services.events.usecases import map_view
 from services.events.usecases.incidents import IncidentDesk
 from services.events.usecases.setup import CountySetup
@@ -29,6 +30,7 @@ EXPECTED = (GridworkError,)
 DEADLINE_CHECK_INTERVAL_S = 30
 OUTBOX_RETRY_INTERVAL_S = 10
 CALENDAR_CHECK_INTERVAL_S = 300
+METRICS_REFRESH_INTERVAL_S = 60
 
 
 class EventsService:
@@ -190,3 +192,10 @@ class EventsService:
     @timer(interval=OUTBOX_RETRY_INTERVAL_S)
     def resend_outbox(self):
         return self._desk(SYSTEM_CALLER).flush_outbox(older_than_s=OUTBOX_RETRY_INTERVAL_S)
+
+    @timer(interval=METRICS_REFRESH_INTERVAL_S)
+    def refresh_incident_metrics(self):
+        """Open, overdue and supervised cases per township for /metrics."""
+        rows = store.open_incidents_by_township(self.db)
+        publish_incident_gauges(rows)
+        return len(rows)

@@ -26,3 +26,45 @@ INDEXES = {
     OUTBOX: [IndexModel([("created_at", ASCENDING)], name="created_at")],
     DEPARTMENTS: [IndexModel([("territory_code", ASCENDING)], name="territory")],
 }
+
+
+TOWNSHIP_CODE_LENGTH = 9  # services/population/domain/codes.py
+
+
+def open_incidents_by_township(db) -> list[dict]:
+    """Open incidents counted per township and state, with how many of them are overdue
+    on their current stage and how many are supervised (the worklists' definitions)."""
+    township = {
+        "$arrayElemAt": [
+            {
+                "$filter": {
+                    "input": "$path",
+                    "cond": {"$eq": [{"$strLenCP": "$$this"}, TOWNSHIP_CODE_LENGTH]},
+                }
+            },
+            0,
+        ]
+    }
+    rows = db[INCIDENTS].aggregate(
+        [
+            {"$match": {"open": True}},
+            {
+                "$group": {
+                    "_id": {"township": township, "state": "$state"},
+                    "count": {"$sum": 1},
+                    "overdue": {"$sum": {"$cond": [{"$eq": ["$overdue_seq", "$stage_seq"]}, 1, 0]}},
+                    "supervised": {"$sum": {"$cond": [{"$gt": ["$supervision_count", 0]}, 1, 0]}},
+                }
+            },
+        ]
+    )
+    return [
+        {
+            "township": row["_id"].get("township"),
+            "state": row["_id"]["state"],
+            "count": row["count"],
+            "overdue": row["overdue"],
+            "supervised": row["supervised"],
+        }
+        for row in rows
+    ]

@@ -35,6 +35,14 @@ RPC_LATENCY = Histogram(
     buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 
+# Counted by the webhook delivery process (services/gateway/deliveries.py, its own
+# METRICS_PORT): each attempt's outcome; `dead` is a delivery given up on.
+WEBHOOK_DELIVERIES = Counter(
+    "gridwork_webhook_deliveries_total",
+    "Webhook delivery attempts by outcome (delivered, retry, dead)",
+    ("outcome",),
+)
+
 
 def install_request_metrics(app: Flask) -> None:
     @app.before_request

@@ -34,6 +34,7 @@ from pymongo.errors import DuplicateKeyError
 from standardwebhooks.webhooks import Webhook
 
 from gridwork_common.clock import Clock, utc_now
+from services.gateway.metrics import WEBHOOK_DELIVERIES
 
 SUBSCRIPTIONS = "subscriptions"
 DELIVERIES = "deliveries"
@@ -290,6 +291,7 @@ class Webhooks:
                         "$inc": {"attempts": 1},
                     },
                 )
+                WEBHOOK_DELIVERIES.labels(DELIVERED).inc()
                 return
             error = f"HTTP {response.status}"
         except (urllib3.exceptions.HTTPError, InvalidSubscription, OSError) as exc:
@@ -306,6 +308,7 @@ class Webhooks:
                 "next_attempt_at": self.clock() + timedelta(seconds=delay),
             }
         self.db[DELIVERIES].update_one({"_id": delivery["_id"]}, {"$set": update})
+        WEBHOOK_DELIVERIES.labels(DEAD if update["state"] == DEAD else "retry").inc()
 
 
 def render_subscription(document: Mapping) -> dict:

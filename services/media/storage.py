@@ -20,6 +20,7 @@ from nameko.extensions import DependencyProvider
 
 from gridwork_common.config import Settings
 from gridwork_common.errors import Unavailable
+from services.media.metrics import STORAGE_ERRORS
 
 READ_CHUNK = 1024 * 1024
 
@@ -33,6 +34,7 @@ def _storage_errors(action: str) -> Iterator[None]:
     try:
         yield
     except (MinioException, urllib3.exceptions.HTTPError, OSError) as exc:
+        STORAGE_ERRORS.labels(action).inc()
         raise StorageUnavailable(f"object storage: {action} failed: {exc}"[:300]) from exc
 
 
@@ -85,8 +87,10 @@ class MediaStore:
         except S3Error as exc:
             if exc.code in ("NoSuchKey", "NoSuchObject", "NotFound"):
                 return None
+            STORAGE_ERRORS.labels("stat").inc()
             raise StorageUnavailable(f"object storage: stat failed: {exc}") from exc
         except (MinioException, urllib3.exceptions.HTTPError, OSError) as exc:
+            STORAGE_ERRORS.labels("stat").inc()
             raise StorageUnavailable(f"object storage: stat failed: {exc}"[:300]) from exc
 
     def digest(self, key: str, keep_up_to: int = 0) -> tuple[str, int, bytes]:
@@ -127,6 +131,7 @@ class MediaStore:
         try:
             exists = self.client.bucket_exists(self.bucket)
         except (MinioException, urllib3.exceptions.HTTPError) as exc:
+            STORAGE_ERRORS.labels("check_bucket").inc()
             raise StorageUnavailable(f"object storage unreachable: {exc}") from exc
         if not exists:
             raise StorageUnavailable(f"bucket {self.bucket!r} does not exist")

@@ -27,6 +27,7 @@ from gridwork_common.outbox import Outbox
 from services.media import store, topics
 from services.media.domain.kinds import KINDS, PURPOSES, check_bytes, check_declared
 from services.media.domain.photos import photo_metadata, thumbnail
+from services.media.metrics import MEDIA_BYTES
 from services.media.storage import MediaStore
 
 SLOT_TTL = timedelta(minutes=15)
@@ -161,6 +162,7 @@ class MediaDesk:
         if stored is None:  # a concurrent confirm finished first
             return render(self.db[store.MEDIA].find_one({"_id": media_id}))
         self.storage.remove(media["object_key"])
+        MEDIA_BYTES.labels(media["kind"]).inc(actual_size)
         return render(stored)
 
     def _store_content(self, media: Mapping, sha256: str, size: int, data: bytes) -> None:

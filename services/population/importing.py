@@ -29,6 +29,7 @@ from services.population.domain import access
 from services.population.domain.codes import path_codes
 from services.population.domain.identity import RESIDENT_ID_LENGTH, parse_resident_id
 from services.population.domain.residents import EDITABLE_FIELDS, check_resident, normalise_phone
+from services.population.metrics import count_import_rows
 from services.population.tables import (
     Column,
     ImportFileError,
@@ -212,6 +213,7 @@ class ImportJobs:
             ),
         }[job["kind"]]
         batch: list[tuple[int, dict]] = []
+        counted = dict(counts)
         status, failure = FINISHED, None
         try:
             for row_number, values in table.rows:
@@ -220,10 +222,12 @@ class ImportJobs:
                     importer_rows.write(batch, counts, errors)
                     batch = []
                     self._checkpoint(job["_id"], counts, errors)
+                    counted = count_import_rows(job["kind"], counts, counted)
             importer_rows.write(batch, counts, errors)
         except ImportFileError as exc:  # damage found deep in the file: rows so far stay
             status, failure = FAILED, str(exc)
         self._checkpoint(job["_id"], counts, errors)
+        count_import_rows(job["kind"], counts, counted)
         now = self.population.clock()
 
         def finish(session):  # the job's end and its event, or neither

@@ -12,10 +12,11 @@ from pymongo.errors import DuplicateKeyError
 from gridwork_common.errors import Conflict, InvalidInput
 from services.population import store, topics
 from services.population.domain import access, groups, patrols
-from services.population.domain.codes import level_of
+from services.population.domain.codes import CODE_LENGTHS, level_of
 from services.population.domain.residents import (
     ACTIVE,
 )
+from services.population.metrics import publish_visit_backlog
 from services.population.repositories.patrols import link_to_patrol
 from services.population.usecases.base import UseCases, iso_time
 
@@ -326,6 +327,7 @@ class GroupUseCases(UseCases):
         now = self.clock()
         rules = self.visit_rules()
         published = 0
+        missing: dict[str, int] = {}  # visits owed per township, for /metrics
         for period in groups.previous_periods(now, periods_back):
             start, _ = groups.period_bounds(period)
             memberships = list(
@@ -345,6 +347,8 @@ class GroupUseCases(UseCases):
                 count = done.get((membership["_id"], period), 0)
                 if count >= required:
                     continue
+                township = membership["grid_code"][: CODE_LENGTHS["township"]]
+                missing[township] = missing.get(township, 0) + required - count
                 notice = {"_id": f"{membership['_id']}:{period}", "at": now}
                 data = {
                     "membership_id": membership["_id"],
@@ -363,6 +367,7 @@ class GroupUseCases(UseCases):
                 except DuplicateKeyError:  # announced before (another run or replica)
                     continue
                 published += 1
+        publish_visit_backlog(missing)
         return published
 
     def _publish_obligations(self, period, memberships, rules, done, now) -> int:
