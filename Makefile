@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 
-.PHONY: help up down status test test-services test-rest test-ui lint bench rabbitmq browser install lock reseed
+.PHONY: help up down status test test-services test-rest test-ui lint bench rabbitmq browser promtool install lock reseed
 
 help:
 	@echo "make up      install and start everything (infrastructure, services, gateway)"
@@ -43,6 +43,18 @@ browser:
 	@dpkg -s chromium fonts-wqy-microhei >/dev/null 2>&1 || { \
 	  export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && \
 	  apt-get install -y -qq --no-install-recommends chromium fonts-wqy-microhei; }
+
+# promtool, which checks and unit-tests the alert rules (tests/unit/test_prometheus_rules.py),
+# from Debian's prometheus package, with apt if missing. --no-install-recommends keeps
+# node-exporter (port 9100) off; a policy-rc.d that refuses, for the install only, keeps
+# the package's own Prometheus server from starting.
+promtool:
+	@command -v promtool >/dev/null || { \
+	  export DEBIAN_FRONTEND=noninteractive; own_policy=no; \
+	  if [ ! -e /usr/sbin/policy-rc.d ]; then \
+	    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d; own_policy=yes; fi; \
+	  apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus; status=$$?; \
+	  if [ $$own_policy = yes ]; then rm -f /usr/sbin/policy-rc.d; fi; exit $$status; }
 
 # Regenerate the locks after changing pyproject.toml's dependencies.
 # requirements.lock: what the application image runs; requirements-dev.lock adds the
@@ -82,13 +94,13 @@ lint: install
 # waiting on processes, brokers and timers, not on the CPU. Each shard's output is printed
 # whole when it ends. A new test directory lands in test-rest unless named below.
 TEST_SHARDS := test-services test-rest test-ui
-test: lint rabbitmq browser
+test: lint rabbitmq browser promtool
 	$(MAKE) --no-print-directory -j3 --output-sync=target $(TEST_SHARDS)
 
 test-services: install
 	$(VENV)/bin/pytest -m "not ui" tests/integration/events tests/integration/gateway
 
-test-rest: install
+test-rest: install promtool
 	$(VENV)/bin/pytest -m "not ui" tests --ignore=tests/ui \
 	  --ignore=tests/integration/events --ignore=tests/integration/gateway
 

@@ -39,6 +39,11 @@ ENTRYPOINT_LATENCY = Histogram(
 OUTBOX_BACKLOG = Gauge(
     "gridwork_outbox_backlog", "Events waiting in a service's outbox", ("database",)
 )
+OUTBOX_OLDEST_AGE = Gauge(
+    "gridwork_outbox_oldest_age_seconds",
+    "Age of the oldest event waiting in a service's outbox (0 when empty)",
+    ("database",),
+)
 
 
 class PrometheusMetrics(DependencyProvider):

@@ -23,7 +23,7 @@ from pymongo.errors import ConnectionFailure, PyMongoError
 
 from gridwork_common.clock import Clock, utc_now
 from gridwork_common.events import EventPublisher
-from gridwork_common.metrics import OUTBOX_BACKLOG
+from gridwork_common.metrics import OUTBOX_BACKLOG, OUTBOX_OLDEST_AGE
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -124,9 +124,12 @@ class Outbox:
         """What is still waiting, for /metrics (an outbox that does not drain alerts)."""
         try:
             waiting = self.db[OUTBOX].estimated_document_count()
+            oldest = self.db[OUTBOX].find_one({}, sort=[("created_at", ASCENDING)])
         except PyMongoError:
             return  # mongod is down: the service's own health says so
         OUTBOX_BACKLOG.labels(self.db.name).set(waiting)
+        age = (self.clock() - oldest["created_at"]).total_seconds() if oldest else 0
+        OUTBOX_OLDEST_AGE.labels(self.db.name).set(max(age, 0))
 
     def _send(self, query: dict) -> int:
         sent = 0

@@ -1,6 +1,8 @@
 """Business metrics computed from a real MongoDB: the incident gauges per township and
 the outbox backlog."""
 
+from datetime import timedelta
+
 import pymongo
 import pytest
 from prometheus_client import REGISTRY
@@ -16,7 +18,7 @@ TOWNSHIP_A, TOWNSHIP_B = "530402001", "530402002"
 
 @pytest.fixture
 def db(settings):
-    client = pymongo.MongoClient(settings.mongo_uri)
+    client = pymongo.MongoClient(settings.mongo_uri, tz_aware=True)  # as the services
     yield client[settings.database_name("events")]
     client.close()
 
@@ -69,6 +71,12 @@ def test_open_incidents_are_counted_per_township_and_state(db):
 
 
 def test_the_outbox_backlog_is_what_waits_in_the_collection(db, clock):
-    db[OUTBOX].insert_many([{"_id": f"e{n}", "created_at": clock()} for n in range(3)])
-    Outbox(db, publisher=None, clock=clock).record_backlog()
+    outbox = Outbox(db, publisher=None, clock=clock)
+    outbox.record_backlog()
+    assert sample("gridwork_outbox_backlog", database=db.name) == 0
+    assert sample("gridwork_outbox_oldest_age_seconds", database=db.name) == 0
+    written = clock() - timedelta(minutes=5)
+    db[OUTBOX].insert_many([{"_id": f"e{n}", "created_at": written} for n in range(3)])
+    outbox.record_backlog()
     assert sample("gridwork_outbox_backlog", database=db.name) == 3
+    assert sample("gridwork_outbox_oldest_age_seconds", database=db.name) >= 300

@@ -7,19 +7,27 @@ from pathlib import Path
 import yaml
 from prometheus_client import REGISTRY
 
-from services.events import calendar_watch  # noqa: F401 (registers the calendar metrics)
+# Importing these registers every metric family the processes export.
+import gridwork_common.metrics  # noqa: F401
+import services.events.metrics
+import services.gateway.metrics
+import services.media.metrics
+import services.population.metrics  # noqa: F401
+from services.events import calendar_watch  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[2]
 PROMETHEUS = ROOT / "deploy" / "prometheus"
 
 
 def exported_names() -> set[str]:
-    """Every metric family in this process (importing calendar_watch registered its own)."""
+    """Every metric family the imports above registered in this process."""
     names = set()
     for metric in REGISTRY.collect():
         names.add(metric.name)
         if metric.type == "counter":
             names.add(f"{metric.name}_total")
+        if metric.type == "histogram":
+            names.update(f"{metric.name}_{suffix}" for suffix in ("bucket", "count", "sum"))
     return names
 
 
@@ -37,7 +45,20 @@ def test_every_alert_watches_an_exported_metric_and_says_what_to_do():
     alerts = {rule["alert"]: rule for group in rules["groups"] for rule in group["rules"]}
     assert {"HolidayNoticeMissing", "DeadlinesCountedWithoutHolidayNotice"} <= set(alerts)
     names = exported_names()
+    assert {
+        "ServiceDown",
+        "QueueBacklogGrowing",
+        "OverdueSpike",
+        "OutboxNotDraining",
+        "WebhookDeadLetters",
+        "StorageErrors",
+    } <= set(alerts)
     for name, rule in alerts.items():
         watched = set(re.findall(r"gridwork_[a-z_]+", rule["expr"]))
-        assert watched and watched <= names, (name, watched - names)
-        assert "docs/calendar.md" in rule["annotations"]["description"], name
+        # The others watch what Prometheus and RabbitMQ export themselves.
+        assert watched <= names, (name, watched - names)
+        assert watched or re.search(r"\b(up|rabbitmq_detailed_queue_messages)\{", rule["expr"])
+        documents = re.findall(r"docs/[a-z0-9-]+\.md", rule["annotations"]["description"])
+        assert documents, name
+        for document in documents:
+            assert (ROOT / document).is_file(), (name, document)
