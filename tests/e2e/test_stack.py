@@ -139,6 +139,31 @@ def test_logs_are_json_lines_carrying_the_request_id(stack):
     assert (gateway_line["path"], gateway_line["status"]) == ("/readyz", 200)
 
 
+def _assert_the_report_is_traced(log_dir, request_id):
+    """The gateway's request id on the lines of every process the report touched: the
+    events service's RPC, its call to population, the assessment's handler of the event
+    it published and the webhook intake that recorded that event."""
+    expected = {
+        "gateway": ("message", "request"),
+        "events": ("entrypoint", "report_incident"),
+        "population": ("entrypoint", "locate"),
+        "assessment": ("entrypoint", "on_incident"),
+        "webhooks": ("event_type", "gridwork.incident.reported"),
+    }
+
+    def traced(name):
+        key, value = expected[name]
+        return [
+            line
+            for line in _json_lines(log_dir / f"{name}.log")
+            if line.get("request_id") == request_id and line.get(key) == value
+        ]
+
+    wait_until(lambda: all(traced(name) for name in expected), 15, "the report's traced lines")
+    assert traced("assessment")[0]["message"] == "call handled"
+    assert traced("webhooks")[0]["message"] == "event recorded for webhooks"
+
+
 def test_a_report_over_real_http_reaches_its_grid_and_stays_in_scope(stack, infra, rabbit_config):
     """Through gunicorn: log in, report at a GPS point, read it back; another township's
     centre gets 404 for it."""
@@ -173,10 +198,11 @@ def test_a_report_over_real_http_reaches_its_grid_and_stays_in_scope(stack, infr
     reported = requests.post(
         f"{stack['gateway']}/api/v1/incidents",
         json={"category": "04.01", "description": "垃圾", "location": [102.505, 24.305]},
-        headers={**worker, "Idempotency-Key": "e2e-1"},
+        headers={**worker, "Idempotency-Key": "e2e-1", "X-Request-Id": "e2e-report-trace"},
         timeout=10,
     )
     assert reported.status_code == 201, reported.text
+    _assert_the_report_is_traced(stack["log_dir"], "e2e-report-trace")
     case = reported.json()["incident"]
     assert case["grid_code"] == GRID_A1
     again = requests.get(
