@@ -110,10 +110,6 @@ test-rest: install promtool
 test-ui: install browser
 	GRIDWORK_TEST_EVENTLET=0 $(VENV)/bin/pytest -m ui --timeout 900 tests/ui
 
+# Every bench/ script, each figure beside its raw baseline, into bench/RESULTS.md.
 bench: install rabbitmq
-	PYTHONPATH=. $(PY) bench/rpc.py
-	PYTHONPATH=. $(PY) bench/import.py
-	PYTHONPATH=. $(PY) bench/incidents.py
-	PYTHONPATH=. $(PY) bench/gateway.py
-	PYTHONPATH=. $(PY) bench/media.py
-	PYTHONPATH=. $(PY) bench/assessment.py
+	PYTHONPATH=. $(PY) bench/run_all.py

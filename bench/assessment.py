@@ -39,6 +39,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from pymongo import MongoClient
 
+from bench.results import record
 from bench.support import CpuMeter, load_line, private_servers
 from services.assessment import scorecards, store
 from services.assessment.domain import indicators as reference
@@ -261,6 +262,15 @@ def main() -> None:
         print(f"pipelines (every level): {pipeline:.2f} s")
         print(f"naive Python loop (one read, every level): {naive:.2f} s")
         client.close()
+    record(
+        "assessment",
+        "scorecards by pipelines",
+        pipeline,
+        "naive Python loop",
+        naive,
+        "s",
+        ratio=naive / pipeline,
+    )
     print(f"ratio {naive / pipeline:.2f}")
 
 

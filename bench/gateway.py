@@ -53,6 +53,7 @@ from urllib.parse import urlsplit
 import requests
 from nameko.standalone.rpc import ClusterRpcProxy
 
+from bench.results import record
 from bench.support import (
     CpuMeter,
     beams,
@@ -247,6 +248,14 @@ def bench(args, gateway: str, token: str, cpu: CpuMeter) -> float:
         print(f"  {cpu_line(base_cpu, base_s)}")
         report_rate = rate_line(f"POST {INCIDENTS_PATH[7:]}", report_latencies, report_s)
         print(f"  {cpu_line(report_cpu, report_s)}")
+        record(
+            "gateway",
+            "POST /incidents",
+            report_rate,
+            "GET /deadline-policy (one RPC)",
+            base_rate,
+            "req/s",
+        )
         return report_rate / base_rate
     finally:
         phase.close()

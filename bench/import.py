@@ -37,6 +37,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.results import record
 from devstack.infra import init_replica_set, mongod_process
 from devstack.processes import free_port
 from gridwork_common.config import Settings
@@ -143,6 +144,7 @@ def bench_import(client, cipher, rows: int, profile: bool) -> float:
 
     if profile:
         profile_import(client, cipher, content, min(rows, 50_000))
+    record("import", "resident import job", imported, "raw insert_many", raw, "rows/s")
     return imported / raw
 
 
@@ -251,6 +253,15 @@ def bench_locate(client, cipher, grids: int, calls: int, warmup: int) -> float:
             locate_latencies.append(t2 - t1)
     located_p50 = latency_line("locate", locate_latencies)
     raw_p50 = latency_line("raw geo find_one", raw_latencies)
+    record(
+        "import",
+        "locate p50",
+        located_p50,
+        "raw geo find_one p50",
+        raw_p50,
+        "ms",
+        ratio=raw_p50 / located_p50,
+    )
     return raw_p50 / located_p50
 
 

@@ -50,6 +50,7 @@ from nameko.runners import ServiceRunner
 from nameko.standalone.rpc import ClusterRpcProxy
 from pymongo import monitoring
 
+from bench.results import record
 from bench.support import (
     CpuMeter,
     beams,
@@ -364,6 +365,7 @@ def bench(config: dict, amqp_uri: str, args, mongod_pid: int | None) -> float:
         print(f"incidents     {args.incidents / loop_s:8.1f} /s")
         print(f"transitions   {transition_rate:8.1f} /s")
         print(f"no-op RPCs    {noop_rate:8.1f} /s")
+        record("incidents", "full-loop transitions", transition_rate, "no-op RPCs", noop_rate, "/s")
         return transition_rate / noop_rate
     finally:
         if taps is not None:

@@ -70,6 +70,7 @@ from nameko.runners import ServiceRunner
 from nameko.standalone.rpc import ClusterRpcProxy
 from PIL import Image
 
+from bench.results import record
 from bench.support import (
     CpuMeter,
     beams,
@@ -483,6 +484,7 @@ def bench(settings: Settings, args, pids: dict[str, int | None]) -> float:
             )
         if args.profile:
             profile_confirms(settings, photos, extra.stop, PROFILED_CONFIRMS)
+        record("media", "upload + confirm", service_rate, "raw S3 put", raw_rate, "MB/s")
         return service_rate / raw_rate
     finally:
         for uploader in uploaders:

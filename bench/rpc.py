@@ -24,6 +24,7 @@ from nameko.containers import ServiceContainer
 from nameko.rpc import rpc
 from nameko.standalone.rpc import ClusterRpcProxy
 
+from bench.results import record
 from gridwork_common.config import Settings
 
 SERVICE_NAME = f"bench_noop_{uuid.uuid4().hex[:8]}"
@@ -146,6 +147,7 @@ def main():
     print(f"{args.calls} sequential round trips each, after {args.warmup} warm-up calls")
     raw = raw_kombu(args.amqp_uri, args.calls, args.warmup)
     nameko = nameko_rpc(args.amqp_uri, args.calls, args.warmup)
+    record("rpc", "nameko RPC round trips", nameko, "raw kombu round trips", raw, "/s")
     print(f"ratio {nameko / raw:.3f}")
 
 
