@@ -5,11 +5,13 @@ from datetime import timedelta
 
 import pymongo
 import pytest
+from nameko.testing.services import entrypoint_hook
 from prometheus_client import REGISTRY
 
 from gridwork_common.outbox import OUTBOX, Outbox
 from services.events import store
 from services.events.metrics import publish_incident_gauges
+from services.events.service import EventsService
 
 pytestmark = pytest.mark.integration
 
@@ -80,3 +82,15 @@ def test_the_outbox_backlog_is_what_waits_in_the_collection(db, clock):
     outbox.record_backlog()
     assert sample("gridwork_outbox_backlog", database=db.name) == 3
     assert sample("gridwork_outbox_oldest_age_seconds", database=db.name) >= 300
+
+
+def test_the_events_service_refreshes_the_gauges_on_its_timer(db, container_factory, config):
+    db[store.INCIDENTS].insert_many(
+        [incident(n, TOWNSHIP_B, "verified", overdue=True) for n in range(10, 13)]
+    )
+    container = container_factory(EventsService, config)
+    container.start()
+    with entrypoint_hook(container, "refresh_incident_metrics") as refresh:
+        assert refresh() == 1  # one township and state
+    assert sample("gridwork_incidents_open", township=TOWNSHIP_B, state="verified") == 3
+    assert sample("gridwork_incidents_overdue", township=TOWNSHIP_B) == 3

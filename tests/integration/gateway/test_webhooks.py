@@ -11,6 +11,7 @@ import uuid
 from datetime import timedelta
 
 import pytest
+from prometheus_client import REGISTRY
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from devstack.processes import wait_until
@@ -119,6 +120,7 @@ def test_failed_deliveries_are_retried_dead_lettered_and_replayed(
     as_user, county, receiver, deliveries
 ):
     receiver.status = 500
+    counted = _delivery_outcomes()
     admin = as_user("admin")
     subscription = admin.post(
         "/api/v1/subscriptions",
@@ -139,6 +141,12 @@ def test_failed_deliveries_are_retried_dead_lettered_and_replayed(
     (letter,) = dead()
     assert letter["attempts"] == 3 and letter["last_error"] == "HTTP 500"
     assert len(receiver.requests) == 3  # one try and two retries
+    # /metrics (the WebhookDeadLetters alert): two retries, then the dead letter.
+    assert _delivery_outcomes() == {
+        **counted,
+        "retry": counted["retry"] + 2,
+        "dead": counted["dead"] + 1,
+    }
 
     receiver.status = 204
     replayed = admin.post(
@@ -147,6 +155,17 @@ def test_failed_deliveries_are_retried_dead_lettered_and_replayed(
     assert replayed.status_code == 200
     wait_until(lambda: len(receiver.requests) == 4, 15, "the replayed delivery")
     assert dead() == []
+    assert _delivery_outcomes()["delivered"] == counted["delivered"] + 1
+
+
+def _delivery_outcomes() -> dict[str, float]:
+    return {
+        outcome: REGISTRY.get_sample_value(
+            "gridwork_webhook_deliveries_total", {"outcome": outcome}
+        )
+        or 0
+        for outcome in ("delivered", "retry", "dead")
+    }
 
 
 def test_subscriptions_are_checked(as_user, county):

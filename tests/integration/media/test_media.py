@@ -9,6 +9,7 @@ import requests
 from nameko.exceptions import RemoteError
 from nameko.standalone.rpc import ClusterRpcProxy
 from PIL import Image
+from prometheus_client import REGISTRY
 
 from gridwork_common.context import CallerContext
 from gridwork_common.mongo import new_client
@@ -103,11 +104,13 @@ def test_a_photo_is_uploaded_checked_hashed_and_described(rpc_as, incident, sett
     media = rpc_as(WORKER).media
     data = jpeg()
     slot = _upload(media, data, incident)
+    bytes_before = _stored_bytes()
     stored = media.confirm_upload(slot["media_id"])
     assert stored["state"] == "stored"
     assert stored["sha256"] == hashlib.sha256(data).hexdigest()
     assert stored["metadata"]["gps"] == pytest.approx({"lat": 24.305, "lon": 102.505}, abs=1e-4)
     assert media.confirm_upload(slot["media_id"]) == stored  # a retried confirm: once
+    assert _stored_bytes() - bytes_before == len(data)  # /metrics, counted once too
 
     link = media.download_link(slot["media_id"])
     assert requests.get(link["url"], timeout=10).content == data
@@ -255,7 +258,14 @@ def test_unreachable_storage_is_a_clear_503_and_nothing_half_written(
     slot = _upload(media, jpeg(color=(4, 4, 4)), incident)
     dead = media_store(settings.with_changes(s3_endpoint=f"127.0.0.1:{free_port()}"))
     desk = MediaDesk(media_db, dead, None, lambda kind, id_: {}, WORKER, size_limits(None), clock)
+    errors_before = REGISTRY.get_sample_value("gridwork_storage_errors_total", {"action": "stat"})
     with pytest.raises(StorageUnavailable):
         desk.confirm(slot["media_id"])
     assert media_db.media.find_one({"_id": slot["media_id"]})["state"] == "pending"
+    errors = REGISTRY.get_sample_value("gridwork_storage_errors_total", {"action": "stat"})
+    assert errors - (errors_before or 0) == 1  # /metrics, for the StorageErrors alert
     assert media.confirm_upload(slot["media_id"])["state"] == "stored"  # once storage is back
+
+
+def _stored_bytes() -> float:
+    return REGISTRY.get_sample_value("gridwork_media_stored_bytes_total", {"kind": "photo"}) or 0

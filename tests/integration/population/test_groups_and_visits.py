@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 import pytest
 from nameko.exceptions import RemoteError
 from nameko.testing.services import entrypoint_hook
+from prometheus_client import REGISTRY
 
 from gridwork_common.context import CallerContext
 from services.population.domain.groups import (
@@ -442,6 +443,9 @@ def test_overdue_visits_are_published_once_per_missed_month(
     with entrypoint_hook(population_container, "publish_overdue_visits") as publish:
         assert publish() == 0
     assert events_named(events_tap, ("visit.overdue", "visit.obligations"), 1, timeout=1) == []
+    # /metrics: the visits still owed (4 last month, 3 the month before), published or not.
+    assert GRID_A1.startswith(TOWNSHIP_A)
+    assert REGISTRY.get_sample_value("gridwork_visit_backlog", {"township": TOWNSHIP_A}) == 7
 
     [item] = worker.visit_worklist()["overdue"]
     assert item["id"] == membership["id"]

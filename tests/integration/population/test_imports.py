@@ -11,6 +11,7 @@ from datetime import timedelta
 import openpyxl
 import pytest
 from nameko.exceptions import RemoteError
+from prometheus_client import REGISTRY
 
 from services.population.domain.identity import resident_id_check_character
 from tests.integration.population.conftest import ADMIN, OPERATOR_B
@@ -121,11 +122,14 @@ def resident_versions(population_db) -> dict[str, int]:
 
 # ------------------------------------------------------------------ CSV imports
 def test_csv_import_counts_every_row_and_reports_the_bad_ones(county):
+    before = {o: _imported_rows(o) for o in ("created", "failed")}
     job = run_import(county, csv_bytes(MIXED_ROWS))
 
     assert job["status"] == "finished"
     assert job["failure"] is None
     assert job["counts"] == counts(rows=9, created=5, failed=4)
+    # /metrics: the same rows, by outcome.
+    assert {o: _imported_rows(o) - before[o] for o in before} == {"created": 5, "failed": 4}
     c = job["counts"]
     assert c["rows"] == c["created"] + c["updated"] + c["unchanged"] + c["failed"]
     assert error_rows(county, job["id"]) == MIXED_ERRORS
@@ -468,3 +472,8 @@ def test_match_roster_treats_differently_written_phones_as_the_same(county):
     )
     assert len(result["matched"]) == 1
     assert result["mismatches"] == []
+
+
+def _imported_rows(outcome: str) -> float:
+    labels = {"kind": "residents", "outcome": outcome}
+    return REGISTRY.get_sample_value("gridwork_import_rows_total", labels) or 0
