@@ -39,8 +39,10 @@ def available() -> str | None:
 
 
 class PrivateRabbitMQ:
-    def __init__(self, root: Path, plugins: tuple[str, ...] = ()):
-        """`plugins`: to enable on this node alone, e.g. ("rabbitmq_federation",)."""
+    def __init__(self, root: Path, plugins: tuple[str, ...] = (), config: str = ""):
+        """`plugins`: to enable on this node alone, e.g. ("rabbitmq_federation",);
+        `config`: its rabbitmq.conf (none: the defaults).
+        Files it names must be readable by the rabbitmq user, e.g. under `root`."""
         self.root = root
         self.port = free_port()
         self.dist_port = free_port()
@@ -50,6 +52,8 @@ class PrivateRabbitMQ:
             (root / name).mkdir(parents=True, exist_ok=True)
         (root / "rabbitmq-env.conf").write_text("")
         (root / "enabled_plugins").write_text(f"[{','.join(plugins)}].\n")
+        if config:
+            (root / "rabbitmq.conf").write_text(config)
         for path in (root, *root.iterdir()):
             shutil.chown(path, RABBITMQ_USER, RABBITMQ_USER)
 
@@ -70,7 +74,7 @@ class PrivateRabbitMQ:
             "RABBITMQ_MNESIA_BASE": str(self.root / "mnesia"),
             "RABBITMQ_LOG_BASE": str(self.root / "log"),
             "RABBITMQ_CONF_ENV_FILE": str(self.root / "rabbitmq-env.conf"),
-            "RABBITMQ_CONFIG_FILE": str(self.root / "rabbitmq"),  # absent: defaults
+            "RABBITMQ_CONFIG_FILE": str(self.root / "rabbitmq"),  # .conf; absent: defaults
             "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.root / "enabled_plugins"),
             "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "-kernel inet_dist_use_interface {127,0,0,1}",
         }
