@@ -18,6 +18,9 @@ from tests.kubernetes import OVERLAYS, config_map, objects_of, render
 COUNTY_FILES = {"county.env", "sizes.yaml", "sizes-mongodb.yaml"}
 EXAMPLE_MARK = "# EXAMPLE ONLY"
 
+TOPOLOGY = (
+    Path(__file__).resolve().parents[2] / "deploy" / "rabbitmq" / "county" / "definitions.json"
+)
 overlays = pytest.mark.parametrize("overlay", OVERLAYS, ids=lambda p: p.name)
 
 
@@ -89,14 +92,45 @@ def _rabbitmq_hash_matches(password_hash: str, password: str) -> bool:
 
 
 @overlays
-def test_rabbitmq_definitions_make_quorum_queues_the_default_and_know_the_app_user(overlay):
+def test_rabbitmq_boots_with_the_one_topology_file_and_the_countys_users(overlay):
+    """The broker loads a directory: the topology every county shares (the quorum-default
+    vhost, exchanges, policies: deploy/rabbitmq/county/definitions.json, in one place) and
+    the county's secret users file, which defines no vhost of its own."""
+    documents = render(overlay)
+    topology = objects_of(documents, "ConfigMap")["gridwork-rabbitmq-topology"]["data"]
+    assert json.loads(topology["topology.json"]) == json.loads(TOPOLOGY.read_text())
+    (vhost,) = json.loads(TOPOLOGY.read_text())["vhosts"]
+    assert (vhost["name"], vhost["default_queue_type"]) == ("/", "quorum")
+    (cluster,) = objects_of(documents, "RabbitmqCluster").values()
+    assert (
+        "load_definitions = /etc/rabbitmq/definitions\n"
+        in (cluster["spec"]["rabbitmq"]["additionalConfig"])
+    )
+    (volume,) = [
+        v
+        for v in cluster["spec"]["override"]["statefulSet"]["spec"]["template"]["spec"]["volumes"]
+        if v["name"] == "definitions"
+    ]
+    mounted = {
+        item["path"]: (kind, source[kind]["name"], item["key"])
+        for source in volume["projected"]["sources"]
+        for kind in source
+        for item in source[kind]["items"]
+    }
+    assert mounted == {
+        "topology.json": ("configMap", "gridwork-rabbitmq-topology", "topology.json"),
+        "users.json": ("secret", "gridwork-rabbitmq-definitions", "definitions.json"),
+    }
+    users = json.loads((overlay / "secrets" / "rabbitmq-definitions.example.json").read_text())
+    assert set(users) == {"users", "permissions"}
+
+
+@overlays
+def test_rabbitmq_definitions_know_the_app_user(overlay):
     definitions = json.loads(
         (overlay / "secrets" / "rabbitmq-definitions.example.json").read_text()
     )
     app = _env(overlay / "secrets" / "rabbitmq-app.example.env")
-    (vhost,) = definitions["vhosts"]
-    assert vhost["name"] == "/"
-    assert vhost["default_queue_type"] == vhost["metadata"]["default_queue_type"] == "quorum"
     (user,) = [u for u in definitions["users"] if u["name"] == app["username"]]
     assert user["hashing_algorithm"] == "rabbit_password_hashing_sha256"
     assert _rabbitmq_hash_matches(user["password_hash"], app["password"])
