@@ -3,8 +3,8 @@
 The gateway puts these into nameko's context data on every RPC; nameko carries context
 data along with every further RPC a worker makes, so every service sees the original
 caller and can enforce scope and audit. Events do not carry it: departments read the
-event exchanges, so events go out as bare CloudEvents (gridwork_common.event_format), and
-an event handler runs with no caller.
+event exchanges, so events go out as CloudEvents with the request id alone
+(gridwork_common.event_format), and an event handler runs with no caller but that id.
 """
 
 from __future__ import annotations

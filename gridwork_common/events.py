@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from gridwork_common import event_format
 from gridwork_common.clock import Clock, clock_from_config, utc_now
 from gridwork_common.config import Settings
+from gridwork_common.context import REQUEST_ID_KEY
 
 TYPE_PREFIX = "gridwork."
 ROUTING_KEY = re.compile(r"[a-z][a-z_]*\.[a-z][a-z_]*")
@@ -163,14 +164,17 @@ class EventPublisher:
 
 class CloudEventDispatcher(EventDispatcher):
     """nameko's event dispatcher, wrapping every payload in the CloudEvents envelope and
-    publishing it in the CloudEvents AMQP binding's structured mode, without the worker's
-    context data in the headers (gridwork_common.event_format says why)."""
+    publishing it in the CloudEvents AMQP binding's structured mode, with none of the
+    worker's context data in the headers but its request id (gridwork_common.event_format
+    says why)."""
 
     def __init__(self, **options):
         super().__init__(**{"serializer": event_format.SERIALIZER, **options})
 
     def get_message_headers(self, worker_ctx) -> dict:
-        return {}  # departments read these exchanges: no caller, roles or scope
+        # Departments read these exchanges: no caller, roles or scope; the request id only.
+        request_id = worker_ctx.data.get(REQUEST_ID_KEY)
+        return {event_format.REQUEST_ID_HEADER: request_id} if request_id else {}
 
     def setup(self):
         super().setup()

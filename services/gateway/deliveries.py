@@ -25,7 +25,6 @@ from kombu.mixins import ConsumerMixin
 from gridwork_common import event_format, logs
 from gridwork_common.clock import Clock, utc_now
 from gridwork_common.config import Settings, settings_or_exit
-from gridwork_common.context import REQUEST_ID_KEY
 from gridwork_common.health import DOWN, UP, probe
 from gridwork_common.logs import configure_logging
 from gridwork_common.mongo import ping
@@ -38,8 +37,6 @@ QUEUE = "gateway-webhooks"
 SEND_INTERVAL_S = 0.5
 ACTIVITY_RESEND_INTERVAL_S = 2
 log = logging.getLogger("gridwork.webhooks")
-# nameko sends each context data item as an AMQP header named `nameko.<key>`.
-REQUEST_ID_HEADER = f"nameko.{REQUEST_ID_KEY}"
 
 
 def webhook_queues() -> list[Queue]:
@@ -66,7 +63,7 @@ class EventIntake(ConsumerMixin):
         # The request that caused the event, carried in nameko's context headers, so the
         # gateway's request id leads here too.
         logs.bind(
-            request_id=(message.headers or {}).get(REQUEST_ID_HEADER),
+            request_id=(message.headers or {}).get(event_format.REQUEST_ID_HEADER),
             event_id=envelope.get("id"),
             event_type=envelope.get("type"),
         )

@@ -160,7 +160,7 @@ def test_caller_context_travels_through_nested_rpc_but_not_through_events(runner
 def test_events_reach_a_plain_amqp_consumer_as_cloudevents_json(container_factory, config):
     """A department's system that is not nameko binds a queue to the service's topic
     exchange and gets CloudEvents in the AMQP binding's structured mode, without
-    nameko's context headers (the publishing worker's caller)."""
+    nameko's context headers (the publishing worker's caller) but the request id."""
     container_factory(Front, config).start()
     container_factory(Back, config).start()
     exchange = Exchange("front.events", type="topic", durable=True)
@@ -176,7 +176,7 @@ def test_events_reach_a_plain_amqp_consumer_as_cloudevents_json(container_factor
         simple.close()
     assert message.delivery_info["routing_key"] == "thing.happened"
     assert message.content_type == "application/cloudevents+json"
-    assert message.headers == {}
+    assert message.headers == {"nameko.request_id": "req-42"}
     assert parse_event(body).subject == "thing-1"
 
 
