@@ -97,6 +97,10 @@ class PopulationService:
         return self._population().grid_shapes(code, tolerance)
 
     @rpc(expected_exceptions=EXPECTED)
+    def map_outlines(self, code, zoom, bbox=None):
+        return self._population().map_outlines(code, zoom, bbox)
+
+    @rpc(expected_exceptions=EXPECTED)
     def locate(self, lon, lat):
         return self._population().locate(lon, lat)
 

@@ -21,6 +21,9 @@ IMPORT_ERRORS = "import_errors"
 PATROLS = "patrols"
 PATROL_PIECES = "patrol_pieces"  # a patrol's raw points, one document per uploaded piece
 PATROL_LINKS = "patrol_links"  # incidents and visits made during a patrol
+TERRITORY_VERSION = "territory_version"  # one document, raised by every node change
+MAP_OUTLINES = "map_outlines"  # the map's simplified polygons per (version, zoom)
+MAP_OUTLINE_BUILDS = "map_outline_builds"  # which (version, zoom) are complete
 
 INDEXES = {
     TERRITORY: [
@@ -79,5 +82,11 @@ INDEXES = {
     ],
     PATROL_PIECES: [IndexModel([("patrol_id", ASCENDING), ("piece", ASCENDING)], name="patrol")],
     PATROL_LINKS: [IndexModel([("patrol_id", ASCENDING)], name="patrol")],
+    MAP_OUTLINES: [
+        IndexModel(
+            [(name, ASCENDING) for name in ("version", "zoom", "level", "path")],
+            name="version_zoom_level_path",
+        ),
+    ],
 }
 INDEXES.update(OUTBOX_INDEXES)  # events written with their change (gridwork_common.outbox)

@@ -19,6 +19,7 @@ from services.population.domain.territory import (
     find_overlaps,
     nodes_from_feature_collection,
 )
+from services.population.outline_store import OutlineStore
 from services.population.usecases.base import UseCases
 
 NAME_CACHE_TTL_S = 60.0
@@ -78,6 +79,8 @@ class TerritoryUseCases(UseCases):
             before = self.db[store.TERRITORY].find_one_and_replace(
                 {"_id": node.code}, document, upsert=True, session=session
             )
+            if before != document:
+                OutlineStore(self.db).territory_changed(session)  # the map's outlines are stale
             if node.level == "grid" and before != document:
                 self.publish(topics.GRID_UPDATED, node.code, {"code": node.code, "name": node.name})
             return before

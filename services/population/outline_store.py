@@ -1,0 +1,135 @@
+"""The map's precomputed outlines in MongoDB, and the territory version they are keyed by.
+
+Every change to a territory node raises the territory version (in the node's own
+transaction). Outlines are built for one (version, zoom) the first time a map asks for
+it, stored, and read from then on; a new version (an import) makes them stale, and the
+next build removes the older versions' outlines.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+
+from pymongo import ReplaceOne
+from pymongo.client_session import ClientSession
+from pymongo.database import Database
+
+from services.population import store
+from services.population.domain.outlines import GridShape, Outline
+
+VERSION_ID = "territory"
+BBOX_FIELDS = ("west", "south", "east", "north")
+
+
+class OutlineStore:
+    def __init__(self, db: Database):
+        self.db = db
+
+    # the territory version
+    def territory_version(self) -> int:
+        doc = self.db[store.TERRITORY_VERSION].find_one({"_id": VERSION_ID})
+        return doc["version"] if doc else 0
+
+    def territory_changed(self, session: ClientSession) -> None:
+        """Raise the version with the change (inside the change's transaction)."""
+        self.db[store.TERRITORY_VERSION].update_one(
+            {"_id": VERSION_ID}, {"$inc": {"version": 1}}, upsert=True, session=session
+        )
+
+    # building
+    def grid_shapes(self) -> Iterator[GridShape]:
+        """Every grid with its surveyed polygon (the outlines are built county-wide)."""
+        cursor = self.db[store.TERRITORY].find(
+            {"level": "grid"}, {"name": 1, "path": 1, "geometry": 1}
+        )
+        for doc in cursor:
+            yield GridShape(doc["_id"], doc["name"], tuple(doc["path"]), doc["geometry"])
+
+    def node_names(self, levels: Iterable[str]) -> dict[str, str]:
+        cursor = self.db[store.TERRITORY].find({"level": {"$in": list(levels)}}, {"name": 1})
+        return {doc["_id"]: doc["name"] for doc in cursor}
+
+    def is_built(self, version: int, zoom: int) -> bool:
+        return self.db[store.MAP_OUTLINE_BUILDS].find_one({"_id": _key(version, zoom)}) is not None
+
+    def save_build(self, version: int, zoom: int, outlines: Iterable[Outline]) -> None:
+        """Store one zoom's outlines (idempotent: two maps building at once write the
+        same documents), mark the build complete, drop older versions' outlines."""
+        writes = [
+            ReplaceOne({"_id": f"{_key(version, zoom)}:{outline.code}"}, document, upsert=True)
+            for outline in outlines
+            for document in [_document(version, zoom, outline)]
+        ]
+        for start in range(0, len(writes), 1000):
+            self.db[store.MAP_OUTLINES].bulk_write(writes[start : start + 1000], ordered=False)
+        self.db[store.MAP_OUTLINE_BUILDS].replace_one(
+            {"_id": _key(version, zoom)}, {"version": version, "zoom": zoom}, upsert=True
+        )
+        self.db[store.MAP_OUTLINES].delete_many({"version": {"$lt": version}})
+        self.db[store.MAP_OUTLINE_BUILDS].delete_many({"version": {"$lt": version}})
+
+    # reading
+    def count_in_view(self, version: int, zoom: int, level: str, scope: Mapping, view) -> int:
+        return self.db[store.MAP_OUTLINES].count_documents(
+            _query(version, zoom, level, scope, view)
+        )
+
+    def outlines_in_view(
+        self, version: int, zoom: int, level: str, scope: Mapping, view
+    ) -> list[dict]:
+        cursor = self.db[store.MAP_OUTLINES].find(
+            _query(version, zoom, level, scope, view),
+            {"_id": 0, "code": 1, "name": 1, "level": 1, "grids": 1, "geometry": 1},
+        )
+        return list(cursor.sort("code", 1))
+
+    def extent(self, version: int, zoom: int, scope: Mapping) -> dict:
+        """How many grids the scope has and their bounding box (None without grids)."""
+        rows = list(
+            self.db[store.MAP_OUTLINES].aggregate(
+                [
+                    {"$match": _query(version, zoom, "grid", scope, None)},
+                    {
+                        "$group": {
+                            "_id": None,
+                            "grids": {"$sum": 1},
+                            "west": {"$min": "$west"},
+                            "south": {"$min": "$south"},
+                            "east": {"$max": "$east"},
+                            "north": {"$max": "$north"},
+                        }
+                    },
+                ]
+            )
+        )
+        if not rows:
+            return {"grids": 0, "bbox": None}
+        return {"grids": rows[0]["grids"], "bbox": [rows[0][name] for name in BBOX_FIELDS]}
+
+
+def _key(version: int, zoom: int) -> str:
+    return f"{version}:{zoom}"
+
+
+def _document(version: int, zoom: int, outline: Outline) -> dict:
+    return {
+        "version": version,
+        "zoom": zoom,
+        "level": outline.level,
+        "code": outline.code,
+        "name": outline.name,
+        "path": list(outline.path),
+        "grids": outline.grids,
+        "geometry": outline.geometry,
+        **dict(zip(BBOX_FIELDS, outline.bbox, strict=True)),
+    }
+
+
+def _query(version: int, zoom: int, level: str, scope: Mapping, view) -> dict:
+    query = {"version": version, "zoom": zoom, "level": level}
+    if view is not None:
+        west, south, east, north = view
+        query.update(
+            west={"$lte": east}, east={"$gte": west}, south={"$lte": north}, north={"$gte": south}
+        )
+    return {"$and": [query, scope]} if scope else query
