@@ -100,8 +100,8 @@ def map_counts(page, stack: dict) -> dict:
 def map_colour(page, stack: dict, grid: str) -> str:
     page.goto(f"{stack['gateway']}/map")
     page.wait_for_selector(".grid-map--ready", timeout=20_000)
-    classes = page.get_attribute(f"path.grid-{grid}", "class") or ""
-    return next(name.split("--")[1] for name in classes.split() if name.startswith("grid--"))
+    # drawn on a canvas: the grid picker lists each drawn grid with its state
+    return page.get_attribute(f'#grid-picker option[value="{grid}"]', "data-status")
 
 
 def closed_on_chart(page, stack: dict, grid: str, month: str) -> str:

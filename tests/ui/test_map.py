@@ -16,11 +16,11 @@ from gridwork_common.context import CallerContext
 from services.population.demo import demo_staff
 from tests.integration.events.support import events_database, move_deadlines
 from tests.ui.conftest import assert_accessible, screenshot, sign_in
+from tests.ui.maps import READY, click_at, drawn, grid_status, open_map
 
 pytestmark = pytest.mark.ui
 
 TIMER_WAIT_S = 75  # the events service checks deadlines every 30 s
-READY = ".grid-map--ready"
 
 
 def api_headers(stack: dict, username: str) -> dict:
@@ -57,16 +57,6 @@ def other_townships_grids(stack: dict) -> list[str]:
     return [grid for grid in grids_of(stack, county) if not grid.startswith(township)]
 
 
-def open_map(page, stack: dict, query: str = "") -> None:
-    page.goto(f"{stack['gateway']}/map{query}")
-    page.wait_for_selector(READY, timeout=20_000)
-
-
-def grid_status(page, grid: str) -> str:
-    classes = page.get_attribute(f"path.grid-{grid}", "class") or ""
-    return next(name.split("--")[1] for name in classes.split() if name.startswith("grid--"))
-
-
 def wait_for_status(page, stack: dict, grid: str, wanted: str, timeout_s: float) -> None:
     def shown() -> bool:
         open_map(page, stack)
@@ -84,17 +74,13 @@ def test_a_village_centre_sees_its_grids_coloured_by_their_cases(page, ui_stack)
     grid = mine[-1]
     sign_in(page, ui_stack, "village-centre")
     open_map(page, ui_stack)
-    drawn = {
-        name[len("grid-") :]
-        for classes in page.eval_on_selector_all(
-            "path.grid", "ps => ps.map(p => p.className.baseVal)"
-        )
-        for name in classes.split()
-        if name.startswith("grid-") and name[len("grid-") :].isdigit()
-    }
-    assert drawn == set(mine)
-    assert not drawn & set(elsewhere)
-    assert "grid--open" not in (page.get_attribute(f"path.grid-{grid}", "class") or "")
+    shown = drawn(page)
+    assert page.get_attribute("#grid-map", "data-level") == "grid"
+    assert set(shown) == set(mine)
+    assert not set(shown) & set(elsewhere)
+    assert shown[grid] == "none"
+    assert page.locator("#grid-map canvas").count() >= 1
+    assert page.locator("#grid-map svg path").count() == 0  # one canvas, not a path per grid
 
     answer = requests.post(
         f"{ui_stack['gateway']}/api/v1/incidents",
@@ -111,7 +97,8 @@ def test_a_village_centre_sees_its_grids_coloured_by_their_cases(page, ui_stack)
     assert case["grid_code"] == grid
     open_map(page, ui_stack)
     assert grid_status(page, grid) == "open"
-    assert page.locator(".case-point").count() >= 1
+    assert int(page.inner_text("#legend-cases")) >= 1
+    assert int(page.inner_text("#legend-open")) >= 1
 
     # Overdue: the stage's due moment moved into the past, then the events service's own
     # deadline timer marks it (as tests/integration/events do, through the real timer).
@@ -119,7 +106,7 @@ def test_a_village_centre_sees_its_grids_coloured_by_their_cases(page, ui_stack)
         move_deadlines(db, case, warn_ago=timedelta(minutes=2), due_ago=timedelta(minutes=1))
     wait_for_status(page, ui_stack, grid, "overdue", TIMER_WAIT_S)
     assert int(page.inner_text("#legend-overdue")) >= 1
-    assert page.locator(".case-point--overdue").count() >= 1
+    assert "有超期案件" in page.inner_text(f'#grid-picker option[value="{grid}"]')
 
     fresh = requests.get(
         f"{ui_stack['gateway']}/api/v1/incidents/{case['id']}",
@@ -164,7 +151,7 @@ def test_filters_live_in_the_url_and_a_grid_shows_its_panel(page, ui_stack, cons
     assert page.input_value("#filter-category") == "04.01"
     assert page.input_value("#filter-from") == "2020-01-01"
 
-    page.click(f"path.grid-{grid}")
+    assert click_at(page, *centre_of(ui_stack, grid)[:2]) == "CANVAS"
     page.wait_for_selector("#panel-code", timeout=10_000)
     panel = page.inner_text("#grid-panel")
     assert page.inner_text("#panel-code") == grid
@@ -207,8 +194,6 @@ def test_the_wall_view_fills_the_big_screen(page, ui_stack):
     assert not page.is_visible(".masthead")
     box = page.locator("#grid-map").bounding_box()
     assert box["width"] > 1300 and box["height"] > 900, box
-    assert page.locator("path.grid").count() == len(
-        grids_of(ui_stack, ui_stack["users"]["county-centre"][1])
-    )
+    assert set(drawn(page)) == set(grids_of(ui_stack, ui_stack["users"]["county-centre"][1]))
     assert_accessible(page)
     screenshot(page, "map-wall")

@@ -2,15 +2,18 @@
 points, filters kept in the URL, and a grid's panel (roster, people, groups, cases).
 
 The page is a shell; its script fetches two JSON documents from this blueprint (under
-the session, like every UI route): the grids' polygons simplified for the map's zoom
-(population `grid_shapes`, so a county of thousands of grids is never sent at survey
-precision) and the cases under the filters (events `map_summary`). Clicking a grid loads
+the session, like every UI route): the polygons to draw for the map's zoom and viewport
+(population `map_outlines`: the grids in view, or their villages' or townships' outlines
+when more than a thousand grids would be, simplified to half a pixel and precomputed per
+territory version, so a county of 5,000+ grids is never sent whole) and the cases under
+the filters (events `map_summary`). Clicking a grid loads
 its panel as an htmx partial. Every call carries the caller's context: the services
 check roles and scope, and what is out of scope is "not found".
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -21,7 +24,7 @@ from flask_babel import gettext as _
 from gridwork_common import roles
 from gridwork_common.clock import CHINA_TIME
 from services.gateway.ui import labels
-from services.gateway.ui.pages import PageNotFound, current_page, requires_roles
+from services.gateway.ui.pages import FormError, PageNotFound, current_page, requires_roles
 
 blueprint = Blueprint("map", __name__, url_prefix="/map")
 
@@ -34,21 +37,24 @@ MAP_ROLES = (
 )
 CATEGORY = re.compile(r"^[0-9]{2}\.[0-9]{2}$")
 GRID_CODE = re.compile(r"^[0-9]{15}$")
-# Zoom levels the script asks geometry for; outside them the nearest is used.
-MIN_ZOOM, MAX_ZOOM = 6, 18
-FULL_PRECISION_ZOOM = 17  # from here on a pixel is under a metre: nothing to drop
-MAX_TOLERANCE = 0.01  # degrees, the population service's bound
+# Zoom levels the population service precomputes outlines for; outside them the nearest.
+MIN_ZOOM, MAX_ZOOM = 6, 17
 PANEL_CASES = 20
 CACHE_SECONDS = 120
 
 
-def tolerance_for(zoom: int) -> float:
-    """Half a screen pixel at `zoom` (Web Mercator, 256-pixel tiles), in degrees: what
-    the map can show, so dropping finer vertices changes nothing visible."""
-    if zoom >= FULL_PRECISION_ZOOM:
-        return 0.0
-    pixel = 360.0 / (256 * 2**zoom)
-    return min(MAX_TOLERANCE, pixel / 2)
+def viewport(value: str | None) -> list[float] | None:
+    """`?bbox=west,south,east,north` as four numbers, or None (the service checks the
+    ranges); FormError when it is not four numbers."""
+    if not value:
+        return None
+    try:
+        numbers = [float(part) for part in value.split(",")]
+    except ValueError:
+        numbers = []
+    if len(numbers) != 4 or not all(math.isfinite(n) for n in numbers):
+        raise FormError("bbox", "must be four numbers: west, south, east, north")
+    return numbers
 
 
 @dataclass
@@ -151,37 +157,53 @@ def index():
         wall=wall,
         wall_url=url_for("ui.map.index", **filters.query(), wall="1"),
         cases_url=url_for("ui.map.cases", **filters.query()),
-        grids_url=url_for("ui.map.grids"),
+        shapes_url=url_for("ui.map.shapes"),
         panel_url=url_for("ui.map.grid_panel", code="000000000000000"),
     ), (422 if filters.errors else 200)
 
 
-@blueprint.get("/grids.geojson")
+@blueprint.get("/shapes.geojson")
 @requires_roles(*MAP_ROLES)
-def grids():
-    """The caller's grids as GeoJSON, simplified for `?zoom=`."""
+def shapes():
+    """What the map draws at `?zoom=` within `?bbox=` (the whole scope without it): the
+    caller's grids, or their villages' or townships' outlines when too many grids are in
+    view (population `map_outlines`, precomputed per territory version and zoom)."""
     page = current_page()
     if not page.caller.scope:
         raise PageNotFound()
     zoom = min(MAX_ZOOM, max(MIN_ZOOM, request.args.get("zoom", 12, type=int)))
-    shapes = page.rpc("population", "grid_shapes", page.caller.scope, tolerance_for(zoom))
+    try:
+        bbox = viewport(request.args.get("bbox"))
+        answer = page.rpc("population", "map_outlines", page.caller.scope, zoom, bbox)
+    except FormError as error:  # a viewport that is not one (the script never sends it)
+        return jsonify({"errors": error.errors}), 400
     response = jsonify(
         {
             "type": "FeatureCollection",
+            "level": answer["level"],
+            "grids": answer["grids"],
+            "bbox": answer["bbox"],
             "features": [
                 {
                     "type": "Feature",
-                    "properties": {"code": grid["code"], "name": grid["name"]},
-                    "geometry": grid["geometry"],
+                    "properties": {
+                        "code": outline["code"],
+                        "name": outline["name"],
+                        "level": outline["level"],
+                        "grids": outline["grids"],
+                    },
+                    "geometry": outline["geometry"],
                 }
-                for grid in shapes
+                for outline in answer["outlines"]
             ],
         }
     )
     response.mimetype = "application/geo+json"
+    # The same URL answers the same until an import: the browser may keep it a while.
+    response.set_etag(f"{answer['version']}")
     response.cache_control.private = True
     response.cache_control.max_age = CACHE_SECONDS
-    return response
+    return response.make_conditional(request)
 
 
 @blueprint.get("/cases.json")
