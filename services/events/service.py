@@ -82,6 +82,10 @@ class EventsService:
         return self._setup().publish_catalogue(document)
 
     @rpc(expected_exceptions=EXPECTED)
+    def catalogue_versions(self):
+        return self._setup().catalogue_versions()
+
+    @rpc(expected_exceptions=EXPECTED)
     def departments(self, territory_code=None):
         return self._setup().departments(territory_code)
 

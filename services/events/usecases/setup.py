@@ -105,6 +105,33 @@ class CountySetup:
         _forget(self.db, "catalogue_version")
         return self.catalogue(version)
 
+    def catalogue_versions(self) -> list[dict]:
+        """Every published version, newest first: when, by whom, how many items."""
+        self.current_version()  # the default catalogue is version 1 of a new county
+        cursor = self.db[store.CATALOGUES].aggregate(
+            [
+                {"$sort": {"_id": -1}},
+                {
+                    "$project": {
+                        "published_at": 1,
+                        "published_by": 1,
+                        "entries": {"$size": "$entries"},
+                    }
+                },
+            ]
+        )
+        return [
+            {
+                "version": doc["_id"],
+                "published_at": doc["published_at"].replace(tzinfo=UTC).isoformat()
+                if doc.get("published_at")
+                else None,
+                "published_by": doc.get("published_by"),
+                "entries": doc["entries"],
+            }
+            for doc in cursor
+        ]
+
     def _check_owner_slugs(self, catalogue: Catalogue) -> None:
         known = {slug for level in DEFAULT_DEPARTMENTS.values() for slug in level}
         known |= {doc["slug"] for doc in self.db[store.DEPARTMENTS].find({}, {"slug": 1})}

@@ -355,6 +355,13 @@ def test_the_default_catalogue_lists_every_category_and_a_new_version_can_be_pub
     assert "08.03" in {entry["code"] for entry in admin.catalogue()["entries"]}
     assert "08.03" not in {entry["code"] for entry in admin.catalogue(1)["entries"]}
     assert refused(admin.catalogue, 9).exc_type == "NotFound"
+    versions = admin.catalogue_versions()
+    assert [(v["version"], v["entries"]) for v in versions] == [
+        (2, len(document["entries"])),
+        (1, len(document["entries"]) - 1),
+    ]
+    assert [v["published_by"] for v in versions] == [ADMIN.user_id, "default"]
+    assert all(v["published_at"].endswith("+00:00") for v in versions)
 
 
 def test_a_case_keeps_the_catalogue_version_it_was_reported_under(desk, events_db):
