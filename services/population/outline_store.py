@@ -1,9 +1,9 @@
 """The map's precomputed outlines in MongoDB, and the territory version they are keyed by.
 
 Every change to a territory node raises the territory version (in the node's own
-transaction). Outlines are built for one (version, zoom) the first time a map asks for
-it, stored, and read from then on; a new version (an import) makes them stale, and the
-next build removes the older versions' outlines.
+transaction). The population service's timer then builds the outlines of the new
+version at every zoom (a few seconds for 5,000 grids) and drops the older versions';
+until it has, maps are served the newest complete version's outlines.
 """
 
 from __future__ import annotations
@@ -49,24 +49,38 @@ class OutlineStore:
         cursor = self.db[store.TERRITORY].find({"level": {"$in": list(levels)}}, {"name": 1})
         return {doc["_id"]: doc["name"] for doc in cursor}
 
-    def is_built(self, version: int, zoom: int) -> bool:
-        return self.db[store.MAP_OUTLINE_BUILDS].find_one({"_id": _key(version, zoom)}) is not None
+    def built_zooms(self, version: int) -> set[int]:
+        cursor = self.db[store.MAP_OUTLINE_BUILDS].find({"version": version}, {"zoom": 1})
+        return {doc["zoom"] for doc in cursor}
 
-    def save_build(self, version: int, zoom: int, outlines: Iterable[Outline]) -> None:
-        """Store one zoom's outlines (idempotent: two maps building at once write the
-        same documents), mark the build complete, drop older versions' outlines."""
+    def latest_build(self, zoom: int, up_to: int) -> int | None:
+        """The newest version (at most `up_to`) whose outlines at `zoom` are complete."""
+        doc = self.db[store.MAP_OUTLINE_BUILDS].find_one(
+            {"zoom": zoom, "version": {"$lte": up_to}}, sort=[("version", -1)]
+        )
+        return doc["version"] if doc else None
+
+    def save_outlines(self, version: int, zoom: int, outlines: Iterable[Outline]) -> None:
+        """Store outlines of one (version, zoom) (idempotent: two builders at once write
+        the same documents)."""
         writes = [
             ReplaceOne({"_id": f"{_key(version, zoom)}:{outline.code}"}, document, upsert=True)
             for outline in outlines
             for document in [_document(version, zoom, outline)]
         ]
-        for start in range(0, len(writes), 1000):
-            self.db[store.MAP_OUTLINES].bulk_write(writes[start : start + 1000], ordered=False)
+        if writes:
+            self.db[store.MAP_OUTLINES].bulk_write(writes, ordered=False)
+
+    def mark_built(self, version: int, zoom: int) -> None:
+        """Every outline of (version, zoom) is stored: maps may read them."""
         self.db[store.MAP_OUTLINE_BUILDS].replace_one(
             {"_id": _key(version, zoom)}, {"version": version, "zoom": zoom}, upsert=True
         )
-        self.db[store.MAP_OUTLINES].delete_many({"version": {"$lt": version}})
+
+    def drop_versions_before(self, version: int) -> None:
+        """Older versions' outlines, once `version` is complete at every zoom."""
         self.db[store.MAP_OUTLINE_BUILDS].delete_many({"version": {"$lt": version}})
+        self.db[store.MAP_OUTLINES].delete_many({"version": {"$lt": version}})
 
     # reading
     def count_in_view(self, version: int, zoom: int, level: str, scope: Mapping, view) -> int:

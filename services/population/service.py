@@ -32,6 +32,7 @@ EXPECTED = (GridworkError,)
 OVERDUE_CHECK_INTERVAL_S = 3600
 IMPORT_POLL_INTERVAL_S = 1
 OUTBOX_RETRY_INTERVAL_S = 10
+OUTLINE_CHECK_INTERVAL_S = 5
 
 
 class PersonalDataProtection(DependencyProvider):
@@ -99,6 +100,15 @@ class PopulationService:
     @rpc(expected_exceptions=EXPECTED)
     def map_outlines(self, code, zoom, bbox=None):
         return self._population().map_outlines(code, zoom, bbox)
+
+    @rpc(expected_exceptions=EXPECTED)
+    def build_map_outlines(self):
+        return self._population().build_map_outlines()
+
+    @timer(interval=OUTLINE_CHECK_INTERVAL_S)
+    def build_outlines_after_imports(self):
+        """The map's outlines of a new territory version, at every zoom."""
+        return self._population(SYSTEM_CALLER).build_map_outlines()
 
     @rpc(expected_exceptions=EXPECTED)
     def locate(self, lon, lat):

@@ -17,6 +17,7 @@ from flask_wtf.csrf import CSRFProtect
 
 from services.gateway.ui import (
     admin,
+    admin_catalogue,
     assessment,
     case,
     errors,
@@ -43,6 +44,7 @@ PAGES: tuple = (
     assessment,
     admin,
     phone,
+    admin_catalogue,
 )
 
 csrf = CSRFProtect()

@@ -1,7 +1,8 @@
 """Administration pages (administrators only, as the API's routes): users, their roles
-and scope; the catalogue and the deadline policy; the working calendar's holiday notices;
-webhook subscriptions and their dead letters; departments' own RabbitMQ users (listed:
-they are created and revoked through the API, which shows a password once).
+and scope; the catalogue (its versions; a new one is published in admin_catalogue.py) and
+the deadline policy; the working calendar's holiday notices; webhook subscriptions and
+their dead letters; departments' own RabbitMQ users (listed: they are created and revoked
+through the API, which shows a password once).
 
 Users and webhooks live in the gateway's own store (the same `Identity` and `Webhooks`
 the /api/v1/users and /api/v1/subscriptions routes use); the catalogue, policy and
@@ -148,6 +149,7 @@ def setup(errors=None, form=None, status=200):
         render_template(
             "admin/setup.html",
             catalogue=page.rpc(EVENTS, "catalogue", None, False),
+            versions=page.rpc(EVENTS, "catalogue_versions"),
             policy=form or page.rpc(EVENTS, "policy"),
             policy_fields=POLICY_FIELDS,
             errors=errors or {},

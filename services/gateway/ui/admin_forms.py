@@ -11,7 +11,8 @@ from services.gateway.problems import ApiProblem
 from services.gateway.ui.pages import FormError
 
 
-def _problem(error: dict) -> str:
+def problem_message(error: dict) -> str:
+    """A pydantic error in the catalogue's words."""
     kind = error.get("type", "")
     if kind.startswith("date") or kind.startswith("datetime"):
         return _("“%(value)s” is not a date (YYYY-MM-DD).", value=error.get("input"))
@@ -25,6 +26,9 @@ def _problem(error: dict) -> str:
         return _("Too long: at most %(count)s.", count=limit)
     if kind in ("greater_than", "float_parsing", "float_type"):
         return _("Give a number greater than 0.")
+    if kind == "less_than_equal":
+        limit = (error.get("ctx") or {}).get("le")
+        return _("At most %(count)s.", count=limit)
     if kind == "literal_error":
         return _("Not one of the choices.")
     if kind == "missing":
@@ -39,7 +43,7 @@ def validated(model: type[BaseModel], data: dict) -> BaseModel:
     except ValidationError as exc:
         first = exc.errors()[0]
         field = str(first["loc"][0]) if first.get("loc") else None
-        raise FormError(field, _problem(first)) from None
+        raise FormError(field, problem_message(first)) from None
 
 
 def form_error(problem: ApiProblem) -> FormError:

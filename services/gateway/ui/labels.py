@@ -1,5 +1,6 @@
 """Labels the command centre's pages show for the services' codes (case states, urgency,
-staff roles, groups, risk levels), through the message catalogue: one table per code."""
+staff roles, groups, risk levels, case stages, centre levels), through the message
+catalogue: one table per code."""
 
 from __future__ import annotations
 
@@ -37,6 +38,16 @@ GROUPS = {
     "disabled": _l("Disabled"),
     "left_behind_child": _l("Left-behind child"),
 }
+STAGES = {
+    "accept": _l("Accept"),
+    "register": _l("Register"),
+    "dispatch": _l("Dispatch"),
+    "sign": _l("Sign"),
+    "handle": _l("Handle"),
+    "verify": _l("Verify"),
+    "close": _l("Close"),
+}
+CENTRE_LEVELS = {"village": _l("Village"), "township": _l("Township"), "county": _l("County")}
 RISK_LEVELS = {"high": _l("High risk"), "medium": _l("Medium risk"), "low": _l("Low risk")}
 
 

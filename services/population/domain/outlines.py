@@ -26,6 +26,7 @@ DRAWN_LEVELS = ("township", "village", "grid")
 # pixel's precision they stay a few hundred kilobytes.
 FEATURE_BUDGET = 1000
 MIN_ZOOM, MAX_ZOOM = 6, 17
+ZOOMS = tuple(range(MIN_ZOOM, MAX_ZOOM + 1))  # outlines are precomputed for each
 FULL_PRECISION_ZOOM = 17  # a pixel is under a metre here: nothing to drop
 
 
@@ -102,37 +103,56 @@ def choose_level(
     return levels[0]
 
 
-def build_outlines(
-    grids: Iterable[GridShape], names: Mapping[str, str], tolerance: float
-) -> list[Outline]:
-    """Every grid simplified to `tolerance`, and every village and township that has
-    grids as the union of its grids' polygons, simplified the same way."""
+@dataclass(frozen=True)
+class MergedShape:
+    """A grid, or a village's or township's grids merged, at survey precision."""
+
+    code: str
+    name: str
+    level: str
+    path: tuple[str, ...]
+    grids: int
+    polygon: object  # a shapely Polygon or MultiPolygon
+
+
+def merged_shapes(grids: Iterable[GridShape], names: Mapping[str, str]) -> list[MergedShape]:
+    """Every grid, and every village and township that has grids as the union of its
+    grids' polygons (done once, then simplified for each zoom)."""
     members: dict[str, list] = defaultdict(list)
-    outlines = []
+    shapes = []
     for grid in grids:
         polygon = shape(grid.geometry)
         for level in ("township", "village"):
             members[grid.code[: CODE_LENGTHS[level]]].append(polygon)
-        outlines.append(_outline(grid.code, grid.name, "grid", grid.path, 1, polygon, tolerance))
+        shapes.append(MergedShape(grid.code, grid.name, "grid", grid.path, 1, polygon))
     for code, polygons in members.items():
         level = "township" if len(code) == CODE_LENGTHS["township"] else "village"
         merged = unary_union(polygons)
         if not merged.is_valid:
             merged = merged.buffer(0)
         path = tuple(code[: CODE_LENGTHS[above]] for above in LEVELS[: LEVELS.index(level) + 1])
-        outlines.append(
-            _outline(code, names.get(code, code), level, path, len(polygons), merged, tolerance)
+        shapes.append(MergedShape(code, names.get(code, code), level, path, len(polygons), merged))
+    return shapes
+
+
+def outlines_at(shapes: Iterable[MergedShape], tolerance: float) -> list[Outline]:
+    """The shapes simplified to `tolerance` degrees, ready to store and draw."""
+    return [
+        Outline(
+            code=merged.code,
+            name=merged.name,
+            level=merged.level,
+            path=merged.path,
+            grids=merged.grids,
+            geometry=simplified(mapping(merged.polygon), tolerance),
+            bbox=tuple(round(value, 6) for value in merged.polygon.bounds),
         )
-    return outlines
+        for merged in shapes
+    ]
 
 
-def _outline(code, name, level, path, grids, polygon, tolerance) -> Outline:
-    return Outline(
-        code=code,
-        name=name,
-        level=level,
-        path=tuple(path),
-        grids=grids,
-        geometry=simplified(mapping(polygon), tolerance),
-        bbox=tuple(round(value, 6) for value in polygon.bounds),
-    )
+def build_outlines(
+    grids: Iterable[GridShape], names: Mapping[str, str], tolerance: float
+) -> list[Outline]:
+    """`merged_shapes` simplified to one tolerance."""
+    return outlines_at(merged_shapes(grids, names), tolerance)

@@ -1,5 +1,6 @@
 """The map's polygons for a territory node, a zoom and a viewport: precomputed per
-territory version and zoom (outline_store), chosen by level under a feature budget."""
+territory version and zoom (outline_store) by the population timer after every import,
+chosen by level under a feature budget."""
 
 from __future__ import annotations
 
@@ -9,15 +10,20 @@ from services.population.domain import access
 from services.population.domain.outlines import (
     DRAWN_LEVELS,
     FEATURE_BUDGET,
-    build_outlines,
+    ZOOMS,
     check_bbox,
     check_zoom,
     choose_level,
     drawn_levels,
+    merged_shapes,
+    outlines_at,
     tolerance_for,
 )
 from services.population.outline_store import OutlineStore
 from services.population.usecases.base import UseCases
+
+NAMED_LEVELS = DRAWN_LEVELS[:-1]  # the outlines named after their node: townships, villages
+BUILD_CHUNK = 500
 
 
 class MapOutlineUseCases(UseCases):
@@ -28,7 +34,7 @@ class MapOutlineUseCases(UseCases):
         node = self.territory_node(code)  # NotFound outside the caller's scope
         zoom, view = check_zoom(zoom), check_bbox(bbox)
         outlines = OutlineStore(self.db)
-        version = self._built_outlines(outlines, zoom)
+        version = self._outline_version(outlines, zoom)
         scope = {"$and": [{"path": code}, access.scope_filter(self.caller)]}
         level = choose_level(
             drawn_levels(node["level"]),
@@ -44,13 +50,40 @@ class MapOutlineUseCases(UseCases):
             "outlines": outlines.outlines_in_view(version, zoom, level, scope, view),
         }
 
-    def _built_outlines(self, outlines: OutlineStore, zoom: int) -> int:
-        """The current territory version, its outlines at `zoom` built if they were not.
-        The version is read before the territory: a build that overlaps an import is
-        stored under the older version, which the import has already left behind."""
+    def _outline_version(self, outlines: OutlineStore, zoom: int) -> int:
+        """The newest territory version whose outlines at `zoom` are built: the current
+        one once the timer has built it (the older one meanwhile, so an answer never
+        waits for a county's worth of polygons); built here only if none ever was."""
         version = outlines.territory_version()
-        if not outlines.is_built(version, zoom):
-            names = outlines.node_names(DRAWN_LEVELS[:-1])
-            built = build_outlines(outlines.grid_shapes(), names, tolerance_for(zoom))
-            outlines.save_build(version, zoom, built)
-        return version
+        built = outlines.latest_build(zoom, version)
+        if built is None:
+            shapes = merged_shapes(outlines.grid_shapes(), outlines.node_names(NAMED_LEVELS))
+            _build(outlines, shapes, version, zoom)
+            built = version
+        return built
+
+    def build_map_outlines(self) -> dict:
+        """Build the current territory version's outlines at every zoom not built yet,
+        then drop the older versions' (the population timer; administrators may call it
+        after an import not to wait for the timer)."""
+        self.require(access.ADMINISTRATORS, "building the map's outlines")
+        outlines = OutlineStore(self.db)
+        version = outlines.territory_version()
+        missing = [zoom for zoom in ZOOMS if zoom not in outlines.built_zooms(version)]
+        if missing:
+            shapes = merged_shapes(outlines.grid_shapes(), outlines.node_names(NAMED_LEVELS))
+            for zoom in missing:
+                _build(outlines, shapes, version, zoom)
+            outlines.drop_versions_before(version)
+        return {"version": version, "built": missing}
+
+
+def _build(outlines: OutlineStore, shapes: list, version: int, zoom: int) -> None:
+    """Simplify and store a chunk at a time: each store is I/O, where the service's
+    other calls get their turn (the service's green threads share one CPU thread)."""
+    tolerance = tolerance_for(zoom)
+    for start in range(0, len(shapes), BUILD_CHUNK):
+        outlines.save_outlines(
+            version, zoom, outlines_at(shapes[start : start + BUILD_CHUNK], tolerance)
+        )
+    outlines.mark_built(version, zoom)

@@ -5,6 +5,7 @@ import pytest
 from nameko.exceptions import RemoteError
 
 from services.population import store
+from services.population.domain.outlines import ZOOMS
 from services.population.usecases import map_outlines
 from tests.integration.population.conftest import ADMIN, OPERATOR_B
 from tests.population_data import (
@@ -51,21 +52,28 @@ def test_the_grids_are_drawn_when_they_fit_the_budget_else_their_outlines(
     assert (townships["level"], codes(townships)) == ("township", [TOWNSHIP_A, TOWNSHIP_B])
 
 
-def test_outlines_are_built_once_per_territory_version_and_zoom(county, population_db):
-    first = county.map_outlines(COUNTY, 12)
-    county.map_outlines(COUNTY, 12, [102.5, 24.3, 102.6, 24.4])
-    county.map_outlines(COUNTY, 14)
+def test_outlines_are_built_once_per_territory_version_for_every_zoom(county, population_db):
+    first = county.map_outlines(COUNTY, 12)  # built here if the timer has not yet
+    assert county.build_map_outlines()["version"] == first["version"]
     builds = list(population_db[store.MAP_OUTLINE_BUILDS].find())
-    assert sorted(b["zoom"] for b in builds) == [12, 14]
+    assert sorted(b["zoom"] for b in builds) == list(ZOOMS)
     assert {b["version"] for b in builds} == {first["version"]}
+    assert county.build_map_outlines() == {"version": first["version"], "built": []}
+    stored = population_db[store.MAP_OUTLINES].count_documents({"version": first["version"]})
+    assert stored == len(ZOOMS) * (3 + 2 + 2)  # grids, villages, townships
 
     moved = {
         "type": "FeatureCollection",
         "features": [feature(GRID_B1, "凤凰第一网格", square(102.70, 24.30))],
     }
     county.import_territory(moved)
+    # Until the new version is built, maps get the last complete one (never a half).
+    stale = county.map_outlines(COUNTY, 12)
+    rebuilt = county.build_map_outlines()
+    assert rebuilt["version"] > first["version"]
+    assert stale["version"] in (first["version"], rebuilt["version"])
     after = county.map_outlines(COUNTY, 12)
-    assert after["version"] > first["version"]
+    assert after["version"] == rebuilt["version"]
     assert after["bbox"] == [102.5, 24.3, 102.71, 24.31]
     assert {b["version"] for b in population_db[store.MAP_OUTLINE_BUILDS].find()} == {
         after["version"]
@@ -74,7 +82,13 @@ def test_outlines_are_built_once_per_territory_version_and_zoom(county, populati
 
     unchanged = county.import_territory(moved)
     assert unchanged["unchanged"] == 1
-    assert county.map_outlines(COUNTY, 12)["version"] == after["version"]
+    assert county.build_map_outlines() == {"version": after["version"], "built": []}
+
+
+def test_only_administrators_build_outlines(county, as_user):
+    with pytest.raises(RemoteError) as refused:
+        as_user(OPERATOR_B).build_map_outlines()
+    assert refused.value.exc_type == "Forbidden"
 
 
 def test_a_caller_sees_only_its_own_territory(county, as_user):
