@@ -1,14 +1,16 @@
 """The map's precomputed outlines in MongoDB, and the territory version they are keyed by.
 
-Every change to a territory node raises the territory version (in the node's own
-transaction). The population service's timer then builds the outlines of the new
-version at every zoom (a few seconds for 5,000 grids) and drops the older versions';
-until it has, maps are served the newest complete version's outlines.
+An import that changes territory nodes raises the territory version at its first change,
+every few seconds while it runs, and after its last (also when it stops half-way). The
+population service's timer, once the territory has been quiet for a few seconds, builds
+the outlines of the new version at every zoom (seconds for 5,000 grids) and drops the
+older versions'; until it has, maps are served the newest complete version's outlines.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
+from datetime import datetime
 
 from pymongo import ReplaceOne
 from pymongo.client_session import ClientSession
@@ -27,13 +29,20 @@ class OutlineStore:
 
     # the territory version
     def territory_version(self) -> int:
-        doc = self.db[store.TERRITORY_VERSION].find_one({"_id": VERSION_ID})
-        return doc["version"] if doc else 0
+        return self.territory_change()[0]
 
-    def territory_changed(self, session: ClientSession) -> None:
-        """Raise the version with the change (inside the change's transaction)."""
+    def territory_change(self) -> tuple[int, datetime | None]:
+        """The territory version and when it last changed."""
+        doc = self.db[store.TERRITORY_VERSION].find_one({"_id": VERSION_ID})
+        return (doc["version"], doc.get("changed_at")) if doc else (0, None)
+
+    def territory_changed(self, at: datetime, session: ClientSession | None = None) -> None:
+        """Raise the version: the outlines built so far are stale."""
         self.db[store.TERRITORY_VERSION].update_one(
-            {"_id": VERSION_ID}, {"$inc": {"version": 1}}, upsert=True, session=session
+            {"_id": VERSION_ID},
+            {"$inc": {"version": 1}, "$set": {"changed_at": at}},
+            upsert=True,
+            session=session,
         )
 
     # building

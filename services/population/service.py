@@ -33,6 +33,7 @@ OVERDUE_CHECK_INTERVAL_S = 3600
 IMPORT_POLL_INTERVAL_S = 1
 OUTBOX_RETRY_INTERVAL_S = 10
 OUTLINE_CHECK_INTERVAL_S = 5
+OUTLINE_QUIET_S = 10
 
 
 class PersonalDataProtection(DependencyProvider):
@@ -107,8 +108,9 @@ class PopulationService:
 
     @timer(interval=OUTLINE_CHECK_INTERVAL_S)
     def build_outlines_after_imports(self):
-        """The map's outlines of a new territory version, at every zoom."""
-        return self._population(SYSTEM_CALLER).build_map_outlines()
+        """The map's outlines of a new territory version, at every zoom, once the
+        territory has been quiet for a while (not once per node of an import)."""
+        return self._population(SYSTEM_CALLER).build_map_outlines(OUTLINE_QUIET_S)
 
     @rpc(expected_exceptions=EXPECTED)
     def locate(self, lon, lat):

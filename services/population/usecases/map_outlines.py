@@ -5,6 +5,7 @@ chosen by level under a feature budget."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, timedelta
 
 from services.population.domain import access
 from services.population.domain.outlines import (
@@ -62,13 +63,19 @@ class MapOutlineUseCases(UseCases):
             built = version
         return built
 
-    def build_map_outlines(self) -> dict:
+    def build_map_outlines(self, quiet_s: float = 0) -> dict:
         """Build the current territory version's outlines at every zoom not built yet,
         then drop the older versions' (the population timer; administrators may call it
-        after an import not to wait for the timer)."""
+        after an import not to wait for the timer). With `quiet_s`, nothing is built
+        until the territory has not changed for that long: an import of thousands of
+        nodes raises the version with each, and is built once, after it."""
         self.require(access.ADMINISTRATORS, "building the map's outlines")
         outlines = OutlineStore(self.db)
-        version = outlines.territory_version()
+        version, changed_at = outlines.territory_change()
+        if changed_at is not None and quiet_s > 0:
+            changed_at = changed_at.replace(tzinfo=changed_at.tzinfo or UTC)
+            if self.clock() - changed_at < timedelta(seconds=quiet_s):
+                return {"version": version, "built": [], "waiting": True}
         missing = [zoom for zoom in ZOOMS if zoom not in outlines.built_zooms(version)]
         if missing:
             shapes = merged_shapes(outlines.grid_shapes(), outlines.node_names(NAMED_LEVELS))

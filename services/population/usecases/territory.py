@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from datetime import timedelta
 
 from pymongo.errors import OperationFailure
 
@@ -25,6 +26,9 @@ from services.population.usecases.base import UseCases
 NAME_CACHE_TTL_S = 60.0
 _NAME_CACHE: dict[tuple[str, str], tuple[float, str]] = {}
 STAFF_ROLES = ("grid_leader", "supervisor", "full_time", "part_time")
+# An import raises the territory version this often while it changes nodes: shorter than
+# the quiet time the outline timer waits for (service.OUTLINE_QUIET_S).
+OUTLINE_HEARTBEAT = timedelta(seconds=3)
 
 
 class TerritoryUseCases(UseCases):
@@ -54,22 +58,36 @@ class TerritoryUseCases(UseCases):
             raise InvalidInput("features", f"grid polygons overlap: {listed}")
 
         counts = {"created": 0, "updated": 0, "unchanged": 0}
-        for node in nodes:
-            document = node.document()
-            try:
-                before = self._store_node(node, document)
-            except OperationFailure as exc:  # e.g. a polygon the 2dsphere index refuses
-                # Nodes before this one are stored; the import is idempotent, so the
-                # county fixes the polygon and imports the same file again.
-                problem = (exc.details or {}).get("errmsg", str(exc))[:300]
-                raise InvalidInput("features", f"{node.code}: {problem}") from None
-            if before is None:
-                counts["created"] += 1
-            elif before == document:
-                counts["unchanged"] += 1
-            else:
-                counts["updated"] += 1
-                _NAME_CACHE.pop((self.db.name, node.code), None)  # other replicas: TTL
+        outlines = OutlineStore(self.db)
+        raised = None
+        try:
+            for node in nodes:
+                document = node.document()
+                try:
+                    before = self._store_node(node, document)
+                except OperationFailure as exc:  # e.g. a polygon the 2dsphere index refuses
+                    # Nodes before this one are stored; the import is idempotent, so the
+                    # county fixes the polygon and imports the same file again.
+                    problem = (exc.details or {}).get("errmsg", str(exc))[:300]
+                    raise InvalidInput("features", f"{node.code}: {problem}") from None
+                if before is None:
+                    counts["created"] += 1
+                elif before == document:
+                    counts["unchanged"] += 1
+                else:
+                    counts["updated"] += 1
+                    _NAME_CACHE.pop((self.db.name, node.code), None)  # other replicas: TTL
+                if before != document and (
+                    raised is None or self.clock() - raised >= OUTLINE_HEARTBEAT
+                ):
+                    # The map's outlines are stale from the first change on (even if the
+                    # import stops half-way); raised again every few seconds, the
+                    # territory is not quiet while the import runs, so the timer waits.
+                    raised = self.clock()
+                    outlines.territory_changed(raised)
+        finally:
+            if counts["created"] + counts["updated"]:
+                outlines.territory_changed(self.clock())  # and for the last change
         return counts
 
     def _store_node(self, node, document: dict) -> dict | None:
@@ -79,8 +97,6 @@ class TerritoryUseCases(UseCases):
             before = self.db[store.TERRITORY].find_one_and_replace(
                 {"_id": node.code}, document, upsert=True, session=session
             )
-            if before != document:
-                OutlineStore(self.db).territory_changed(session)  # the map's outlines are stale
             if node.level == "grid" and before != document:
                 self.publish(topics.GRID_UPDATED, node.code, {"code": node.code, "name": node.name})
             return before

@@ -1,11 +1,16 @@
 """map_outlines: the map's polygons per zoom and viewport, precomputed once per territory
 version and zoom, the level chosen by the feature budget, within the caller's scope."""
 
+from datetime import UTC, timedelta
+
 import pytest
 from nameko.exceptions import RemoteError
 
+from gridwork_common.context import CallerContext
 from services.population import store
+from services.population.application import Population
 from services.population.domain.outlines import ZOOMS
+from services.population.outline_store import OutlineStore
 from services.population.usecases import map_outlines
 from tests.integration.population.conftest import ADMIN, OPERATOR_B
 from tests.population_data import (
@@ -104,3 +109,18 @@ def test_a_caller_sees_only_its_own_territory(county, as_user):
             as_user(ADMIN).map_outlines(COUNTY, zoom, bbox)
         assert refused.value.exc_type == "InvalidInput"
         assert refused.value.value.startswith(field)
+
+
+def test_the_timer_builds_once_the_territory_is_quiet(county, population_db):
+    version, changed_at = OutlineStore(population_db).territory_change()
+    changed_at = changed_at.replace(tzinfo=UTC)
+
+    def timer_at(seconds_after_the_change: float) -> dict:
+        caller = CallerContext(user_id="population-timer", roles=("system",))
+        clock = lambda: changed_at + timedelta(seconds=seconds_after_the_change)  # noqa: E731
+        population = Population(population_db, None, None, caller, COUNTY, clock)
+        return population.build_map_outlines(quiet_s=10)
+
+    assert timer_at(5) == {"version": version, "built": [], "waiting": True}
+    assert "waiting" not in timer_at(11)
+    assert OutlineStore(population_db).built_zooms(version) == set(ZOOMS)
