@@ -99,6 +99,14 @@ def test_a_village_centre_sees_its_grids_coloured_by_their_cases(page, ui_stack)
     assert grid_status(page, grid) == "open"
     assert int(page.inner_text("#legend-cases")) >= 1
     assert int(page.inner_text("#legend-open")) >= 1
+    # Cases and grids share the canvas: the marker takes its click, a grid beside it too.
+    click_at(page, *centre_of(ui_stack, grid))
+    page.wait_for_selector(f'.leaflet-popup a[href="/cases/{case["id"]}"]', timeout=10_000)
+    page.click(".leaflet-popup-close-button")
+    assert click_at(page, *centre_of(ui_stack, mine[0])) == "CANVAS"
+    page.wait_for_function(
+        "code => document.querySelector('#panel-code')?.textContent === code", arg=mine[0]
+    )
 
     # Overdue: the stage's due moment moved into the past, then the events service's own
     # deadline timer marks it (as tests/integration/events do, through the real timer).
@@ -151,7 +159,7 @@ def test_filters_live_in_the_url_and_a_grid_shows_its_panel(page, ui_stack, cons
     assert page.input_value("#filter-category") == "04.01"
     assert page.input_value("#filter-from") == "2020-01-01"
 
-    assert click_at(page, *centre_of(ui_stack, grid)[:2]) == "CANVAS"
+    assert click_at(page, *centre_of(ui_stack, grid)) == "CANVAS"
     page.wait_for_selector("#panel-code", timeout=10_000)
     panel = page.inner_text("#grid-panel")
     assert page.inner_text("#panel-code") == grid

@@ -35,8 +35,8 @@
     minZoom: MIN_ZOOM,
     maxZoom: 18,
   });
-  // Cases above the polygons whichever is drawn last (the overlay pane is at z-index 400).
-  map.createPane("cases").style.zIndex = 450;
+  // One canvas for polygons and cases: a second canvas (another pane) would sit on top
+  // and take every click, so the cases are kept above the polygons by drawing order.
   var caseLayer = L.layerGroup().addTo(map);
   var shapesLayer = null;
   var layersByCode = {};
@@ -136,6 +136,9 @@
         });
       },
     }).addTo(map);
+    caseLayer.eachLayer(function (marker) {
+      marker.bringToFront();
+    });
     element.dataset.level = collection.level;
     element.dataset.features = collection.features.length;
   }
@@ -230,7 +233,6 @@
       }
       drawn += 1;
       L.circleMarker([point.lat, point.lon], {
-        pane: "cases",
         radius: 6,
         color: "#ffffff",
         weight: 2,
