@@ -199,8 +199,10 @@ def shapes():
         }
     )
     response.mimetype = "application/geo+json"
-    # The same URL answers the same until an import: the browser may keep it a while.
-    response.set_etag(f"{answer['version']}")
+    # The same URL answers the same to the same caller until an import: the browser may
+    # keep it a while, but not for the next user signing in on it (a new session cookie).
+    response.set_etag(f"{answer['version']}-{page.caller.scope}")
+    response.vary.add("Cookie")
     response.cache_control.private = True
     response.cache_control.max_age = CACHE_SECONDS
     return response.make_conditional(request)

@@ -256,11 +256,15 @@
     settled(false);
     var url = element.dataset.shapesUrl + "?zoom=" + zoom;
     if (bounds) {
-      url += "&bbox=" + [bounds.getWest(), bounds.getSouth(), bounds.getEast(), bounds.getNorth()]
-        .map(function (value) {
-          return value.toFixed(5);
-        })
-        .join(",");
+      var clamp = function (value, limit) {
+        return Math.max(-limit, Math.min(limit, value)).toFixed(5);
+      };
+      url += "&bbox=" + [
+        clamp(bounds.getWest(), 180),
+        clamp(bounds.getSouth(), 90),
+        clamp(bounds.getEast(), 180),
+        clamp(bounds.getNorth(), 90),
+      ].join(",");
     }
     return getJSON(url).then(function (collection) {
       if (mine !== sequence) {
