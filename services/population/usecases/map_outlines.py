@@ -35,8 +35,8 @@ class MapOutlineUseCases(UseCases):
         node = self.territory_node(code)  # NotFound outside the caller's scope
         zoom, view = check_zoom(zoom), check_bbox(bbox)
         outlines = OutlineStore(self.db)
-        version = self._outline_version(outlines, zoom)
         scope = {"$and": [{"path": code}, access.scope_filter(self.caller)]}
+        version, extent = self._outline_version(outlines, zoom, scope)
         level = choose_level(
             drawn_levels(node["level"]),
             lambda level: outlines.count_in_view(version, zoom, level, scope, view),
@@ -47,31 +47,37 @@ class MapOutlineUseCases(UseCases):
             "zoom": zoom,
             "version": version,
             "level": level,
-            **outlines.extent(version, zoom, scope),
+            **extent,
             "outlines": outlines.outlines_in_view(version, zoom, level, scope, view),
         }
 
-    def _outline_version(self, outlines: OutlineStore, zoom: int) -> int:
-        """The newest territory version whose outlines at `zoom` are built: the current
-        one once the timer has built it (the older one meanwhile, so an answer never
-        waits for a county's worth of polygons); built here only if none ever was."""
+    def _outline_version(self, outlines: OutlineStore, zoom: int, scope) -> tuple[int, dict]:
+        """The newest territory version whose outlines at `zoom` are built, and the
+        scope's extent in it: the current version once the timer has built it; an older
+        one meanwhile (an answer does not wait for a county's worth of polygons) unless
+        it has nothing of this scope (a county imported since); else built here."""
         version = outlines.territory_version()
         built = outlines.latest_build(zoom, version)
-        if built is None:
+        if built is not None and built != version:
+            extent = outlines.extent(built, zoom, scope)
+            if extent["grids"]:
+                return built, extent
+        if built != version:
             shapes = merged_shapes(outlines.grid_shapes(), outlines.node_names(NAMED_LEVELS))
             _build(outlines, shapes, version, zoom)
-            built = version
-        return built
+        return version, outlines.extent(version, zoom, scope)
 
     def build_map_outlines(self, quiet_s: float = 0) -> dict:
         """Build the current territory version's outlines at every zoom not built yet,
         then drop the older versions' (the population timer; administrators may call it
         after an import not to wait for the timer). With `quiet_s`, nothing is built
         until the territory has not changed for that long: an import of thousands of
-        nodes raises the version with each, and is built once, after it."""
+        nodes keeps raising the version while it runs, and is built once, after it."""
         self.require(access.ADMINISTRATORS, "building the map's outlines")
         outlines = OutlineStore(self.db)
         version, changed_at = outlines.territory_change()
+        if version == 0:
+            return {"version": 0, "built": []}  # no territory yet
         if changed_at is not None and quiet_s > 0:
             changed_at = changed_at.replace(tzinfo=changed_at.tzinfo or UTC)
             if self.clock() - changed_at < timedelta(seconds=quiet_s):

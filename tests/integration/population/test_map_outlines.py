@@ -124,3 +124,22 @@ def test_the_timer_builds_once_the_territory_is_quiet(county, population_db):
     assert timer_at(5) == {"version": version, "built": [], "waiting": True}
     assert "waiting" not in timer_at(11)
     assert OutlineStore(population_db).built_zooms(version) == set(ZOOMS)
+
+
+def test_a_part_imported_since_the_last_build_is_drawn_at_once(county):
+    county.build_map_outlines()
+    township, village, grid = COUNTY + "003", COUNTY + "003001", COUNTY + "003001001"
+    county.import_territory(
+        {
+            "type": "FeatureCollection",
+            "features": [
+                feature(township, "新街道"),
+                feature(village, "新社区"),
+                feature(grid, "新网格", square(102.80, 24.30)),
+            ],
+        }
+    )
+    # The timer has not built the new version yet, but the older one has nothing there.
+    answer = county.map_outlines(township, 12)
+    assert (codes(answer), answer["grids"]) == ([grid], 1)
+    assert codes(county.map_outlines(COUNTY, 12)) == [GRID_A1, GRID_A2, GRID_B1, grid]
