@@ -21,6 +21,7 @@ from services.gateway.ui import (
     case,
     errors,
     grid_map,
+    patrol_tracks,
     phone,
     population,
     population_imports,
@@ -36,6 +37,7 @@ from services.gateway.ui.sessions import ServerSessions
 # get the session, CSRF, CSP, caller and error pages). Add yours here.
 PAGES: tuple = (
     grid_map,
+    patrol_tracks,
     queues,
     case,
     population,

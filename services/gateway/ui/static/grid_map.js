@@ -26,6 +26,7 @@
     minZoom: 6,
     maxZoom: 18,
   });
+  element.gridworkMap = map; // for the layers other scripts add (patrol_tracks.js)
   var gridLayer = null;
   // Cases above the grids whichever is drawn last (the overlay pane is at z-index 400).
   map.createPane("cases").style.zIndex = 450;
