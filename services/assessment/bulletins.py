@@ -33,6 +33,7 @@ RATE_COLUMNS = (
     "satisfaction",
     "visit_coverage",
     "account_activity_rate",
+    "patrol_coverage",
 )
 
 
@@ -108,6 +109,7 @@ def _csv(boards: dict) -> str:
             "closure",
             "urgent",
             "visits",
+            "patrols",
             "activity",
             "rework_deduction",
             *RATE_COLUMNS,
@@ -128,9 +130,10 @@ def _csv(boards: dict) -> str:
                     parts.get("closure"),
                     parts.get("urgent"),
                     parts.get("visits"),
+                    parts.get("patrols"),
                     parts.get("activity"),
                     item["scorecard"]["deductions"].get("rework", 0),
-                    *(item["rates"][name] for name in RATE_COLUMNS),
+                    *(item["rates"].get(name) for name in RATE_COLUMNS),  # older boards lack some
                     board["rules_version"],
                 ]
             )

@@ -17,6 +17,7 @@ from pymongo.errors import DuplicateKeyError
 from gridwork_common.events import parse_event
 from services.assessment import store
 from services.assessment.domain import indicators
+from services.assessment.domain import patrols as patrolling
 from services.assessment.domain.indicators import (
     ACCOUNT_TYPES,
     GRID_WORK_TYPES,
@@ -30,6 +31,7 @@ from services.assessment.domain.indicators import (
     Indicators,
 )
 from services.assessment.domain.periods import CHINA_TIME, Period
+from services.assessment.patrol_facts import patrol_counts
 
 GRID_LENGTH = 15
 
@@ -50,6 +52,8 @@ def fact_from_event(payload: Mapping) -> dict:
         # A visit counts when it was made (a phone may upload it days later), as the
         # population service counts it against the month's obligations.
         happened = _moment(data.get("at")) or happened
+    if event.routing_key in patrolling.PATROL_TYPES:
+        happened = _moment(data.get("started_at")) or happened  # when it was walked
     local = happened.astimezone(CHINA_TIME)
     territory = data.get("grid_code") or event.subject
     month = local.strftime("%Y-%m")
@@ -73,6 +77,8 @@ def fact_from_event(payload: Mapping) -> dict:
     }
     if "incident_id" in data:
         fact["incident_id"] = data["incident_id"]
+    if event.routing_key in patrolling.PATROL_TYPES:
+        fact["sent"] = event.time.astimezone(UTC)  # a patrol's latest revision counts
     return fact
 
 
@@ -405,18 +411,21 @@ def indicators_by_level(
     _count_visits_and_records(collection, dated, levels, counts)
     _count_logins_and_actions(collection, dated, levels, counts)
     required, done, responsible = _obligations(collection, period, within, levels)
+    patrolled = patrol_counts(collection, dated, levels, within)
     for key, persons in (*_grid_workers(collection, dated, levels).items(), *responsible.items()):
         people[key] |= persons
     working = sorted(working_days)
     # a person's activity wherever they logged in (a village's staff working in a grid)
     active_days = _active_days(collection, {"day": {**dated["day"], "$in": working}})
     result: dict[str, dict[str, Indicators]] = {level: {} for level in levels}
-    for key in sorted(set(counts) | set(required) | set(people)):
+    shown = {key for key, row in patrolled.items() if patrolling.shows_patrolling(row)}
+    for key in sorted(set(counts) | set(required) | set(people) | shown):
         level, subject = key
         if level == "worker" and not people[key]:
             continue  # not a grid worker: handlers and centres are assessed as departments
         result[level][subject] = Indicators(
             **counts[key],
+            **patrolled.get(key, {}),
             active_account_days=sum(active_days.get(person, 0) for person in people[key]),
             expected_account_days=len(people[key]) * len(working),
             visits_required_by_risk=required.get(key, {}),

@@ -1,6 +1,7 @@
 """Integrity signals over the facts, flagged for a supervisor and never deducted
 automatically: the same photo used for several visits or reports, visits whose GPS points
-are implausibly far apart for the time between them, and many visits logged from one spot."""
+are implausibly far apart for the time between them, many visits logged from one spot, and
+patrols flagged too fast or stationary."""
 
 from __future__ import annotations
 
@@ -11,10 +12,13 @@ from datetime import datetime
 from pymongo.database import Database
 
 from services.assessment import store
+from services.assessment.domain import patrols as patrolling
 
 MAX_SPEED_KMH = 120.0  # faster than a grid worker on county roads
 SAME_SPOT_DECIMALS = 4  # about 11 m
 SAME_SPOT_VISITS = 5
+# The population service's patrol flags, as integrity signals.
+PATROL_SIGNALS = {"too_fast": "patrol_too_fast", "stationary": "patrol_stationary"}
 
 
 def _distance_km(a: list[float], b: list[float]) -> float:
@@ -106,6 +110,36 @@ def visits_from_one_spot(visits: dict[str, list[dict]]) -> list[dict]:
     return flags
 
 
+def flagged_patrols(db: Database, period: str) -> list[dict]:
+    """Patrols the population service flagged (moving faster than a person patrols, or
+    never leaving one spot), in their latest revision: one signal per flag."""
+    found = db[store.FACTS].find(
+        {"type": {"$in": list(patrolling.PATROL_TYPES)}, "period": period},
+        {"type": 1, "actor": 1, "data": 1, "sent": 1, "time": 1},
+    )
+    flags = []
+    for fact in patrolling.latest_revisions(found):
+        data = fact["data"]
+        for flag in data.get("flags") or []:
+            if flag in PATROL_SIGNALS:
+                flags.append(
+                    {
+                        "signal": PATROL_SIGNALS[flag],
+                        "worker_id": fact.get("actor"),
+                        "patrol_id": data["patrol_id"],
+                        "grid_code": data.get("grid_code"),
+                        "started_at": data.get("started_at"),
+                        "distance_m": data.get("distance_m"),
+                    }
+                )
+    return flags
+
+
 def signals(db: Database, period: str) -> list[dict]:
     visits = visits_by_worker(db, period)
-    return [*reused_photos(db, period), *impossible_journeys(visits), *visits_from_one_spot(visits)]
+    return [
+        *reused_photos(db, period),
+        *impossible_journeys(visits),
+        *visits_from_one_spot(visits),
+        *flagged_patrols(db, period),
+    ]

@@ -70,6 +70,15 @@ class AssessmentService:
     def on_resident(self, payload):
         facts.record(self.db, payload)
 
+    @event_handler("population", "patrol.*")
+    def on_patrol(self, payload):
+        facts.record(self.db, payload)
+
+    @event_handler("population", "grid.updated")
+    def on_grid(self, payload):
+        """The county's grids: the denominator of the share of grids patrolled."""
+        facts.record(self.db, payload)
+
     @event_handler("population", "import.finished")
     def on_import(self, payload):
         facts.record(self.db, payload)

@@ -179,7 +179,7 @@ def test_each_service_scales_on_the_queues_nameko_declares_for_it(overlay):
     scalers = scaler_queue_names(render(overlay))
     for service_cls in SERVICE_CLASSES:
         assert sorted(scalers[service_cls.name]) == _queues_nameko_declares(service_cls)
-    assert len(scalers["assessment"]) == 7  # rpc-assessment and its six event handlers
+    assert len(scalers["assessment"]) == 9  # rpc-assessment and its eight event handlers
     assert len(scalers["population"]) == 2  # rpc-population and its event handler
 
 

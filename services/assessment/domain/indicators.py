@@ -53,6 +53,7 @@ from types import MappingProxyType
 from typing import Any
 
 from gridwork_common.errors import InvalidInput
+from services.assessment.domain import patrols as patrolling
 from services.assessment.domain.periods import Period
 
 RISK_LEVELS = ("high", "medium", "low")
@@ -61,7 +62,7 @@ LEVELS = (*TERRITORY_LEVELS, "department", "worker")
 NO_DEPARTMENT = "none"
 URGENT = "urgent"
 RECORD_TYPES = ("resident.registered", "resident.updated", "resident.moved")
-GRID_WORK_TYPES = ("incident.reported", "visit.recorded", *RECORD_TYPES)
+GRID_WORK_TYPES = ("incident.reported", "visit.recorded", *RECORD_TYPES, *patrolling.PATROL_TYPES)
 ACCOUNT_TYPES = ("account.login", "account.action")
 VISIT_RECORDED = "visit.recorded"
 VISIT_OBLIGATIONS = "visit.obligations"
@@ -94,6 +95,7 @@ _COUNT_FIELDS = (
     "actions",
     "active_account_days",
     "expected_account_days",
+    *patrolling.PATROL_FIELDS,
 )
 
 
@@ -166,6 +168,12 @@ class Indicators:
     actions: int = 0
     active_account_days: int = 0
     expected_account_days: int = 0
+    patrols: int = 0  # see domain/patrols.py
+    patrol_seconds: int = 0
+    patrol_distance_m: int = 0
+    flagged_patrols: int = 0
+    grids_patrolled: int = 0
+    grids_total: int = 0
 
     def __post_init__(self) -> None:
         for name in _COUNT_FIELDS:
@@ -185,6 +193,8 @@ class Indicators:
             ("escalated", "cases_handled"),
             ("handling_count", "cases_closed"),
             ("active_account_days", "expected_account_days"),
+            ("flagged_patrols", "patrols"),
+            ("grids_patrolled", "grids_total"),
         ):
             if getattr(self, part) > getattr(self, whole):
                 raise InvalidInput(part, f"cannot exceed {whole}")
@@ -204,6 +214,9 @@ class Indicators:
 
     def _activity(self) -> Fraction | None:
         return _ratio(self.active_account_days, self.expected_account_days)
+
+    def _patrol_coverage(self) -> Fraction | None:
+        return _ratio(self.grids_patrolled, self.grids_total)
 
     def _coverage(self, weights: Mapping[str, int | float]) -> Fraction | None:
         done = required = Fraction(0)
@@ -270,6 +283,16 @@ class Indicators:
         """active_account_days / expected_account_days."""
         return _to_float(self._activity())
 
+    @property
+    def patrol_coverage(self) -> float | None:
+        """grids_patrolled / grids_total: the share of grids patrolled."""
+        return _to_float(self._patrol_coverage())
+
+    @property
+    def patrol_hours(self) -> float:
+        """Hours patrolled, two decimals."""
+        return round(self.patrol_seconds / 3600, 2)
+
     def visit_coverage(self, weights: Mapping[str, int | float] | None = None) -> float | None:
         """Share of required visits done (each person capped at their need), weighted by
         risk level when weights are given."""
@@ -289,6 +312,7 @@ class Indicators:
             "satisfaction": self.satisfaction,
             "visit_coverage": self.visit_coverage(weights),
             "account_activity_rate": self.account_activity_rate,
+            "patrol_coverage": self.patrol_coverage,
         }
 
 
@@ -326,14 +350,21 @@ def indicators_by_subject(
     cases: dict[str, dict] = {}
     totals: dict[str, dict[str, Any]] = defaultdict(_empty_totals)
     active_days: dict[str, set[str]] = defaultdict(set)  # person -> working days active
+    patrol_facts, grid_work, known_grids = [], [], set()
     for fact in facts:
         kind = fact["type"]
         actor = fact.get("actor")
         dated = kind != VISIT_OBLIGATIONS and first <= fact["day"] <= last
         if dated and kind in ACCOUNT_TYPES and actor is not None and fact["day"] in working_days:
             active_days[actor].add(fact["day"])  # wherever the person logged in
+        if kind == patrolling.GRID_UPDATED and patrolling.grid_code(fact.get("territory")):
+            known_grids.add(fact["territory"])  # the county's grids, whenever announced
         if within is not None and within not in (fact.get("path") or []):
             continue
+        if dated and kind in GRID_WORK_TYPES:
+            grid_work.append(fact)
+            if kind in patrolling.PATROL_TYPES:
+                patrol_facts.append(fact)
         if kind == VISIT_OBLIGATIONS:
             if fact["period"] in months:
                 _add_obligations(totals, fact, level)
@@ -363,16 +394,41 @@ def indicators_by_subject(
     for case in cases.values():
         for subject in case["subjects"]:
             cases_of[subject].append((case, subject in case["reporters"]))
+    patrolled = patrol_indicators(patrol_facts, grid_work, known_grids, level, within)
+    shown = {
+        subject for subject, counts in patrolled.items() if patrolling.shows_patrolling(counts)
+    }
     found = {}
-    for subject in sorted(set(totals) | set(cases_of)):
+    for subject in sorted(set(totals) | set(cases_of) | shown):
         people = totals[subject]["people"]
         if level == "worker" and not people:
             continue  # not a grid worker: handlers and centres are assessed as departments
         active = sum(len(active_days[person]) for person in people)
         found[subject] = _indicators(
-            cases_of[subject], totals[subject], active, len(people) * len(working_days)
+            cases_of[subject],
+            totals[subject],
+            active,
+            len(people) * len(working_days),
+            patrolled.get(subject, {}),
         )
     return found
+
+
+def patrol_indicators(
+    patrol_facts: Iterable[Mapping],
+    grid_work: Iterable[Mapping],
+    known_grids: Collection[str],
+    level: str,
+    within: str | None,
+) -> dict[str, dict[str, int]]:
+    """The patrol counts of a level's subjects (domain/patrols.py), from the period's
+    patrol facts and grid work and the county's grids."""
+    if level == "department":
+        return {}
+    index = TERRITORY_LEVELS.get(level)
+    worked = patrolling.worked_grids(grid_work, GRID_WORK_TYPES) if index is None else {}
+    latest = patrolling.latest_revisions(patrol_facts)
+    return patrolling.patrol_totals(latest, level, known_grids, worked, index, within)
 
 
 def _whole(value: Any, low: int = 0, high: int | None = None) -> int | None:
@@ -448,7 +504,11 @@ def _add_obligations(totals: dict, fact: Mapping, level: str) -> None:
 
 
 def _indicators(
-    cases: list[tuple[dict, bool]], totals: Mapping, active: int, expected: int
+    cases: list[tuple[dict, bool]],
+    totals: Mapping,
+    active: int,
+    expected: int,
+    patrol_counts: Mapping[str, int],
 ) -> Indicators:
     counts: dict[str, int] = dict.fromkeys(_COUNT_FIELDS, 0)
     minutes: list[int] = []
@@ -485,6 +545,7 @@ def _indicators(
         counts[name] = totals[name]
     counts["active_account_days"] = active
     counts["expected_account_days"] = expected
+    counts.update(patrol_counts)
     return Indicators(
         **counts,
         handling_minutes_p90=nearest_rank(minutes, P90),

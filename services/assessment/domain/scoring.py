@@ -36,7 +36,7 @@ __all__ = [
     "stars",
 ]
 STARS_BY = ("threshold", "percentile")
-PART_NAMES = ("on_time", "closure", "urgent", "visits", "activity")
+PART_NAMES = ("on_time", "closure", "urgent", "visits", "patrols", "activity")
 
 _PERIOD = re.compile(r"^[0-9]{4}-(0[1-9]|1[0-2])$")
 _HUNDRED = Fraction(100)
@@ -53,6 +53,7 @@ _NUMERIC = frozenset(
         "urgent_per_point",
         "visit_points",
         "activity_points",
+        "patrol_points",
         "rework_per_case",
     }
 )
@@ -96,7 +97,9 @@ class RuleSet:
     `closure_points` at or above `closure_target`, proportionally less below; urgent cases
     earn `urgent_points` less `urgent_per_point` per percentage point short of each of
     `urgent_closure_target` and `urgent_on_time_target`; risk-weighted visit coverage
-    earns up to `visit_points`; account activity up to `activity_points`. Each part is
+    earns up to `visit_points`; the share of grids patrolled up to `patrol_points` (0 in
+    rule sets written before patrols, which may leave it out); account activity up to
+    `activity_points`. Each part is
     floored at 0. Deduction: `rework_per_case` per reworked case. Rates are fractions
     (0.7 is 70 %). Stars: by `star_thresholds` or, if `stars_by` is "percentile", by
     `star_shares` of the level (see `stars`).
@@ -118,6 +121,7 @@ class RuleSet:
     visit_weights: Mapping[str, int | float]
     activity_points: int | float
     rework_per_case: int | float
+    patrol_points: int | float = 0
     stars_by: str = "threshold"
     # Lowest score for five, four, three and two stars; below the last, one star.
     star_thresholds: tuple[int | float, ...] = (90, 80, 70, 60)
@@ -187,7 +191,7 @@ class RuleSet:
         for key in config:
             if key not in known:
                 raise InvalidInput(str(key), "unknown rule-set field")
-        optional = {"stars_by", "star_thresholds", "star_shares"}
+        optional = {"stars_by", "star_thresholds", "star_shares", "patrol_points"}
         for name in sorted(known - optional - set(config)):
             raise InvalidInput(name, "is required")
         return cls(**config)
@@ -215,8 +219,9 @@ DEFAULT_RULES = RuleSet.from_config(
         "urgent_closure_target": 1.0,
         "urgent_on_time_target": 0.95,
         "urgent_per_point": 0.5,
-        "visit_points": 15,
+        "visit_points": 10,
         "visit_weights": {"high": 3, "medium": 2, "low": 1},
+        "patrol_points": 5,
         "activity_points": 5,
         "rework_per_case": 0.2,
     }
@@ -276,6 +281,9 @@ def score(indicators: Indicators, rules: RuleSet) -> Scorecard:
     coverage = indicators._coverage(rules.visit_weights)
     exact["visits"] = n["visit_points"] * (1 if coverage is None else coverage)
 
+    patrolled = indicators._patrol_coverage()
+    exact["patrols"] = n["patrol_points"] * (1 if patrolled is None else patrolled)
+
     activity = indicators._activity()
     exact["activity"] = n["activity_points"] * (1 if activity is None else activity)
 
@@ -284,6 +292,7 @@ def score(indicators: Indicators, rules: RuleSet) -> Scorecard:
         ("closure", closure),
         ("urgent", urgent_closure),
         ("visits", coverage),
+        ("patrols", patrolled),
         ("activity", activity),
     ):
         if rate is None:

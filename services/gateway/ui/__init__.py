@@ -22,6 +22,7 @@ from services.gateway.ui import (
     case,
     errors,
     grid_map,
+    patrol_tracks,
     phone,
     population,
     population_imports,
@@ -37,6 +38,7 @@ from services.gateway.ui.sessions import ServerSessions
 # get the session, CSRF, CSP, caller and error pages). Add yours here.
 PAGES: tuple = (
     grid_map,
+    patrol_tracks,
     queues,
     case,
     population,

@@ -45,13 +45,17 @@ CHARTED = {  # what a node's chart can show: counts, or rates (0..1, shown as %)
     "closure_rate": _l("Closure rate"),
     "visit_coverage": _l("Visit coverage"),
     "satisfaction": _l("Satisfaction"),
+    "patrols": _l("Patrols"),
+    "patrol_coverage": _l("Share of grids patrolled"),
 }
 SIGNALS = {  # the assessment service's integrity signals
     "reused_photo": _l("One photo used for several records"),
     "implausible_journey": _l("Visits too far apart for the time between them"),
     "many_visits_one_spot": _l("Many people visited from one spot"),
+    "patrol_too_fast": _l("Patrol faster than a person walks"),
+    "patrol_stationary": _l("Patrol that never left one spot"),
 }
-RATES = ("on_time_rate", "closure_rate", "visit_coverage", "satisfaction")
+RATES = ("on_time_rate", "closure_rate", "visit_coverage", "satisfaction", "patrol_coverage")
 CHART_MONTHS = (6, 12)
 NAMED_AT_MOST = 30  # territory names are looked up one RPC each: only for short boards
 _PERIOD = re.compile(PERIOD)

@@ -229,7 +229,10 @@ class PatrolDesk:
         incident_id, reporter = data.get("incident_id"), data.get("reporter_id")
         if not isinstance(incident_id, str) or not isinstance(reporter, str):
             return False
-        at = patrols.moment(data.get("reported_at"), "reported_at")
+        try:
+            at = patrols.moment(data.get("reported_at"), "reported_at")
+        except InvalidInput:
+            at = self.clock()
         self.patrols.in_transaction(
             lambda writes: writes.link(patrol_id, "incident", incident_id, reporter, at)
         )

@@ -130,29 +130,34 @@ def test_cases_and_visits_through_the_real_services_make_the_expected_scorecards
     assert grid["rates"]["rework_rate"] == pytest.approx(1 / 3)
     # On time 2 of 4: 50 % is 20 points short of 70 % -> 50 - 20 = 30.
     # Closure 3 of 4: 75 % of the 90 % target -> 20 x 0.75 / 0.9 = 16.67.
-    # No urgent cases and no visit obligations this month: full 10 and 15. The grid's
-    # worker never logged in through the gateway (these tests call the services
-    # directly): activity 0 of 5. One case sent back: -0.2.
-    # 30 + 16.67 + 10 + 15 + 0 - 0.2 = 71.47.
+    # No urgent cases and no visit obligations this month: full 10 and 10. The grid (known
+    # to the assessment from the territory import's grid.updated) was never patrolled:
+    # patrols 0 of 5. The grid's worker never logged in through the gateway (these tests
+    # call the services directly): activity 0 of 5. One case sent back: -0.2.
+    # 30 + 16.67 + 10 + 10 + 0 + 0 - 0.2 = 66.47.
     assert grid["scorecard"]["parts"] == {
         "on_time": 30.0,
         "closure": 16.67,
         "urgent": 10.0,
-        "visits": 15.0,
+        "visits": 10.0,
+        "patrols": 0.0,
         "activity": 0.0,
     }
     assert grid["scorecard"]["deductions"] == {"rework": 0.2}
-    assert grid["total"] == 71.47
+    assert grid["total"] == 66.47
+    assert (grid["indicators"]["grids_patrolled"], grid["indicators"]["grids_total"]) == (0, 1)
     assert grid["rates"]["account_activity_rate"] == 0.0
 
-    # Last month: three of four required visits -> 15 x 3/4 = 11.25; no cases; no logins.
+    # Last month: three of four required visits -> 10 x 3/4 = 7.5; no cases; no logins;
+    # no patrol.
     for level, subject in (("grid", GRID_A1), ("worker", "worker-a1")):
         board = assessment.scorecards(level, last_month)
         [card] = [i for i in board["items"] if i["subject"] == subject]
         assert card["rates"]["visit_coverage"] == 0.75, level
-        assert card["scorecard"]["parts"]["visits"] == 11.25, level
+        assert card["scorecard"]["parts"]["visits"] == 7.5, level
+        assert card["scorecard"]["parts"]["patrols"] == 0.0, level
         assert card["indicators"]["visits_recorded"] == 3, level
     [grid_last_month] = [
         i for i in assessment.scorecards("grid", last_month)["items"] if i["subject"] == GRID_A1
     ]
-    assert grid_last_month["total"] == 91.25  # 50 + 20 + 10 + 11.25 + 0
+    assert grid_last_month["total"] == 87.5  # 50 + 20 + 10 + 7.5 + 0 + 0

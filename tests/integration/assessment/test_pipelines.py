@@ -130,6 +130,34 @@ def generated_events(seed: int, cases: int = 300) -> list[dict]:
         events.append(
             event("visit.obligations", grid, {"grid_code": grid, "period": "2026-12", "rows": None})
         )
+    events.extend(generated_patrols(rng, event, cases // 10))
+    return events
+
+
+def generated_patrols(rng, event, count: int) -> list[dict]:
+    """Patrols finished and revised (late pieces), some flagged, some malformed; and the
+    county's grids but one, announced by grid.updated (a patrolled grid counts anyway)."""
+    events = [event("grid.updated", grid, {"code": grid, "name": grid}) for grid in GRIDS[:-1]]
+    for number in range(count):
+        grid, person = rng.choice(GRIDS), rng.choice(PEOPLE[:4])
+        started = START + timedelta(minutes=rng.randrange(0, 100 * 24 * 60))
+        data = {
+            "patrol_id": f"patrol-{number}",
+            "worker_id": person,
+            "grid_code": grid,
+            "grid_codes": rng.sample(GRIDS, rng.choice([0, 0, 0, 1, 2]))
+            + rng.choice([[], ["5304"]]),
+            "distance_m": rng.choice([rng.uniform(0, 9000)] * 6 + [None, -3, True, "12"]),
+            "duration_s": rng.choice([rng.randrange(0, 20000)] * 6 + [None, 2.5, "x"]),
+            "started_at": started.isoformat(),
+            "flags": rng.choice([[], [], ["too_fast"], ["stationary"], None]),
+        }
+        if rng.random() < 0.03:
+            data.pop("patrol_id")
+        events.append(event("patrol.finished", grid, data))
+        for _ in range(rng.choice([0, 0, 0, 1, 2])):  # late track pieces changed it
+            revised = {**data, "distance_m": rng.uniform(0, 9000), "grid_codes": [grid]}
+            events.append(event("patrol.updated", grid, revised))
     return events
 
 
@@ -147,6 +175,13 @@ def test_the_pipelines_count_what_the_plain_definition_counts(db, seed):
             counted = facts.indicators_by_subject(db, level, period, working)
             assert counted == expected, (text, level)
             assert counted, (text, level)  # the comparison is not between two empty sets
+        if text == "2026-10":  # the patrols take part in the comparison
+            for level in ("township", "grid", "worker"):
+                counted = facts.indicators_by_subject(db, level, period, working).values()
+                assert sum(i.patrols for i in counted) > 0, level
+                assert any(i.grids_patrolled for i in counted), level
+                if level == "worker":  # some person's grid left unpatrolled
+                    assert any(i.grids_patrolled < i.grids_total for i in counted), level
         for within in ("530402001", "530402001001001"):
             for level in reference.LEVELS:
                 assert facts.indicators_by_subject(

@@ -96,6 +96,29 @@ def test_the_phone_starts_tracks_and_finishes_a_patrol_idempotently(worker, as_u
     )
     assert [feature["id"] for feature in layer.get_json()["features"]] == [patrol_id]
 
+    # the assessment counts it: for the grid (one of its two grids patrolled in the
+    # village) and for the worker on the scorecards
+    leader = as_user("leader")
+    indicators = f"{API}/assessment/indicators?territory={GRID_A1}&period={THIS_MONTH}"
+
+    def counted() -> bool:
+        return leader.get(indicators).get_json().get("patrols") == 1
+
+    wait_until(counted, timeout_s=15, what="the patrol counted by the assessment")
+    grid = leader.get(indicators).get_json()
+    assert (grid["patrol_seconds"], grid["patrol_distance_m"]) == (
+        2700,
+        round(patrol["distance_m"]),
+    )
+    assert grid["rates"]["patrol_coverage"] == 1.0
+    village = leader.get(
+        f"{API}/assessment/indicators?territory={GRID_A1[:12]}&period={THIS_MONTH}"
+    ).get_json()
+    assert (village["grids_patrolled"], village["grids_total"]) == (1, 2)
+    board = leader.get(f"{API}/assessment/scorecards?level=worker&period={THIS_MONTH}").get_json()
+    (card,) = [item for item in board["items"] if item["subject"] == "worker-a1"]
+    assert card["scorecard"]["parts"]["patrols"] == 5.0  # the one grid worked in, patrolled
+
 
 @pytest.mark.parametrize(
     ("path", "body", "field"),
@@ -180,3 +203,27 @@ def test_an_incident_and_a_visit_made_on_the_patrol_are_listed_on_it(worker, as_
         f"/patrols/{patrol_id}/finish", {"ended_at": (started + timedelta(minutes=30)).isoformat()}
     ).get_json()
     assert (finished["incident_ids"], finished["visit_ids"]) == ([incident_id], [visit_id])
+
+
+def test_a_patrol_that_never_moved_is_an_integrity_signal(worker, as_user, clock):
+    patrol_id = str(uuid.uuid4())
+    started = clock() - timedelta(minutes=50)
+    worker.put(f"/patrols/{patrol_id}", {"started_at": started.isoformat()})
+    worker.put(f"/patrols/{patrol_id}/track/0", {"points": points(started, 30, step=0.000001)})
+    ended = {"ended_at": (started + timedelta(minutes=30)).isoformat()}
+    assert worker.post(f"/patrols/{patrol_id}/finish", ended).get_json()["flags"] == ["stationary"]
+    leader = as_user("leader")
+    flags_url = f"{API}/assessment/integrity-flags?period={THIS_MONTH}"
+
+    def signalled() -> bool:
+        items = leader.get(flags_url).get_json()["items"]
+        return any(flag.get("patrol_id") == patrol_id for flag in items)
+
+    wait_until(signalled, timeout_s=15, what="the stationary patrol among the integrity flags")
+    items = leader.get(flags_url).get_json()["items"]
+    (flag,) = [f for f in items if f.get("patrol_id") == patrol_id]
+    assert (flag["signal"], flag["worker_id"], flag["grid_code"]) == (
+        "patrol_stationary",
+        "worker-a1",
+        GRID_A1,
+    )

@@ -286,6 +286,7 @@ def test_record_visit_stores_worker_time_place_notes_and_media(
         "location": POINT,
         "notes": "情绪稳定 按时服药",
         "media_ids": ["media-1", "media-2"],
+        "patrol_id": None,
     }
     assert abs(datetime.fromisoformat(recorded["at"]) - at) < timedelta(milliseconds=1)
     [stored] = worker.visits_of(membership["id"])

@@ -35,6 +35,9 @@ def perfect(**changes) -> Indicators:
         records_collected=30,
         active_account_days=20,
         expected_account_days=20,
+        patrols=12,
+        grids_patrolled=2,
+        grids_total=2,
     )
     values.update(changes)
     return Indicators(**values)
@@ -100,7 +103,14 @@ def test_bad_indicators_name_the_field(field, value):
 def test_perfect_subject_scores_100():
     card = score(perfect(), DEFAULT_RULES)
     assert card.total == 100.0
-    assert card.parts == {"on_time": 50, "closure": 20, "urgent": 10, "visits": 15, "activity": 5}
+    assert card.parts == {
+        "on_time": 50,
+        "closure": 20,
+        "urgent": 10,
+        "visits": 10,
+        "patrols": 5,
+        "activity": 5,
+    }
     assert card.deductions == {"rework": 0}
     assert card.rules_version == 1
     assert card.not_applicable == ()
@@ -150,16 +160,32 @@ def test_visits_and_activity_earn_their_share():
         ),
         DEFAULT_RULES,
     )
-    assert card.parts["visits"] == 11.25  # 15 * (3*1 + 2*2 + 1*2) / (3*2 + 2*2 + 1*2)
+    assert card.parts["visits"] == 7.5  # 10 * (3*1 + 2*2 + 1*2) / (3*2 + 2*2 + 1*2)
     assert card.parts["activity"] == 2.5
-    assert card.total == 100 - 3.75 - 2.5
+    assert card.total == 100 - 2.5 - 2.5
+
+
+def test_the_share_of_grids_patrolled_earns_its_share():
+    card = score(perfect(grids_patrolled=1, grids_total=4), DEFAULT_RULES)
+    assert card.parts["patrols"] == 1.25  # 5 * 1/4
+    assert card.total == 100 - 3.75
+    assert score(perfect(grids_patrolled=0, grids_total=3), DEFAULT_RULES).parts["patrols"] == 0
+
+
+def test_rule_sets_written_before_patrols_give_them_no_points():
+    older = config(visit_points=15)
+    del older["patrol_points"]
+    rules = RuleSet.from_config(older)
+    assert rules.patrol_points == 0
+    card = score(perfect(grids_patrolled=0, grids_total=3), rules)
+    assert card.parts["patrols"] == 0 and card.total == 100.0
 
 
 def test_not_applicable_parts_earn_full_marks():
     # Nothing due, no urgent cases, no visits required, no working days: nothing to fail.
     card = score(Indicators(cases_reported=3), DEFAULT_RULES)
     assert card.total == 100.0
-    assert card.not_applicable == ("on_time", "closure", "urgent", "visits", "activity")
+    assert card.not_applicable == ("on_time", "closure", "urgent", "visits", "patrols", "activity")
     # Only the inapplicable part gets full marks; the others are scored as usual.
     card = score(
         perfect(urgent_due=0, urgent_closed=0, urgent_closed_on_time=0, active_account_days=0),
@@ -183,7 +209,7 @@ def test_total_has_two_decimals_and_adds_up():
     card = score(perfect(closed_on_time=66, reworked=1, active_account_days=7), DEFAULT_RULES)
     assert card.parts["activity"] == 1.75
     assert card.total == round(sum(card.parts.values()) - sum(card.deductions.values()), 2)
-    assert card.total == 46 + 20 + 10 + 15 + 1.75 - 0.2
+    assert card.total == 46 + 20 + 10 + 10 + 5 + 1.75 - 0.2
 
 
 # ------------------------------------------------------------------ properties

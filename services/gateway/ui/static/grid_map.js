@@ -37,6 +37,7 @@
   });
   // One canvas for polygons and cases: a second canvas (another pane) would sit on top
   // and take every click, so the cases are kept above the polygons by drawing order.
+  element.gridworkMap = map; // for the layers other scripts add (patrol_tracks.js)
   var caseLayer = L.layerGroup().addTo(map);
   var shapesLayer = null;
   var layersByCode = {};

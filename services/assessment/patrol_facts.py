@@ -1,0 +1,76 @@
+"""Patrol indicators read from the facts: each patrol's latest revision, the county's
+grids and each person's grids of the period by aggregation pipelines; the counts per
+subject by `domain/patrols.py`, as the plain definition in `domain/indicators.py` does."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+from pymongo.collection import Collection as MongoCollection
+
+from services.assessment.domain import patrols as patrolling
+from services.assessment.domain.indicators import GRID_WORK_TYPES, TERRITORY_LEVELS
+
+Key = tuple[str, str]  # (level, subject)
+
+
+def patrol_counts(
+    collection: MongoCollection, dated: dict, levels: Collection[str], within: str | None
+) -> dict[Key, dict[str, int]]:
+    """The patrol counts of every subject of each level (departments have none)."""
+    latest = list(
+        collection.aggregate(
+            [
+                {
+                    "$match": {
+                        **dated,
+                        "type": {"$in": list(patrolling.PATROL_TYPES)},
+                        "data.patrol_id": {"$type": "string"},
+                    }
+                },
+                {"$sort": {"sent": 1, "_id": 1}},
+                {"$group": {"_id": "$data.patrol_id", "fact": {"$last": "$$ROOT"}}},
+                {"$replaceWith": "$fact"},
+                {"$project": {"type": 1, "actor": 1, "path": 1, "data": 1}},
+            ],
+            allowDiskUse=True,
+        )
+    )
+    known = [
+        code
+        for code in collection.distinct("territory", {"type": patrolling.GRID_UPDATED})
+        if patrolling.grid_code(code)
+    ]
+    worked: dict[str, set[str]] = {}
+    if "worker" in levels:
+        for row in collection.aggregate(
+            [
+                {
+                    "$match": {
+                        **dated,
+                        "type": {"$in": list(GRID_WORK_TYPES)},
+                        "actor": {"$ne": None},
+                        "path.3": {"$exists": True},
+                    }
+                },
+                {
+                    "$group": {
+                        "_id": "$actor",
+                        "grids": {"$addToSet": {"$arrayElemAt": ["$path", 3]}},
+                    }
+                },
+            ],
+            allowDiskUse=True,
+        ):
+            worked[row["_id"]] = set(row["grids"])
+    counts: dict[Key, dict[str, int]] = {}
+    for level in levels:
+        if level == "department":
+            continue
+        index = TERRITORY_LEVELS.get(level)
+        totals = patrolling.patrol_totals(
+            latest, level, known, worked if index is None else {}, index, within
+        )
+        for subject, row in totals.items():
+            counts[(level, subject)] = row
+    return counts
