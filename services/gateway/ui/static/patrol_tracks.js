@@ -24,6 +24,9 @@
     })
     .then(function (collection) {
       var layer = L.geoJSON(collection, {
+        // Tracks are few lines: drawn as SVG above the grids' canvas, so each keeps its own
+        // tooltip and takes clicks only where the line is.
+        renderer: L.svg(),
         style: function (feature) {
           var flagged = (feature.properties.flags || []).length > 0;
           return {
