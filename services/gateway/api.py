@@ -27,9 +27,8 @@ from gridwork_common.config import Settings
 from gridwork_common.context import CallerContext
 from services.gateway import api_session, store
 from services.gateway.idempotency import IdempotencyRecords
-from services.gateway.problems import PROBLEM_JSON, ApiProblem
+from services.gateway.problems import IDEMPOTENCY_HEADER, PROBLEM_JSON, ApiProblem
 
-IDEMPOTENCY_HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 100
 _PATH_PARAM = re.compile(r"\{(\w+)\}")
 PROBLEM_STATUSES = {

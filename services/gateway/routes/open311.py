@@ -6,7 +6,6 @@ Open311 clients work unchanged."""
 
 from __future__ import annotations
 
-import secrets
 import uuid
 from collections.abc import Callable, Iterable
 from datetime import datetime
@@ -15,7 +14,7 @@ from itertools import islice
 from flask import Blueprint, current_app, g, request
 from pymongo.errors import DuplicateKeyError
 
-from gridwork_common import roles
+from gridwork_common import idempotency, roles
 from gridwork_common.context import CallerContext
 from services.gateway import store
 from services.gateway.api import Api, Call
@@ -37,7 +36,7 @@ from services.gateway.open311.models import (
     TokenAnswers,
 )
 from services.gateway.open311.repository import Open311Records
-from services.gateway.problems import ApiProblem
+from services.gateway.problems import IDEMPOTENCY_HEADER, ApiProblem
 from services.gateway.ratelimits import limit_open311
 
 SPECIFICATION = "http://wiki.open311.org/GeoReport_v2"
@@ -204,13 +203,26 @@ def register(api: Api) -> Blueprint:
         idempotent=True,
     )
     def create_client(call: Call):
-        api_key = secrets.token_urlsafe(24)
-        client_id = uuid.uuid4().hex[:12]
+        # A retry under the same key derives the same client and API key, so it finds the
+        # client a first attempt registered (its answer lost) instead of adding another.
+        admin, key = call.caller.user_id, call.idempotency_key
+        secret_key = current_app.config["GRIDWORK_SETTINGS"].token_secret
+        api_key = idempotency.keyed_secret(secret_key, "open311_client", admin, key)
+        client_id = idempotency.keyed_id("open311_client", admin, key)[:12]
+        name = call.body.name
+        records = _records()
         try:
-            _records().add_client(api_key, client_id, call.body.name, call.caller.user_id, _clock())
-        except DuplicateKeyError:  # a 192-bit random key collided: astronomically unlikely
-            raise ApiProblem(409, "Conflict", "try again") from None
-        return {"client_id": client_id, "name": call.body.name, "api_key": api_key}
+            records.add_client(api_key, client_id, name, admin, _clock())
+        except DuplicateKeyError:
+            first = records.client_by_key(api_key)
+            if first is None or first["name"] != name:
+                raise ApiProblem(
+                    409,
+                    "Conflict",
+                    f"{IDEMPOTENCY_HEADER}: already used for a different client",
+                    field=IDEMPOTENCY_HEADER,
+                ) from None
+        return {"client_id": client_id, "name": name, "api_key": api_key}
 
     return blueprint
 

@@ -1340,7 +1340,9 @@ def _imports(api: Api, blueprint: Blueprint) -> None:
     def start_import(call: Call):
         filename, content = _uploaded_file()
         encoded = base64.b64encode(content).decode("ascii")
-        return call.rpc(SERVICE, "start_import", call.query.kind, filename, encoded)
+        return call.rpc(
+            SERVICE, "start_import", call.query.kind, filename, encoded, call.idempotency_key
+        )
 
     @api.operation(
         blueprint,
