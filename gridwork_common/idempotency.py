@@ -16,7 +16,7 @@ import json
 import uuid
 from collections.abc import Mapping
 
-from gridwork_common.errors import Conflict, InvalidInput
+from gridwork_common.errors import InvalidInput
 
 FIELD = "idempotency_key"  # the gateway names it as the Idempotency-Key header
 MAX_KEY_LENGTH = 100
@@ -43,7 +43,7 @@ def fingerprint(request: Mapping) -> str:
 def check_replay(stored: Mapping, request_fingerprint: str) -> None:
     """A record found under the key answers a retry only if the retry asks the same."""
     if stored.get("request_fingerprint", request_fingerprint) != request_fingerprint:
-        raise Conflict(f"{FIELD}: already used for a different request")
+        raise InvalidInput(FIELD, "already used for a different request")
 
 
 def keyed_secret(secret_key: bytes, kind: str, owner: str, key: str, size: int = 24) -> str:

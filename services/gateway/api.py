@@ -272,7 +272,10 @@ class Api:
                     "in": "header",
                     "required": True,
                     "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH},
-                    "description": "A retry with the same key returns the first response.",
+                    "description": "A retry with the same key returns the first response "
+                    "(also when the first answer was lost: what it created is found, never "
+                    "made twice); the same key with a different request is refused (422 "
+                    "naming the header).",
                 }
             )
         if spec.body is not None:

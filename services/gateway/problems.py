@@ -25,7 +25,7 @@ from nameko.exceptions import (
 from werkzeug.exceptions import HTTPException
 
 from gridwork_common import idempotency
-from gridwork_common.errors import Conflict, Unavailable
+from gridwork_common.errors import InvalidInput, Unavailable
 
 PROBLEM_JSON = "application/problem+json"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -175,10 +175,12 @@ def remote_problem(exc: RemoteError) -> ApiProblem:
     return ApiProblem(status, title, message, field=field)
 
 
-def key_reused(exc: Conflict) -> ApiProblem:
-    """The gateway's own records refusing a key reused for a different request."""
-    detail = str(exc).split(": ", 1)[-1]
-    return ApiProblem(409, "Conflict", f"{IDEMPOTENCY_HEADER}: {detail}", field=IDEMPOTENCY_HEADER)
+def key_reused(exc: InvalidInput) -> ApiProblem:
+    """The gateway's own records refusing a key reused for a different request (422, as
+    when the gateway's Idempotency-Key record refuses it)."""
+    return ApiProblem(
+        422, "Invalid input", f"{IDEMPOTENCY_HEADER}: {exc.problem}", field=IDEMPOTENCY_HEADER
+    )
 
 
 def install_problem_handlers(app: Flask) -> None:

@@ -33,7 +33,7 @@ from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 from standardwebhooks.webhooks import Webhook
 
-from gridwork_common.clock import Clock, utc_now
+from gridwork_common.clock import Clock, as_stored, utc_now
 from gridwork_common.idempotency import check_replay, fingerprint, keyed_id
 from services.gateway.metrics import WEBHOOK_DELIVERIES
 
@@ -192,7 +192,7 @@ class Webhooks:
             "department": department,
             "secret": secret,
             "active": True,
-            "created_at": self.clock(),
+            "created_at": as_stored(self.clock()),
             "request_fingerprint": fingerprint(request),
         }
         try:

@@ -20,7 +20,7 @@ from pymongo import ReturnDocument
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
-from gridwork_common.clock import Clock, utc_now
+from gridwork_common.clock import Clock, as_stored, utc_now
 from gridwork_common.context import CallerContext
 from gridwork_common.errors import Conflict, Forbidden, InvalidInput, NotFound
 from gridwork_common.events import EventPublisher
@@ -122,7 +122,7 @@ class MediaDesk:
             if idempotency_key is None
             else keyed_id("media", self.caller.user_id or "", idempotency_key)
         )
-        now = self.clock()
+        now = as_stored(self.clock())
         return {
             "_id": media_id,
             "state": PENDING,

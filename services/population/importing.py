@@ -21,7 +21,7 @@ import gridfs
 from pymongo import InsertOne, ReturnDocument, UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from gridwork_common.clock import china_today
+from gridwork_common.clock import as_stored, china_today
 from gridwork_common.context import CallerContext
 from gridwork_common.errors import Conflict, InvalidInput, NotFound
 from gridwork_common.idempotency import check_replay, fingerprint, keyed_id
@@ -130,7 +130,7 @@ class ImportJobs:
             "ignored_columns": table.ignored,
             "counts": _empty_counts(),
             "request_fingerprint": fingerprint(request),
-            "created_at": self.population.clock(),
+            "created_at": as_stored(self.population.clock()),
             "created_by": caller.user_id,
             "caller": {
                 "user_id": caller.user_id,

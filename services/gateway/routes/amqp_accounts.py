@@ -108,10 +108,10 @@ def register(api: Api) -> Blueprint:
                 known[body.department], body.territory, call.caller.user_id, call.idempotency_key
             )
         except InvalidInput as exc:
+            if exc.field == idempotency.FIELD:
+                raise key_reused(exc) from None
             raise ApiProblem(422, "Invalid input", str(exc), field=exc.field) from None
         except Conflict as exc:
-            if str(exc).startswith(f"{idempotency.FIELD}:"):
-                raise key_reused(exc) from None
             raise ApiProblem(409, "Conflict", str(exc), field="department") from None
 
     @api.operation(

@@ -217,9 +217,9 @@ def register(api: Api) -> Blueprint:
             first = records.client_by_key(api_key)
             if first is None or first["name"] != name:
                 raise ApiProblem(
-                    409,
-                    "Conflict",
-                    f"{IDEMPOTENCY_HEADER}: already used for a different client",
+                    422,
+                    "Invalid input",
+                    f"{IDEMPOTENCY_HEADER}: already used for a different request",
                     field=IDEMPOTENCY_HEADER,
                 ) from None
         return {"client_id": client_id, "name": name, "api_key": api_key}

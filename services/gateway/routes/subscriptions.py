@@ -6,7 +6,7 @@ from flask import Blueprint, current_app
 from pydantic import BaseModel, ConfigDict, Field
 
 from gridwork_common import roles
-from gridwork_common.errors import Conflict
+from gridwork_common.errors import InvalidInput
 from services.gateway.api import Api, Call
 from services.gateway.problems import ApiProblem, key_reused
 from services.gateway.store import gateway_db
@@ -125,7 +125,7 @@ def register(api: Api) -> Blueprint:
             )
         except InvalidSubscription as exc:
             raise ApiProblem(422, "Invalid input", str(exc), field=exc.field) from None
-        except Conflict as exc:
+        except InvalidInput as exc:  # the key of another subscription request
             raise key_reused(exc) from None
 
     @api.operation(
