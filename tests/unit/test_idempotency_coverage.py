@@ -71,6 +71,9 @@ def test_every_changing_operation_requires_the_key_or_says_why_not():
         "POST /api/v1/incidents",
     ):
         assert listing[name] == "requires", table
+    # GeoReport clients may send one: documented as optional.
+    assert listing["POST /open311/v2/requests.json"] == "optional", table
+    assert listing["POST /open311/v2/requests.xml"] == "optional", table
 
 
 def test_the_exemptions_name_real_operations_that_take_no_required_key():

@@ -6,6 +6,7 @@ Open311 clients work unchanged."""
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Callable, Iterable
 from datetime import datetime
@@ -16,6 +17,7 @@ from pymongo.errors import DuplicateKeyError
 
 from gridwork_common import idempotency, roles
 from gridwork_common.context import CallerContext
+from gridwork_common.errors import InvalidInput
 from services.gateway import store
 from services.gateway.api import Api, Call
 from services.gateway.open311 import definitions, formats, openapi
@@ -36,7 +38,7 @@ from services.gateway.open311.models import (
     TokenAnswers,
 )
 from services.gateway.open311.repository import Open311Records
-from services.gateway.problems import IDEMPOTENCY_HEADER, ApiProblem
+from services.gateway.problems import IDEMPOTENCY_HEADER, ApiProblem, key_reused
 from services.gateway.ratelimits import limit_open311
 
 SPECIFICATION = "http://wiki.open311.org/GeoReport_v2"
@@ -118,6 +120,7 @@ def register(api: Api) -> Blueprint:
         body=NewRequest,
         status=201,
         errors=("400", "403", "404", "429", "503"),
+        headers=(OPTIONAL_KEY,),
     )
     def create_request(call: Call):
         body: NewRequest = call.body
@@ -227,6 +230,17 @@ def register(api: Api) -> Blueprint:
     return blueprint
 
 
+OPTIONAL_KEY = {
+    "name": IDEMPOTENCY_HEADER,
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string", "minLength": 1, "maxLength": idempotency.MAX_KEY_LENGTH},
+    "description": "Optional (GeoReport defines none): a retry with the same key returns the "
+    "first response (also when the first answer was lost: the request is found, never made "
+    "twice); the same key with a different request is refused (400 naming the header).",
+}
+
+
 class _GeoReportRoutes:
     """Declares a GeoReport route in both formats: `<path>.json` and `<path>.xml`, rate
     limited per client address, with `jurisdiction_id` checked and errors as GeoReport
@@ -249,6 +263,7 @@ class _GeoReportRoutes:
         body=None,
         status: int = 200,
         errors: tuple[str, ...] = ("400", "404", "429", "503"),
+        headers: tuple[dict, ...] = (),
     ) -> Callable:
         def declare(view: Callable) -> Callable:
             for fmt in formats.FORMATS:
@@ -275,6 +290,7 @@ class _GeoReportRoutes:
                         else None
                     ),
                     error_responses=openapi.error_responses(fmt, errors),
+                    headers=headers,
                 )(_in_format(view, fmt, root, status))
             return view
 
@@ -352,7 +368,22 @@ def _posted_answers(body: NewRequest) -> dict[str, list[str]]:
 
 
 def _create(client: dict, body: NewRequest, definition, answers: dict) -> dict:
+    # Under an Idempotency-Key the token follows from the client and the key: the events
+    # service de-duplicates the report by it, and a retry finds the first request's record.
+    key = request.headers.get(IDEMPOTENCY_HEADER)
+    request_print = idempotency.fingerprint(
+        {**body.model_dump(mode="json", exclude={"api_key"}), "answers": answers}
+    )
     token = uuid.uuid4().hex
+    if key is not None:
+        try:
+            token = idempotency.keyed_id("open311_request", client["client_id"], key)
+            first = _records().by_token(token)
+            if first is not None:
+                idempotency.check_replay(first, request_print)
+                return _receipt(first["_id"], token, body)
+        except InvalidInput as exc:  # too long, or the key of another request
+            raise key_reused(exc) from None
     # The case carries what the centre needs: the words, the address and the answers.
     details = [body.description]
     if body.address_string:
@@ -372,28 +403,34 @@ def _create(client: dict, body: NewRequest, definition, answers: dict) -> dict:
         caller=caller,
     )
     incident = result["incident"]
-    _records().add_request(
-        {
-            "_id": incident["id"],
-            "token": token,
-            "client_id": client["client_id"],
-            "service_code": body.service_code,
-            "description": body.description,
-            "address": body.address_string,
-            "media_url": body.media_url,
-            "answers": answers,
-            "contact": {
-                "email": body.email,
-                "phone": body.phone,
-                "first_name": body.first_name,
-                "last_name": body.last_name,
-            },
-            "created_at": _clock(),
-            "requested_at": datetime.fromisoformat(incident["reported_at"]),
-        }
-    )
+    with contextlib.suppress(DuplicateKeyError):  # the same key's retry stored it meanwhile
+        _records().add_request(
+            {
+                "_id": incident["id"],
+                "token": token,
+                "client_id": client["client_id"],
+                "service_code": body.service_code,
+                "description": body.description,
+                "address": body.address_string,
+                "media_url": body.media_url,
+                "answers": answers,
+                "contact": {
+                    "email": body.email,
+                    "phone": body.phone,
+                    "first_name": body.first_name,
+                    "last_name": body.last_name,
+                },
+                "created_at": _clock(),
+                "requested_at": datetime.fromisoformat(incident["reported_at"]),
+                "request_fingerprint": request_print,
+            }
+        )
+    return _receipt(incident["id"], token, body)
+
+
+def _receipt(service_request_id: str, token: str, body: NewRequest) -> dict:
     return {
-        "service_request_id": incident["id"],
+        "service_request_id": service_request_id,
         "token": token,
         "service_notice": RECEIVED_NOTICE,
         "account_id": body.account_id,
