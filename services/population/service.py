@@ -239,8 +239,8 @@ class PopulationService:
         return self._population().visit_rules()
 
     @rpc(expected_exceptions=EXPECTED)
-    def record_visit(self, visit):
-        return self._population().record_visit(visit)
+    def record_visit(self, visit, idempotency_key=None):
+        return self._population().record_visit(visit, idempotency_key)
 
     @rpc(expected_exceptions=EXPECTED)
     def visits_of(self, membership_id):

@@ -1282,7 +1282,7 @@ def _groups(api: Api, blueprint: Blueprint) -> None:
         visit = body.model_dump(mode="json", exclude_none=True)
         visit["at"] = body.at.isoformat()
         visit["location"] = {"type": "Point", "coordinates": list(body.location.coordinates)}
-        return call.rpc(SERVICE, "record_visit", visit)
+        return call.rpc(SERVICE, "record_visit", visit, call.idempotency_key)
 
     @api.operation(
         blueprint,

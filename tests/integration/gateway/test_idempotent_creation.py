@@ -6,6 +6,7 @@ timed out while the service finished): the key reaches the service, which finds 
 first attempt made. The same key with a different request is a 422 naming the header."""
 
 import io
+from datetime import timedelta
 
 import pytest
 from kombu import Connection
@@ -16,8 +17,8 @@ from services.gateway.department_accounts import AMQP_ACCOUNTS
 from services.gateway.store import gateway_db
 from services.gateway.webhooks import SUBSCRIPTIONS
 from tests.integration.gateway.test_department_amqp import POLICE, _uri
-from tests.integration.gateway.test_population_api import csv_upload
-from tests.population_data import GRID_A1, random_resident_ids
+from tests.integration.gateway.test_population_api import csv_upload, register
+from tests.population_data import GRID_A1, random_resident_ids, resident_id
 
 pytestmark = pytest.mark.integration
 
@@ -142,6 +143,38 @@ def test_an_import_job_is_made_once(as_user, county, settings, lose_answer):
         lambda answer: answer["id"],
     )
     assert jobs.count_documents({}) == 1
+
+
+def test_a_visit_without_its_own_id_is_recorded_once(as_user, county, settings, clock, lose_answer):
+    worker = as_user("worker-a1")
+    resident = register(worker, resident_id())
+    flagged = worker.post(
+        "/api/v1/groups",
+        key="group-1",
+        json={
+            "resident_id": resident["id"],
+            "group": "severe_mental_disorder",
+            "risk_level": "high",
+            "responsible_worker_id": "worker-a1",
+        },
+    )
+    assert flagged.status_code == 201, flagged.get_json()
+    visit = {
+        "membership_id": flagged.get_json()["id"],
+        "at": (clock() - timedelta(minutes=5)).replace(microsecond=0).isoformat(),
+        "location": {"type": "Point", "coordinates": [102.505, 24.305]},
+        "notes": "情况稳定",
+    }
+    first, retried = _same_answer_three_ways(
+        lambda body: worker.post("/api/v1/visits", key="visit-1", json=body),
+        lose_answer,
+        visit,
+        {**visit, "notes": "另一次"},
+        lambda answer: answer["id"],
+    )
+    assert retried == first
+    visits = gateway_db(settings).client[settings.database_name("population")]["visits"]
+    assert visits.count_documents({}) == 1
 
 
 def test_a_webhook_subscription_is_made_once(as_user, county, settings, lose_answer, monkeypatch):
