@@ -30,6 +30,12 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def as_stored(instant: datetime) -> datetime:
+    """The instant as MongoDB keeps it (milliseconds): a first answer rendered from a
+    document then reads the same as a retry's answer read back from the database."""
+    return instant.replace(microsecond=instant.microsecond // 1000 * 1000)
+
+
 def china_today(clock: Clock = utc_now) -> date:
     """The date in China now (already tomorrow from 16:00 UTC)."""
     return clock().astimezone(CHINA_TIME).date()

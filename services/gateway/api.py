@@ -27,9 +27,8 @@ from gridwork_common.config import Settings
 from gridwork_common.context import CallerContext
 from services.gateway import api_session, store
 from services.gateway.idempotency import IdempotencyRecords
-from services.gateway.problems import PROBLEM_JSON, ApiProblem
+from services.gateway.problems import IDEMPOTENCY_HEADER, PROBLEM_JSON, ApiProblem
 
-IDEMPOTENCY_HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 100
 _PATH_PARAM = re.compile(r"\{(\w+)\}")
 PROBLEM_STATUSES = {
@@ -273,7 +272,10 @@ class Api:
                     "in": "header",
                     "required": True,
                     "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH},
-                    "description": "A retry with the same key returns the first response.",
+                    "description": "A retry with the same key returns the first response "
+                    "(also when the first answer was lost: what it created is found, never "
+                    "made twice); the same key with a different request is refused (422 "
+                    "naming the header).",
                 }
             )
         if spec.body is not None:

@@ -19,6 +19,7 @@ from pymongo.errors import DuplicateKeyError
 
 from gridwork_common.clock import Clock, utc_now
 from gridwork_common.errors import Conflict, InvalidInput, NotFound
+from gridwork_common.idempotency import check_replay, fingerprint, keyed_id, keyed_secret
 from services.gateway import department_access
 from services.gateway.broker_admin import BrokerAdmin
 
@@ -33,6 +34,13 @@ INDEXES = {
             partialFilterExpression={"revoked_at": None},
         ),
         IndexModel([("created_at", DESCENDING)], name="created_at"),
+        # The account a request made under its Idempotency-Key (found by the retry).
+        IndexModel(
+            [("request_id", ASCENDING)],
+            name="request_id",
+            unique=True,
+            partialFilterExpression={"request_id": {"$type": "string"}},
+        ),
     ]
 }
 
@@ -50,6 +58,10 @@ class AccountRecords:
             raise Conflict(
                 f"department: {account['department']} already has an AMQP account; revoke it first"
             ) from None
+
+    def made_under(self, request_id: str) -> dict | None:
+        """The account a request with this Idempotency-Key made, if any."""
+        return self.collection.find_one({"request_id": request_id})
 
     def forget(self, username: str) -> None:
         """An account whose broker user could not be made."""
@@ -71,16 +83,30 @@ class AccountRecords:
 
 class DepartmentAccounts:
     def __init__(
-        self, records: AccountRecords, broker: BrokerAdmin, vhost: str, clock: Clock = utc_now
+        self,
+        records: AccountRecords,
+        broker: BrokerAdmin,
+        vhost: str,
+        secret_key: bytes,
+        clock: Clock = utc_now,
     ):
         self.records = records
         self.broker = broker
         self.vhost = vhost
+        self.secret_key = secret_key  # derives a keyed request's password
         self.clock = clock
 
-    def create(self, department: Mapping, territory: str | None, created_by: str) -> dict:
+    def create(
+        self,
+        department: Mapping,
+        territory: str | None,
+        created_by: str,
+        idempotency_key: str | None = None,
+    ) -> dict:
         """`department` as the events service lists it (code, territory_code, ...).
-        Returns the account with its password, which is not kept anywhere."""
+        Returns the account with its password, which is not kept anywhere: under an
+        Idempotency-Key the password is derived from the key (`keyed_secret`), so a retry
+        after a lost answer finds the first account and shows the same password."""
         code = department["code"]
         if territory is not None and not (
             department_access.TERRITORY.fullmatch(territory)
@@ -89,7 +115,27 @@ class DepartmentAccounts:
             raise InvalidInput(
                 "territory", f"must be {department['territory_code']} or a territory within it"
             )
-        name, password = department_access.username(code), department_access.new_password()
+        password = department_access.new_password()
+        request_id = request_print = None
+        if idempotency_key is not None:
+            password = keyed_secret(
+                self.secret_key,
+                "amqp_account",
+                created_by,
+                idempotency_key,
+                department_access.PASSWORD_BYTES,
+            )
+            request_id = keyed_id("amqp_account", created_by, idempotency_key)
+            request_print = fingerprint({"department": code, "territory": territory})
+            first = self.records.made_under(request_id)
+            if first is not None:
+                check_replay(first, request_print)
+                if first.get("revoked_at") is None:
+                    # The first attempt may have died before the broker knew the user:
+                    # setting it up again is harmless (each call is a PUT).
+                    self._set_up_broker_user(first["_id"], password, code, territory)
+                return {**present(first), "password": password}
+        name = department_access.username(code)
         account = {
             "_id": name,
             "department": code,
@@ -98,15 +144,11 @@ class DepartmentAccounts:
             "created_by": created_by,
             "created_at": self.clock(),
         }
+        if request_id is not None:
+            account |= {"request_id": request_id, "request_fingerprint": request_print}
         self.records.add(account)  # first: a second create for the department is refused
         try:
-            self.broker.create_user(name, password)
-            self.broker.set_permissions(
-                self.vhost, name, department_access.resource_permissions(code)
-            )
-            self.broker.set_topic_permissions(
-                self.vhost, name, department_access.topic_permissions(code, territory)
-            )
+            self._set_up_broker_user(name, password, code, territory)
         except Exception:
             # Not made: free the department for a retry, and undo what the broker has
             # if it can be reached (a stray user has no password anyone knows).
@@ -116,6 +158,15 @@ class DepartmentAccounts:
             raise
         log.info("amqp account created", extra={"account": name, "department": code})
         return {**present(account), "password": password}
+
+    def _set_up_broker_user(
+        self, name: str, password: str, code: str, territory: str | None
+    ) -> None:
+        self.broker.create_user(name, password)
+        self.broker.set_permissions(self.vhost, name, department_access.resource_permissions(code))
+        self.broker.set_topic_permissions(
+            self.vhost, name, department_access.topic_permissions(code, territory)
+        )
 
     def revoke(self, department: str, revoked_by: str) -> dict:
         account = self.records.in_force(department)

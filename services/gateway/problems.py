@@ -24,9 +24,11 @@ from nameko.exceptions import (
 )
 from werkzeug.exceptions import HTTPException
 
-from gridwork_common.errors import Unavailable
+from gridwork_common import idempotency
+from gridwork_common.errors import InvalidInput, Unavailable
 
 PROBLEM_JSON = "application/problem+json"
+IDEMPOTENCY_HEADER = "Idempotency-Key"
 log = logging.getLogger("gridwork.gateway")
 
 # The services' error types (gridwork_common.errors and the events domain's subclasses).
@@ -158,9 +160,27 @@ def remote_problem(exc: RemoteError) -> ApiProblem:
     field = None
     if status in (409, 422) and ": " in message:
         candidate = message.split(": ", 1)[0]
-        if candidate.replace(".", "").replace("_", "").replace("[", "").replace("]", "").isalnum():
+        if candidate == idempotency.FIELD:  # the services' name for the request header
+            candidate = IDEMPOTENCY_HEADER
+            message = f"{IDEMPOTENCY_HEADER}: {message.split(': ', 1)[1]}"
+        if (
+            candidate.replace(".", "")
+            .replace("_", "")
+            .replace("[", "")
+            .replace("]", "")
+            .replace("-", "")
+            .isalnum()
+        ):
             field = candidate
     return ApiProblem(status, title, message, field=field)
+
+
+def key_reused(exc: InvalidInput) -> ApiProblem:
+    """The gateway's own records refusing a key reused for a different request (422, as
+    when the gateway's Idempotency-Key record refuses it)."""
+    return ApiProblem(
+        422, "Invalid input", f"{IDEMPOTENCY_HEADER}: {exc.problem}", field=IDEMPOTENCY_HEADER
+    )
 
 
 def install_problem_handlers(app: Flask) -> None:

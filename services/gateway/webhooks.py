@@ -33,7 +33,8 @@ from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 from standardwebhooks.webhooks import Webhook
 
-from gridwork_common.clock import Clock, utc_now
+from gridwork_common.clock import Clock, as_stored, utc_now
+from gridwork_common.idempotency import check_replay, fingerprint, keyed_id
 from services.gateway.metrics import WEBHOOK_DELIVERIES
 
 SUBSCRIPTIONS = "subscriptions"
@@ -163,12 +164,27 @@ class Webhooks:
         event_types: list[str],
         territory: str | None,
         department: str | None,
+        idempotency_key: str | None = None,
     ) -> dict:
+        """A retry under the same key gets the first attempt's subscription and secret."""
+        request = {
+            "url": url,
+            "event_types": sorted(set(event_types)),
+            "territory": territory,
+            "department": department,
+        }
+        subscription_id = uuid.uuid4().hex
+        if idempotency_key is not None:
+            subscription_id = keyed_id("subscription", owner, idempotency_key)
+            first = self.db[SUBSCRIPTIONS].find_one({"_id": subscription_id})
+            if first is not None:
+                check_replay(first, fingerprint(request))
+                return {**render_subscription(first), "secret": first["secret"]}
         if not event_types:
             raise InvalidSubscription("event_types", "give at least one, e.g. incident.closed")
         secret = new_secret()
         document = {
-            "_id": uuid.uuid4().hex,
+            "_id": subscription_id,
             "owner": owner,
             "url": check_url(url),
             "event_types": sorted(set(event_types)),
@@ -176,9 +192,15 @@ class Webhooks:
             "department": department,
             "secret": secret,
             "active": True,
-            "created_at": self.clock(),
+            "created_at": as_stored(self.clock()),
+            "request_fingerprint": fingerprint(request),
         }
-        self.db[SUBSCRIPTIONS].insert_one(document)
+        try:
+            self.db[SUBSCRIPTIONS].insert_one(document)
+        except DuplicateKeyError:  # the same key's retry, concurrently: its subscription
+            first = self.db[SUBSCRIPTIONS].find_one({"_id": subscription_id})
+            check_replay(first, fingerprint(request))
+            return {**render_subscription(first), "secret": first["secret"]}
         return {**render_subscription(document), "secret": secret}
 
     def subscriptions(self, owner: str | None) -> list[dict]:

@@ -76,16 +76,16 @@ class MediaService:
         )
 
     @rpc(expected_exceptions=EXPECTED)
-    def request_upload(self, content_type, size, purpose, owner):
-        return self._desk().request_upload(content_type, size, purpose, owner)
+    def request_upload(self, content_type, size, purpose, owner, idempotency_key=None):
+        return self._desk().request_upload(content_type, size, purpose, owner, idempotency_key)
 
     @rpc(expected_exceptions=EXPECTED)
     def confirm_upload(self, media_id):
         return self._desk().confirm(media_id)
 
     @rpc(expected_exceptions=EXPECTED)
-    def upload(self, content_type, purpose, owner, data_base64):
-        return self._desk().upload(content_type, purpose, owner, data_base64)
+    def upload(self, content_type, purpose, owner, data_base64, idempotency_key=None):
+        return self._desk().upload(content_type, purpose, owner, data_base64, idempotency_key)
 
     @rpc(expected_exceptions=EXPECTED)
     def get_media(self, media_id):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import timedelta
@@ -19,10 +20,11 @@ from pymongo import ReturnDocument
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
-from gridwork_common.clock import Clock, utc_now
+from gridwork_common.clock import Clock, as_stored, utc_now
 from gridwork_common.context import CallerContext
 from gridwork_common.errors import Conflict, Forbidden, InvalidInput, NotFound
 from gridwork_common.events import EventPublisher
+from gridwork_common.idempotency import check_replay, fingerprint, keyed_id
 from gridwork_common.outbox import Outbox
 from services.media import store, topics
 from services.media.domain.kinds import KINDS, PURPOSES, check_bytes, check_declared
@@ -59,26 +61,68 @@ class MediaDesk:
         self.clock = clock
 
     # ------------------------------------------------------------------ uploading
-    def request_upload(self, content_type: str, size: int, purpose: str, owner: Mapping) -> dict:
-        slot = self._new_slot(content_type, size, purpose, owner)
-        self.db[store.MEDIA].insert_one(slot)
+    def request_upload(
+        self,
+        content_type: str,
+        size: int,
+        purpose: str,
+        owner: Mapping,
+        idempotency_key: str | None = None,
+    ) -> dict:
+        """A retry under the same key gets the same slot (a fresh URL for it)."""
+        request = {"content_type": content_type, "size": size, "purpose": purpose, "owner": owner}
+        slot = self._slot_made_under(idempotency_key, request)
+        if slot is None:
+            slot = self._new_slot(content_type, size, purpose, owner, idempotency_key)
+            slot["request_fingerprint"] = fingerprint(request)
+            slot = self._insert_slot(slot, request)
         return {
             "media_id": slot["_id"],
-            "upload_url": self.storage.upload_url(slot["object_key"], SLOT_TTL),
+            "upload_url": self.storage.upload_url(f"uploads/{slot['_id']}", SLOT_TTL),
             "method": "PUT",
-            "headers": {"Content-Type": content_type},
-            "expires_at": slot["expires_at"].isoformat(),
+            "headers": {"Content-Type": slot["content_type"]},
+            "expires_at": (slot.get("expires_at") or slot["created_at"] + SLOT_TTL).isoformat(),
         }
 
-    def _new_slot(self, content_type: str, size: int, purpose: str, owner: Mapping) -> dict:
+    def _slot_made_under(self, idempotency_key: str | None, request: Mapping) -> Mapping | None:
+        """The slot a first attempt with this key made, if it did."""
+        if idempotency_key is None:
+            return None
+        media_id = keyed_id("media", self.caller.user_id or "", idempotency_key)
+        slot = self.db[store.MEDIA].find_one({"_id": media_id})
+        if slot is not None:
+            check_replay(slot, fingerprint(request))
+        return slot
+
+    def _insert_slot(self, slot: dict, request: Mapping) -> Mapping:
+        try:
+            self.db[store.MEDIA].insert_one(slot)
+            return slot
+        except DuplicateKeyError:  # the same key's retry, concurrently: its slot
+            existing = self.db[store.MEDIA].find_one({"_id": slot["_id"]})
+            check_replay(existing, fingerprint(request))
+            return existing
+
+    def _new_slot(
+        self,
+        content_type: str,
+        size: int,
+        purpose: str,
+        owner: Mapping,
+        idempotency_key: str | None = None,
+    ) -> dict:
         if isinstance(size, bool) or not isinstance(size, int):
             raise InvalidInput("size", "must be the number of bytes")
         check_declared(content_type, size, self.limits)
         if purpose not in PURPOSES:
             raise InvalidInput("purpose", f"must be one of {', '.join(PURPOSES)}")
         owner = self._check_owner(owner)
-        media_id = uuid.uuid4().hex
-        now = self.clock()
+        media_id = (
+            uuid.uuid4().hex
+            if idempotency_key is None
+            else keyed_id("media", self.caller.user_id or "", idempotency_key)
+        )
+        now = as_stored(self.clock())
         return {
             "_id": media_id,
             "state": PENDING,
@@ -102,16 +146,34 @@ class MediaDesk:
         self.owner_lookup(owner["kind"], owner_id)  # NotFound outside the caller's scope
         return {"kind": owner["kind"], "id": owner_id}
 
-    def upload(self, content_type: str, purpose: str, owner: Mapping, data_base64: str) -> dict:
+    def upload(
+        self,
+        content_type: str,
+        purpose: str,
+        owner: Mapping,
+        data_base64: str,
+        idempotency_key: str | None = None,
+    ) -> dict:
         """The fallback for clients that cannot use presigned uploads: the bytes come
-        through the gateway and take the same checks as a confirmed upload."""
+        through the gateway and take the same checks as a confirmed upload. A retry under
+        the same key finishes or finds the first attempt's media."""
         try:
             data = base64.b64decode(data_base64 or "", validate=True)
         except (binascii.Error, ValueError):
             raise InvalidInput("file", "is not valid base64") from None
-        slot = self._new_slot(content_type, len(data), purpose, owner)
-        self.db[store.MEDIA].insert_one(slot)
-        self.storage.put(slot["object_key"], data, content_type)
+        request = {
+            "content_type": content_type,
+            "purpose": purpose,
+            "owner": owner,
+            "sha256": hashlib.sha256(data).hexdigest(),
+        }
+        slot = self._slot_made_under(idempotency_key, request)
+        if slot is None:
+            slot = self._new_slot(content_type, len(data), purpose, owner, idempotency_key)
+            slot["request_fingerprint"] = fingerprint(request)
+            slot = self._insert_slot(slot, request)
+        if slot["state"] == PENDING:
+            self.storage.put(slot["object_key"], data, content_type)
         return self.confirm(slot["_id"])
 
     def confirm(self, media_id: str) -> dict:

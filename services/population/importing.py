@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import io
 import uuid
 from collections.abc import Iterable, Mapping
@@ -18,11 +19,12 @@ from datetime import date, timedelta
 
 import gridfs
 from pymongo import InsertOne, ReturnDocument, UpdateOne
-from pymongo.errors import BulkWriteError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from gridwork_common.clock import china_today
+from gridwork_common.clock import as_stored, china_today
 from gridwork_common.context import CallerContext
 from gridwork_common.errors import Conflict, InvalidInput, NotFound
+from gridwork_common.idempotency import check_replay, fingerprint, keyed_id
 from services.population import store, topics
 from services.population.application import Population
 from services.population.domain import access
@@ -85,7 +87,10 @@ class ImportJobs:
         self.files = gridfs.GridFS(self.db, collection="import_files")
 
     # ------------------------------------------------------------------ accepting
-    def start(self, kind: str, filename: str, content_base64: str) -> dict:
+    def start(
+        self, kind: str, filename: str, content_base64: str, idempotency_key: str | None = None
+    ) -> dict:
+        """A retry under the same key gets the first attempt's job, not a second one."""
         self.population.require(access.IMPORTERS, "importing files")
         if kind not in COLUMNS:
             raise InvalidInput("kind", f"must be one of {', '.join(COLUMNS)}")
@@ -97,9 +102,21 @@ class ImportJobs:
             raise InvalidInput("file", "is not valid base64") from None
         if len(content) > MAX_FILE_BYTES:
             raise InvalidInput("file", f"is larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB")
-        table = self._open(kind, filename, io.BytesIO(content))  # before anything is written
         caller = self.population.caller
-        job_id = uuid.uuid4().hex
+        request = {
+            "kind": kind,
+            "filename": filename,
+            "sha256": hashlib.sha256(content).hexdigest(),
+        }
+        if idempotency_key is None:
+            job_id = uuid.uuid4().hex
+        else:
+            job_id = keyed_id("import_job", caller.user_id or "", idempotency_key)
+            first = self.db[store.IMPORT_JOBS].find_one({"_id": job_id})
+            if first is not None:
+                check_replay(first, fingerprint(request))
+                return _render_job(first)
+        table = self._open(kind, filename, io.BytesIO(content))  # before anything is written
         # The file holds ID and phone numbers in clear: it is stored sealed like them.
         sealed = self.population.cipher.seal(content, IMPORT_FILE_FIELD)
         file_id = self.files.put(sealed, filename=filename, job_id=job_id)
@@ -112,7 +129,8 @@ class ImportJobs:
             "columns": table.columns,
             "ignored_columns": table.ignored,
             "counts": _empty_counts(),
-            "created_at": self.population.clock(),
+            "request_fingerprint": fingerprint(request),
+            "created_at": as_stored(self.population.clock()),
             "created_by": caller.user_id,
             "caller": {
                 "user_id": caller.user_id,
@@ -120,7 +138,13 @@ class ImportJobs:
                 "scope": caller.scope,
             },
         }
-        self.db[store.IMPORT_JOBS].insert_one(job)
+        try:
+            self.db[store.IMPORT_JOBS].insert_one(job)
+        except DuplicateKeyError:  # the same key's retry, concurrently: its job
+            self.files.delete(file_id)
+            first = self.db[store.IMPORT_JOBS].find_one({"_id": job_id})
+            check_replay(first, fingerprint(request))
+            return _render_job(first)
         return _render_job(job)
 
     def _open(self, kind: str, filename: str, stream):

@@ -239,8 +239,8 @@ class PopulationService:
         return self._population().visit_rules()
 
     @rpc(expected_exceptions=EXPECTED)
-    def record_visit(self, visit):
-        return self._population().record_visit(visit)
+    def record_visit(self, visit, idempotency_key=None):
+        return self._population().record_visit(visit, idempotency_key)
 
     @rpc(expected_exceptions=EXPECTED)
     def visits_of(self, membership_id):
@@ -298,8 +298,8 @@ class PopulationService:
 
     # bulk imports and cross-department matching
     @rpc(expected_exceptions=EXPECTED)
-    def start_import(self, kind, filename, content_base64):
-        return self._imports().start(kind, filename, content_base64)
+    def start_import(self, kind, filename, content_base64, idempotency_key=None):
+        return self._imports().start(kind, filename, content_base64, idempotency_key)
 
     @rpc(expected_exceptions=EXPECTED)
     def import_job(self, job_id):

@@ -152,3 +152,31 @@ def test_connection_passwords_are_url_safe(overlay):
     for name in ("rabbitmq-app", "mongodb-app"):
         password = _env(overlay / "secrets" / f"{name}.example.env")["password"]
         assert re.fullmatch(r"[A-Za-z0-9._~-]+", password), name
+
+
+@overlays
+def test_the_gateway_makes_department_broker_users_as_an_administrator_of_its_own(overlay):
+    """POST /api/v1/amqp-accounts needs the management API's `administrator` tag: a user
+    of its own (the services' user keeps only `management`), reading no queue."""
+    definitions = json.loads(
+        (overlay / "secrets" / "rabbitmq-definitions.example.json").read_text()
+    )
+    admin = _env(overlay / "secrets" / "rabbitmq-admin.example.env")
+    assert admin["username"] != _env(overlay / "secrets" / "rabbitmq-app.example.env")["username"]
+    (user,) = [u for u in definitions["users"] if u["name"] == admin["username"]]
+    assert user["tags"] == ["administrator"]
+    assert _rabbitmq_hash_matches(user["password_hash"], admin["password"])
+    assert not [p for p in definitions["permissions"] if p["user"] == admin["username"]]
+
+    deployments = objects_of(render(overlay), "Deployment")
+    for name, deployment in deployments.items():
+        (app,) = deployment["spec"]["template"]["spec"]["containers"]
+        env = {item["name"]: item for item in app.get("env", [])}
+        if name != "gateway":  # only the gateway makes broker users
+            assert "RABBITMQ_MANAGEMENT_USER" not in env, name
+            continue
+        assert env["RABBITMQ_MANAGEMENT_URL"]["value"] == "http://gridwork-rabbitmq:15672"
+        for variable, key in (("USER", "username"), ("PASSWORD", "password")):
+            reference = env[f"RABBITMQ_MANAGEMENT_{variable}"]["valueFrom"]["secretKeyRef"]
+            assert reference["name"].startswith("gridwork-rabbitmq-admin")
+            assert reference["key"] == key

@@ -5,12 +5,12 @@ from __future__ import annotations
 from flask import Blueprint, current_app
 from pydantic import BaseModel, ConfigDict, Field
 
-from gridwork_common import roles
+from gridwork_common import idempotency, roles
 from gridwork_common.errors import Conflict, InvalidInput, NotFound
 from services.gateway.api import Api, Call
 from services.gateway.broker_admin import BrokerAdmin
 from services.gateway.department_accounts import AccountRecords, DepartmentAccounts
-from services.gateway.problems import ApiProblem
+from services.gateway.problems import ApiProblem, key_reused
 from services.gateway.store import gateway_db
 
 EVENTS = "events"
@@ -65,6 +65,7 @@ def department_accounts() -> DepartmentAccounts:
         AccountRecords(gateway_db(settings)),
         BrokerAdmin.from_settings(settings),
         settings.amqp_vhost,
+        settings.token_secret,
         current_app.extensions["system_clock"],
     )
 
@@ -104,9 +105,11 @@ def register(api: Api) -> Blueprint:
             )
         try:
             return department_accounts().create(
-                known[body.department], body.territory, call.caller.user_id
+                known[body.department], body.territory, call.caller.user_id, call.idempotency_key
             )
         except InvalidInput as exc:
+            if exc.field == idempotency.FIELD:
+                raise key_reused(exc) from None
             raise ApiProblem(422, "Invalid input", str(exc), field=exc.field) from None
         except Conflict as exc:
             raise ApiProblem(409, "Conflict", str(exc), field="department") from None

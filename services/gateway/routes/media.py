@@ -161,6 +161,7 @@ def register(api: Api) -> Blueprint:
             body.size,
             body.purpose,
             body.owner.model_dump(),
+            call.idempotency_key,
         )
 
     @api.operation(
@@ -220,6 +221,7 @@ def register(api: Api) -> Blueprint:
             form["purpose"],
             owner,
             base64.b64encode(data).decode("ascii"),
+            call.idempotency_key,
         )
 
     @api.operation(

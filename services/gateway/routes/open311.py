@@ -6,7 +6,7 @@ Open311 clients work unchanged."""
 
 from __future__ import annotations
 
-import secrets
+import contextlib
 import uuid
 from collections.abc import Callable, Iterable
 from datetime import datetime
@@ -15,8 +15,9 @@ from itertools import islice
 from flask import Blueprint, current_app, g, request
 from pymongo.errors import DuplicateKeyError
 
-from gridwork_common import roles
+from gridwork_common import idempotency, roles
 from gridwork_common.context import CallerContext
+from gridwork_common.errors import InvalidInput
 from services.gateway import store
 from services.gateway.api import Api, Call
 from services.gateway.open311 import definitions, formats, openapi
@@ -37,7 +38,7 @@ from services.gateway.open311.models import (
     TokenAnswers,
 )
 from services.gateway.open311.repository import Open311Records
-from services.gateway.problems import ApiProblem
+from services.gateway.problems import IDEMPOTENCY_HEADER, ApiProblem, key_reused
 from services.gateway.ratelimits import limit_open311
 
 SPECIFICATION = "http://wiki.open311.org/GeoReport_v2"
@@ -119,6 +120,7 @@ def register(api: Api) -> Blueprint:
         body=NewRequest,
         status=201,
         errors=("400", "403", "404", "429", "503"),
+        headers=(OPTIONAL_KEY,),
     )
     def create_request(call: Call):
         body: NewRequest = call.body
@@ -204,15 +206,39 @@ def register(api: Api) -> Blueprint:
         idempotent=True,
     )
     def create_client(call: Call):
-        api_key = secrets.token_urlsafe(24)
-        client_id = uuid.uuid4().hex[:12]
+        # A retry under the same key derives the same client and API key, so it finds the
+        # client a first attempt registered (its answer lost) instead of adding another.
+        admin, key = call.caller.user_id, call.idempotency_key
+        secret_key = current_app.config["GRIDWORK_SETTINGS"].token_secret
+        api_key = idempotency.keyed_secret(secret_key, "open311_client", admin, key)
+        client_id = idempotency.keyed_id("open311_client", admin, key)[:12]
+        name = call.body.name
+        records = _records()
         try:
-            _records().add_client(api_key, client_id, call.body.name, call.caller.user_id, _clock())
-        except DuplicateKeyError:  # a 192-bit random key collided: astronomically unlikely
-            raise ApiProblem(409, "Conflict", "try again") from None
-        return {"client_id": client_id, "name": call.body.name, "api_key": api_key}
+            records.add_client(api_key, client_id, name, admin, _clock())
+        except DuplicateKeyError:
+            first = records.client_by_key(api_key)
+            if first is None or first["name"] != name:
+                raise ApiProblem(
+                    422,
+                    "Invalid input",
+                    f"{IDEMPOTENCY_HEADER}: already used for a different request",
+                    field=IDEMPOTENCY_HEADER,
+                ) from None
+        return {"client_id": client_id, "name": name, "api_key": api_key}
 
     return blueprint
+
+
+OPTIONAL_KEY = {
+    "name": IDEMPOTENCY_HEADER,
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string", "minLength": 1, "maxLength": idempotency.MAX_KEY_LENGTH},
+    "description": "Optional (GeoReport defines none): a retry with the same key returns the "
+    "first response (also when the first answer was lost: the request is found, never made "
+    "twice); the same key with a different request is refused (400 naming the header).",
+}
 
 
 class _GeoReportRoutes:
@@ -237,6 +263,7 @@ class _GeoReportRoutes:
         body=None,
         status: int = 200,
         errors: tuple[str, ...] = ("400", "404", "429", "503"),
+        headers: tuple[dict, ...] = (),
     ) -> Callable:
         def declare(view: Callable) -> Callable:
             for fmt in formats.FORMATS:
@@ -263,6 +290,7 @@ class _GeoReportRoutes:
                         else None
                     ),
                     error_responses=openapi.error_responses(fmt, errors),
+                    headers=headers,
                 )(_in_format(view, fmt, root, status))
             return view
 
@@ -340,7 +368,22 @@ def _posted_answers(body: NewRequest) -> dict[str, list[str]]:
 
 
 def _create(client: dict, body: NewRequest, definition, answers: dict) -> dict:
+    # Under an Idempotency-Key the token follows from the client and the key: the events
+    # service de-duplicates the report by it, and a retry finds the first request's record.
+    key = request.headers.get(IDEMPOTENCY_HEADER)
+    request_print = idempotency.fingerprint(
+        {**body.model_dump(mode="json", exclude={"api_key"}), "answers": answers}
+    )
     token = uuid.uuid4().hex
+    if key is not None:
+        try:
+            token = idempotency.keyed_id("open311_request", client["client_id"], key)
+            first = _records().by_token(token)
+            if first is not None:
+                idempotency.check_replay(first, request_print)
+                return _receipt(first["_id"], token, body)
+        except InvalidInput as exc:  # too long, or the key of another request
+            raise key_reused(exc) from None
     # The case carries what the centre needs: the words, the address and the answers.
     details = [body.description]
     if body.address_string:
@@ -360,28 +403,34 @@ def _create(client: dict, body: NewRequest, definition, answers: dict) -> dict:
         caller=caller,
     )
     incident = result["incident"]
-    _records().add_request(
-        {
-            "_id": incident["id"],
-            "token": token,
-            "client_id": client["client_id"],
-            "service_code": body.service_code,
-            "description": body.description,
-            "address": body.address_string,
-            "media_url": body.media_url,
-            "answers": answers,
-            "contact": {
-                "email": body.email,
-                "phone": body.phone,
-                "first_name": body.first_name,
-                "last_name": body.last_name,
-            },
-            "created_at": _clock(),
-            "requested_at": datetime.fromisoformat(incident["reported_at"]),
-        }
-    )
+    with contextlib.suppress(DuplicateKeyError):  # the same key's retry stored it meanwhile
+        _records().add_request(
+            {
+                "_id": incident["id"],
+                "token": token,
+                "client_id": client["client_id"],
+                "service_code": body.service_code,
+                "description": body.description,
+                "address": body.address_string,
+                "media_url": body.media_url,
+                "answers": answers,
+                "contact": {
+                    "email": body.email,
+                    "phone": body.phone,
+                    "first_name": body.first_name,
+                    "last_name": body.last_name,
+                },
+                "created_at": _clock(),
+                "requested_at": datetime.fromisoformat(incident["reported_at"]),
+                "request_fingerprint": request_print,
+            }
+        )
+    return _receipt(incident["id"], token, body)
+
+
+def _receipt(service_request_id: str, token: str, body: NewRequest) -> dict:
     return {
-        "service_request_id": incident["id"],
+        "service_request_id": service_request_id,
         "token": token,
         "service_notice": RECEIVED_NOTICE,
         "account_id": body.account_id,

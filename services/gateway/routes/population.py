@@ -1282,7 +1282,7 @@ def _groups(api: Api, blueprint: Blueprint) -> None:
         visit = body.model_dump(mode="json", exclude_none=True)
         visit["at"] = body.at.isoformat()
         visit["location"] = {"type": "Point", "coordinates": list(body.location.coordinates)}
-        return call.rpc(SERVICE, "record_visit", visit)
+        return call.rpc(SERVICE, "record_visit", visit, call.idempotency_key)
 
     @api.operation(
         blueprint,
@@ -1340,7 +1340,9 @@ def _imports(api: Api, blueprint: Blueprint) -> None:
     def start_import(call: Call):
         filename, content = _uploaded_file()
         encoded = base64.b64encode(content).decode("ascii")
-        return call.rpc(SERVICE, "start_import", call.query.kind, filename, encoded)
+        return call.rpc(
+            SERVICE, "start_import", call.query.kind, filename, encoded, call.idempotency_key
+        )
 
     @api.operation(
         blueprint,

@@ -6,8 +6,9 @@ from flask import Blueprint, current_app
 from pydantic import BaseModel, ConfigDict, Field
 
 from gridwork_common import roles
+from gridwork_common.errors import InvalidInput
 from services.gateway.api import Api, Call
-from services.gateway.problems import ApiProblem
+from services.gateway.problems import ApiProblem, key_reused
 from services.gateway.store import gateway_db
 from services.gateway.webhooks import InvalidSubscription, Webhooks
 
@@ -115,10 +116,17 @@ def register(api: Api) -> Blueprint:
                 )
         try:
             return _webhooks().subscribe(
-                call.caller.user_id, body.url, body.event_types, territory, department
+                call.caller.user_id,
+                body.url,
+                body.event_types,
+                territory,
+                department,
+                call.idempotency_key,
             )
         except InvalidSubscription as exc:
             raise ApiProblem(422, "Invalid input", str(exc), field=exc.field) from None
+        except InvalidInput as exc:  # the key of another subscription request
+            raise key_reused(exc) from None
 
     @api.operation(
         blueprint,

@@ -10,6 +10,7 @@ from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from gridwork_common.errors import Conflict, InvalidInput
+from gridwork_common.idempotency import check_replay, fingerprint, keyed_id
 from services.population import store, topics
 from services.population.domain import access, groups, patrols
 from services.population.domain.codes import CODE_LENGTHS, level_of
@@ -181,7 +182,9 @@ class GroupUseCases(UseCases):
         )
         return rules
 
-    def record_visit(self, raw: Mapping) -> dict:
+    def record_visit(self, raw: Mapping, idempotency_key: str | None = None) -> dict:
+        """A retry finds the first attempt's visit by the client's `visit_id` or, without
+        one, by the request's Idempotency-Key."""
         self.require(access.VISITORS, "recording visits")
         membership = self._membership(str(raw.get("membership_id") or ""))
         if not membership["active"]:
@@ -201,7 +204,14 @@ class GroupUseCases(UseCases):
         media_ids = raw.get("media_ids") or []
         if not isinstance(media_ids, list) or not all(isinstance(m, str) for m in media_ids):
             raise InvalidInput("media_ids", "must be a list of media ids")
-        visit_id = str(raw.get("visit_id") or uuid.uuid4().hex)
+        visit_id = str(raw.get("visit_id") or "")
+        if not visit_id:
+            visit_id = (
+                uuid.uuid4().hex
+                if idempotency_key is None
+                else keyed_id("visit", self.caller.user_id or "", idempotency_key)
+            )
+        request_print = fingerprint(raw)
         patrol_id = raw.get("patrol_id")
         if patrol_id is not None:
             patrol_id = patrols.patrol_id(patrol_id)
@@ -221,6 +231,7 @@ class GroupUseCases(UseCases):
             "path": membership["path"],
             "recorded_at": self.clock(),
             "patrol_id": patrol_id,
+            "request_fingerprint": request_print,
         }
         try:
 
@@ -255,8 +266,11 @@ class GroupUseCases(UseCases):
                 )
 
             self.changes(record)
-        except DuplicateKeyError:  # the client's visit_id: a retried upload
-            return _render_visit(self.db[store.VISITS].find_one({"_id": visit_id}))
+        except DuplicateKeyError:  # the client's visit_id or the key: a retried upload
+            first = self.db[store.VISITS].find_one({"_id": visit_id})
+            if not raw.get("visit_id"):  # a phone's own id answers its visit as it was
+                check_replay(first, request_print)
+            return _render_visit(first)
         return _render_visit(document)
 
     def visits_of(self, membership_id: str) -> list[dict]:

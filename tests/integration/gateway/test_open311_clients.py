@@ -384,3 +384,38 @@ def test_the_openapi_document_states_both_formats_and_the_error_lists(stack):
     xml_schema = post_xml["responses"]["201"]["content"]["application/xml"]["schema"]
     assert xml_schema["xml"] == {"name": "service_requests", "wrapped": True}
     assert json.dumps(document["components"]["schemas"]["Open311Errors"])
+
+
+def test_a_retry_with_an_idempotency_key_finds_the_first_request(stack, client):
+    """GeoReport defines no key; a client that sends one gets one request per key (the
+    gateway keeps no answer for this public route: every retry reaches the view, as a
+    retry after a lost answer does), and a reused key with another request is refused."""
+    root, form = (
+        stack["root"],
+        {
+            "api_key": stack["api_key"],
+            "jurisdiction_id": COUNTY,
+            "service_code": "04.01",
+            "lat": str(LAT),
+            "long": str(LONG),
+            "description": "路灯不亮",
+        },
+    )
+
+    def post(data, key="georeport-retry-1"):
+        return requests.post(
+            f"{root}/requests.json", data=data, headers={"Idempotency-Key": key}, timeout=10
+        )
+
+    first, retried = post(form), post(form)
+    assert first.status_code == retried.status_code == 201, first.text
+    assert retried.json() == first.json()
+    (receipt,) = first.json()
+    listed = as_list(client.get_service_requests(service_request_id=receipt["service_request_id"]))
+    assert len(listed) == 1
+    other = post(form, key="georeport-retry-2")
+    assert other.json()[0]["service_request_id"] != receipt["service_request_id"]
+
+    refused = post({**form, "description": "另一件事"})
+    assert refused.status_code == 400
+    assert "Idempotency-Key" in errors(refused, "json")[0]["description"]
