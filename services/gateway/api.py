@@ -90,6 +90,7 @@ class Operation:
     headers: tuple[dict, ...] = ()  # header parameters the view reads itself
     # Error responses other than the problem+json ones (Open311's own error documents).
     error_responses: dict | None = None
+    path_params: type[BaseModel] | None = None  # what the path's {parameters} must look like
 
 
 class Api:
@@ -98,6 +99,8 @@ class Api:
         self.paths: dict[str, dict] = {}
         self.schemas: dict[str, dict] = {}
         self.tags: list[dict] = []
+        # (METHOD, full path) -> its declaration: what answers 405 and who may call it
+        self.operations: dict[tuple[str, str], Operation] = {}
 
     def tag(self, name: str, description: str) -> None:
         self.tags.append({"name": name, "description": description})
@@ -123,11 +126,14 @@ class Api:
         raw_response: dict | None = None,
         headers: tuple[dict, ...] = (),
         error_responses: dict | None = None,
+        path_params: type[BaseModel] | None = None,
     ) -> Callable:
         """`form=True`: the body may also come as application/x-www-form-urlencoded
         (Open311 clients post forms). `raw_body`, `raw_response` and `headers` document
         what a view handles itself (uploads, CSV or HTML downloads, extra headers);
-        `error_responses` replaces the problem+json error responses in the document."""
+        `error_responses` replaces the problem+json error responses in the document.
+        `path_params`: a model of the path's {parameters} (e.g. a territory code's
+        pattern), validated like the query; without it they are any non-empty string."""
         method = method.upper()
         if idempotent and method != "POST":
             raise ValueError("Idempotency-Key is for POST operations")
@@ -150,6 +156,7 @@ class Api:
             raw_response,
             tuple(headers),
             error_responses,
+            path_params,
         )
 
         def register(view: Callable) -> Callable:
@@ -175,17 +182,18 @@ class Api:
                 needed = ", ".join(spec.roles)
                 raise ApiProblem(403, "Forbidden", f"needs one of the roles: {needed}")
             g.caller = caller
+        if spec.path_params is not None:
+            path_params = _validate(spec.path_params, path_params, "path").model_dump()
         call = Call(caller=caller, path=path_params, claims=claims)
         call.query = _validate(spec.query, request.args.to_dict(), "query") if spec.query else None
         if spec.body is not None:
-            raw = (
-                request.form.to_dict()
-                if spec.form and request.form
-                else request.get_json(silent=True)
-            )
-            if raw is None:
+            if spec.form and request.form:
+                call.body = _validate(spec.body, request.form.to_dict(), "body")
+            elif request.get_json(silent=True) is None:
                 raise ApiProblem(400, "Bad Request", "body: must be a JSON object", field="body")
-            call.body = _validate(spec.body, raw, "body")
+            else:
+                # JSON as the document types it: no 0 for false, no "3" for 3.
+                call.body = _validate(spec.body, request.get_data(), "body", json_strict=True)
         if not spec.idempotent:
             return _respond(view(call), spec.status)
         return self._idempotent(view, call, spec.status)
@@ -229,10 +237,7 @@ class Api:
             "operationId": operation_id,
             "summary": spec.summary,
             "tags": [spec.tag],
-            "parameters": [
-                {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-                for name in _PATH_PARAM.findall(spec.path)
-            ],
+            "parameters": self._path_parameters(spec),
             "responses": {
                 str(spec.status): self._success(spec),
                 **(
@@ -286,6 +291,35 @@ class Api:
             operation["requestBody"] = spec.raw_body
         operation["parameters"].extend(spec.headers)
         self.paths.setdefault(full_path, {})[spec.method.lower()] = operation
+        self.operations[(spec.method, full_path)] = spec
+
+    @staticmethod
+    def _path_parameters(spec: Operation) -> list[dict]:
+        properties = {}
+        if spec.path_params is not None:
+            properties = spec.path_params.model_json_schema().get("properties", {})
+        return [
+            {
+                "name": name,
+                "in": "path",
+                "required": True,
+                "schema": {
+                    key: value
+                    for key, value in properties.get(name, {"type": "string"}).items()
+                    if key != "title"
+                },
+            }
+            for name in _PATH_PARAM.findall(spec.path)
+        ]
+
+    def methods_of(self, path: str) -> set[str] | None:
+        """The methods the document declares for `path` when it is one of its concrete
+        paths (no {parameters}), else None. A concrete path wins over a template that
+        also matches it (OpenAPI's rule): /residents/search is not /residents/{id}."""
+        operations = self.paths.get(path)
+        if operations is None or "{" in path:
+            return None
+        return {method.upper() for method in operations}
 
     def _success(self, spec: Operation) -> dict:
         if spec.raw_response is not None:
@@ -298,7 +332,7 @@ class Api:
         }
 
     def _schema(self, model: type[BaseModel]) -> dict:
-        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        schema = _as_enforced(model.model_json_schema(ref_template="#/components/schemas/{model}"))
         for name, definition in schema.pop("$defs", {}).items():
             self.schemas[name] = definition
         self.schemas[model.__name__] = schema
@@ -362,8 +396,33 @@ def _authenticate(identity) -> tuple[CallerContext, dict]:
     return identity.authenticate(request.headers.get("Authorization"), g.request_id)
 
 
-def _validate(model: type[BaseModel], raw: Any, where: str):
+def _as_enforced(schema: Any) -> Any:
+    """The JSON Schema pydantic generates, where it says less than pydantic enforces: a
+    dict whose keys have a pattern refuses any other key (`propertyNames`), where
+    `patternProperties` alone would let other keys through."""
+    if isinstance(schema, list):
+        return [_as_enforced(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    schema = {key: _as_enforced(value) for key, value in schema.items()}
+    keyed = schema.get("patternProperties")
+    if (
+        isinstance(keyed, dict)
+        and len(keyed) == 1
+        and "properties" not in schema
+        and "additionalProperties" not in schema
+    ):
+        ((pattern, values),) = keyed.items()
+        del schema["patternProperties"]
+        schema["propertyNames"] = {"pattern": pattern}
+        schema["additionalProperties"] = values
+    return schema
+
+
+def _validate(model: type[BaseModel], raw: Any, where: str, json_strict: bool = False):
     try:
+        if json_strict:
+            return model.model_validate_json(raw, strict=True)
         return model.model_validate(raw)
     except ValidationError as exc:
         errors = [
