@@ -33,8 +33,9 @@ IDEMPOTENCY_HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 100
 _PATH_PARAM = re.compile(r"\{(\w+)\}")
 PROBLEM_STATUSES = {
-    "400": "Malformed request (the field is named)",
-    "401": "Missing, invalid, expired or revoked access token",
+    "400": "Malformed request (the field is named; the HTTP server's own answer to a "
+    "malformed request line or header is HTML)",
+    "401": "Missing, invalid, expired or revoked access token (or login credentials)",
     "403": "The caller's role does not allow this",
     "404": "Not found, or outside the caller's territory scope",
     "409": "Conflict: a stale version, an illegal transition or a duplicate",
@@ -43,6 +44,15 @@ PROBLEM_STATUSES = {
     "503": "A service or store is unavailable: retry after Retry-After seconds, with the "
     "same Idempotency-Key",
 }
+# What the HTTP server (gunicorn) answers itself, before the application sees a request:
+# text/html, not problem+json. Its 400 (a malformed request line or header) shares the
+# application's 400 response.
+HTTP_SERVER_STATUSES = {
+    "414": "The request line (method, path and query) is longer than 4094 bytes",
+    "431": "A header field is longer than 8190 bytes, or there are more than 100",
+}
+HTTP_SERVER_ERROR = {"text/html": {"schema": {"type": "string"}}}
+TOO_LARGE = {"413": "The request body is larger than the gateway accepts"}
 RETRY_AFTER = {
     "Retry-After": {
         "description": "Seconds to wait before retrying (on 503, and on 409 while the first "
@@ -192,8 +202,10 @@ class Api:
             elif request.get_json(silent=True) is None:
                 raise ApiProblem(400, "Bad Request", "body: must be a JSON object", field="body")
             else:
-                # JSON as the document types it: no 0 for false, no "3" for 3.
-                call.body = _validate(spec.body, request.get_data(), "body", json_strict=True)
+                # JSON as the document types it: no 0 for false, no "3" for 3 (but 3.0
+                # is the integer 3, as in JSON Schema).
+                exact = json.dumps(_integral_floats_as_ints(request.get_json()))
+                call.body = _validate(spec.body, exact, "body", json_strict=True)
         if not spec.idempotent:
             return _respond(view(call), spec.status)
         return self._idempotent(view, call, spec.status)
@@ -246,9 +258,12 @@ class Api:
                     else {
                         code: {"$ref": f"#/components/responses/Problem{code}"}
                         for code in PROBLEM_STATUSES
-                        if code != "401" or not spec.public
                     }
                 ),
+                **{
+                    code: {"$ref": f"#/components/responses/HttpServer{code}"}
+                    for code in HTTP_SERVER_STATUSES
+                },
             },
         }
         if spec.description or spec.roles:
@@ -281,6 +296,8 @@ class Api:
                     "description": "A retry with the same key returns the first response.",
                 }
             )
+        if spec.body is not None or spec.raw_body is not None:
+            operation["responses"]["413"] = {"$ref": "#/components/responses/Problem413"}
         if spec.body is not None:
             schema = self._schema(spec.body)
             content = {"application/json": {"schema": schema}}
@@ -360,14 +377,24 @@ class Api:
             "components": {
                 "schemas": {**self.schemas, "Problem": problem_schema},
                 "responses": {
-                    f"Problem{code}": {
-                        "description": text,
-                        "content": {
-                            PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}
-                        },
-                        **({"headers": RETRY_AFTER} if code in ("409", "503") else {}),
-                    }
-                    for code, text in PROBLEM_STATUSES.items()
+                    **{
+                        f"Problem{code}": {
+                            "description": text,
+                            "content": {
+                                PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}},
+                                **(HTTP_SERVER_ERROR if code == "400" else {}),
+                            },
+                            **({"headers": RETRY_AFTER} if code in ("409", "503") else {}),
+                        }
+                        for code, text in {**PROBLEM_STATUSES, **TOO_LARGE}.items()
+                    },
+                    **{
+                        f"HttpServer{code}": {
+                            "description": f"{text} (answered by the HTTP server, as HTML)",
+                            "content": HTTP_SERVER_ERROR,
+                        }
+                        for code, text in HTTP_SERVER_STATUSES.items()
+                    },
                 },
                 "securitySchemes": {
                     "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
@@ -394,6 +421,16 @@ def _authenticate(identity) -> tuple[CallerContext, dict]:
     if api_session.wants_session(request):
         return api_session.session_caller(g.request_id), {}
     return identity.authenticate(request.headers.get("Authorization"), g.request_id)
+
+
+def _integral_floats_as_ints(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, list):
+        return [_integral_floats_as_ints(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _integral_floats_as_ints(item) for key, item in value.items()}
+    return value
 
 
 def _as_enforced(schema: Any) -> Any:

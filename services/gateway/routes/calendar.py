@@ -26,7 +26,7 @@ _YEAR = re.compile(r"\d{4}")
 
 
 class YearPath(BaseModel):
-    year: str = Field(pattern=r"^[0-9]{4}$", description="The year, written YYYY")
+    year: str = Field(pattern=r"^[1-9][0-9]{3}$", description="The year, written YYYY")
 
 
 class HolidayNotice(BaseModel):

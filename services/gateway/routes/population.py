@@ -713,6 +713,7 @@ IMPORT_UPLOAD = {
                     IMPORT_FILE_FIELD: {
                         "type": "string",
                         "contentMediaType": "application/octet-stream",
+                        "minLength": 1,
                         "description": "a .csv (UTF-8 or GB18030) or .xlsx file",
                     }
                 },
