@@ -29,7 +29,7 @@ from tests.stack import running_stack
 
 pytestmark = pytest.mark.e2e
 
-EXAMPLES_PER_OPERATION = 6
+EXAMPLES_PER_OPERATION = 3
 SEEDED_RESIDENTS = 40
 # A schema-valid request may still break a rule that depends on what is stored, on the
 # county's map or on the calendar, which no JSON Schema can state; the document answers
@@ -123,8 +123,10 @@ def as_a_client_would(context, case, kwargs):
 
 
 # About 6,000 requests, most of them the coverage phase's (every boundary and every
-# kind of wrong value of every parameter, every undeclared method of every path).
-@pytest.mark.timeout(900)
+# kind of wrong value of every parameter, every undeclared method of every path), which
+# max-examples does not bound: 5 to 8 minutes with the machine's two cores busy with
+# other work, longer when they are overloaded.
+@pytest.mark.timeout(1800)
 def test_every_operation_does_what_the_document_says(stack):
     settings = stack["settings"]
     users = demo_users(demo_territory(settings.county_code))
@@ -173,8 +175,7 @@ def test_every_operation_does_what_the_document_says(stack):
     ]
     assert statistic.total_failures == 0, (
         f"{statistic.total_failures} failures in {statistic.total_cases} cases "
-        f"{CASES_BY_PHASE}:\n"
-        + "\n".join(report)
+        f"{CASES_BY_PHASE}:\n" + "\n".join(report)
     )
 
 
