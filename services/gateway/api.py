@@ -26,40 +26,21 @@ from gridwork_common.clock import utc_now
 from gridwork_common.config import Settings
 from gridwork_common.context import CallerContext
 from services.gateway import api_session, store
+from services.gateway.documented import (
+    HTTP_SERVER_ERROR,
+    HTTP_SERVER_STATUSES,
+    PROBLEM_STATUSES,
+    RETRY_AFTER,
+    TOO_LARGE,
+    as_enforced,
+    integral_floats_as_ints,
+)
 from services.gateway.idempotency import IdempotencyRecords
 from services.gateway.problems import PROBLEM_JSON, ApiProblem
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 100
 _PATH_PARAM = re.compile(r"\{(\w+)\}")
-PROBLEM_STATUSES = {
-    "400": "Malformed request (the field is named; the HTTP server's own answer to a "
-    "malformed request line or header is HTML)",
-    "401": "Missing, invalid, expired or revoked access token (or login credentials)",
-    "403": "The caller's role does not allow this",
-    "404": "Not found, or outside the caller's territory scope",
-    "409": "Conflict: a stale version, an illegal transition or a duplicate",
-    "422": "The request breaks a rule (the field is named)",
-    "429": "Too many requests",
-    "503": "A service or store is unavailable: retry after Retry-After seconds, with the "
-    "same Idempotency-Key",
-}
-# What the HTTP server (gunicorn) answers itself, before the application sees a request:
-# text/html, not problem+json. Its 400 (a malformed request line or header) shares the
-# application's 400 response.
-HTTP_SERVER_STATUSES = {
-    "414": "The request line (method, path and query) is longer than 4094 bytes",
-    "431": "A header field is longer than 8190 bytes, or there are more than 100",
-}
-HTTP_SERVER_ERROR = {"text/html": {"schema": {"type": "string"}}}
-TOO_LARGE = {"413": "The request body is larger than the gateway accepts"}
-RETRY_AFTER = {
-    "Retry-After": {
-        "description": "Seconds to wait before retrying (on 503, and on 409 while the first "
-        "request with the same Idempotency-Key is still running)",
-        "schema": {"type": "integer", "minimum": 1},
-    }
-}
 
 
 @dataclass
@@ -204,7 +185,7 @@ class Api:
             else:
                 # JSON as the document types it: no 0 for false, no "3" for 3 (but 3.0
                 # is the integer 3, as in JSON Schema).
-                exact = json.dumps(_integral_floats_as_ints(request.get_json()))
+                exact = json.dumps(integral_floats_as_ints(request.get_json()))
                 call.body = _validate(spec.body, exact, "body", json_strict=True)
         if not spec.idempotent:
             return _respond(view(call), spec.status)
@@ -349,7 +330,7 @@ class Api:
         }
 
     def _schema(self, model: type[BaseModel]) -> dict:
-        schema = _as_enforced(model.model_json_schema(ref_template="#/components/schemas/{model}"))
+        schema = as_enforced(model.model_json_schema(ref_template="#/components/schemas/{model}"))
         for name, definition in schema.pop("$defs", {}).items():
             self.schemas[name] = definition
         self.schemas[model.__name__] = schema
@@ -421,39 +402,6 @@ def _authenticate(identity) -> tuple[CallerContext, dict]:
     if api_session.wants_session(request):
         return api_session.session_caller(g.request_id), {}
     return identity.authenticate(request.headers.get("Authorization"), g.request_id)
-
-
-def _integral_floats_as_ints(value: Any) -> Any:
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, list):
-        return [_integral_floats_as_ints(item) for item in value]
-    if isinstance(value, dict):
-        return {key: _integral_floats_as_ints(item) for key, item in value.items()}
-    return value
-
-
-def _as_enforced(schema: Any) -> Any:
-    """The JSON Schema pydantic generates, where it says less than pydantic enforces: a
-    dict whose keys have a pattern refuses any other key (`propertyNames`), where
-    `patternProperties` alone would let other keys through."""
-    if isinstance(schema, list):
-        return [_as_enforced(item) for item in schema]
-    if not isinstance(schema, dict):
-        return schema
-    schema = {key: _as_enforced(value) for key, value in schema.items()}
-    keyed = schema.get("patternProperties")
-    if (
-        isinstance(keyed, dict)
-        and len(keyed) == 1
-        and "properties" not in schema
-        and "additionalProperties" not in schema
-    ):
-        ((pattern, values),) = keyed.items()
-        del schema["patternProperties"]
-        schema["propertyNames"] = {"pattern": pattern}
-        schema["additionalProperties"] = values
-    return schema
 
 
 def _validate(model: type[BaseModel], raw: Any, where: str, json_strict: bool = False):
