@@ -26,29 +26,20 @@ from gridwork_common.clock import utc_now
 from gridwork_common.config import Settings
 from gridwork_common.context import CallerContext
 from services.gateway import api_session, store
+from services.gateway.documented import (
+    HTTP_SERVER_ERROR,
+    HTTP_SERVER_STATUSES,
+    PROBLEM_STATUSES,
+    RETRY_AFTER,
+    TOO_LARGE,
+    as_enforced,
+    integral_floats_as_ints,
+)
 from services.gateway.idempotency import IdempotencyRecords
 from services.gateway.problems import IDEMPOTENCY_HEADER, PROBLEM_JSON, ApiProblem
 
 MAX_KEY_LENGTH = 100
 _PATH_PARAM = re.compile(r"\{(\w+)\}")
-PROBLEM_STATUSES = {
-    "400": "Malformed request (the field is named)",
-    "401": "Missing, invalid, expired or revoked access token",
-    "403": "The caller's role does not allow this",
-    "404": "Not found, or outside the caller's territory scope",
-    "409": "Conflict: a stale version, an illegal transition or a duplicate",
-    "422": "The request breaks a rule (the field is named)",
-    "429": "Too many requests",
-    "503": "A service or store is unavailable: retry after Retry-After seconds, with the "
-    "same Idempotency-Key",
-}
-RETRY_AFTER = {
-    "Retry-After": {
-        "description": "Seconds to wait before retrying (on 503, and on 409 while the first "
-        "request with the same Idempotency-Key is still running)",
-        "schema": {"type": "integer", "minimum": 1},
-    }
-}
 
 
 @dataclass
@@ -89,6 +80,7 @@ class Operation:
     headers: tuple[dict, ...] = ()  # header parameters the view reads itself
     # Error responses other than the problem+json ones (Open311's own error documents).
     error_responses: dict | None = None
+    path_params: type[BaseModel] | None = None  # what the path's {parameters} must look like
 
 
 class Api:
@@ -97,6 +89,8 @@ class Api:
         self.paths: dict[str, dict] = {}
         self.schemas: dict[str, dict] = {}
         self.tags: list[dict] = []
+        # (METHOD, full path) -> its declaration: what answers 405 and who may call it
+        self.operations: dict[tuple[str, str], Operation] = {}
 
     def tag(self, name: str, description: str) -> None:
         self.tags.append({"name": name, "description": description})
@@ -122,11 +116,14 @@ class Api:
         raw_response: dict | None = None,
         headers: tuple[dict, ...] = (),
         error_responses: dict | None = None,
+        path_params: type[BaseModel] | None = None,
     ) -> Callable:
         """`form=True`: the body may also come as application/x-www-form-urlencoded
         (Open311 clients post forms). `raw_body`, `raw_response` and `headers` document
         what a view handles itself (uploads, CSV or HTML downloads, extra headers);
-        `error_responses` replaces the problem+json error responses in the document."""
+        `error_responses` replaces the problem+json error responses in the document.
+        `path_params`: a model of the path's {parameters} (e.g. a territory code's
+        pattern), validated like the query; without it they are any non-empty string."""
         method = method.upper()
         if idempotent and method != "POST":
             raise ValueError("Idempotency-Key is for POST operations")
@@ -149,6 +146,7 @@ class Api:
             raw_response,
             tuple(headers),
             error_responses,
+            path_params,
         )
 
         def register(view: Callable) -> Callable:
@@ -174,17 +172,20 @@ class Api:
                 needed = ", ".join(spec.roles)
                 raise ApiProblem(403, "Forbidden", f"needs one of the roles: {needed}")
             g.caller = caller
+        if spec.path_params is not None:
+            path_params = _validate(spec.path_params, path_params, "path").model_dump()
         call = Call(caller=caller, path=path_params, claims=claims)
         call.query = _validate(spec.query, request.args.to_dict(), "query") if spec.query else None
         if spec.body is not None:
-            raw = (
-                request.form.to_dict()
-                if spec.form and request.form
-                else request.get_json(silent=True)
-            )
-            if raw is None:
+            if spec.form and request.form:
+                call.body = _validate(spec.body, request.form.to_dict(), "body")
+            elif request.get_json(silent=True) is None:
                 raise ApiProblem(400, "Bad Request", "body: must be a JSON object", field="body")
-            call.body = _validate(spec.body, raw, "body")
+            else:
+                # JSON as the document types it: no 0 for false, no "3" for 3 (but 3.0
+                # is the integer 3, as in JSON Schema).
+                exact = json.dumps(integral_floats_as_ints(request.get_json()))
+                call.body = _validate(spec.body, exact, "body", json_strict=True)
         if not spec.idempotent:
             return _respond(view(call), spec.status)
         return self._idempotent(view, call, spec.status)
@@ -228,10 +229,7 @@ class Api:
             "operationId": operation_id,
             "summary": spec.summary,
             "tags": [spec.tag],
-            "parameters": [
-                {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-                for name in _PATH_PARAM.findall(spec.path)
-            ],
+            "parameters": self._path_parameters(spec),
             "responses": {
                 str(spec.status): self._success(spec),
                 **(
@@ -240,9 +238,12 @@ class Api:
                     else {
                         code: {"$ref": f"#/components/responses/Problem{code}"}
                         for code in PROBLEM_STATUSES
-                        if code != "401" or not spec.public
                     }
                 ),
+                **{
+                    code: {"$ref": f"#/components/responses/HttpServer{code}"}
+                    for code in HTTP_SERVER_STATUSES
+                },
             },
         }
         if spec.description or spec.roles:
@@ -278,6 +279,8 @@ class Api:
                     "naming the header).",
                 }
             )
+        if spec.body is not None or spec.raw_body is not None:
+            operation["responses"]["413"] = {"$ref": "#/components/responses/Problem413"}
         if spec.body is not None:
             schema = self._schema(spec.body)
             content = {"application/json": {"schema": schema}}
@@ -288,6 +291,35 @@ class Api:
             operation["requestBody"] = spec.raw_body
         operation["parameters"].extend(spec.headers)
         self.paths.setdefault(full_path, {})[spec.method.lower()] = operation
+        self.operations[(spec.method, full_path)] = spec
+
+    @staticmethod
+    def _path_parameters(spec: Operation) -> list[dict]:
+        properties = {}
+        if spec.path_params is not None:
+            properties = spec.path_params.model_json_schema().get("properties", {})
+        return [
+            {
+                "name": name,
+                "in": "path",
+                "required": True,
+                "schema": {
+                    key: value
+                    for key, value in properties.get(name, {"type": "string"}).items()
+                    if key != "title"
+                },
+            }
+            for name in _PATH_PARAM.findall(spec.path)
+        ]
+
+    def methods_of(self, path: str) -> set[str] | None:
+        """The methods the document declares for `path` when it is one of its concrete
+        paths (no {parameters}), else None. A concrete path wins over a template that
+        also matches it (OpenAPI's rule): /residents/search is not /residents/{id}."""
+        operations = self.paths.get(path)
+        if operations is None or "{" in path:
+            return None
+        return {method.upper() for method in operations}
 
     def _success(self, spec: Operation) -> dict:
         if spec.raw_response is not None:
@@ -300,7 +332,7 @@ class Api:
         }
 
     def _schema(self, model: type[BaseModel]) -> dict:
-        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        schema = as_enforced(model.model_json_schema(ref_template="#/components/schemas/{model}"))
         for name, definition in schema.pop("$defs", {}).items():
             self.schemas[name] = definition
         self.schemas[model.__name__] = schema
@@ -328,14 +360,24 @@ class Api:
             "components": {
                 "schemas": {**self.schemas, "Problem": problem_schema},
                 "responses": {
-                    f"Problem{code}": {
-                        "description": text,
-                        "content": {
-                            PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}
-                        },
-                        **({"headers": RETRY_AFTER} if code in ("409", "503") else {}),
-                    }
-                    for code, text in PROBLEM_STATUSES.items()
+                    **{
+                        f"Problem{code}": {
+                            "description": text,
+                            "content": {
+                                PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}},
+                                **(HTTP_SERVER_ERROR if code == "400" else {}),
+                            },
+                            **({"headers": RETRY_AFTER} if code in ("409", "503") else {}),
+                        }
+                        for code, text in {**PROBLEM_STATUSES, **TOO_LARGE}.items()
+                    },
+                    **{
+                        f"HttpServer{code}": {
+                            "description": f"{text} (answered by the HTTP server, as HTML)",
+                            "content": HTTP_SERVER_ERROR,
+                        }
+                        for code, text in HTTP_SERVER_STATUSES.items()
+                    },
                 },
                 "securitySchemes": {
                     "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
@@ -364,8 +406,10 @@ def _authenticate(identity) -> tuple[CallerContext, dict]:
     return identity.authenticate(request.headers.get("Authorization"), g.request_id)
 
 
-def _validate(model: type[BaseModel], raw: Any, where: str):
+def _validate(model: type[BaseModel], raw: Any, where: str, json_strict: bool = False):
     try:
+        if json_strict:
+            return model.model_validate_json(raw, strict=True)
         return model.model_validate(raw)
     except ValidationError as exc:
         errors = [

@@ -7,6 +7,7 @@ import logging
 import os
 
 from flask import Flask, Response, g, jsonify, request
+from werkzeug.exceptions import MethodNotAllowed
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from gridwork_common.clock import Clock, utc_now
@@ -117,6 +118,20 @@ def create_app(
     def identify_request():
         g.request_id = request.headers.get(REQUEST_ID_HEADER) or new_request_id()
         bind(request_id=g.request_id, method=request.method, path=request.path)
+
+    @app.before_request
+    def declared_methods_only():
+        """On a concrete path of the document, only its declared methods: Flask would
+        otherwise route PATCH /api/v1/residents/search to /residents/{resident_id}."""
+        declared = api.methods_of(request.path)
+        if declared is None or request.method in declared:
+            return None
+        allowed = sorted(declared | {"OPTIONS"} | ({"HEAD"} if "GET" in declared else set()))
+        if request.method == "OPTIONS":
+            return Response(status=200, headers={"Allow": ", ".join(allowed)})
+        if request.method == "HEAD" and "GET" in declared:
+            return None
+        raise MethodNotAllowed(valid_methods=allowed)
 
     @app.after_request
     def finish_request(response: Response):

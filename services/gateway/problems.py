@@ -201,7 +201,12 @@ def install_problem_handlers(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
-        return problem(exc.code or 500, exc.name, exc.description)
+        response = problem(exc.code or 500, exc.name, exc.description)
+        # e.g. the `Allow` of a 405 (RFC 9110: it lists the methods the path has)
+        for name, value in exc.get_headers():
+            if name.lower() != "content-type":
+                response.headers[name] = value
+        return response
 
     @app.errorhandler(Exception)
     def unexpected_error(exc: Exception):

@@ -1,5 +1,6 @@
 """Assessment periods: a day, an ISO week, a month, a quarter or a year, written the way
-counties write them, each a closed range of local (China Standard Time) dates.
+counties write them, each a closed range of local (China Standard Time) dates (the
+written grammar, shared with the gateway's OpenAPI document, is gridwork_common.periods).
 
     day      2026-11-23
     week     2026-W48      (ISO 8601: weeks start on Monday; week 1 holds the first Thursday)
@@ -17,9 +18,9 @@ from datetime import date, timedelta
 
 from gridwork_common.clock import CHINA_TIME as CHINA_TIME  # re-exported: periods are China dates
 from gridwork_common.errors import InvalidInput
+from gridwork_common.periods import FORMATS as FORMATS  # how periods are written, shared
 
 KINDS = ("day", "week", "month", "quarter", "year")
-FORMATS = "2026-11-23, 2026-W48, 2026-11, 2026-Q4 or 2026"
 
 _PATTERNS = {
     "day": re.compile(r"(\d{4})-(\d{2})-(\d{2})"),

@@ -99,7 +99,7 @@ class NewRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")  # GeoReport clients send optional extras
     jurisdiction_id: str | None = JURISDICTION
     api_key: str = Field(min_length=8, max_length=100)
-    service_code: str = Field(pattern=r"^\d{2}\.\d{2}$")
+    service_code: str = Field(pattern=r"^[0-9]{2}\.[0-9]{2}$")
     lat: float = Field(ge=-90, le=90)
     long: float = Field(ge=-180, le=180)
     description: str = Field(min_length=1, max_length=2000)

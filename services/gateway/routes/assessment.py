@@ -9,28 +9,26 @@ from flask import Blueprint, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from gridwork_common import roles
+from gridwork_common.periods import MONTH_PATTERN, PERIOD_DESCRIPTION, PERIOD_PATTERN
+from gridwork_common.territory import code_pattern
 from services.gateway.api import Api, Call
 
 SERVICE = "assessment"
 TAG = "assessment"
-MONTH = r"^\d{4}-(0[1-9]|1[0-2])$"
-# a day, an ISO week, a month, a quarter or a year: 2026-11-23, 2026-W48, 2026-11, 2026-Q4, 2026
-PERIOD = r"^\d{4}(-(0[1-9]|1[0-2])(-(0[1-9]|[12]\d|3[01]))?|-W(0[1-9]|[1-4]\d|5[0-3])|-Q[1-4])?$"
-PERIOD_TEXT = "A day (2026-11-23), ISO week (2026-W48), month (2026-11), quarter (2026-Q4) or year"
 LEVEL = Literal["county", "township", "village", "grid", "department", "worker"]
 READERS = (roles.LEADER, roles.ADMIN, roles.CENTRE_OPERATOR)
 
 
 class IndicatorQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    territory: str = Field(pattern=r"^\d{6}(\d{3}){0,3}$")
-    period: str = Field(pattern=PERIOD, description=PERIOD_TEXT)
+    territory: str = Field(pattern=code_pattern("county", "grid"))
+    period: str = Field(pattern=PERIOD_PATTERN, description=PERIOD_DESCRIPTION)
 
 
 class ScorecardQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
     level: LEVEL
-    period: str = Field(pattern=PERIOD, description=PERIOD_TEXT)
+    period: str = Field(pattern=PERIOD_PATTERN, description=PERIOD_DESCRIPTION)
     rules_version: int | None = Field(
         default=None, ge=1, description="Recompute under this rule-set version"
     )
@@ -39,7 +37,7 @@ class ScorecardQuery(BaseModel):
 class PublishedQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
     level: LEVEL
-    period: str = Field(pattern=PERIOD, description=PERIOD_TEXT)
+    period: str = Field(pattern=PERIOD_PATTERN, description=PERIOD_DESCRIPTION)
 
 
 class Publications(BaseModel):
@@ -48,7 +46,7 @@ class Publications(BaseModel):
 
 class MonthQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    period: str = Field(pattern=MONTH)
+    period: str = Field(pattern=MONTH_PATTERN)
 
 
 class Indicators(BaseModel):
@@ -75,12 +73,14 @@ class Scorecards(BaseModel):
 class Publication(BaseModel):
     model_config = ConfigDict(extra="forbid")
     level: LEVEL
-    period: str = Field(pattern=PERIOD, description=f"{PERIOD_TEXT}; ended at least three days ago")
+    period: str = Field(
+        pattern=PERIOD_PATTERN, description=f"{PERIOD_DESCRIPTION}; ended at least three days ago"
+    )
 
 
 class BulletinQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    period: str = Field(pattern=MONTH)
+    period: str = Field(pattern=MONTH_PATTERN)
     format: Literal["html", "csv"] = "html"
 
 

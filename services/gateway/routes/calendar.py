@@ -17,11 +17,16 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gridwork_common import roles
 from services.gateway.api import Api, Call
+from services.gateway.fields import IsoDate
 from services.gateway.problems import ApiProblem
 
 EVENTS = "events"
 SETUP_WRITERS = (roles.ADMIN,)
 _YEAR = re.compile(r"\d{4}")
+
+
+class YearPath(BaseModel):
+    year: str = Field(pattern=r"^[1-9][0-9]{3}$", description="The year, written YYYY")
 
 
 class HolidayNotice(BaseModel):
@@ -48,12 +53,12 @@ class HolidayNoticeList(BaseModel):
 
 class NewHolidayNotice(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    holidays: list[date] = Field(
+    holidays: list[IsoDate] = Field(
         min_length=1,
         description="Every rest day of each break, weekends inside it included; a New Year "
         "break may start in the last days of the December before",
     )
-    makeup_workdays: list[date] = Field(
+    makeup_workdays: list[IsoDate] = Field(
         description="Saturdays and Sundays worked instead (调休); [] if none"
     )
     reference: str | None = Field(
@@ -83,6 +88,7 @@ def register_notices(api: Api, blueprint: Blueprint, tag: str) -> None:
         tag=tag,
         response=HolidayNotice,
         description="404 when the year has no notice (deadlines in it count weekends alone).",
+        path_params=YearPath,
     )
     def get_notice(call: Call):
         return call.rpc(EVENTS, "calendar_notice", _year(call))
@@ -99,6 +105,7 @@ def register_notices(api: Api, blueprint: Blueprint, tag: str) -> None:
         description="Replaces that year's notice only; other years and the calendar's "
         "settings stay. The county's notice wins over the shipped one for the same year. "
         "Deadlines already set are not moved.",
+        path_params=YearPath,
     )
     def put_notice(call: Call):
         body: NewHolidayNotice = call.body

@@ -8,6 +8,7 @@ from flask import Blueprint, current_app
 from pydantic import BaseModel, ConfigDict, Field
 
 from gridwork_common import roles
+from gridwork_common.territory import code_pattern
 from services.gateway.api import Api, Call
 from services.gateway.auth import ASSIGNABLE_ROLES, render_user
 from services.gateway.problems import ApiProblem
@@ -16,8 +17,26 @@ from services.gateway.ratelimits import client_address
 Role = Literal[ASSIGNABLE_ROLES]  # type: ignore[valid-type]
 
 
+# What each grant needs besides grant_type: the view checks it, the document states it.
+REQUIRED_BY_GRANT = {"password": ("username", "password"), "refresh_token": ("refresh_token",)}
+
+
 class TokenRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "anyOf": [
+                {
+                    "properties": {
+                        "grant_type": {"const": grant},
+                        **{name: {"type": "string"} for name in needed},
+                    },
+                    "required": ["grant_type", *needed],
+                }
+                for grant, needed in REQUIRED_BY_GRANT.items()
+            ]
+        },
+    )
     grant_type: Literal["password", "refresh_token"]
     username: str | None = Field(default=None, min_length=1, max_length=64)
     password: str | None = Field(default=None, min_length=1, max_length=200)
@@ -55,7 +74,7 @@ class NewUser(BaseModel):
     password: str = Field(min_length=10, max_length=200)
     name: str | None = Field(default=None, max_length=100)
     roles: list[Role] = Field(min_length=1)
-    scope: str | None = Field(default=None, pattern=r"^\d{6}(\d{3}){0,3}$")
+    scope: str | None = Field(default=None, pattern=code_pattern("county", "grid"))
     department: str | None = Field(default=None, max_length=80)
 
 
@@ -63,7 +82,7 @@ class UserChanges(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str | None = Field(default=None, max_length=100)
     roles: list[Role] | None = Field(default=None, min_length=1)
-    scope: str | None = Field(default=None, pattern=r"^\d{6}(\d{3}){0,3}$")
+    scope: str | None = Field(default=None, pattern=code_pattern("county", "grid"))
     department: str | None = Field(default=None, max_length=80)
     disabled: bool | None = None
 
@@ -93,11 +112,12 @@ def register(api: Api) -> Blueprint:
     )
     def issue_token(call: Call):
         body: TokenRequest = call.body
-        if body.grant_type == "password":
-            if not body.username or not body.password:
+        for name in REQUIRED_BY_GRANT[body.grant_type]:
+            if getattr(body, name) is None:
                 raise ApiProblem(
-                    400, "Bad Request", "username: and password are required", field="username"
+                    400, "Bad Request", f"{name}: is required for this grant_type", field=name
                 )
+        if body.grant_type == "password":
             # The peer's address, or the one TRUSTED_PROXY_HOPS proxies forwarded.
             # The login's account.login event is written with its tokens (one transaction).
             activity = current_app.extensions["activity"]
@@ -107,10 +127,6 @@ def register(api: Api) -> Blueprint:
                 client_address(),
                 outbox=activity.outbox(),
                 on_login=activity.announce_login,
-            )
-        if not body.refresh_token:
-            raise ApiProblem(
-                400, "Bad Request", "refresh_token: is required", field="refresh_token"
             )
         return _identity().refresh(body.refresh_token)
 

@@ -15,10 +15,12 @@ from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from flask import Blueprint
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from gridwork_common import roles
+from gridwork_common.territory import code_pattern
 from services.gateway.api import Api, Call
+from services.gateway.fields import IsoDate, IsoDateTime
 from services.gateway.problems import ApiProblem
 from services.gateway.routes.calendar import register_notices
 
@@ -62,10 +64,10 @@ GRID = (roles.GRID_WORKER, roles.GRID_LEADER)
 SUPERVISORS = (roles.LEADER, roles.CENTRE_OPERATOR, roles.ADMIN)
 SETUP_WRITERS = (roles.ADMIN,)
 
-TERRITORY_CODE = r"^\d{6}(\d{3}){0,3}$"  # county 6 digits, township 9, village 12, grid 15
-CENTRE_CODE = r"^\d{6}(\d{3}){0,2}$"
-BELOW_COUNTY_CENTRE = r"^\d{9}(\d{3})?$"
-CATEGORY_CODE = r"^\d{2}\.\d{2}$"
+TERRITORY_CODE = code_pattern("county", "grid")  # county 6 digits, township 9, village 12, grid 15
+CENTRE_CODE = code_pattern("county", "village")
+BELOW_COUNTY_CENTRE = code_pattern("township", "village")
+CATEGORY_CODE = r"^[0-9]{2}\.[0-9]{2}$"
 DEPARTMENT_KIND = r"^[a-z][a-z0-9-]{1,40}$"
 
 Text = Annotated[str, Field(max_length=MAX_TEXT)]
@@ -81,7 +83,9 @@ Version = Annotated[
 Longitude = Annotated[float, Field(ge=-180, le=180)]
 Latitude = Annotated[float, Field(ge=-90, le=90)]
 StageHours = Annotated[float, Field(gt=0, le=2000, description="Working hours")]
-HourMinute = Annotated[str, Field(pattern=r"^\d{2}:\d{2}$", description="HH:MM, local time")]
+HourMinute = Annotated[
+    str, Field(pattern=r"^(?:[01][0-9]|2[0-3]):[0-5][0-9]$", description="HH:MM, local time")
+]
 
 
 # ----------------------------------------------------------------------------- responses
@@ -270,7 +274,7 @@ class NewIncident(BaseModel):
     )
     grid_code: str | None = Field(
         default=None,
-        pattern=r"^\d{15}$",
+        pattern=code_pattern("grid", "grid"),
         description="Without a location: a centre recording a phoned-in report for a grid",
     )
     media_ids: MediaIds = []
@@ -409,7 +413,7 @@ class SuperviseCommand(BaseModel):
     model_config = ConfigDict(extra="forbid")
     expected_version: Version
     note: RequiredText
-    new_due: AwareDatetime | None = Field(
+    new_due: IsoDateTime | None = Field(
         default=None, description="A new deadline for the current stage (ISO 8601 with offset)"
     )
 
@@ -419,8 +423,8 @@ class IncidentSearch(BaseModel):
     state: IncidentState | None = None
     category: str | None = Field(default=None, pattern=CATEGORY_CODE)
     territory: str | None = Field(default=None, pattern=TERRITORY_CODE)
-    reported_from: AwareDatetime | None = Field(default=None, description="Inclusive")
-    reported_to: AwareDatetime | None = Field(default=None, description="Exclusive")
+    reported_from: IsoDateTime | None = Field(default=None, description="Inclusive")
+    reported_to: IsoDateTime | None = Field(default=None, description="Exclusive")
     overdue: bool | None = None
     cursor: str | None = Field(default=None, min_length=1, max_length=200)
     limit: int = Field(default=DEFAULT_PAGE, ge=1, le=MAX_PAGE)
@@ -482,7 +486,7 @@ class NewCatalogueEntry(BaseModel):
 
 class NewCatalogue(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    categories: dict[Annotated[str, Field(pattern=r"^\d{2}$")], str] = Field(min_length=1)
+    categories: dict[Annotated[str, Field(pattern=r"^[0-9]{2}$")], str] = Field(min_length=1)
     entries: list[NewCatalogueEntry] = Field(min_length=1)
 
 
@@ -504,11 +508,11 @@ class CalendarSettings(BaseModel):
         min_length=1, description="Daily working periods [start, end), sorted"
     )
     weekend: list[Annotated[int, Field(ge=0, le=6)]] = Field(description="Monday is 0")
-    holidays: list[date] = Field(
+    holidays: list[IsoDate] = Field(
         description="The county's own rest days, on top of the State Council's notices "
         "(/calendar/notices) and winning over them"
     )
-    makeup_workdays: list[date] = Field(
+    makeup_workdays: list[IsoDate] = Field(
         description="The county's own working days on rest days, winning over the notices"
     )
     utc_offset_minutes: int = Field(ge=-1439, le=1439)

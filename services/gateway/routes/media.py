@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import os
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from flask import Blueprint, request
 from pydantic import BaseModel, ConfigDict, Field
@@ -119,15 +119,21 @@ DIRECT_UPLOAD = {
             "schema": {
                 "type": "object",
                 "required": [FILE_FIELD, "content_type", "purpose", "owner_kind", "owner_id"],
+                # the same values as an upload slot's request (UploadRequest)
                 "properties": {
                     FILE_FIELD: {
                         "type": "string",
                         "contentMediaType": "application/octet-stream",
+                        "minLength": 1,
+                        "maxLength": DIRECT_UPLOAD_BYTES,
                     },
-                    "content_type": {"type": "string"},
-                    "purpose": {"type": "string"},
-                    "owner_kind": {"type": "string"},
-                    "owner_id": {"type": "string"},
+                    "content_type": {"type": "string", "enum": list(get_args(ContentType))},
+                    "purpose": {"type": "string", "enum": list(get_args(Purpose))},
+                    "owner_kind": {
+                        "type": "string",
+                        "enum": list(get_args(Owner.model_fields["kind"].annotation)),
+                    },
+                    "owner_id": {"type": "string", "minLength": 1, "maxLength": 64},
                 },
             }
         }

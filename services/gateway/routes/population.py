@@ -27,10 +27,12 @@ from typing import Annotated, Any, Literal
 from urllib.parse import quote, unquote
 
 from flask import Blueprint, Response, request
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from gridwork_common import roles
+from gridwork_common.territory import code_pattern, describe
 from services.gateway.api import Api, Call
+from services.gateway.fields import IsoDateTimeFrom2000
 from services.gateway.problems import ApiProblem
 
 SERVICE = "population"
@@ -49,11 +51,9 @@ IMPORTERS = (roles.CENTRE_OPERATOR, roles.ADMIN)
 AUDITORS = (roles.LEADER, roles.ADMIN, roles.CENTRE_OPERATOR)
 
 # Territory codes: county 6 digits, then township, village, grid +3 each, building +5.
-TerritoryCode = Annotated[
-    str, Field(pattern=r"^([0-9]{6}|[0-9]{9}|[0-9]{12}|[0-9]{15}|[0-9]{20})$")
-]
-GridCode = Annotated[str, Field(pattern=r"^[0-9]{15}$")]
-BuildingCode = Annotated[str, Field(pattern=r"^[0-9]{20}$")]
+TerritoryCode = Annotated[str, Field(pattern=code_pattern(), description=describe())]
+GridCode = Annotated[str, Field(pattern=code_pattern("grid", "grid"))]
+BuildingCode = Annotated[str, Field(pattern=code_pattern("building", "building"))]
 RecordId = Annotated[str, Field(min_length=1, max_length=64)]
 Cursor = Annotated[str, Field(min_length=1, max_length=200)]
 Limit = Annotated[int, Field(ge=1, le=MAX_PAGE)]
@@ -159,6 +159,14 @@ class TerritoryStatistics(Reply):
     group_members: dict[str, dict[str, int]] | None = Field(
         default=None, description="{group: {risk level: count}}, for those who see groups"
     )
+
+
+class TerritoryPath(Request):
+    code: TerritoryCode
+
+
+class GridPath(Request):
+    code: GridCode
 
 
 class LocateQuery(Request):
@@ -299,6 +307,9 @@ class ResidentList(Reply):
 
 class ResidentChanges(Request):
     """The fields to change (only these are editable) and the version they apply to."""
+
+    # expected_version and at least one field to change
+    model_config = ConfigDict(json_schema_extra={"minProperties": 2})
 
     expected_version: Version = Field(description="the `version` you read")
     name: str | None = Field(default=None, min_length=1, max_length=50)
@@ -468,10 +479,7 @@ class GeoJsonPoint(Request):
 
 class NewVisit(Request):
     membership_id: RecordId
-    at: AwareDatetime = Field(
-        description="when, with a UTC offset; not in the future",
-        ge=EARLIEST_VISIT,
-    )
+    at: IsoDateTimeFrom2000 = Field(description="when, with a UTC offset; not in the future")
     location: GeoJsonPoint
     notes: str | None = Field(default=None, max_length=2000)
     media_ids: list[RecordId] = Field(default_factory=list, max_length=20)
@@ -533,7 +541,11 @@ class VisitWorklist(Reply):
 class AuditQuery(Request):
     resident_id: RecordId | None = None
     actor: RecordId | None = None
-    cursor: Cursor | None = None
+    cursor: str | None = Field(
+        default=None,
+        pattern=r"^[0-9a-fA-F]{24}$",
+        description="the previous page's next_cursor (where the newer entries end)",
+    )
     limit: Limit = DEFAULT_PAGE
 
 
@@ -640,14 +652,22 @@ def _page_args(query) -> dict:
     return {"cursor": query.cursor, "limit": query.limit}
 
 
-def _reveal_purpose() -> str:
+def _reveal_purpose(required: bool) -> str | None:
     """The stated purpose of a reveal: UTF-8, percent-encoded where a client cannot send
-    non-ASCII header values."""
+    non-ASCII header values. Checked as the document states it whenever it is sent (at
+    most MAX_PURPOSE_LENGTH characters as sent), and required when `required`."""
     raw = request.headers.get(REVEAL_PURPOSE_HEADER, "")
+    if len(raw) > MAX_PURPOSE_LENGTH:
+        raise ApiProblem(
+            400,
+            "Bad Request",
+            f"{REVEAL_PURPOSE_HEADER}: at most {MAX_PURPOSE_LENGTH} characters",
+            field=REVEAL_PURPOSE_HEADER,
+        )
     with contextlib.suppress(UnicodeEncodeError, UnicodeDecodeError):
         raw = raw.encode("latin-1").decode("utf-8")  # raw UTF-8 bytes arrive as latin-1
     purpose = unquote(raw).strip()
-    if not purpose:
+    if not purpose and (required or REVEAL_PURPOSE_HEADER in request.headers):
         raise ApiProblem(
             400,
             "Bad Request",
@@ -655,14 +675,7 @@ def _reveal_purpose() -> str:
             "value is needed",
             field=REVEAL_PURPOSE_HEADER,
         )
-    if len(purpose) > MAX_PURPOSE_LENGTH:
-        raise ApiProblem(
-            400,
-            "Bad Request",
-            f"{REVEAL_PURPOSE_HEADER}: at most {MAX_PURPOSE_LENGTH} characters",
-            field=REVEAL_PURPOSE_HEADER,
-        )
-    return purpose
+    return purpose or None
 
 
 def _uploaded_file() -> tuple[str, bytes]:
@@ -700,6 +713,7 @@ IMPORT_UPLOAD = {
                     IMPORT_FILE_FIELD: {
                         "type": "string",
                         "contentMediaType": "application/octet-stream",
+                        "minLength": 1,
                         "description": "a .csv (UTF-8 or GB18030) or .xlsx file",
                     }
                 },
@@ -735,8 +749,11 @@ REVEAL_PURPOSE_PARAMETER = {
     "name": REVEAL_PURPOSE_HEADER,
     "in": "header",
     "required": False,
-    "schema": {"type": "string", "minLength": 4, "maxLength": MAX_PURPOSE_LENGTH},
-    "description": "Why the full values are needed; required with `reveal`.",
+    # Not blank (a pattern is unanchored: it asks for one character that is not a space).
+    "schema": {"type": "string", "pattern": r"\S", "maxLength": MAX_PURPOSE_LENGTH},
+    "description": "Why the full values are needed (percent-encoded UTF-8 where a client "
+    "cannot send it raw); required with `reveal`, which OpenAPI cannot state across a query "
+    "parameter and a header: without it a reveal is answered 400 naming this header.",
 }
 
 
@@ -812,6 +829,7 @@ def _territory(api: Api, blueprint: Blueprint) -> None:
         summary="A territory node (with its polygon)",
         tag=TAG,
         response=TerritoryNode,
+        path_params=TerritoryPath,
     )
     def get_territory(call: Call):
         return call.rpc(SERVICE, "get_territory", call.path["code"])
@@ -823,6 +841,7 @@ def _territory(api: Api, blueprint: Blueprint) -> None:
         summary="The nodes directly below a territory node",
         tag=TAG,
         response=TerritoryNodeList,
+        path_params=TerritoryPath,
     )
     def territory_children(call: Call):
         return _items(call.rpc(SERVICE, "territory_children", call.path["code"]))
@@ -834,6 +853,7 @@ def _territory(api: Api, blueprint: Blueprint) -> None:
         summary="Counts over a territory node's subtree",
         tag=TAG,
         response=TerritoryStatistics,
+        path_params=TerritoryPath,
     )
     def territory_statistics(call: Call):
         return call.rpc(SERVICE, "statistics", call.path["code"])
@@ -858,6 +878,7 @@ def _territory(api: Api, blueprint: Blueprint) -> None:
         summary="A grid's staff roster",
         tag=TAG,
         response=GridStaffList,
+        path_params=GridPath,
     )
     def grid_staff(call: Call):
         return _items(call.rpc(SERVICE, "grid_staff", call.path["code"]))
@@ -872,6 +893,7 @@ def _territory(api: Api, blueprint: Blueprint) -> None:
         response=GridStaffList,
         roles=ROSTER_MANAGERS,
         idempotent=True,
+        path_params=GridPath,
     )
     def set_grid_staff(call: Call):
         staff = [member.model_dump() for member in call.body.staff]
@@ -951,10 +973,10 @@ def _residents(api: Api, blueprint: Blueprint) -> None:
         headers=(REVEAL_PURPOSE_PARAMETER,),
     )
     def get_resident(call: Call):
+        purpose = _reveal_purpose(required=bool(call.query.reveal))
         if not call.query.reveal:
             return call.rpc(SERVICE, "get_resident", call.path["resident_id"])
         fields = sorted(set(call.query.reveal.split(",")))
-        purpose = _reveal_purpose()
         return call.rpc(
             SERVICE, "get_resident", call.path["resident_id"], reveal=fields, purpose=purpose
         )

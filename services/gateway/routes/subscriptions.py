@@ -7,6 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gridwork_common import roles
 from gridwork_common.errors import InvalidInput
+from gridwork_common.territory import code_pattern
 from services.gateway.api import Api, Call
 from services.gateway.problems import ApiProblem, key_reused
 from services.gateway.store import gateway_db
@@ -21,7 +22,7 @@ class NewSubscription(BaseModel):
     event_types: list[str] = Field(
         min_length=1, max_length=50, description="e.g. incident.closed, incident.*"
     )
-    territory: str | None = Field(default=None, pattern=r"^\d{6}(\d{3}){0,3}$")
+    territory: str | None = Field(default=None, pattern=code_pattern("county", "grid"))
     department: str | None = Field(default=None, max_length=80)
 
 

@@ -18,7 +18,8 @@ from flask_babel import lazy_gettext as _l
 from gridwork_common import roles
 from gridwork_common.charts import line_chart
 from gridwork_common.clock import china_today
-from services.gateway.routes.assessment import MONTH, PERIOD, READERS
+from gridwork_common.periods import MONTH_PATTERN, PERIOD_PATTERN
+from services.gateway.routes.assessment import READERS
 from services.gateway.ui.pages import (
     Conflict,
     FormError,
@@ -58,8 +59,8 @@ SIGNALS = {  # the assessment service's integrity signals
 RATES = ("on_time_rate", "closure_rate", "visit_coverage", "satisfaction", "patrol_coverage")
 CHART_MONTHS = (6, 12)
 NAMED_AT_MOST = 30  # territory names are looked up one RPC each: only for short boards
-_PERIOD = re.compile(PERIOD)
-_MONTH = re.compile(MONTH)
+_PERIOD = re.compile(PERIOD_PATTERN)
+_MONTH = re.compile(MONTH_PATTERN)
 
 
 def _last_month() -> str:

@@ -1,4 +1,5 @@
-"""Territory codes: a county's GB/T 2260 code extended by statistical division serials.
+"""Territory codes: a county's GB/T 2260 code extended by statistical division serials
+(the grammar, shared with the gateway's OpenAPI document, is gridwork_common.territory).
 
 A code's length names its level and every code starts with its parent's code, so the
 code prefix *is* the subtree: ancestry and scope checks are plain string operations.
@@ -10,16 +11,8 @@ code prefix *is* the subtree: ancestry and scope checks are plain string operati
     53040200100100100001 building  (+5, serial within the grid)
 """
 
+from gridwork_common.territory import CODE_LENGTHS, LEVELS, PROVINCE_CODES
 from services.population.domain.errors import InvalidField
-
-LEVELS = ("county", "township", "village", "grid", "building")
-CODE_LENGTHS = {"county": 6, "township": 9, "village": 12, "grid": 15, "building": 20}
-
-# Province-level prefixes of GB/T 2260 (mainland, Taiwan, Hong Kong, Macao).
-_PROVINCE_RANGES = ((11, 15), (21, 23), (31, 37), (41, 46), (50, 54), (61, 65), (71, 71), (81, 82))
-PROVINCE_CODES = frozenset(
-    f"{number:02d}" for first, last in _PROVINCE_RANGES for number in range(first, last + 1)
-)
 
 _LEVEL_BY_LENGTH = {length: level for level, length in CODE_LENGTHS.items()}
 _LENGTHS_TEXT = "6, 9, 12, 15 or 20"
