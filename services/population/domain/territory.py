@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import shapely
 from shapely import STRtree
 from shapely.geometry import shape
 from shapely.validation import explain_validity
@@ -109,18 +110,29 @@ def find_overlaps(
 ) -> list[tuple[str, str]]:
     """Pairs of grid codes whose polygons overlap (sharing a border is fine), comparing the
     incoming grids with each other and with existing ones (an incoming grid replaces the
-    existing grid of the same code)."""
+    existing grid of the same code). One STRtree query for all incoming grids, then the
+    overlap area of the candidate pairs only, vectorised (not a Python loop per pair)."""
     polygons = {code: shape(geometry) for code, geometry in existing.items()}
     polygons.update({code: shape(geometry) for code, geometry in incoming.items()})
     codes = list(polygons)
-    tree = STRtree([polygons[code] for code in codes])
-    overlaps = set()
-    for code in incoming:
-        polygon = polygons[code]
-        for other_index in tree.query(polygon):
-            other = codes[int(other_index)]
-            if other == code:
-                continue
-            if polygon.intersection(polygons[other]).area > OVERLAP_TOLERANCE:
-                overlaps.add(tuple(sorted((code, other))))
-    return sorted(overlaps)
+    geometries = [polygons[code] for code in codes]
+    index_of = {code: index for index, code in enumerate(codes)}
+    queried = [index_of[code] for code in incoming]
+    tree = STRtree(geometries)
+    sources, targets = tree.query([geometries[i] for i in queried], predicate="intersects")
+    pairs = {
+        tuple(sorted((queried[int(source)], int(target))))
+        for source, target in zip(sources, targets, strict=True)
+        if queried[int(source)] != int(target)
+    }
+    if not pairs:
+        return []
+    left, right = zip(*pairs, strict=True)
+    areas = shapely.area(
+        shapely.intersection([geometries[i] for i in left], [geometries[i] for i in right])
+    )
+    return sorted(
+        tuple(sorted((codes[a], codes[b])))
+        for a, b, area in zip(left, right, areas, strict=True)
+        if area > OVERLAP_TOLERANCE
+    )

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from datetime import timedelta
-
-from pymongo.errors import OperationFailure
 
 from gridwork_common.errors import InvalidInput, OutsideTerritory
 from services.population import store, topics
@@ -21,95 +18,87 @@ from services.population.domain.territory import (
     nodes_from_feature_collection,
 )
 from services.population.outline_store import OutlineStore
+from services.population.repositories.territory import NodeRefused, TerritoryRepository
 from services.population.usecases.base import UseCases
 
 NAME_CACHE_TTL_S = 60.0
 _NAME_CACHE: dict[tuple[str, str], tuple[float, str]] = {}
 STAFF_ROLES = ("grid_leader", "supervisor", "full_time", "part_time")
-# An import raises the territory version this often while it changes nodes: shorter than
-# the quiet time the outline timer waits for (service.OUTLINE_QUIET_S).
-OUTLINE_HEARTBEAT = timedelta(seconds=3)
+# Nodes stored per transaction: few round trips, small enough a transaction (and the
+# outbox's send after it) stays well under the quiet time the outline timer waits for
+# (service.OUTLINE_QUIET_S) on a loaded machine.
+STORE_BATCH = 250
 
 
 class TerritoryUseCases(UseCases):
     def import_territory(self, collection: Mapping) -> dict:
+        """Upsert the collection's nodes by code (parents first), refusing grids that
+        overlap each other or the county's other grids. Nodes are stored a batch at a
+        time, each batch in one transaction with its grids' `grid.updated` events and a
+        raised territory version; unchanged nodes are not written (a re-import changes
+        nothing). A batch refused by mongod leaves the batches before it stored: the
+        import is idempotent, so the county fixes the file and imports it again."""
         self.require(access.ADMINISTRATORS, "importing the territory tree")
         nodes = nodes_from_feature_collection(collection)
-        codes = {node.code for node in nodes}
-        missing_parents = {
-            node.parent for node in nodes if node.parent is not None and node.parent not in codes
-        }
-        known = {
-            doc["_id"]
-            for doc in self.db[store.TERRITORY].find({"_id": {"$in": list(missing_parents)}}, {})
-        }
-        for node in nodes:
-            if node.parent in missing_parents - known:
-                raise InvalidInput(
-                    "features",
-                    f"{node.code} needs its parent {node.parent}, "
-                    "which is neither in the file nor imported before",
-                )
+        territory = TerritoryRepository(self.db)
+        self._check_parents(nodes, territory)
         incoming = {node.code: node.geometry for node in nodes if node.level == "grid"}
-        existing = self._existing_grid_polygons(nodes, exclude=set(incoming))
+        existing = territory.grid_polygons({node.path[0] for node in nodes}, set(incoming))
         overlaps = find_overlaps(incoming, existing)
         if overlaps:
             listed = ", ".join(f"{a} and {b}" for a, b in overlaps[:20])
             raise InvalidInput("features", f"grid polygons overlap: {listed}")
 
         counts = {"created": 0, "updated": 0, "unchanged": 0}
-        outlines = OutlineStore(self.db)
-        raised = None
-        try:
-            for node in nodes:
-                document = node.document()
-                try:
-                    before = self._store_node(node, document)
-                except OperationFailure as exc:  # e.g. a polygon the 2dsphere index refuses
-                    # Nodes before this one are stored; the import is idempotent, so the
-                    # county fixes the polygon and imports the same file again.
-                    problem = (exc.details or {}).get("errmsg", str(exc))[:300]
-                    raise InvalidInput("features", f"{node.code}: {problem}") from None
-                if before is None:
-                    counts["created"] += 1
-                elif before == document:
-                    counts["unchanged"] += 1
-                else:
-                    counts["updated"] += 1
-                    _NAME_CACHE.pop((self.db.name, node.code), None)  # other replicas: TTL
-                if before != document and (
-                    raised is None or self.clock() - raised >= OUTLINE_HEARTBEAT
-                ):
-                    # The map's outlines are stale from the first change on (even if the
-                    # import stops half-way); raised again every few seconds, the
-                    # territory is not quiet while the import runs, so the timer waits.
-                    raised = self.clock()
-                    outlines.territory_changed(raised)
-        finally:
-            if counts["created"] + counts["updated"]:
-                outlines.territory_changed(self.clock())  # and for the last change
+        for first in range(0, len(nodes), STORE_BATCH):
+            batch = nodes[first : first + STORE_BATCH]
+            try:
+                stored = self.changes(lambda session, b=batch: self._store_batch(b, session))
+            except NodeRefused as refused:
+                raise InvalidInput("features", str(refused)) from None
+            for key, value in stored.items():
+                counts[key] += value
         return counts
 
-    def _store_node(self, node, document: dict) -> dict | None:
-        """A node and its grid.updated event in one transaction; the node as it was."""
+    def _check_parents(self, nodes, territory: TerritoryRepository) -> None:
+        codes = {node.code for node in nodes}
+        missing = {node.parent for node in nodes if node.parent and node.parent not in codes}
+        unknown = missing - territory.existing_codes(missing)
+        for node in nodes:
+            if node.parent in unknown:
+                raise InvalidInput(
+                    "features",
+                    f"{node.code} needs its parent {node.parent}, "
+                    "which is neither in the file nor imported before",
+                )
 
-        def store_node(session):
-            before = self.db[store.TERRITORY].find_one_and_replace(
-                {"_id": node.code}, document, upsert=True, session=session
-            )
-            if node.level == "grid" and before != document:
+    def _store_batch(self, nodes, session) -> dict[str, int]:
+        """One transaction: the batch's changed nodes, their grids' events and, if any
+        changed, a raised territory version (the map's outlines are stale from here on;
+        raised batch after batch, the territory is not quiet while an import runs, so
+        the outline timer waits for its end)."""
+        territory = TerritoryRepository(self.db)
+        before = territory.stored_nodes([node.code for node in nodes], session)
+        counts = {"created": 0, "updated": 0, "unchanged": 0}
+        changed = []
+        for node in nodes:
+            document = node.document()
+            stored = before.get(node.code)
+            if stored == document:
+                counts["unchanged"] += 1
+                continue
+            counts["created" if stored is None else "updated"] += 1
+            changed.append((node, document))
+        if not changed:
+            return counts
+        territory.replace_nodes([document for _, document in changed], session)
+        for node, _ in changed:
+            if node.level == "grid":
                 self.publish(topics.GRID_UPDATED, node.code, {"code": node.code, "name": node.name})
-            return before
-
-        return self.changes(store_node)
-
-    def _existing_grid_polygons(self, nodes, exclude: set[str]) -> dict:
-        counties = {node.path[0] for node in nodes}
-        cursor = self.db[store.TERRITORY].find(
-            {"path": {"$in": list(counties)}, "level": "grid", "_id": {"$nin": list(exclude)}},
-            {"geometry": 1},
-        )
-        return {doc["_id"]: doc["geometry"] for doc in cursor}
+        OutlineStore(self.db).territory_changed(self.clock(), session=session)
+        for node, _ in changed:
+            _NAME_CACHE.pop((self.db.name, node.code), None)  # other replicas: the TTL
+        return counts
 
     def add_territory_node(self, code: str, name: str, geometry: Mapping | None = None) -> dict:
         self.require(access.ADMINISTRATORS, "adding territory nodes")
