@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import shapely
 from shapely import STRtree
 from shapely.geometry import shape
+from shapely.geometry.base import BaseGeometry
 from shapely.validation import explain_validity
 
 from services.population.domain.codes import level_of, parent_code, path_codes
@@ -27,6 +28,8 @@ class TerritoryNode:
     parent: str | None
     path: tuple[str, ...]
     geometry: dict | None = None
+    # The polygon as shapely built it for validation: kept for the overlap check.
+    polygon: BaseGeometry | None = field(default=None, compare=False, repr=False)
 
     def document(self) -> dict:
         doc = {
@@ -70,10 +73,11 @@ def node_from_feature(feature: Mapping, index: int) -> TerritoryNode:
     if not name or len(name) > 100:
         raise InvalidField(f"{where}.properties.name", "is required (at most 100 characters)")
     geometry = feature.get("geometry")
+    polygon = None
     if geometry is not None:
         if level == "building":
             raise InvalidField(f"{where}.geometry", "buildings carry no polygon")
-        check_polygon(geometry, f"{where}.geometry")
+        polygon = check_polygon(geometry, f"{where}.geometry")
     elif level == "grid":
         raise InvalidField(f"{where}.geometry", "a grid needs its polygon")
     return TerritoryNode(
@@ -83,6 +87,7 @@ def node_from_feature(feature: Mapping, index: int) -> TerritoryNode:
         parent=parent_code(code),
         path=tuple(path_codes(code)),
         geometry=dict(geometry) if geometry is not None else None,
+        polygon=polygon,
     )
 
 
@@ -106,14 +111,14 @@ def nodes_from_feature_collection(collection: Mapping) -> list[TerritoryNode]:
 
 
 def find_overlaps(
-    incoming: Mapping[str, Mapping], existing: Mapping[str, Mapping]
+    incoming: Mapping[str, Mapping | BaseGeometry], existing: Mapping[str, Mapping]
 ) -> list[tuple[str, str]]:
     """Pairs of grid codes whose polygons overlap (sharing a border is fine), comparing the
     incoming grids with each other and with existing ones (an incoming grid replaces the
     existing grid of the same code). One STRtree query for all incoming grids, then the
     overlap area of the candidate pairs only, vectorised (not a Python loop per pair)."""
     polygons = {code: shape(geometry) for code, geometry in existing.items()}
-    polygons.update({code: shape(geometry) for code, geometry in incoming.items()})
+    polygons.update({code: _as_shape(geometry) for code, geometry in incoming.items()})
     codes = list(polygons)
     geometries = [polygons[code] for code in codes]
     index_of = {code: index for index, code in enumerate(codes)}
@@ -136,3 +141,7 @@ def find_overlaps(
         for a, b, area in zip(left, right, areas, strict=True)
         if area > OVERLAP_TOLERANCE
     )
+
+
+def _as_shape(geometry: Mapping | BaseGeometry) -> BaseGeometry:
+    return geometry if isinstance(geometry, BaseGeometry) else shape(geometry)

@@ -42,7 +42,7 @@ class TerritoryUseCases(UseCases):
         nodes = nodes_from_feature_collection(collection)
         territory = TerritoryRepository(self.db)
         self._check_parents(nodes, territory)
-        incoming = {node.code: node.geometry for node in nodes if node.level == "grid"}
+        incoming = {node.code: node.polygon for node in nodes if node.level == "grid"}
         existing = territory.grid_polygons({node.path[0] for node in nodes}, set(incoming))
         overlaps = find_overlaps(incoming, existing)
         if overlaps:
