@@ -23,7 +23,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from gridwork_common.clock import as_stored, china_today
 from gridwork_common.context import CallerContext
-from gridwork_common.errors import Conflict, InvalidInput, NotFound
+from gridwork_common.errors import Conflict, Forbidden, InvalidInput, NotFound
 from gridwork_common.idempotency import check_replay, fingerprint, keyed_id
 from services.population import store, topics
 from services.population.application import Population
@@ -39,6 +39,7 @@ from services.population.tables import (
     error_report_csv,
     open_table,
 )
+from services.population.territory_file import TERRITORY, read_feature_collection
 
 MAX_FILE_BYTES = 64 * 1024 * 1024
 BATCH_SIZE = 2000
@@ -76,6 +77,7 @@ ENTITY_COLUMNS = (
     Column("legal_representative", ("法定代表人",)),
 )
 COLUMNS = {"residents": RESIDENT_COLUMNS, "houses": HOUSE_COLUMNS, "entities": ENTITY_COLUMNS}
+KINDS = (*COLUMNS, TERRITORY)
 # The fields whose change makes an imported row an update of the stored resident.
 COMPARED_FIELDS = (*(f for f in EDITABLE_FIELDS if f != "phone"), "grid_code", "phone_index")
 
@@ -92,8 +94,10 @@ class ImportJobs:
     ) -> dict:
         """A retry under the same key gets the first attempt's job, not a second one."""
         self.population.require(access.IMPORTERS, "importing files")
-        if kind not in COLUMNS:
-            raise InvalidInput("kind", f"must be one of {', '.join(COLUMNS)}")
+        if kind not in KINDS:
+            raise InvalidInput("kind", f"must be one of {', '.join(KINDS)}")
+        if kind == TERRITORY:
+            self.population.require(access.ADMINISTRATORS, "importing the territory tree")
         if not isinstance(filename, str) or not filename.strip():
             raise InvalidInput("filename", "is required")
         try:
@@ -116,7 +120,7 @@ class ImportJobs:
             if first is not None:
                 check_replay(first, fingerprint(request))
                 return _render_job(first)
-        table = self._open(kind, filename, io.BytesIO(content))  # before anything is written
+        columns, ignored = self._check_file(kind, filename, content)  # before any write
         # The file holds ID and phone numbers in clear: it is stored sealed like them.
         sealed = self.population.cipher.seal(content, IMPORT_FILE_FIELD)
         file_id = self.files.put(sealed, filename=filename, job_id=job_id)
@@ -126,8 +130,8 @@ class ImportJobs:
             "filename": filename,
             "file_id": file_id,
             "status": QUEUED,
-            "columns": table.columns,
-            "ignored_columns": table.ignored,
+            "columns": columns,
+            "ignored_columns": ignored,
             "counts": _empty_counts(),
             "request_fingerprint": fingerprint(request),
             "created_at": as_stored(self.population.clock()),
@@ -146,6 +150,18 @@ class ImportJobs:
             check_replay(first, fingerprint(request))
             return _render_job(first)
         return _render_job(job)
+
+    def _check_file(self, kind: str, filename: str, content: bytes) -> tuple[list, list]:
+        """The file's recognised and ignored columns (a territory has none); InvalidInput
+        when the file cannot be imported at all."""
+        if kind == TERRITORY:
+            try:
+                read_feature_collection(filename, content)
+            except ImportFileError as exc:
+                raise InvalidInput(exc.field, exc.problem) from None
+            return [], []
+        table = self._open(kind, filename, io.BytesIO(content))
+        return table.columns, table.ignored
 
     def _open(self, kind: str, filename: str, stream):
         try:
@@ -216,6 +232,45 @@ class ImportJobs:
         self.db[store.IMPORT_ERRORS].delete_many({"job_id": job["_id"]})  # a re-run starts over
         sealed = self.files.get(job["file_id"]).read()
         content = self.population.cipher.open(sealed, IMPORT_FILE_FIELD)
+        if job["kind"] == TERRITORY:
+            status, failure, counts, by_grid = self._run_territory(job, population, content)
+        else:
+            status, failure, counts, by_grid = self._run_rows(job, population, content)
+        now = self.population.clock()
+
+        def finish(session):  # the job's end and its event, or neither
+            finished = self.db[store.IMPORT_JOBS].find_one_and_update(
+                {"_id": job["_id"]},
+                {
+                    "$set": {
+                        "status": status,
+                        "failure": failure,
+                        "finished_at": now,
+                        "counts": counts,
+                    },
+                    "$unset": {"lease_until": ""},
+                },
+                return_document=ReturnDocument.AFTER,
+                session=session,
+            )
+            population.publish(
+                topics.IMPORT_FINISHED,
+                importer.scope or population.county_code,
+                {
+                    "job_id": job["_id"],
+                    "kind": job["kind"],
+                    "counts": counts,
+                    "by_grid": by_grid,
+                    "imported_by": importer.user_id,
+                },
+            )
+            return finished
+
+        finished = population.changes(finish)
+        return _render_job(finished)
+
+    def _run_rows(self, job: Mapping, population: Population, content: bytes):
+        """A CSV/XLSX job's rows in batches: (status, failure, counts, by_grid)."""
         total_rows = self._count_rows(job["kind"], job["filename"], content)
         self.db[store.IMPORT_JOBS].update_one(
             {"_id": job["_id"]}, {"$set": {"total_rows": total_rows}}
@@ -252,38 +307,30 @@ class ImportJobs:
             status, failure = FAILED, str(exc)
         self._checkpoint(job["_id"], counts, errors)
         count_import_rows(job["kind"], counts, counted)
-        now = self.population.clock()
+        return status, failure, counts, importer_rows.by_grid
 
-        def finish(session):  # the job's end and its event, or neither
-            finished = self.db[store.IMPORT_JOBS].find_one_and_update(
-                {"_id": job["_id"]},
-                {
-                    "$set": {
-                        "status": status,
-                        "failure": failure,
-                        "finished_at": now,
-                        "counts": counts,
-                    },
-                    "$unset": {"lease_until": ""},
-                },
-                return_document=ReturnDocument.AFTER,
-                session=session,
-            )
-            population.publish(
-                topics.IMPORT_FINISHED,
-                importer.scope or population.county_code,
-                {
-                    "job_id": job["_id"],
-                    "kind": job["kind"],
-                    "counts": counts,
-                    "by_grid": importer_rows.by_grid,
-                    "imported_by": importer.user_id,
-                },
-            )
-            return finished
+    def _run_territory(self, job: Mapping, population: Population, content: bytes):
+        """A territory job: the whole FeatureCollection through `import_territory`, its
+        counts recorded after every stored batch (the lease extended with them). A file
+        refused as a whole (overlaps, a bad polygon, a missing parent) fails the job
+        naming the field and the codes; batches stored before a refusal stay stored."""
+        collection = read_feature_collection(job["filename"], content)
+        self.db[store.IMPORT_JOBS].update_one(
+            {"_id": job["_id"]}, {"$set": {"total_rows": len(collection["features"])}}
+        )
+        counts = _empty_counts()
 
-        finished = population.changes(finish)
-        return _render_job(finished)
+        def progress(stored: Mapping[str, int]) -> None:
+            counts.update(stored, rows=sum(stored.values()))
+            self._checkpoint(job["_id"], counts, [])
+
+        status, failure = FINISHED, None
+        try:
+            population.import_territory(collection, progress)
+        except (InvalidInput, Forbidden) as exc:
+            status, failure = FAILED, str(exc)
+        count_import_rows(TERRITORY, counts, _empty_counts())
+        return status, failure, counts, {}
 
     def _count_rows(self, kind: str, filename: str, content: bytes) -> int | None:
         """The data rows of the file, read once before importing, so a progress bar can

@@ -66,7 +66,7 @@ Relation = Literal[
     "spouse", "child", "parent", "grandchild", "grandparent", "sibling", "child_in_law", "other"
 ]
 ResidentStatus = Literal["active", "moved_out", "deregistered"]
-ImportKind = Literal["residents", "houses", "entities"]
+ImportKind = Literal["residents", "houses", "entities", "territory"]
 
 
 class Request(BaseModel):
@@ -714,7 +714,10 @@ IMPORT_UPLOAD = {
                         "type": "string",
                         "contentMediaType": "application/octet-stream",
                         "minLength": 1,
-                        "description": "a .csv (UTF-8 or GB18030) or .xlsx file",
+                        "description": (
+                            "a .csv (UTF-8 or GB18030) or .xlsx file; a .geojson or "
+                            ".json FeatureCollection for kind=territory"
+                        ),
                     }
                 },
             },
@@ -780,7 +783,11 @@ def _territory(api: Api, blueprint: Blueprint) -> None:
         "POST",
         "/territories/import",
         summary="Import the territory tree (GeoJSON FeatureCollection)",
-        description="Nodes are upserted by code; grid polygons must not overlap.",
+        description=(
+            "Nodes are upserted by code; grid polygons must not overlap. Answers once "
+            "stored: for a county's thousands of grids upload the file to "
+            "POST /imports?kind=territory instead (a job with progress)."
+        ),
         tag=TAG,
         body=TerritoryFeatureCollection,
         response=TerritoryImported,
@@ -1345,11 +1352,15 @@ def _imports(api: Api, blueprint: Blueprint) -> None:
         blueprint,
         "POST",
         "/imports",
-        summary="Upload a CSV or XLSX file to import (a job)",
+        summary="Upload a CSV or XLSX file, or a territory's GeoJSON, to import (a job)",
         description=(
             "multipart/form-data with the file in field `file`. The header row is checked "
             "before the job is accepted (202); rows are imported in the background: poll "
-            "GET /imports/{job_id}."
+            "GET /imports/{job_id}. `kind=territory` (administrators) takes a GeoJSON "
+            "FeatureCollection (.geojson/.json) as POST /territories/import does, for "
+            "territories of thousands of grids: `counts` grows batch by batch up to "
+            "`total_rows` features; overlaps or a bad polygon fail the job, `failure` "
+            "naming the field and the codes."
         ),
         tag=TAG,
         query=ImportQuery,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from gridwork_common.errors import InvalidInput, OutsideTerritory
 from services.population import store, topics
@@ -31,13 +31,17 @@ STORE_BATCH = 250
 
 
 class TerritoryUseCases(UseCases):
-    def import_territory(self, collection: Mapping) -> dict:
+    def import_territory(
+        self, collection: Mapping, progress: Callable[[dict], None] | None = None
+    ) -> dict:
         """Upsert the collection's nodes by code (parents first), refusing grids that
         overlap each other or the county's other grids. Nodes are stored a batch at a
         time, each batch in one transaction with its grids' `grid.updated` events and a
         raised territory version; unchanged nodes are not written (a re-import changes
         nothing). A batch refused by mongod leaves the batches before it stored: the
-        import is idempotent, so the county fixes the file and imports it again."""
+        import is idempotent, so the county fixes the file and imports it again.
+        `progress(counts)` is called once the file is checked and after every batch (a
+        background job records it; see importing.py)."""
         self.require(access.ADMINISTRATORS, "importing the territory tree")
         nodes = nodes_from_feature_collection(collection)
         territory = TerritoryRepository(self.db)
@@ -50,6 +54,8 @@ class TerritoryUseCases(UseCases):
             raise InvalidInput("features", f"grid polygons overlap: {listed}")
 
         counts = {"created": 0, "updated": 0, "unchanged": 0}
+        if progress:
+            progress(dict(counts))
         for first in range(0, len(nodes), STORE_BATCH):
             batch = nodes[first : first + STORE_BATCH]
             try:
@@ -58,6 +64,8 @@ class TerritoryUseCases(UseCases):
                 raise InvalidInput("features", str(refused)) from None
             for key, value in stored.items():
                 counts[key] += value
+            if progress:
+                progress(dict(counts))
         return counts
 
     def _check_parents(self, nodes, territory: TerritoryRepository) -> None:
