@@ -1,7 +1,11 @@
+import base64
+import json
+
 import pytest
 from nameko.exceptions import RemoteError
 
 from tests.integration.population.conftest import ADMIN, OPERATOR_B, WORKER_A1
+from tests.integration.population.territory_jobs import import_territory_file
 from tests.population_data import (
     COUNTY,
     GRID_A1,
@@ -119,3 +123,61 @@ def test_staff_roster_is_one_plus_one_plus_n(county, as_user):
     with pytest.raises(RemoteError, match="Forbidden"):
         as_user(WORKER_A1).set_grid_staff(GRID_A1, roster)
     assert len(county.grid_staff(GRID_A1)) == 5  # the refused changes changed nothing
+
+
+# ------------------------------------------------------------------ as an import job
+def test_a_territory_file_imports_as_a_job_idempotently_raising_the_version(as_user, population_db):
+    admin = as_user(ADMIN)
+    job = import_territory_file(admin, county_features())
+    assert (job["status"], job["failure"], job["total_rows"]) == ("finished", None, 9)
+    assert job["counts"] == {"rows": 9, "created": 9, "updated": 0, "unchanged": 0, "failed": 0}
+    assert admin.get_territory(GRID_A1)["path"][-1] == GRID_A1
+    version = population_db["territory_version"].find_one({"_id": "territory"})["version"]
+    assert version >= 1
+
+    again = import_territory_file(admin, county_features())
+    assert again["counts"]["unchanged"] == 9 and again["counts"]["created"] == 0
+    unchanged = population_db["territory_version"].find_one({"_id": "territory"})["version"]
+    assert unchanged == version  # nothing changed: the map's outlines stay current
+
+    renamed = county_features()
+    renamed["features"][5]["properties"]["name"] = "玉兴一网格"
+    assert import_territory_file(admin, renamed)["counts"]["updated"] == 1
+    raised = population_db["territory_version"].find_one({"_id": "territory"})["version"]
+    assert raised > version
+
+
+def test_a_territory_job_with_overlapping_grids_fails_naming_both(county):
+    overlapping = {
+        "type": "FeatureCollection",
+        "features": [feature(VILLAGE_A + "003", "重叠网格", square(102.505, 24.305))],
+    }
+    job = import_territory_file(county, overlapping)
+    assert job["status"] == "failed"
+    assert job["failure"].startswith("features: grid polygons overlap")
+    assert GRID_A1 in job["failure"] and VILLAGE_A + "003" in job["failure"]
+    with pytest.raises(RemoteError, match="NotFound"):
+        county.get_territory(VILLAGE_A + "003")  # nothing was written
+
+
+def test_territory_files_are_checked_before_a_job_and_only_administrators_send_them(
+    county, as_user
+):
+    content = base64.b64encode(json.dumps(county_features()).encode()).decode()
+    for filename, body, field in (
+        ("territory.csv", content, "file"),
+        ("territory.geojson", base64.b64encode(b"{not json").decode(), "file"),
+        ("territory.geojson", base64.b64encode(b'{"type": "Feature"}').decode(), "type"),
+        (
+            "territory.json",
+            base64.b64encode(b'{"type": "FeatureCollection", "features": []}').decode(),
+            "features",
+        ),
+    ):
+        with pytest.raises(RemoteError) as refused:
+            county.start_import("territory", filename, body)
+        assert refused.value.exc_type == "InvalidInput"
+        assert refused.value.value.startswith(f"{field}:"), refused.value.value
+    with pytest.raises(RemoteError) as refused:
+        as_user(OPERATOR_B).start_import("territory", "territory.geojson", content)
+    assert refused.value.exc_type == "Forbidden"
