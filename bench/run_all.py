@@ -23,7 +23,7 @@ from bench.results import RESULTS_ENV, markdown, read
 BENCH = Path(__file__).resolve().parent
 
 # In the order `make bench` always ran them: rpc first, the baseline the others cite.
-SCRIPTS = ("rpc", "import", "incidents", "gateway", "media", "assessment")
+SCRIPTS = ("rpc", "import", "territory", "incidents", "gateway", "media", "assessment")
 
 
 def commit_of(directory: Path) -> str:

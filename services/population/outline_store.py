@@ -1,7 +1,7 @@
 """The map's precomputed outlines in MongoDB, and the territory version they are keyed by.
 
-An import that changes territory nodes raises the territory version at its first change,
-every few seconds while it runs, and after its last (also when it stops half-way). The
+An import that changes territory nodes raises the territory version in the transaction of
+every batch of nodes it stores (a batch takes well under the quiet time). The
 population service's timer, once the territory has been quiet for a few seconds, builds
 the outlines of the new version at every zoom (seconds for 5,000 grids) and drops the
 older versions'; until it has, maps are served the newest complete version's outlines.
