@@ -18,6 +18,7 @@ POLYGON_TYPES = ("Polygon", "MultiPolygon")
 # Grids that only share a border intersect with zero area; anything above this (in
 # square degrees, about 1 m² at these latitudes) is a real overlap.
 OVERLAP_TOLERANCE = 1e-10
+INTERIORS_MEET = "T********"  # DE-9IM: the interiors of two polygons intersect
 
 
 @dataclass(frozen=True)
@@ -116,7 +117,8 @@ def find_overlaps(
     """Pairs of grid codes whose polygons overlap (sharing a border is fine), comparing the
     incoming grids with each other and with existing ones (an incoming grid replaces the
     existing grid of the same code). One STRtree query for all incoming grids, then the
-    overlap area of the candidate pairs only, vectorised (not a Python loop per pair)."""
+    overlap area of the candidate pairs whose interiors meet, vectorised (not a Python
+    loop per pair)."""
     polygons = {code: shape(geometry) for code, geometry in existing.items()}
     polygons.update({code: _as_shape(geometry) for code, geometry in incoming.items()})
     codes = list(polygons)
@@ -133,6 +135,13 @@ def find_overlaps(
     if not pairs:
         return []
     left, right = zip(*pairs, strict=True)
+    # Neighbours touch along their borders: only pairs whose interiors meet can overlap
+    # by any area (a relate test, several times cheaper than the intersection's area).
+    interiors_meet = shapely.relate_pattern(
+        [geometries[i] for i in left], [geometries[i] for i in right], INTERIORS_MEET
+    )
+    left = [i for i, meet in zip(left, interiors_meet, strict=True) if meet]
+    right = [i for i, meet in zip(right, interiors_meet, strict=True) if meet]
     areas = shapely.area(
         shapely.intersection([geometries[i] for i in left], [geometries[i] for i in right])
     )
