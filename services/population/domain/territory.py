@@ -119,6 +119,8 @@ def find_overlaps(
     existing grid of the same code). One STRtree query for all incoming grids, then the
     overlap area of the candidate pairs whose interiors meet, vectorised (not a Python
     loop per pair)."""
+    if not incoming:
+        return []
     polygons = {code: shape(geometry) for code, geometry in existing.items()}
     polygons.update({code: _as_shape(geometry) for code, geometry in incoming.items()})
     codes = list(polygons)

@@ -4,6 +4,7 @@ pagination, and file imports."""
 
 import csv
 import io
+import json
 import time
 from datetime import timedelta
 from urllib.parse import quote
@@ -506,6 +507,41 @@ def wait_for_job(user, job_id: str) -> dict:
             return job
         time.sleep(0.2)
     pytest.fail(f"import job {job_id} did not finish within {JOB_TIMEOUT_S} s: {job}")
+
+
+def test_an_uploaded_territory_geojson_is_imported_as_a_job(as_user):
+    admin = as_user("admin")
+    content = json.dumps(county_features(), ensure_ascii=False).encode()
+    started = admin.post(
+        f"{API}/imports?kind=territory",
+        key="g1",
+        data={"file": (io.BytesIO(content), "红塔区.geojson")},
+        content_type="multipart/form-data",
+    )
+    assert started.status_code == 202, started.get_json()
+    job = started.get_json()
+    routes.ImportJob.model_validate(job)
+    assert job["kind"] == "territory" and job["status"] == "queued"
+    finished = wait_for_job(admin, job["id"])
+    assert finished["status"] == "finished", finished
+    assert finished["counts"]["created"] == finished["total_rows"] == 9
+    assert admin.get(f"{API}/territories/{GRID_A1}").status_code == 200
+
+    not_geojson = admin.post(
+        f"{API}/imports?kind=territory",
+        key="g2",
+        data={"file": (io.BytesIO(content), "红塔区.csv")},
+        content_type="multipart/form-data",
+    )
+    assert_problem(not_geojson, 422, "file")
+    operator = as_user("village-a")  # a centre operator imports residents, not territory
+    refused = operator.post(
+        f"{API}/imports?kind=territory",
+        key="g3",
+        data={"file": (io.BytesIO(content), "红塔区.geojson")},
+        content_type="multipart/form-data",
+    )
+    assert_problem(refused, 403)
 
 
 def test_an_uploaded_csv_is_imported_and_its_errors_downloadable(county, as_user):

@@ -39,6 +39,7 @@ def test_overlaps_are_pairs_of_codes_sharing_area_not_a_border():
     incoming = {"a": square(0, 0), "b": square(1, 0), "c": square(0.5, 0.5)}
     assert find_overlaps(incoming, {}) == [("a", "c"), ("b", "c")]
     assert find_overlaps({"a": square(0, 0), "b": square(1, 0)}, {}) == []
+    assert find_overlaps({}, {"a": square(0, 0)}) == []  # no grid in the file: nothing
 
 
 def test_an_incoming_grid_is_checked_against_existing_ones_and_replaces_its_own_code():
