@@ -7,6 +7,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, timedelta
 
+from eventlet import tpool
+
 from services.population.domain import access
 from services.population.domain.outlines import (
     DRAWN_LEVELS,
@@ -63,7 +65,7 @@ class MapOutlineUseCases(UseCases):
             if extent["grids"]:
                 return built, extent
         if built != version:
-            shapes = merged_shapes(outlines.grid_shapes(), outlines.node_names(NAMED_LEVELS))
+            shapes = _merged(outlines)
             _build(outlines, shapes, version, zoom)
         return version, outlines.extent(version, zoom, scope)
 
@@ -84,19 +86,27 @@ class MapOutlineUseCases(UseCases):
                 return {"version": version, "built": [], "waiting": True}
         missing = [zoom for zoom in ZOOMS if zoom not in outlines.built_zooms(version)]
         if missing:
-            shapes = merged_shapes(outlines.grid_shapes(), outlines.node_names(NAMED_LEVELS))
+            shapes = _merged(outlines)
             for zoom in missing:
                 _build(outlines, shapes, version, zoom)
             outlines.drop_versions_before(version)
         return {"version": version, "built": missing}
 
 
+# The geometry work runs in a native thread (eventlet's tpool): the service's green threads
+# share one OS thread, and seconds of merging a county's grids there would hold up every
+# other call of the service; a native thread is preempted, so they are answered meanwhile.
+
+
+def _merged(outlines: OutlineStore) -> list:
+    grids, names = outlines.grid_shapes(), outlines.node_names(NAMED_LEVELS)
+    return tpool.execute(merged_shapes, list(grids), names)
+
+
 def _build(outlines: OutlineStore, shapes: list, version: int, zoom: int) -> None:
-    """Simplify and store a chunk at a time: each store is I/O, where the service's
-    other calls get their turn (the service's green threads share one CPU thread)."""
+    """Simplify (off the hub) and store a chunk at a time."""
     tolerance = tolerance_for(zoom)
     for start in range(0, len(shapes), BUILD_CHUNK):
-        outlines.save_outlines(
-            version, zoom, outlines_at(shapes[start : start + BUILD_CHUNK], tolerance)
-        )
+        chunk = tpool.execute(outlines_at, shapes[start : start + BUILD_CHUNK], tolerance)
+        outlines.save_outlines(version, zoom, chunk)
     outlines.mark_built(version, zoom)
