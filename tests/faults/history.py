@@ -21,6 +21,7 @@ class Operation:
     attempts: list[Attempt] = field(default_factory=list)
     answer_id: str | None = None  # the id of what the 2xx answer names
     expected_state: str | None = None  # the state its command implies (accept: accepted)
+    target: str | None = None  # the case an accept or an upload acts on
 
     @property
     def acknowledged(self) -> bool:

@@ -1,0 +1,148 @@
+"""Faults under load: nothing lost, nothing doubled, no hangs (docs/operations.md, "The
+fault suite").
+
+The whole stack runs as real processes, two replicas of each service under attack, on a
+RabbitMQ node, a mongod and an S3 server of this module's own. In each scenario a bounded
+load of reports, accepts, uploads and imports runs while one fault happens; then the load
+stops, its clients finish retrying, and the checker reconciles their history with what
+the databases hold and what happened downstream (assessment facts, webhook deliveries).
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from devstack import rabbitmq
+from tests.conftest import PINNED_AT
+from tests.faults.checker import reconcile
+from tests.faults.cluster import Cluster, cluster_env
+from tests.faults.load import Load
+from tests.faults.observe import effects, stored_and_states, wait_for_quiet
+from tests.faults.receiver import WebhookReceiver
+from tests.faults.servers import PrivateMongod, PrivateS3, private_rabbitmq
+
+pytestmark = [pytest.mark.faults, pytest.mark.timeout(900)]
+
+LEAD_S = 6  # load before the fault
+OUTAGE_S = 8  # how long a server stays down or frozen
+TAIL_S = 6  # load after the fault is over
+RETRY_WINDOW_S = 90  # how long clients keep retrying once the load stops
+
+
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory):
+    why_not = rabbitmq.available()
+    if why_not:
+        pytest.skip(f"no private RabbitMQ node: {why_not}")
+    mongod = PrivateMongod(tmp_path_factory.mktemp("faults-mongod"))
+    s3 = PrivateS3(tmp_path_factory.mktemp("faults-s3"))
+    mongod.start()
+    s3.start()
+    try:
+        with private_rabbitmq() as broker:
+            yield {"broker": broker, "mongod": mongod, "s3": s3}
+    finally:
+        s3.stop()
+        mongod.stop()
+
+
+@pytest.fixture(scope="module")
+def stack(servers, tmp_path_factory):
+    env = cluster_env(servers["broker"].amqp_uri, servers["mongod"].uri, servers["s3"].endpoint)
+    cluster = Cluster(env, Path(tmp_path_factory.mktemp("faults-stack")), PINNED_AT)
+    with WebhookReceiver() as receiver:
+        try:
+            cluster.start(receiver)
+            yield {"cluster": cluster, "receiver": receiver, **servers}
+        finally:
+            cluster.stop()
+
+
+def kill(process) -> None:
+    process.signal(signal.SIGKILL)
+    process.stop()  # reaps it and removes its pid file
+
+
+def broker_stopped(stack) -> None:
+    stack["broker"].stop()
+    time.sleep(OUTAGE_S)
+    stack["broker"].start()
+
+
+def broker_killed(stack) -> None:
+    stack["broker"].kill()
+    time.sleep(OUTAGE_S)
+    stack["broker"].start()
+
+
+def mongod_killed(stack) -> None:
+    stack["mongod"].kill()
+    time.sleep(OUTAGE_S)
+    stack["mongod"].start()
+
+
+def s3_frozen(stack) -> None:
+    stack["s3"].freeze()
+    time.sleep(OUTAGE_S)
+    stack["s3"].thaw()
+
+
+def s3_killed(stack) -> None:
+    stack["s3"].kill()
+    time.sleep(OUTAGE_S)
+    stack["s3"].start()
+
+
+def replicas_killed_and_terminated(service: str) -> Callable:
+    """One replica SIGKILLed mid-work and started again; then the other stopped with
+    SIGTERM (nameko drains its running workers first) and started again."""
+
+    def fault(stack) -> None:
+        first, second = stack["cluster"].replicas[service]
+        kill(first)
+        time.sleep(OUTAGE_S / 2)
+        first.start()
+        stack["cluster"].wait_serving()
+        second.stop(timeout_s=60)
+        time.sleep(OUTAGE_S / 2)
+        second.start()
+
+    return fault
+
+
+SCENARIOS = {
+    "broker-stopped": broker_stopped,
+    "broker-killed": broker_killed,
+    "events-replicas": replicas_killed_and_terminated("events"),
+    "population-replicas": replicas_killed_and_terminated("population"),
+    "media-replicas": replicas_killed_and_terminated("media"),
+    "mongod-killed": mongod_killed,
+    "s3-frozen": s3_frozen,
+    "s3-killed": s3_killed,
+}
+
+
+@pytest.mark.parametrize("scenario", list(SCENARIOS))
+def test_nothing_is_lost_doubled_or_stuck(stack, scenario, capsys):
+    cluster, receiver = stack["cluster"], stack["receiver"]
+    cluster.wait_serving()
+    load = Load(cluster.gateway, cluster.headers, seed=list(SCENARIOS).index(scenario))
+    load.start()
+    try:
+        time.sleep(LEAD_S)
+        SCENARIOS[scenario](stack)
+        time.sleep(TAIL_S)
+    finally:
+        load.stop(RETRY_WINDOW_S)
+    wait_for_quiet(cluster, load, receiver)
+    stored, states = stored_and_states(cluster, load)
+    figures = reconcile(load.history, stored, states, effects(cluster, load, receiver))
+    with capsys.disabled():
+        print("\n" + figures.table(scenario))
+    assert figures.acknowledged > 0
+    assert figures.violations() == []
