@@ -86,6 +86,7 @@ class Figures:
             f"  503 without Retry-After {self.without_retry_after}",
             f"  statuses {dict(sorted(self.by_status.items()))}",
         ]
+        lines += [f"  VIOLATION {violation}" for violation in self.violations()]
         for name, counts in self.effects.items():
             lines.append(
                 f"  {name}: expected {counts['expected']}  lost {counts['lost']}"
@@ -108,8 +109,9 @@ def reconcile(
         figures.operations += 1
         figures.requests += len(operation.attempts)
         records = stored.get(operation.key, [])
+        name = f"{operation.kind}:{operation.key}"
         if len(records) > 1:
-            figures.doubled.append(operation.key)
+            figures.doubled.append(name)
         for attempt in operation.attempts:
             if attempt.status is None:
                 if attempt.timed_out:
@@ -121,19 +123,19 @@ def reconcile(
             if attempt.status == 503 and not (attempt.retry_after and attempt.problem_json):
                 figures.without_retry_after += 1
             if 400 <= attempt.status < 500 and attempt.status not in TRANSIENT:
-                figures.unexpected.append(f"{operation.key}:{attempt.status}")
+                figures.unexpected.append(f"{name}:{attempt.status}")
         if not operation.acknowledged:
-            figures.stuck.append(operation.key)
+            figures.stuck.append(name)
             continue
         figures.acknowledged += 1
         if not records:
-            figures.lost.append(operation.key)
+            figures.lost.append(name)
             continue
         if operation.answer_id is not None and operation.answer_id not in records:
-            figures.mismatched.append(operation.key)
+            figures.mismatched.append(name)
         expected = operation.expected_state
         if expected is not None and states.get(operation.key) != expected:
-            figures.stuck.append(operation.key)
+            figures.stuck.append(name)
     for effect in effects:
         figures.effects[effect.name] = {
             "expected": len(effect.expected),

@@ -165,4 +165,6 @@ def cluster_env(amqp_uri: str, mongo_uri: str, s3_endpoint: str) -> dict:
         "GATEWAY_THREADS": "8",
         "GRIDWORK_DEV_MODE": "true",
         "WEBHOOK_ALLOW_PRIVATE_URLS": "true",
+        # The suite proves fault tolerance, not rate limits: its steady load stays under.
+        "UPLOAD_LIMIT_PER_MINUTE": "1000",
     }

@@ -9,14 +9,10 @@ from collections import Counter
 from devstack.processes import wait_until
 from tests.faults.checker import Effect
 from tests.faults.cluster import Cluster
-from tests.faults.load import Load
+from tests.faults.load import Load, imported_name
 from tests.faults.receiver import WebhookReceiver
 
 REPORTED = "incident.reported"
-
-
-def imported_name(id_number: str) -> str:
-    return f"故障测试{id_number}"
 
 
 def stored_and_states(cluster: Cluster, load: Load) -> tuple[dict, dict]:
@@ -69,9 +65,7 @@ def wait_for_quiet(cluster: Cluster, load: Load, receiver: WebhookReceiver, time
 
 def assessment_facts(cluster: Cluster) -> Counter:
     with cluster.database("assessment") as assessment:
-        found = assessment["facts"].find(
-            {"type": REPORTED}, {"incident_id": 1}
-        )
+        found = assessment["facts"].find({"type": REPORTED}, {"incident_id": 1})
         return Counter(d.get("incident_id") for d in found)
 
 

@@ -32,8 +32,8 @@ def test_a_clean_history_has_no_violations():
 
 def test_an_acknowledged_item_not_stored_is_lost():
     figures = reconcile([op("a", CREATED, answer_id="A")], {})
-    assert figures.lost == ["a"]
-    assert figures.violations() == ["lost: 1 (a)"]
+    assert figures.lost == ["report:a"]
+    assert figures.violations() == ["lost: 1 (report:a)"]
 
 
 def test_an_item_stored_twice_is_doubled_even_if_never_acknowledged():
@@ -41,8 +41,8 @@ def test_an_item_stored_twice_is_doubled_even_if_never_acknowledged():
         [op("a", CREATED, answer_id="A"), op("b", Attempt(None, timed_out=True))],
         {"a": ["A", "A2"], "b": ["B", "B2"]},
     )
-    assert figures.doubled == ["a", "b"]
-    assert figures.stuck == ["b"] and figures.hangs == 1
+    assert figures.doubled == ["report:a", "report:b"]
+    assert figures.stuck == ["report:b"] and figures.hangs == 1
 
 
 def test_an_item_never_acknowledged_or_in_the_wrong_state_is_stuck():
@@ -54,12 +54,12 @@ def test_an_item_never_acknowledged_or_in_the_wrong_state_is_stuck():
         {"a": [], "b": ["B"]},
         {"b": "reported"},
     )
-    assert figures.stuck == ["a", "b"]
+    assert figures.stuck == ["report:a", "accept:b"]
 
 
 def test_a_retry_answered_with_another_record_is_mismatched():
     figures = reconcile([op("a", Attempt(None), CREATED, answer_id="X")], {"a": ["A"]})
-    assert figures.mismatched == ["a"] and figures.unanswered == 1
+    assert figures.mismatched == ["report:a"] and figures.unanswered == 1
 
 
 def test_a_500_a_bare_503_and_an_unexpected_4xx_are_violations():
@@ -69,7 +69,7 @@ def test_a_500_a_bare_503_and_an_unexpected_4xx_are_violations():
     )
     assert figures.server_errors == {500: 1, 503: 1}
     assert figures.violations() == [
-        "unexpected: 1 (a:422)",
+        "unexpected: 1 (report:a:422)",
         "5xx other than 503: {500: 1}",
         "503 without Retry-After or problem+json: 1",
     ]

@@ -10,21 +10,29 @@ the databases hold and what happened downstream (assessment facts, webhook deliv
 
 from __future__ import annotations
 
+import csv
+import io
 import signal
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import requests
 
 from devstack import rabbitmq
+from devstack.processes import wait_until
+from services.population.importing import BATCH_SIZE
 from tests.conftest import PINNED_AT
 from tests.faults.checker import reconcile
 from tests.faults.cluster import Cluster, cluster_env
-from tests.faults.load import Load
+from tests.faults.history import Attempt, Operation
+from tests.faults.load import CLIENT_TIMEOUT_S, Load, imported_name
 from tests.faults.observe import effects, stored_and_states, wait_for_quiet
 from tests.faults.receiver import WebhookReceiver
 from tests.faults.servers import PrivateMongod, PrivateS3, private_rabbitmq
+from tests.population_data import GRID_A1, random_resident_ids
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(900)]
 
@@ -146,3 +154,59 @@ def test_nothing_is_lost_doubled_or_stuck(stack, scenario, capsys):
         print("\n" + figures.table(scenario))
     assert figures.acknowledged > 0
     assert figures.violations() == []
+
+
+LARGE_IMPORT_ROWS = 10_000
+RESUME_TIMEOUT_S = 180  # the job's lease runs out, a replica claims it and finishes it
+
+
+def test_an_import_whose_service_is_killed_midway_resumes_from_its_checkpoint(stack, capsys):
+    """Both population replicas are SIGKILLed once the job has checkpointed its first batch;
+    started again, one of them takes the job over and finishes it: every row stored once,
+    with one history entry, and the job's counts are the whole file's."""
+    cluster = stack["cluster"]
+    cluster.wait_serving()
+    numbers = random_resident_ids(LARGE_IMPORT_ROWS, seed=4242)
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\r\n")
+    writer.writerow(["id_number", "name", "grid_code"])
+    writer.writerows([[number, imported_name(number), GRID_A1] for number in numbers])
+    operation = Operation("import", uuid.uuid4().hex, expected_state="finished")
+    answer = requests.post(
+        f"{cluster.gateway}/api/v1/imports?kind=residents",
+        files={"file": (f"{operation.key}.csv", text.getvalue().encode(), "text/csv")},
+        headers={**cluster.headers["centre"], "Idempotency-Key": operation.key},
+        timeout=CLIENT_TIMEOUT_S,
+    )
+    operation.attempts.append(Attempt(answer.status_code))
+    assert answer.status_code == 202, answer.text
+    operation.answer_id = job_id = answer.json()["id"]
+
+    def job() -> dict:
+        with cluster.database("population") as population:
+            return population["import_jobs"].find_one({"_id": job_id})
+
+    wait_until(lambda: job()["counts"]["rows"] >= BATCH_SIZE, 120, "the first checkpoint")
+    for replica in cluster.replicas["population"]:
+        kill(replica)
+    assert job()["status"] == "running", "the import finished before the kill: make it larger"
+    for replica in cluster.replicas["population"]:
+        replica.start()
+    wait_until(lambda: job()["status"] != "running", RESUME_TIMEOUT_S, "the resumed import")
+
+    load = Load(cluster.gateway, cluster.headers)
+    load.history.append(operation)
+    load.imported[operation.key] = numbers
+    stored, states = stored_and_states(cluster, load)
+    figures = reconcile([operation], stored, states, effects(cluster, load, stack["receiver"]))
+    with capsys.disabled():
+        print("\n" + figures.table("population killed in a large import"))
+    assert figures.violations() == []
+    finished = job()
+    assert finished["counts"] == {
+        "rows": LARGE_IMPORT_ROWS,
+        "created": LARGE_IMPORT_ROWS,
+        "updated": 0,
+        "unchanged": 0,
+        "failed": 0,
+    }
