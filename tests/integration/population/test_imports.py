@@ -149,6 +149,19 @@ def test_csv_import_counts_every_row_and_reports_the_bad_ones(county):
     assert county.find_resident(id_number=IDS[0])[0]["phone"] == "138****5670"
 
 
+def test_a_retried_start_with_the_same_key_gets_the_first_job(county, population_db):
+    """The first attempt's reply was lost (the fault suite's broker scenarios): the retry
+    with the same Idempotency-Key gets the accepted job; the file is imported once."""
+    data = encoded(csv_bytes(MIXED_ROWS))
+    first = county.start_import("residents", "residents.csv", data, "key-1")
+    again = county.start_import("residents", "residents.csv", data, "key-1")
+    other = county.start_import("residents", "residents.csv", data, "key-2")
+    assert again["id"] == first["id"] != other["id"]
+    assert population_db.import_jobs.count_documents({"_id": first["id"]}) == 1
+    assert population_db.import_files.files.count_documents({}) == 2
+    assert wait_for_job(county, first["id"])["counts"] == counts(rows=9, created=5, failed=4)
+
+
 def test_a_job_knows_its_total_rows_for_a_progress_bar(county):
     queued = county.start_import("residents", "residents.csv", encoded(csv_bytes(MIXED_ROWS)))
     assert queued["total_rows"] is None  # counted when the job starts
