@@ -40,7 +40,7 @@ RPC_TIMEOUT_S = 3
 START_TIMEOUT_S = 180.0  # eleven processes on a loaded two-core machine
 
 
-def replica(name: str, index: int, env: dict, run_dir: Path, log_dir: Path) -> ManagedProcess:
+def replica(name: str, index: int | str, env: dict, run_dir: Path, log_dir: Path) -> ManagedProcess:
     """Replica `index` of a service, run by tests.faults.replica on the pinned clock."""
     return ManagedProcess(
         name=f"{name}-{index}",

@@ -10,23 +10,28 @@ the databases hold and what happened downstream (assessment facts, webhook deliv
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
+import json
 import signal
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
+from datetime import UTC, timedelta
 from pathlib import Path
 
 import pytest
 import requests
+from kombu import Connection, Exchange, Queue, binding
 
 from devstack import rabbitmq
 from devstack.processes import wait_until
 from services.population.importing import BATCH_SIZE
 from tests.conftest import PINNED_AT
-from tests.faults.checker import reconcile
-from tests.faults.cluster import Cluster, cluster_env
+from tests.faults.checker import Effect, reconcile
+from tests.faults.cluster import Cluster, cluster_env, replica
 from tests.faults.history import Attempt, Operation
 from tests.faults.load import CLIENT_TIMEOUT_S, Load, imported_name
 from tests.faults.observe import effects, stored_and_states, wait_for_quiet
@@ -187,11 +192,11 @@ def test_an_import_whose_service_is_killed_midway_resumes_from_its_checkpoint(st
             return population["import_jobs"].find_one({"_id": job_id})
 
     wait_until(lambda: job()["counts"]["rows"] >= BATCH_SIZE, 120, "the first checkpoint")
-    for replica in cluster.replicas["population"]:
-        kill(replica)
+    for process in cluster.replicas["population"]:
+        kill(process)
     assert job()["status"] == "running", "the import finished before the kill: make it larger"
-    for replica in cluster.replicas["population"]:
-        replica.start()
+    for process in cluster.replicas["population"]:
+        process.start()
     wait_until(lambda: job()["status"] != "running", RESUME_TIMEOUT_S, "the resumed import")
 
     load = Load(cluster.gateway, cluster.headers)
@@ -210,3 +215,124 @@ def test_an_import_whose_service_is_killed_midway_resumes_from_its_checkpoint(st
         "unchanged": 0,
         "failed": 0,
     }
+
+
+TIMERS_AT = PINNED_AT + timedelta(days=25)  # every open case overdue; November settled
+TIMERS_RUN_S = 20
+
+
+def test_deadline_timer_and_month_end_publication_at_once_in_two_replicas(stack, capsys):
+    """Two more replicas of the events and the assessment service, on a clock 25 days on,
+    run the deadline timer and the month-end publication every half second, at the same
+    moments, under the load: each deadline notice (a case's stage warned, overdue,
+    escalated) is sent once, and November's scorecards of every level and its bulletin
+    are published once each. Runs last: the fast replicas act on every case."""
+    cluster, receiver = stack["cluster"], stack["receiver"]
+    cluster.wait_serving()
+    fast_env = {**cluster.env, "FAULTS_PINNED_AT": TIMERS_AT.isoformat(), "FAULTS_FAST_TIMERS": "1"}
+    fast = [
+        replica(name, f"fast-{i}", fast_env, cluster.run_dir, cluster.log_dir)
+        for name in ("events", "assessment")
+        for i in (1, 2)
+    ]
+    with Tap(cluster.settings.amqp_uri) as tap:
+        load = Load(cluster.gateway, cluster.headers, seed=99)
+        load.start()
+        try:
+            for process in fast:
+                process.start()
+            time.sleep(TIMERS_RUN_S)
+        finally:
+            load.stop(RETRY_WINDOW_S)
+            for process in fast:
+                process.stop(timeout_s=60)
+        wait_for_quiet(cluster, load, receiver)
+        seen = tap.drain()
+    stored, states = stored_and_states(cluster, load)
+    notices, publications = timer_effects(cluster, seen)
+    figures = reconcile(
+        load.history, stored, states, [*effects(cluster, load, receiver), notices, publications]
+    )
+    with capsys.disabled():
+        print("\n" + figures.table("deadline timer and month-end publication in two replicas"))
+    assert figures.violations() == []
+    assert len(notices.expected) > 0 and publications.expected
+
+
+class Tap:
+    """A queue of the test's own on the private broker that keeps every deadline notice
+    and publication announced while it exists."""
+
+    BINDINGS = (
+        ("events.events", "incident.warning.#"),
+        ("events.events", "incident.overdue.#"),
+        ("events.events", "incident.escalated.#"),
+        ("assessment.events", "scorecard.published.#"),
+        ("assessment.events", "bulletin.published.#"),
+    )
+
+    def __init__(self, amqp_uri: str):
+        self.connection = Connection(amqp_uri)
+        self.queue = Queue(
+            f"faults-tap-{uuid.uuid4().hex[:8]}",
+            bindings=[
+                binding(Exchange(exchange, type="topic", durable=True), routing_key=key)
+                for exchange, key in self.BINDINGS
+            ],
+            durable=True,
+        )
+
+    def __enter__(self) -> Tap:
+        self.queue(self.connection.default_channel).declare()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        with contextlib.suppress(Exception):
+            self.queue(self.connection.default_channel).delete()
+        self.connection.release()
+
+    def drain(self) -> list[dict]:
+        events = []
+        simple = self.connection.SimpleQueue(self.queue)
+        try:
+            while True:
+                try:
+                    message = simple.get(timeout=2)
+                except simple.Empty:
+                    return events
+                message.ack()
+                events.append(json.loads(message.body))
+        finally:
+            simple.close()
+
+
+def timer_effects(cluster: Cluster, seen: list[dict]) -> tuple[Effect, Effect]:
+    """Notices by (case, notice, stage due): every stage the database marks as warned or
+    overdue must have had its notice, once; publications by (type, level, period)."""
+    notices, publications = Counter(), Counter()
+    for event in seen:
+        kind, data = event["type"].removeprefix("gridwork."), event["data"]
+        if kind.startswith("incident."):
+            notices[(data["incident_id"], kind, data.get("stage_due"))] += 1
+        else:
+            publications[(kind, data.get("level"), data.get("period"))] += 1
+    marked = set()
+    with cluster.database("events") as events:
+        for case in events["incidents"].find({}, {"timeline": 0}):
+            due = case.get("stage_due")
+            due = due.astimezone(UTC).isoformat() if due is not None else None
+            for stamp, kind in (("warned_seq", "warning"), ("overdue_seq", "overdue")):
+                if case.get(stamp, 0) >= case["stage_seq"] and due is not None:
+                    marked.add((case["_id"], f"incident.{kind}", due))
+    expected_notices = frozenset(map(str, marked | set(notices)))
+    expected_publications = frozenset(map(str, publications)) | {
+        str(("bulletin.published", None, "2026-11"))
+    }
+    return (
+        Effect("deadline notices", expected_notices, {str(k): n for k, n in notices.items()}),
+        Effect(
+            "month-end publications",
+            expected_publications,
+            {str(k): n for k, n in publications.items()},
+        ),
+    )
