@@ -14,7 +14,7 @@ what happened downstream. Pure: the scenarios gather the observations, this judg
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from tests.faults.history import Operation
@@ -100,9 +100,12 @@ def reconcile(
     stored: Mapping[str, list[str]],
     states: Mapping[str, str] | None = None,
     effects: Iterable[Effect] = (),
+    pending_keys: Collection[str] = (),
 ) -> Figures:
     """`stored`: an operation's key -> the ids of the records stored for it (absent or
-    empty: none); `states`: an operation's key -> the state its record is in now."""
+    empty: none); `states`: an operation's key -> the state its record is in now;
+    `pending_keys`: the Idempotency-Keys whose record the gateway still holds as pending
+    (an attempt nobody will finish: its retries would wait for the lease)."""
     states = states or {}
     figures = Figures()
     for operation in operations:
@@ -134,7 +137,9 @@ def reconcile(
         if operation.answer_id is not None and operation.answer_id not in records:
             figures.mismatched.append(name)
         expected = operation.expected_state
-        if expected is not None and states.get(operation.key) != expected:
+        if (expected is not None and states.get(operation.key) != expected) or (
+            operation.key in pending_keys
+        ):
             figures.stuck.append(name)
     for effect in effects:
         figures.effects[effect.name] = {

@@ -7,6 +7,8 @@ import contextlib
 from collections import Counter
 
 from devstack.processes import wait_until
+from services.gateway.idempotency import PENDING
+from services.gateway.store import IDEMPOTENCY
 from tests.faults.checker import Effect
 from tests.faults.cluster import Cluster
 from tests.faults.load import Load, imported_name
@@ -41,6 +43,13 @@ def stored_and_states(cluster: Cluster, load: Load) -> tuple[dict, dict]:
                 stored[key] = [d["_id"] for d in found]
                 states[key] = found[0]["status"] if found else None
     return stored, states
+
+
+def pending_keys(cluster: Cluster) -> set[str]:
+    """The Idempotency-Keys whose gateway record is still pending (`<owner>:<key>` ids)."""
+    with cluster.database("gateway") as gateway:
+        found = gateway[IDEMPOTENCY].find({"state": PENDING}, {"_id": 1})
+        return {d["_id"].rsplit(":", 1)[-1] for d in found}
 
 
 def wait_for_quiet(cluster: Cluster, load: Load, receiver: WebhookReceiver, timeout_s=120):

@@ -57,6 +57,11 @@ def test_an_item_never_acknowledged_or_in_the_wrong_state_is_stuck():
     assert figures.stuck == ["report:a", "accept:b"]
 
 
+def test_an_answered_item_whose_idempotency_record_is_still_pending_is_stuck():
+    figures = reconcile([op("a", CREATED, answer_id="A")], {"a": ["A"]}, pending_keys={"a"})
+    assert figures.stuck == ["report:a"]
+
+
 def test_a_retry_answered_with_another_record_is_mismatched():
     figures = reconcile([op("a", Attempt(None), CREATED, answer_id="X")], {"a": ["A"]})
     assert figures.mismatched == ["report:a"] and figures.unanswered == 1

@@ -34,7 +34,7 @@ from tests.faults.checker import Effect, reconcile
 from tests.faults.cluster import Cluster, cluster_env, replica
 from tests.faults.history import Attempt, Operation
 from tests.faults.load import CLIENT_TIMEOUT_S, Load, imported_name
-from tests.faults.observe import effects, stored_and_states, wait_for_quiet
+from tests.faults.observe import effects, pending_keys, stored_and_states, wait_for_quiet
 from tests.faults.receiver import WebhookReceiver
 from tests.faults.servers import PrivateMongod, PrivateS3, private_rabbitmq
 from tests.population_data import GRID_A1, random_resident_ids
@@ -154,7 +154,13 @@ def test_nothing_is_lost_doubled_or_stuck(stack, scenario, capsys):
         load.stop(RETRY_WINDOW_S)
     wait_for_quiet(cluster, load, receiver)
     stored, states = stored_and_states(cluster, load)
-    figures = reconcile(load.history, stored, states, effects(cluster, load, receiver))
+    figures = reconcile(
+        load.history,
+        stored,
+        states,
+        effects(cluster, load, receiver),
+        pending_keys(cluster),
+    )
     with capsys.disabled():
         print("\n" + figures.table(scenario))
     assert figures.acknowledged > 0
@@ -251,7 +257,11 @@ def test_deadline_timer_and_month_end_publication_at_once_in_two_replicas(stack,
     stored, states = stored_and_states(cluster, load)
     notices, publications = timer_effects(cluster, seen)
     figures = reconcile(
-        load.history, stored, states, [*effects(cluster, load, receiver), notices, publications]
+        load.history,
+        stored,
+        states,
+        [*effects(cluster, load, receiver), notices, publications],
+        pending_keys(cluster),
     )
     with capsys.disabled():
         print("\n" + figures.table("deadline timer and month-end publication in two replicas"))
