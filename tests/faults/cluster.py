@@ -6,6 +6,7 @@ users the load generator acts as and a webhook subscription to a local receiver.
 from __future__ import annotations
 
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -54,7 +55,11 @@ def replica(name: str, index: int | str, env: dict, run_dir: Path, log_dir: Path
 
 class Cluster:
     def __init__(self, env: dict, root: Path, pinned_at: datetime):
-        self.env = {**env, "FAULTS_PINNED_AT": pinned_at.isoformat()}
+        self.env = {
+            **env,
+            "FAULTS_PINNED_AT": pinned_at.isoformat(),
+            "FAULTS_CLOCK_ORIGIN": repr(time.time()),  # see tests/faults/replica.py
+        }
         self.root = root
         self.settings = Settings.from_env(self.env)
         self.run_dir, self.log_dir = root / "run", root / "log"

@@ -34,7 +34,7 @@ def stored_and_states(cluster: Cluster, load: Load) -> tuple[dict, dict]:
                 case = events["incidents"].find_one({"_id": target}) or {}
                 accepts = [e for e in case.get("timeline", []) if e["action"] == "accept"]
                 stored[key] = [target] * len(accepts)
-                states[key] = case.get("state")
+                states[key] = state_after_accept(case)
             elif operation.kind == "upload":
                 found = media["media"].find({"owner.id": target}, {"_id": 1})
                 stored[key] = [d["_id"] for d in found]
@@ -43,6 +43,20 @@ def stored_and_states(cluster: Cluster, load: Load) -> tuple[dict, dict]:
                 stored[key] = [d["_id"] for d in found]
                 states[key] = found[0]["status"] if found else None
     return stored, states
+
+
+def state_after_accept(case: dict) -> str | None:
+    """The state the client's accept left the case in: its state now, unless only the
+    system's timer acted on it since (an escalation of the overdue case), in which case
+    the state the accept led to."""
+    timeline = case.get("timeline", [])
+    accepts = [i for i, e in enumerate(timeline) if e["action"] == "accept"]
+    if not accepts:
+        return case.get("state")
+    later = timeline[accepts[-1] + 1 :]
+    if all("system" in e.get("actor_roles", ()) for e in later):
+        return timeline[accepts[-1]]["to_state"]
+    return case.get("state")
 
 
 def pending_keys(cluster: Cluster) -> set[str]:
