@@ -26,7 +26,14 @@ from services.gateway.store import gateway_db
 from services.media.storage import media_store
 from tests.faults.receiver import WebhookReceiver
 from tests.faults.servers import S3_ACCESS_KEY, S3_SECRET_KEY
-from tests.population_data import COUNTY, GRID_A1, TOWNSHIP_A, VILLAGE_A, county_features
+from tests.population_data import (
+    COUNTY,
+    GRID_A1,
+    TOWNSHIP_A,
+    VILLAGE_A,
+    county_features,
+    resident_id,
+)
 
 SERVICES = ("population", "events", "media", "assessment")
 REPLICATED = ("population", "events", "media")  # the services the scenarios attack
@@ -85,6 +92,7 @@ class Cluster:
         self.gateway = f"http://127.0.0.1:{gateway_port}"
         self.headers: dict[str, dict] = {}
         self.subscription_id: str | None = None
+        self.membership_id: str | None = None
 
     @property
     def processes(self) -> list[ManagedProcess]:
@@ -101,6 +109,13 @@ class Cluster:
         ) as rpc:
             rpc.population.import_territory(county_features())
             rpc.events.ensure_default_departments([COUNTY, TOWNSHIP_A, VILLAGE_A])
+            # One group member in the worker's grid, whom the load's visits are to.
+            resident = rpc.population.register_resident(
+                {"id_number": resident_id(), "name": "走访对象", "grid_code": GRID_A1}
+            )
+            self.membership_id = rpc.population.flag_group(
+                resident["id"], "drug_user", "high", "worker"
+            )["id"]
         identity = Identity(gateway_db(self.settings), self.settings)
         for username, (roles, scope) in USERS.items():
             identity.create_user(username, PASSWORD, roles, scope, None)

@@ -5,7 +5,9 @@ Every attempt is kept in the history the checker judges.
 
 Operations, in turn: a grid worker reports an incident; the village centre accepts a
 reported case; the worker uploads a photo of a case (multipart); the village centre imports
-a small residents file. Accepts and uploads act on cases whose report was acknowledged."""
+a small residents file; the worker records a visit to a group member (with its own
+visit_id, as the API asks of clients). Accepts and uploads act on cases whose report was
+acknowledged."""
 
 from __future__ import annotations
 
@@ -26,7 +28,8 @@ CLIENT_TIMEOUT_S = 20.0  # a client's patience for one attempt; longer is a hang
 RETRY_AFTER_CAP_S = 1.0  # the scenarios are short: come back sooner than told
 PAUSE_S = 0.3  # between one client's operations: a steady, bounded rate
 POINT_A1 = [102.505, 24.305]
-KINDS = ("report", "accept", "upload", "report", "import")
+KINDS = ("report", "accept", "upload", "report", "import", "visit")
+VISITED_AT = "2026-11-18T09:00:00+08:00"  # before the tests' pinned instant: not future
 # The smallest valid JPEG the media service accepts (its magic bytes are checked).
 PHOTO = bytes.fromhex(
     "ffd8ffe000104a46494600010100000100010000ffdb004300080606070605080707070909080a0c140d0c0b0b0c"
@@ -46,8 +49,16 @@ def imported_name(id_number: str) -> str:
 
 
 class Load:
-    def __init__(self, gateway: str, headers: dict[str, dict], clients: int = 3, seed: int = 0):
+    def __init__(
+        self,
+        gateway: str,
+        headers: dict[str, dict],
+        membership_id: str | None = None,
+        clients: int = 3,
+        seed: int = 0,
+    ):
         self.gateway = gateway
+        self.membership_id = membership_id
         self.headers = headers
         self.clients = clients
         self.history: list[Operation] = []
@@ -80,9 +91,13 @@ class Load:
             with self._lock:
                 kind = KINDS[self._turn % len(KINDS)]
                 self._turn += 1
-            {"report": self._report, "accept": self._accept, "upload": self._upload}.get(
-                kind, self._import
-            )()
+            {
+                "report": self._report,
+                "accept": self._accept,
+                "upload": self._upload,
+                "import": self._import,
+                "visit": self._visit,
+            }[kind]()
             time.sleep(PAUSE_S)
 
     # ------------------------------------------------------------------ operations
@@ -170,6 +185,28 @@ class Load:
                 f"{self.gateway}/api/v1/imports?kind=residents",
                 files={"file": (f"{operation.key}.csv", content, "text/csv")},
                 headers={**self.headers["centre"], **headers},
+                timeout=CLIENT_TIMEOUT_S,
+            ),
+        )
+        if answer is not None:
+            operation.answer_id = answer["id"]
+
+    def _visit(self) -> None:
+        if self.membership_id is None:
+            return
+        operation = Operation("visit", uuid.uuid4().hex)
+        answer = self._until_acknowledged(
+            operation,
+            lambda headers: requests.post(
+                f"{self.gateway}/api/v1/visits",
+                json={
+                    "membership_id": self.membership_id,
+                    "at": VISITED_AT,
+                    "location": {"type": "Point", "coordinates": POINT_A1},
+                    "notes": f"fault {operation.key}",
+                    "visit_id": uuid.uuid4().hex,
+                },
+                headers={**self.headers["worker"], **headers},
                 timeout=CLIENT_TIMEOUT_S,
             ),
         )

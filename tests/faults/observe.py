@@ -38,6 +38,9 @@ def stored_and_states(cluster: Cluster, load: Load) -> tuple[dict, dict]:
             elif operation.kind == "upload":
                 found = media["media"].find({"owner.id": target}, {"_id": 1})
                 stored[key] = [d["_id"] for d in found]
+            elif operation.kind == "visit":
+                found = population["visits"].find({"notes": f"fault {key}"}, {"_id": 1})
+                stored[key] = [d["_id"] for d in found]
             elif operation.kind == "import":
                 found = list(population["import_jobs"].find({"filename": f"{key}.csv"}))
                 stored[key] = [d["_id"] for d in found]

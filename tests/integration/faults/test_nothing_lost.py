@@ -144,7 +144,12 @@ SCENARIOS = {
 def test_nothing_is_lost_doubled_or_stuck(stack, scenario, capsys):
     cluster, receiver = stack["cluster"], stack["receiver"]
     cluster.wait_serving()
-    load = Load(cluster.gateway, cluster.headers, seed=list(SCENARIOS).index(scenario))
+    load = Load(
+        cluster.gateway,
+        cluster.headers,
+        cluster.membership_id,
+        seed=list(SCENARIOS).index(scenario),
+    )
     load.start()
     try:
         time.sleep(LEAD_S)
@@ -242,7 +247,7 @@ def test_deadline_timer_and_month_end_publication_at_once_in_two_replicas(stack,
         for i in (1, 2)
     ]
     with Tap(cluster.settings.amqp_uri) as tap:
-        load = Load(cluster.gateway, cluster.headers, seed=99)
+        load = Load(cluster.gateway, cluster.headers, cluster.membership_id, seed=99)
         load.start()
         try:
             for process in fast:
