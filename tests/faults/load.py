@@ -195,6 +195,7 @@ class Load:
         if self.membership_id is None:
             return
         operation = Operation("visit", uuid.uuid4().hex)
+        visit_id = uuid.uuid4().hex  # the client's id for the visit, the same in every retry
         answer = self._until_acknowledged(
             operation,
             lambda headers: requests.post(
@@ -204,7 +205,7 @@ class Load:
                     "at": VISITED_AT,
                     "location": {"type": "Point", "coordinates": POINT_A1},
                     "notes": f"fault {operation.key}",
-                    "visit_id": uuid.uuid4().hex,
+                    "visit_id": visit_id,
                 },
                 headers={**self.headers["worker"], **headers},
                 timeout=CLIENT_TIMEOUT_S,
