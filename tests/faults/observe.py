@@ -7,6 +7,7 @@ import contextlib
 from collections import Counter
 
 from devstack.processes import wait_until
+from gridwork_common.clock import utc_now
 from services.gateway.idempotency import PENDING
 from services.gateway.store import IDEMPOTENCY
 from tests.faults.checker import Effect
@@ -63,9 +64,15 @@ def state_after_accept(case: dict) -> str | None:
 
 
 def pending_keys(cluster: Cluster) -> set[str]:
-    """The Idempotency-Keys whose gateway record is still pending (`<owner>:<key>` ids)."""
+    """The Idempotency-Keys whose gateway record is still held by an attempt (pending,
+    its lease running: a retry would get 409). A pending record whose lease lapsed is not
+    held: its attempt answered while the gateway's store was down (the answer could not be
+    kept), and a retry runs again and gets the service's first result (the gateway keeps
+    its records on the machine's clock). Ids are `<caller>:<key>`."""
     with cluster.database("gateway") as gateway:
-        found = gateway[IDEMPOTENCY].find({"state": PENDING}, {"_id": 1})
+        found = gateway[IDEMPOTENCY].find(
+            {"state": PENDING, "lease_until": {"$gt": utc_now()}}, {"_id": 1}
+        )
         return {d["_id"].rsplit(":", 1)[-1] for d in found}
 
 
