@@ -8,13 +8,14 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 
-.PHONY: help up down status test test-services test-rest test-ui lint bench rabbitmq browser promtool install lock reseed
+.PHONY: help up down status test test-services test-rest test-ui test-faults lint bench rabbitmq browser promtool install lock reseed
 
 help:
 	@echo "make up      install and start everything (infrastructure, services, gateway)"
 	@echo "make down    stop what make up started"
 	@echo "make status  what make up started and is running"
 	@echo "make test    lint, import contracts and the whole test suite"
+	@echo "make test-faults  the fault suite: the stack under load while servers and replicas fail"
 	@echo "make bench   benchmarks against raw baselines"
 	@echo "make reseed  load the demo county again into the running stack"
 
@@ -98,10 +99,10 @@ test: lint rabbitmq browser promtool
 	$(MAKE) --no-print-directory -j3 --output-sync=target $(TEST_SHARDS)
 
 test-services: install
-	$(VENV)/bin/pytest -m "not ui" tests/integration/events tests/integration/gateway
+	$(VENV)/bin/pytest -m "not ui and not faults" tests/integration/events tests/integration/gateway
 
 test-rest: install promtool
-	$(VENV)/bin/pytest -m "not ui" tests --ignore=tests/ui \
+	$(VENV)/bin/pytest -m "not ui and not faults" tests --ignore=tests/ui \
 	  --ignore=tests/integration/events --ignore=tests/integration/gateway
 
 # The browser tests (marker ui) run without eventlet's monkey-patching, which Playwright's
@@ -109,6 +110,12 @@ test-rest: install promtool
 # stack (up to 120 s) and seed the county.
 test-ui: install browser
 	GRIDWORK_TEST_EVENTLET=0 $(VENV)/bin/pytest -m ui --timeout 900 tests/ui
+
+# The fault suite (docs/operations.md, "The fault suite"): about ten minutes on two cores,
+# so apart from `make test`; .ci/run runs both. Its RabbitMQ node, mongod and S3 server
+# are its own (the installed rabbitmq-server, run as the rabbitmq user: needs root).
+test-faults: install rabbitmq
+	$(VENV)/bin/pytest -m faults --timeout 1800 tests/integration/faults
 
 # Every bench/ script, each figure beside its raw baseline, into bench/RESULTS.md.
 bench: install rabbitmq

@@ -133,3 +133,13 @@ class PrivateRabbitMQ:
         deadline = time.monotonic() + 5
         while port_open("127.0.0.1", self.port) and time.monotonic() < deadline:
             time.sleep(0.1)
+
+    def kill(self) -> None:
+        """SIGKILL to the node's beam: a crash, with no chance to tidy up."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.kill()
+        self.process.wait()
+        deadline = time.monotonic() + 5
+        while port_open("127.0.0.1", self.port) and time.monotonic() < deadline:
+            time.sleep(0.1)

@@ -6,16 +6,53 @@ and the gateway's own call times out with no word of why. `BoundedRpcProxy` wait
 `Settings.rpc_timeout` (RPC_TIMEOUT) and then raises `Unavailable` naming the service, which
 the gateway answers with 503 and Retry-After. The request message expires after the same
 time, so a service that comes back does not work through calls nobody waits for.
+
+The services' entrypoint is `rpc` from here, not nameko's: nameko kills the whole service
+container when a worker's reply cannot be published (the broker went away while the
+worker ran), so one broker restart took every in-flight call of a replica down with it,
+and the process exited. Here the lost reply is logged and the request left unacked: the
+caller's bounded wait answers 503, and its retry (same Idempotency-Key) replays the
+stored result.
 """
 
 from __future__ import annotations
 
+import logging
+
 import eventlet
-from nameko.rpc import MethodProxy, RpcProxy, ServiceProxy
+from amqp.exceptions import ConnectionError as AmqpConnectionError
+from kombu.exceptions import OperationalError
+from nameko.rpc import MethodProxy, Rpc, RpcConsumer, RpcProxy, ServiceProxy
 
 from gridwork_common.config import Settings
 from gridwork_common.errors import Unavailable
 from gridwork_common.queues import ClassicReplyListener
+
+log = logging.getLogger("gridwork.rpc")
+# The broker is gone (stopped, killed, unreachable): what publishing a reply raises then.
+BROKER_GONE = (OperationalError, AmqpConnectionError, ConnectionError, OSError)
+
+
+class ReplyTolerantRpcConsumer(RpcConsumer):
+    def handle_result(self, message, result, exc_info):
+        try:
+            return super().handle_result(message, result, exc_info)
+        except BROKER_GONE:
+            log.warning(
+                "reply to %s not sent: no broker; the caller's wait runs out and it retries",
+                message.delivery_info.get("routing_key"),
+                exc_info=True,
+            )
+            return result, exc_info
+
+
+class ReplyTolerantRpc(Rpc):
+    rpc_consumer = ReplyTolerantRpcConsumer()
+
+
+# Every entrypoint of a service must use this one: two kinds of RpcConsumer would each
+# consume the service's queue and refuse the other's methods.
+rpc = ReplyTolerantRpc.decorator
 
 
 class BoundedRpcProxy(RpcProxy):

@@ -9,7 +9,6 @@ from datetime import date, timedelta
 import eventlet
 from nameko.dependency_providers import Config
 from nameko.events import event_handler
-from nameko.rpc import rpc
 from nameko.timer import timer
 
 from gridwork_common import roles
@@ -30,7 +29,7 @@ from gridwork_common.metrics import PrometheusMetrics
 from gridwork_common.mongo import MongoDatabase, mongo_health
 from gridwork_common.outbox import Outbox
 from gridwork_common.probes import ServiceProbes
-from gridwork_common.rpc import BoundedRpcProxy
+from gridwork_common.rpc import BoundedRpcProxy, rpc
 from services.assessment import bulletins, facts, integrity, scorecards, store, workdays
 from services.assessment.domain.indicators import LEVELS
 from services.assessment.domain.periods import Period

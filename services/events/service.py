@@ -6,7 +6,6 @@ the caller's context; the loop's rules live in the pure `domain` package.
 
 from nameko.dependency_providers import Config
 from nameko.exceptions import RemoteError
-from nameko.rpc import rpc
 from nameko.timer import timer
 
 from gridwork_common.clock import ServiceClock
@@ -18,7 +17,7 @@ from gridwork_common.health import UP, advisory, service_report
 from gridwork_common.metrics import PrometheusMetrics
 from gridwork_common.mongo import MongoDatabase, mongo_health
 from gridwork_common.probes import ServiceProbes
-from gridwork_common.rpc import BoundedRpcProxy
+from gridwork_common.rpc import BoundedRpcProxy, rpc
 from services.events import store
 from services.events.metrics import publish_incident_gauges
 from services.events.usecases import map_view

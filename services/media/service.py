@@ -6,7 +6,6 @@ incident, a group membership's visits, a resident), asked over RPC in the caller
 """
 
 from nameko.exceptions import RemoteError
-from nameko.rpc import rpc
 from nameko.timer import timer
 
 from gridwork_common.clock import ServiceClock
@@ -18,7 +17,7 @@ from gridwork_common.metrics import PrometheusMetrics
 from gridwork_common.mongo import MongoDatabase, mongo_health
 from gridwork_common.outbox import Outbox
 from gridwork_common.probes import ServiceProbes
-from gridwork_common.rpc import BoundedRpcProxy
+from gridwork_common.rpc import BoundedRpcProxy, rpc
 from services.media import store
 from services.media.configuration import MediaConfiguration
 from services.media.storage import ObjectStorage

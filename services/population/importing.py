@@ -14,23 +14,24 @@ import binascii
 import hashlib
 import io
 import uuid
-from collections.abc import Iterable, Mapping
-from datetime import date, timedelta
+from collections.abc import Mapping
+from datetime import date
 
 import gridfs
-from pymongo import InsertOne, ReturnDocument, UpdateOne
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo import ReturnDocument
+from pymongo.errors import DuplicateKeyError
 
 from gridwork_common.clock import as_stored, china_today
 from gridwork_common.context import CallerContext
-from gridwork_common.errors import Conflict, Forbidden, InvalidInput, NotFound
+from gridwork_common.errors import Forbidden, InvalidInput, NotFound
 from gridwork_common.idempotency import check_replay, fingerprint, keyed_id
 from services.population import store, topics
 from services.population.application import Population
 from services.population.domain import access
-from services.population.domain.codes import path_codes
 from services.population.domain.identity import RESIDENT_ID_LENGTH, parse_resident_id
-from services.population.domain.residents import EDITABLE_FIELDS, check_resident, normalise_phone
+from services.population.domain.residents import normalise_phone
+from services.population.import_lease import QUEUED, JobLease, LeaseLost
+from services.population.import_rows import RecordRows, ResidentRows
 from services.population.metrics import count_import_rows
 from services.population.tables import (
     Column,
@@ -43,8 +44,7 @@ from services.population.territory_file import TERRITORY, read_feature_collectio
 
 MAX_FILE_BYTES = 64 * 1024 * 1024
 BATCH_SIZE = 2000
-LEASE = timedelta(minutes=5)
-QUEUED, RUNNING, FINISHED, FAILED = "queued", "running", "finished", "failed"
+FINISHED, FAILED = "finished", "failed"
 IMPORT_FILE_FIELD = "import_file"
 
 RESIDENT_COLUMNS = (
@@ -78,8 +78,6 @@ ENTITY_COLUMNS = (
 )
 COLUMNS = {"residents": RESIDENT_COLUMNS, "houses": HOUSE_COLUMNS, "entities": ENTITY_COLUMNS}
 KINDS = (*COLUMNS, TERRITORY)
-# The fields whose change makes an imported row an update of the stored resident.
-COMPARED_FIELDS = (*(f for f in EDITABLE_FIELDS if f != "phone"), "grid_code", "phone_index")
 
 
 class ImportJobs:
@@ -197,21 +195,19 @@ class ImportJobs:
     def run_queued(self) -> int:
         """Claim and run queued jobs (and abandoned ones) until none is left."""
         finished = 0
-        while (job := self._claim()) is not None:
-            self.run(job)
+        lease = JobLease(self.db[store.IMPORT_JOBS], self.population.clock)
+        while (job := lease.claim()) is not None:
+            try:
+                self.run(job, lease)
+            except LeaseLost:
+                continue  # another replica runs it now
             finished += 1
         return finished
 
-    def _claim(self) -> Mapping | None:
-        now = self.population.clock()
-        return self.db[store.IMPORT_JOBS].find_one_and_update(
-            {"$or": [{"status": QUEUED}, {"status": RUNNING, "lease_until": {"$lt": now}}]},
-            {"$set": {"status": RUNNING, "lease_until": now + LEASE, "started_at": now}},
-            sort=[("created_at", 1)],
-            return_document=ReturnDocument.AFTER,
-        )
-
-    def run(self, job: Mapping) -> dict:
+    def run(self, job: Mapping, lease: JobLease) -> dict:
+        """Import the job's rows from its last checkpoint on (a job taken over from a
+        replica that died resumes there): each batch is written with its checkpoint in
+        one transaction, so a row is never lost or written twice."""
         # Rows are checked against the scope of whoever uploaded the file.
         importer = CallerContext(
             request_id=job["_id"],
@@ -229,18 +225,20 @@ class ImportJobs:
             self.population.county_code,
             self.population.clock,
         )
-        self.db[store.IMPORT_ERRORS].delete_many({"job_id": job["_id"]})  # a re-run starts over
+        done = job.get("checkpoint_rows", 0)
+        if not done:
+            self.db[store.IMPORT_ERRORS].delete_many({"job_id": job["_id"]})  # from the start
         sealed = self.files.get(job["file_id"]).read()
         content = self.population.cipher.open(sealed, IMPORT_FILE_FIELD)
         if job["kind"] == TERRITORY:
-            status, failure, counts, by_grid = self._run_territory(job, population, content)
+            status, failure, counts, by_grid = self._run_territory(job, lease, population, content)
         else:
-            status, failure, counts, by_grid = self._run_rows(job, population, content)
+            status, failure, counts, by_grid = self._run_rows(job, lease, population, content, done)
         now = self.population.clock()
 
         def finish(session):  # the job's end and its event, or neither
             finished = self.db[store.IMPORT_JOBS].find_one_and_update(
-                {"_id": job["_id"]},
+                lease.mine(job),
                 {
                     "$set": {
                         "status": status,
@@ -248,11 +246,13 @@ class ImportJobs:
                         "finished_at": now,
                         "counts": counts,
                     },
-                    "$unset": {"lease_until": ""},
+                    "$unset": {"lease_until": "", "lease_owner": ""},
                 },
                 return_document=ReturnDocument.AFTER,
                 session=session,
             )
+            if finished is None:
+                raise LeaseLost(job["_id"])
             population.publish(
                 topics.IMPORT_FINISHED,
                 importer.scope or population.county_code,
@@ -269,15 +269,16 @@ class ImportJobs:
         finished = population.changes(finish)
         return _render_job(finished)
 
-    def _run_rows(self, job: Mapping, population: Population, content: bytes):
-        """A CSV/XLSX job's rows in batches: (status, failure, counts, by_grid)."""
+    def _run_rows(
+        self, job: Mapping, lease: JobLease, population: Population, content: bytes, done: int
+    ):
+        """A CSV/XLSX job's rows in batches after the `done` ones of its last checkpoint:
+        (status, failure, counts, by_grid)."""
         total_rows = self._count_rows(job["kind"], job["filename"], content)
-        self.db[store.IMPORT_JOBS].update_one(
-            {"_id": job["_id"]}, {"$set": {"total_rows": total_rows}}
-        )
+        self.db[store.IMPORT_JOBS].update_one(lease.mine(job), {"$set": {"total_rows": total_rows}})
         table = self._open(job["kind"], job["filename"], io.BytesIO(content))
         errors: list[dict] = []
-        counts = _empty_counts()
+        counts = {**_empty_counts(), **(job.get("counts") or {})} if done else _empty_counts()
         importer_rows = {
             "residents": ResidentRows(population),
             "houses": RecordRows(
@@ -291,38 +292,50 @@ class ImportJobs:
                 lambda row: str(row.get("credit_code") or "").strip().upper(),
             ),
         }[job["kind"]]
+        if done:
+            importer_rows.by_grid = {g: dict(c) for g, c in (job.get("by_grid") or {}).items()}
         batch: list[tuple[int, dict]] = []
-        counted = dict(counts)
+        position = 0  # data rows read from the file
+        counted = dict(counts)  # what the import-rows metrics have counted so far
         status, failure = FINISHED, None
-        try:
-            for row_number, values in table.rows:
-                batch.append((row_number, values))
-                if len(batch) >= BATCH_SIZE:
-                    importer_rows.write(batch, counts, errors)
-                    batch = []
-                    self._checkpoint(job["_id"], counts, errors)
-                    counted = count_import_rows(job["kind"], counts, counted)
-            importer_rows.write(batch, counts, errors)
-        except ImportFileError as exc:  # damage found deep in the file: rows so far stay
-            status, failure = FAILED, str(exc)
-        self._checkpoint(job["_id"], counts, errors)
+        with lease.kept(job):
+            try:
+                for row_number, values in table.rows:
+                    position += 1
+                    if position <= done:
+                        importer_rows.skip(row_number, values)
+                        continue
+                    batch.append((row_number, values))
+                    if len(batch) >= BATCH_SIZE:
+                        self._write_batch(job, lease, importer_rows, batch, counts, errors)
+                        batch = []
+                        counted = count_import_rows(job["kind"], counts, counted)
+            except ImportFileError as exc:  # damage found deep in the file: rows so far stay
+                status, failure = FAILED, str(exc)
+            self._write_batch(job, lease, importer_rows, batch, counts, errors)
         count_import_rows(job["kind"], counts, counted)
         return status, failure, counts, importer_rows.by_grid
 
-    def _run_territory(self, job: Mapping, population: Population, content: bytes):
+    def _run_territory(self, job: Mapping, lease: JobLease, population: Population, content: bytes):
         """A territory job: the whole FeatureCollection through `import_territory`, its
-        counts recorded after every stored batch (the lease extended with them). A file
+        counts recorded after every stored batch (the lease renewed with them). A file
         refused as a whole (overlaps, a bad polygon, a missing parent) fails the job
-        naming the field and the codes; batches stored before a refusal stay stored."""
+        naming the field and the codes; batches stored before a refusal stay stored. A job
+        taken over from a replica that died starts the file again: unchanged nodes are not
+        written twice (the import compares before it writes)."""
         collection = read_feature_collection(job["filename"], content)
         self.db[store.IMPORT_JOBS].update_one(
-            {"_id": job["_id"]}, {"$set": {"total_rows": len(collection["features"])}}
+            lease.mine(job), {"$set": {"total_rows": len(collection["features"])}}
         )
         counts = _empty_counts()
 
         def progress(stored: Mapping[str, int]) -> None:
             counts.update(stored, rows=sum(stored.values()))
-            self._checkpoint(job["_id"], counts, [])
+            renewed = self.db[store.IMPORT_JOBS].update_one(
+                lease.mine(job), {"$set": {"counts": dict(counts), **lease.renewal()}}
+            )
+            if not renewed.matched_count:
+                raise LeaseLost(job["_id"])
 
         status, failure = FINISHED, None
         try:
@@ -343,16 +356,38 @@ class ImportJobs:
         finally:
             rows.close()
 
-    def _checkpoint(self, job_id: str, counts: dict, errors: list[dict]) -> None:
-        if errors:
-            self.db[store.IMPORT_ERRORS].insert_many(
-                [{"job_id": job_id, **error} for error in errors]
-            )
-            errors.clear()
-        self.db[store.IMPORT_JOBS].update_one(
-            {"_id": job_id},
-            {"$set": {"counts": dict(counts), "lease_until": self.population.clock() + LEASE}},
-        )
+    def _write_batch(self, job, lease: JobLease, rows, batch, counts: dict, errors: list) -> None:
+        """The batch's rows, their errors and the checkpoint after them, in one
+        transaction for residents (houses and entities go through their one-row use
+        cases, which are idempotent by key; only the checkpoint is written after them)."""
+        checkpoint_rows = job.get("checkpoint_rows", 0) + len(batch)
+
+        def write(session) -> None:
+            rows.write(batch, counts, errors, session)
+            if errors:
+                self.db[store.IMPORT_ERRORS].insert_many(
+                    [{"job_id": job["_id"], **error} for error in errors], session=session
+                )
+            checkpoint = {
+                "counts": dict(counts),
+                "by_grid": rows.by_grid,
+                "checkpoint_rows": checkpoint_rows,
+                **lease.renewal(),
+            }
+            if (
+                not self.db[store.IMPORT_JOBS]
+                .update_one(lease.mine(job), {"$set": checkpoint}, session=session)
+                .matched_count
+            ):
+                raise LeaseLost(job["_id"])
+
+        if isinstance(rows, ResidentRows):
+            with self.db.client.start_session() as session, session.start_transaction():
+                write(session)
+        else:
+            write(None)
+        errors.clear()
+        job["checkpoint_rows"] = checkpoint_rows
 
     # ------------------------------------------------------------------ matching
     def match_roster(self, rows: list[Mapping], apply_group: Mapping | None = None) -> dict:
@@ -430,183 +465,6 @@ def _roster_differences(population: Population, resident_id: str, row: Mapping) 
                 {"field": "phone", "ours": stored.get("phone_masked"), "theirs": "(differs)"}
             )
     return differences
-
-
-class ResidentRows:
-    """Writes validated resident rows in batches: new ones inserted, changed ones updated
-    (with history), unchanged ones left alone."""
-
-    def __init__(self, population: Population):
-        self.population = population
-        self.collection = population.db[store.RESIDENTS]
-        self.today = china_today(population.clock)
-        self.visible_grids = {
-            doc["_id"]
-            for doc in population.db[store.TERRITORY].find(
-                {"level": "grid", **access.scope_filter(population.caller)}, {"_id": 1}
-            )
-        }
-        self.seen: dict[str, int] = {}  # blind index -> first row in this file
-        self.by_grid: dict[str, dict[str, int]] = {}
-
-    def write(self, batch: list[tuple[int, dict]], counts: dict, errors: list[dict]) -> None:
-        documents: dict[str, tuple[int, dict]] = {}
-        for row_number, values in batch:
-            counts["rows"] += 1
-            record, problems = check_resident(values, self.today)
-            if not problems and record.grid_code not in self.visible_grids:
-                problems = [InvalidInput("grid_code", "no such grid in your scope")]
-            if problems:
-                counts["failed"] += 1
-                errors.extend(
-                    {"row": row_number, "field": p.field, "reason": p.problem} for p in problems
-                )
-                continue
-            document = self.population.resident_document(record)
-            first = self.seen.setdefault(document["id_index"], row_number)
-            if first != row_number:
-                counts["failed"] += 1
-                errors.append(
-                    {
-                        "row": row_number,
-                        "field": "id_number",
-                        "reason": f"the same person as row {first}",
-                    }
-                )
-                continue
-            documents[document["id_index"]] = (row_number, document)
-        if not documents:
-            return
-        existing = {
-            doc["id_index"]: doc
-            for doc in self.collection.find(
-                {"id_index": {"$in": list(documents)}},
-                {name: 1 for name in (*COMPARED_FIELDS, "id_index", "status")},
-            )
-        }
-        operations, history = [], []
-        for index, (row_number, document) in documents.items():
-            stored = existing.get(index)
-            if stored is None:
-                operations.append(InsertOne(document))
-                history.append(
-                    self._history(document["_id"], None, {"grid_code": document["grid_code"]})
-                )
-                counts["created"] += 1
-                self._count_grid(document["grid_code"], "created")
-                continue
-            if stored["grid_code"] not in self.visible_grids:
-                # Someone registered elsewhere in the county: not the importer's to change.
-                counts["failed"] += 1
-                errors.append(
-                    {
-                        "row": row_number,
-                        "field": "id_number",
-                        "reason": "already registered outside your territory",
-                    }
-                )
-                continue
-            changes = {
-                name: document.get(name)
-                for name in COMPARED_FIELDS
-                if stored.get(name) != document.get(name)
-            }
-            if stored.get("status") != "active":
-                changes["status"] = "active"
-            if not changes:
-                counts["unchanged"] += 1
-                continue
-            if "grid_code" in changes:
-                changes["path"] = path_codes(document["grid_code"])
-            if "phone_index" in changes:
-                changes.update(
-                    phone_cipher=document.get("phone_cipher"),
-                    phone_masked=document.get("phone_masked"),
-                )
-            operations.append(
-                UpdateOne(
-                    {"_id": stored["_id"]},
-                    {
-                        "$set": {
-                            **changes,
-                            "updated_at": document["updated_at"],
-                            "updated_by": document["updated_by"],
-                        },
-                        "$inc": {"version": 1},
-                    },
-                )
-            )
-            history.append(self._history(stored["_id"], stored, changes))
-            counts["updated"] += 1
-            self._count_grid(document["grid_code"], "updated")
-        if operations:
-            try:
-                self.collection.bulk_write(operations, ordered=False)
-            except BulkWriteError as exc:  # a concurrent import inserted the same person
-                if any(e.get("code") != 11000 for e in exc.details.get("writeErrors", [])):
-                    raise
-        if history:
-            self.population.db[store.RESIDENT_HISTORY].insert_many(history)
-
-    def _count_grid(self, grid_code: str, what: str) -> None:
-        per_grid = self.by_grid.setdefault(grid_code, {"created": 0, "updated": 0})
-        per_grid[what] += 1
-
-    def _history(self, resident_id: str, before: Mapping | None, changes: Mapping) -> dict:
-        """The history entry of an imported row; `before` is None for a new resident.
-        Phone numbers appear only as "changed", never in clear or as a hash."""
-        caller = self.population.caller
-        entry_changes = {}
-        for name, value in changes.items():
-            if name == "phone_index":
-                entry_changes["phone"] = {"changed": True}
-            elif name not in ("phone_cipher", "phone_masked", "path"):
-                old = before.get(name) if before is not None else None
-                entry_changes[name] = {"from": old, "to": value}
-        return {
-            "resident_id": resident_id,
-            "at": self.population.clock(),
-            "by": caller.user_id,
-            "roles": list(caller.roles),
-            "request_id": caller.request_id,
-            "action": "imported",
-            "changes": entry_changes,
-        }
-
-
-class RecordRows:
-    """Houses and legal entities: few enough per county to write one at a time through
-    the same use case a single form submission takes."""
-
-    def __init__(self, write_one, read_one, key_of):
-        self.write_one = write_one
-        self.read_one = read_one
-        self.key_of = key_of
-        self.by_grid: dict[str, dict[str, int]] = {}
-
-    def write(self, batch: Iterable[tuple[int, dict]], counts: dict, errors: list[dict]) -> None:
-        for row_number, values in batch:
-            counts["rows"] += 1
-            try:
-                before = self._current(values)
-                after = self.write_one(values)
-            except (InvalidInput, NotFound, Conflict) as problem:
-                counts["failed"] += 1
-                field = getattr(problem, "field", "grid_code")
-                reason = getattr(problem, "problem", str(problem))
-                errors.append({"row": row_number, "field": field, "reason": reason})
-                continue
-            outcome = "created" if before is None else "unchanged" if before == after else "updated"
-            counts[outcome] += 1
-            if outcome != "unchanged":
-                per_grid = self.by_grid.setdefault(after["grid_code"], {"created": 0, "updated": 0})
-                per_grid[outcome] += 1
-
-    def _current(self, values: Mapping) -> dict | None:
-        try:
-            return self.read_one(self.key_of(values))
-        except NotFound:
-            return None
 
 
 def _empty_counts() -> dict:

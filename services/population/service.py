@@ -7,7 +7,6 @@ context; scope and role checks live there, rules in the pure `domain` package.
 from nameko.dependency_providers import Config
 from nameko.events import event_handler
 from nameko.extensions import DependencyProvider
-from nameko.rpc import rpc
 from nameko.timer import timer
 
 from gridwork_common.clock import ServiceClock
@@ -20,6 +19,7 @@ from gridwork_common.metrics import PrometheusMetrics
 from gridwork_common.mongo import MongoDatabase, mongo_health
 from gridwork_common.outbox import Outbox
 from gridwork_common.probes import ServiceProbes
+from gridwork_common.rpc import rpc
 from services.population import store
 from services.population.application import Population
 from services.population.importing import ImportJobs

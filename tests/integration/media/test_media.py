@@ -1,6 +1,7 @@
 """The media service over a real broker, mongod and S3 server, with the population and
 events services it asks about scope."""
 
+import base64
 import io
 import json
 
@@ -118,6 +119,19 @@ def test_a_photo_is_uploaded_checked_hashed_and_described(rpc_as, incident, sett
     image = Image.open(io.BytesIO(thumb.content))
     assert max(image.size) <= 512
     assert not image.getexif()  # no EXIF at all, so no GPS in what is served widely
+
+
+def test_a_retried_direct_upload_with_the_same_key_is_stored_once(rpc_as, incident, media_db):
+    """The first attempt's reply was lost (the fault suite's broker scenarios): the retry
+    with the same Idempotency-Key gets the stored record, not a second one."""
+    media = rpc_as(WORKER).media
+    data = base64.b64encode(jpeg(color=(9, 9, 9))).decode()
+    owner = {"kind": "incident", "id": incident}
+    first = media.upload("image/jpeg", "incident_report", owner, data, "key-1")
+    again = media.upload("image/jpeg", "incident_report", owner, data, "key-1")
+    other = media.upload("image/jpeg", "incident_report", owner, data, "key-2")
+    assert again == first and other["id"] != first["id"]
+    assert media_db.media.count_documents({"owner.id": incident}) == 2
 
 
 def test_identical_bytes_are_stored_once(rpc_as, incident, media_db):
