@@ -5,6 +5,7 @@ the caller's context; the loop's rules live in the pure `domain` package.
 """
 
 from nameko.dependency_providers import Config
+from nameko.events import BROADCAST, event_handler
 from nameko.exceptions import RemoteError
 from nameko.timer import timer
 
@@ -19,6 +20,7 @@ from gridwork_common.mongo import MongoDatabase, mongo_health
 from gridwork_common.probes import ServiceProbes
 from gridwork_common.rpc import BoundedRpcProxy, rpc
 from services.events import store
+from services.events.grid_cache import GridLocator
 from services.events.metrics import publish_incident_gauges
 from services.events.usecases import map_view
 from services.events.usecases.incidents import IncidentDesk
@@ -38,6 +40,7 @@ class EventsService:
     db = MongoDatabase(indexes=store.INDEXES)
     events = CloudEventDispatcher()
     population = BoundedRpcProxy("population")
+    grids = GridLocator()  # the county's grid polygons, to locate reports in memory
     caller = Caller()
     config = Config()
     metrics = PrometheusMetrics()
@@ -51,8 +54,11 @@ class EventsService:
     def _desk(self, caller: CallerContext | None = None) -> IncidentDesk:
         caller = caller or self.caller
         return IncidentDesk(
-            self.db, self._setup(caller), self.events, self._locate, caller, self.clock
+            self.db, self._setup(caller), self.events, self._grid_of, caller, self.clock
         )
+
+    def _grid_of(self, lon: float, lat: float) -> str:
+        return self.grids.grid_of(lon, lat, self.population.grid_geometries, self._locate)
 
     def _locate(self, lon: float, lat: float) -> dict:
         try:
@@ -62,6 +68,11 @@ class EventsService:
                 problem = str(exc.value).split(": ", 1)[-1]
                 raise OutsideTerritory("location", problem) from None
             raise
+
+    @event_handler("population", "grid.updated", handler_type=BROADCAST, reliable_delivery=False)
+    def on_grid_updated(self, payload):
+        """Every replica drops its grid index (a broadcast: each has its own queue)."""
+        self.grids.invalidate()
 
     @rpc
     def health(self):

@@ -2,10 +2,10 @@
 (an authenticated request that changes something), on the `gateway.events` exchange.
 
 Each event goes through the gateway's outbox (gridwork_common.outbox): a login's event is
-written in the transaction that issues its tokens, an action's event on its own, and both
-are sent after commit by kombu's pooled producers (safe to share between gunicorn
-threads). What a broker outage leaves behind, the deliveries process resends
-(`services.gateway.deliveries`)."""
+written in the transaction that issues its tokens, an action's event by itself (one insert,
+no transaction), and both are sent from memory after the write by kombu's pooled producers
+(safe to share between gunicorn threads). What a broker outage leaves behind, the
+deliveries process resends (`services.gateway.deliveries`)."""
 
 from __future__ import annotations
 
@@ -61,9 +61,7 @@ class AccountActivity:
     def action(self, caller: CallerContext, method: str, route: str, status: int) -> None:
         data = _data(caller, {"method": method, "route": route, "status": status})
         try:
-            self.outbox().run(
-                lambda staged: staged.announce(ACCOUNT_ACTION, caller.scope or "none", data)
-            )
+            self.outbox().announce(ACCOUNT_ACTION, caller.scope or "none", data)
         except Exception:  # activity is a statistic: never fail the user's request for it
             log.warning("account activity not recorded", exc_info=True)
 

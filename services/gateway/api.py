@@ -25,7 +25,7 @@ from pydantic import BaseModel, ValidationError
 from gridwork_common.clock import utc_now
 from gridwork_common.config import Settings
 from gridwork_common.context import CallerContext
-from services.gateway import api_session, store
+from services.gateway import api_session, store, timing
 from services.gateway.documented import (
     HTTP_SERVER_ERROR,
     HTTP_SERVER_STATUSES,
@@ -167,7 +167,8 @@ class Api:
         if spec.public:
             caller, claims = CallerContext(user_id="public", request_id=g.request_id), {}
         else:
-            caller, claims = _authenticate(identity)
+            with timing.stage("auth"):
+                caller, claims = _authenticate(identity)
             if spec.roles and not caller.has_role(*spec.roles):
                 needed = ", ".join(spec.roles)
                 raise ApiProblem(403, "Forbidden", f"needs one of the roles: {needed}")
@@ -175,17 +176,22 @@ class Api:
         if spec.path_params is not None:
             path_params = _validate(spec.path_params, path_params, "path").model_dump()
         call = Call(caller=caller, path=path_params, claims=claims)
-        call.query = _validate(spec.query, request.args.to_dict(), "query") if spec.query else None
-        if spec.body is not None:
-            if spec.form and request.form:
-                call.body = _validate(spec.body, request.form.to_dict(), "body")
-            elif request.get_json(silent=True) is None:
-                raise ApiProblem(400, "Bad Request", "body: must be a JSON object", field="body")
-            else:
-                # JSON as the document types it: no 0 for false, no "3" for 3 (but 3.0
-                # is the integer 3, as in JSON Schema).
-                exact = json.dumps(integral_floats_as_ints(request.get_json()))
-                call.body = _validate(spec.body, exact, "body", json_strict=True)
+        with timing.stage("validate"):
+            call.query = (
+                _validate(spec.query, request.args.to_dict(), "query") if spec.query else None
+            )
+            if spec.body is not None:
+                if spec.form and request.form:
+                    call.body = _validate(spec.body, request.form.to_dict(), "body")
+                elif request.get_json(silent=True) is None:
+                    raise ApiProblem(
+                        400, "Bad Request", "body: must be a JSON object", field="body"
+                    )
+                else:
+                    # JSON as the document types it: no 0 for false, no "3" for 3 (but 3.0
+                    # is the integer 3, as in JSON Schema).
+                    exact = json.dumps(integral_floats_as_ints(request.get_json()))
+                    call.body = _validate(spec.body, exact, "body", json_strict=True)
         if not spec.idempotent:
             return _respond(view(call), spec.status)
         return self._idempotent(view, call, spec.status)
@@ -206,7 +212,8 @@ class Api:
         )
         record_id = f"{call.caller.user_id}:{key}"
         fingerprint = _request_fingerprint()
-        claimed, record = records.claim(record_id, fingerprint, _now())
+        with timing.stage("idempotency"):
+            claimed, record = records.claim(record_id, fingerprint, _now())
         if not claimed:
             return _replay(record, fingerprint, _now())
         try:
@@ -216,7 +223,8 @@ class Api:
             # de-duplicate by the key, so a first attempt that did its work is found).
             records.release(record_id, claimed)
             raise
-        records.finish(record_id, claimed, response)
+        with timing.stage("idempotency"):
+            records.finish(record_id, claimed, response)
         return response
 
     # ------------------------------------------------------------------ documenting

@@ -14,6 +14,7 @@ from gridwork_common.clock import Clock, utc_now
 from gridwork_common.config import Settings
 from gridwork_common.context import CallerContext, new_request_id
 from gridwork_common.logs import bind, clear
+from services.gateway import timing
 from services.gateway.activity import AccountActivity
 from services.gateway.api import Api
 from services.gateway.auth import Identity
@@ -116,6 +117,7 @@ def create_app(
 
     @app.before_request
     def identify_request():
+        timing.start()
         g.request_id = request.headers.get(REQUEST_ID_HEADER) or new_request_id()
         bind(request_id=g.request_id, method=request.method, path=request.path)
 
@@ -149,7 +151,11 @@ def create_app(
         caller = g.get("caller")
         if caller is not None and request.method in CHANGING_METHODS and response.status_code < 400:
             route = request.url_rule.rule if request.url_rule else request.path
-            app.extensions["activity"].action(caller, request.method, route, response.status_code)
+            with timing.stage("activity"):
+                app.extensions["activity"].action(
+                    caller, request.method, route, response.status_code
+                )
+        response.headers[timing.HEADER] = timing.header()
         log.info(
             "request",
             extra={"status": response.status_code, "user_id": caller.user_id if caller else None},

@@ -22,6 +22,7 @@ from nameko.standalone.rpc import ClusterRpcProxy
 
 from gridwork_common.context import CallerContext
 from gridwork_common.queues import ClassicStandaloneReplyListener
+from services.gateway import timing
 from services.gateway.metrics import RPC_LATENCY
 
 log = logging.getLogger(__name__)
@@ -75,7 +76,8 @@ class ServiceRpc:
         started = time.perf_counter()
         outcome = "ok"
         try:
-            return getattr(self._local.cluster[service], method)(*args, **kwargs)
+            with timing.stage("rpc"):
+                return getattr(self._local.cluster[service], method)(*args, **kwargs)
         except ANSWERED:
             outcome = "error"
             raise

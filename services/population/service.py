@@ -113,6 +113,10 @@ class PopulationService:
         return self._population(SYSTEM_CALLER).build_map_outlines(OUTLINE_QUIET_S)
 
     @rpc(expected_exceptions=EXPECTED)
+    def grid_geometries(self):
+        return self._population().grid_geometries()
+
+    @rpc(expected_exceptions=EXPECTED)
     def locate(self, lon, lat):
         return self._population().locate(lon, lat)
 

@@ -19,7 +19,7 @@ from pymongo.errors import DuplicateKeyError, OperationFailure
 from gridwork_common import roles
 from gridwork_common.clock import utc_now
 from gridwork_common.context import CallerContext
-from gridwork_common.errors import Conflict, InvalidInput, NotFound
+from gridwork_common.errors import Conflict, GridworkError, InvalidInput, NotFound
 from gridwork_common.events import EventPublisher
 from gridwork_common.outbox import Outbox
 from services.events import store, topics
@@ -71,7 +71,7 @@ class IncidentDesk:
         db: Database,
         setup: CountySetup,
         events: EventPublisher | None,
-        locate: Callable[[float, float], dict] | None,
+        locate: Callable[[float, float], str] | None,  # a point's grid code
         caller: CallerContext,
         clock: Callable[[], datetime] = utc_now,
     ):
@@ -99,9 +99,17 @@ class IncidentDesk:
         # The id follows from who reported and their key: a retry finds the same case.
         incident_id = uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{self.actor.user_id}:{key}").hex
         fingerprint = _fingerprint(raw)
-        existing = self.db[store.INCIDENTS].find_one({"_id": incident_id})
-        if existing is not None:
+        # Optimistic, as for commands: a retry meets the stored case when it commits (or
+        # when locating or checking fails, say the grids changed meanwhile).
+        try:
+            return self._report(raw, incident_id, fingerprint)
+        except GridworkError:
+            existing = self.db[store.INCIDENTS].find_one({"_id": incident_id})
+            if existing is None:
+                raise
             return self._replayed_report(existing, fingerprint)
+
+    def _report(self, raw: Mapping, incident_id: str, fingerprint: str) -> dict:
         location = _location(raw.get("location"))
         grid_code = self._grid_of(location, raw.get("grid_code"))
         rules = self.setup.rules()
@@ -142,14 +150,14 @@ class IncidentDesk:
     def _report_result(self, document: Mapping) -> dict:
         return {
             "incident": self._render(document),
-            "possible_duplicates": self.possible_duplicates(document["_id"]),
+            "possible_duplicates": self._nearby(document),
         }
 
     def _grid_of(self, location: tuple[float, float] | None, given: object) -> str:
         if location is not None:
             if self.locate is None:
                 raise InvalidInput("location", "cannot be resolved here")
-            return self.locate(*location)["grid"]["code"]
+            return self.locate(*location)
         scope = self.caller.scope or ""
         if len(scope) == loop.GRID_LENGTH:
             return scope  # a grid worker's report without GPS: their own grid
@@ -171,9 +179,28 @@ class IncidentDesk:
         key = _idempotency_key(idempotency_key)
         command_id = f"{self.actor.user_id}:{key}"
         fingerprint = _fingerprint({"version": expected_version, "fields": fields or {}})
+        # Optimistic: a retry of a done command is found by the failure it meets (its
+        # version is stale, or its idempotency record collides in the commit), so a first
+        # attempt costs no look-up of the record.
+        try:
+            return self._act(incident_id, action, expected_version, fields, command_id, fingerprint)
+        except DuplicateKeyError:  # the same command, retried concurrently: it won
+            pass
+        except GridworkError:
+            if self.db[store.COMMANDS].find_one({"_id": command_id}, {"_id": 1}) is None:
+                raise
         done = self.db[store.COMMANDS].find_one({"_id": command_id})
-        if done is not None:
-            return self._replay(done, incident_id, action, fingerprint)
+        return self._replay(done, incident_id, action, fingerprint)
+
+    def _act(
+        self,
+        incident_id: str,
+        action: str,
+        expected_version: int,
+        fields: Mapping | None,
+        command_id: str,
+        fingerprint: str,
+    ) -> dict:
         if action not in COMMANDS:
             raise InvalidInput("action", f"must be one of {', '.join(COMMANDS)}")
         document = self._visible(incident_id)
@@ -198,15 +225,7 @@ class IncidentDesk:
             "fingerprint": fingerprint,
             "at": self.clock(),
         }
-        try:
-            self._commit(document, new_document, change, key=record)
-        except DuplicateKeyError:  # the same command, retried concurrently: it won
-            return self._replay(
-                self.db[store.COMMANDS].find_one({"_id": command_id}),
-                incident_id,
-                action,
-                fingerprint,
-            )
+        self._commit(document, new_document, change, key=record)
         return self._render(new_document)
 
     def _replay(self, done: Mapping, incident_id: str, action: str, fingerprint: str) -> dict:
@@ -272,19 +291,11 @@ class IncidentDesk:
         client = self.db.client
         try:
             with client.start_session() as session, session.start_transaction():
-                if before is not None:
-                    self._keep_deadline_marks(before, after, session)
-                outbox = [self._outbox_entry(after, name, change) for name in change.events]
                 if before is None:
                     self.db[store.INCIDENTS].insert_one(after, session=session)
                 else:
-                    replaced = self.db[store.INCIDENTS].replace_one(
-                        {"_id": after["_id"], "version": before["version"]},
-                        after,
-                        session=session,
-                    )
-                    if replaced.matched_count == 0:
-                        raise self._stale(before)
+                    self._replace_keeping_marks(before, after, session)
+                outbox = [self._outbox_entry(after, name, change) for name in change.events]
                 if key is not None:
                     self.db[store.COMMANDS].insert_one(key, session=session)
                 if outbox:
@@ -296,20 +307,38 @@ class IncidentDesk:
             if before is None:
                 raise DuplicateKeyError("a concurrent report of the same case") from None
             raise self._stale(before) from None
-        self.flush_outbox([entry["_id"] for entry in outbox])
+        # Sent from memory, and deleted in one command (no read back of what was written).
+        Outbox(self.db, self.events, self.clock).send_entries(outbox)
 
-    def _keep_deadline_marks(self, before: Mapping, after: dict, session) -> None:
-        """The deadline timer marks a case (warned, overdue, escalated) without a new
-        version; a command that read the case before must not write older marks back."""
-        current = self.db[store.INCIDENTS].find_one(
+    def _replace_keeping_marks(self, before: Mapping, after: dict, session) -> None:
+        """Replace the case read at `before`'s version with `after`, in one command. The
+        deadline timer marks a case (warned, overdue, escalated) without a new version;
+        a command that read the case before must not write older marks back, so marks
+        only grow (`$max`) and `after` gets the stored ones."""
+        marks = {mark: after.get(mark, 0) for mark in DEADLINE_MARKS}
+        update: dict = {
+            "$set": {
+                name: value
+                for name, value in after.items()
+                if name != "_id" and name not in DEADLINE_MARKS
+            },
+            "$max": marks,
+        }
+        # The version matches, so the stored case is `before` but for its marks.
+        dropped = {name: "" for name in before if name not in after and name not in marks}
+        if dropped:
+            update["$unset"] = dropped
+        current = self.db[store.INCIDENTS].find_one_and_update(
             {"_id": before["_id"], "version": before["version"]},
-            dict.fromkeys(DEADLINE_MARKS, 1),
+            update,
+            projection=dict.fromkeys(DEADLINE_MARKS, 1),
+            return_document=ReturnDocument.AFTER,
             session=session,
         )
         if current is None:
             raise self._stale(before)
-        for mark in DEADLINE_MARKS:  # marks only ever grow
-            after[mark] = max(after.get(mark, 0), current.get(mark, 0))
+        for mark in DEADLINE_MARKS:
+            after[mark] = current.get(mark, 0)
 
     def _stale(self, before: Mapping) -> loop.StaleVersion:
         current = self.db[store.INCIDENTS].find_one({"_id": before["_id"]}, {"version": 1})
@@ -408,8 +437,12 @@ class IncidentDesk:
     def possible_duplicates(self, incident_id: str) -> list[dict]:
         """Open cases of the same category near this one, reported within the window."""
         document = self.db[store.INCIDENTS].find_one({"_id": incident_id})
-        if document is None or "geo" not in document:
+        return [] if document is None else self._nearby(document)
+
+    def _nearby(self, document: Mapping) -> list[dict]:
+        if "geo" not in document:
             return []
+        incident_id = document["_id"]
         policy = self.setup.policy()
         since = document["reported_at"] - timedelta(hours=policy["duplicate_window_hours"])
         nearby = (
@@ -569,7 +602,7 @@ class IncidentDesk:
             if exc.has_error_label("TransientTransactionError"):
                 return False
             raise
-        self.flush_outbox([entry["_id"]])
+        Outbox(self.db, self.events, self.clock).send_entries([entry])
         return True
 
     def _escalate_long_overdue(self, now: datetime) -> int:

@@ -146,6 +146,15 @@ class TerritoryUseCases(UseCases):
             for grid in grids.sort("_id", 1)
         ]
 
+    def grid_geometries(self) -> list[dict]:
+        """Every grid of the county, code and polygon as stored: what another service
+        needs to locate points itself (the events service's grid cache). Geometry only,
+        no names or staff, so no scope applies; the gateway has no route to it."""
+        grids = self.db[store.TERRITORY].find(
+            {"path": self.county_code, "level": "grid"}, {"geometry": 1}
+        )
+        return [{"code": grid["_id"], "geometry": grid["geometry"]} for grid in grids]
+
     def locate(self, lon: float, lat: float) -> dict:
         for name, value, bound in (("lon", lon, 180), ("lat", lat, 90)):
             if isinstance(value, bool) or not isinstance(value, int | float) or abs(value) > bound:
