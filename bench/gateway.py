@@ -22,14 +22,25 @@ client needs no eventlet) share N requests per phase:
   the grid) but runs a scoped MongoDB query over the very collection the other phase
   fills, so the baseline would depend on the data; the policy does not.
 - `POST /api/v1/incidents` with a unique Idempotency-Key and a GPS point inside GRID_A1:
-  validated, the idempotency record written, the events service locating the grid through
-  the population service, committing the case and its outbox in a MongoDB transaction,
-  publishing the CloudEvent, looking for duplicates nearby; the gateway then publishes
-  the account-activity event.
+  validated, the idempotency record claimed, the events service locating the grid (from
+  its in-memory grid index, loaded once from the population service), committing the
+  case and its outbox in a MongoDB transaction, publishing the CloudEvent, looking for
+  duplicates nearby; the gateway keeps the response on the idempotency record and then
+  publishes the account-activity event.
 
 Half the baseline runs before the incidents and half after, so that noise on a shared
-machine hits both sides alike. Each phase is timed after a warm-up. The last line is
-`ratio <incidents/s ÷ baseline requests/s>`.
+machine hits both sides alike. Each phase is timed after a warm-up. Then:
+
+- where a request's time goes: the gateway's `Server-Timing` stages (auth, validate,
+  idempotency, rpc, activity, and the whole app) averaged per route, and what the client
+  waited outside the app (HTTP, gunicorn's queueing, the client threads);
+- a bare gunicorn + Flask route (bench/bare_app.py, the gateway's worker settings, no
+  authentication, RPC or database) from the same clients, and the one-RPC route's rate
+  against it: what the gateway's common path costs, which the ratio cannot show;
+- the reports of the timed phase counted in the events service's database and on queues
+  bound to incident.reported and account.action (not only answered 201).
+
+The last line is `ratio <incidents/s ÷ baseline requests/s>`.
 """
 
 from __future__ import annotations
@@ -41,6 +52,7 @@ import gridwork_common  # noqa: F401
 # isort: split
 
 import argparse
+import contextlib
 import itertools
 import os
 import sys
@@ -51,7 +63,9 @@ from collections import Counter
 from urllib.parse import urlsplit
 
 import requests
+from kombu import Connection, Exchange, Queue
 from nameko.standalone.rpc import ClusterRpcProxy
+from pymongo import MongoClient
 
 from bench.results import record
 from bench.support import (
@@ -65,7 +79,7 @@ from bench.support import (
     running,
     tail,
 )
-from devstack.processes import free_port, wait_until
+from devstack.processes import ManagedProcess, free_port, wait_until
 from devstack.stack import service_processes
 from gridwork_common.config import Settings
 from gridwork_common.context import CallerContext
@@ -92,6 +106,9 @@ INCIDENTS_PATH = "/api/v1/incidents"
 POINT = [102.505, 24.305]  # inside GRID_A1's 0.01° square (tests/population_data.py)
 CATEGORY = "04.01"  # rubbish: a village-owned item of the default catalogue
 HTTP_TIMEOUT_S = 30
+DESCRIPTION = "基准事件 "  # then the run and the request's number
+BARE_PATH = "/bare"  # bench/bare_app.py
+STAGES = ("auth", "validate", "idempotency", "rpc", "activity")
 
 
 # ---------------------------------------------------------------------------- load
@@ -106,11 +123,13 @@ class Phase:
             self.sessions.append(session)
 
     def run(self, send, expected: int, count: int) -> tuple[list[float], float]:
-        """`send(session, number)` -> a response; returns (latencies, seconds)."""
+        """`send(session, number)` -> a response; returns (latencies, seconds). The
+        responses' Server-Timing stages are summed in `self.stages` (ms)."""
         numbers = itertools.count()
         latencies: list[float] = []
         failures: Counter[str] = Counter()
         lock = threading.Lock()
+        self.stages: Counter[str] = Counter()
 
         def work(session: requests.Session) -> None:
             while (number := next(numbers)) < count:
@@ -123,6 +142,8 @@ class Phase:
                 elapsed = time.perf_counter() - started
                 with lock:
                     latencies.append(elapsed)
+                    if outcome is None:
+                        self.stages.update(_server_timing(response))
                     if outcome is not None:
                         failures[_describe(outcome)] += 1
 
@@ -142,6 +163,16 @@ class Phase:
             session.close()
 
 
+def _server_timing(response: requests.Response) -> dict[str, float]:
+    """`name;dur=ms, ...` (services/gateway/timing.py) as {name: ms}."""
+    stages = {}
+    for part in response.headers.get("Server-Timing", "").split(","):
+        name, _, duration = part.strip().partition(";dur=")
+        if name and duration:
+            stages[name] = float(duration)
+    return stages
+
+
 def _describe(outcome) -> str:
     if isinstance(outcome, requests.Response):
         return f"{outcome.status_code} {outcome.text[:200]}"
@@ -153,13 +184,21 @@ def baseline(gateway: str):
     return lambda session, number: session.get(url, timeout=HTTP_TIMEOUT_S)
 
 
+def bare(url: str):
+    return lambda session, number: session.get(url, timeout=HTTP_TIMEOUT_S)
+
+
 def incidents(gateway: str, run: str):
     url = gateway + INCIDENTS_PATH
 
     def send(session: requests.Session, number: int) -> requests.Response:
         return session.post(
             url,
-            json={"category": CATEGORY, "description": f"基准事件 {number}", "location": POINT},
+            json={
+                "category": CATEGORY,
+                "description": f"{DESCRIPTION}{run}-{number}",
+                "location": POINT,
+            },
             headers={"Idempotency-Key": f"{run}-{number}"},
             timeout=HTTP_TIMEOUT_S,
         )
@@ -168,6 +207,23 @@ def incidents(gateway: str, run: str):
 
 
 # ---------------------------------------------------------------------------- output
+def stage_line(label: str, stages: Counter, latencies: list[float]) -> None:
+    """Mean ms per request of each stage the gateway timed, what else the app did, and
+    what the client waited outside the app (HTTP, gunicorn, the client itself)."""
+    count = len(latencies)
+    mean = {name: stages[name] / count for name in stages}
+    app = mean.pop("app", 0.0)
+    client = sum(latencies) / count * 1000
+    parts = [f"{name} {mean.pop(name):.2f}" for name in STAGES if name in mean]
+    parts += [f"{name} {value:.2f}" for name, value in mean.items()]
+    other = app - sum(stages[name] / count for name in stages if name != "app")
+    print(
+        f"  {label}: mean ms per request: {', '.join(parts)}, other in the app {other:.2f}; "
+        f"app {app:.2f}; outside the app {client - app:.2f} (client {client:.2f})",
+        flush=True,
+    )
+
+
 def rate_line(label: str, latencies: list[float], seconds: float) -> float:
     rate = len(latencies) / seconds
     p50, p99 = percentiles(latencies)
@@ -195,6 +251,13 @@ def _ready(gateway: str) -> bool:
         return False
 
 
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=5).status_code == 200
+    except requests.RequestException:
+        return False
+
+
 def seed(settings: Settings, gateway: str) -> str:
     """The county's territory and departments over RPC, a grid worker, and their token."""
     admin = CallerContext(user_id="bench-setup", roles=("admin", "system"), scope=COUNTY)
@@ -216,38 +279,101 @@ def seed(settings: Settings, gateway: str) -> str:
 
 
 # ---------------------------------------------------------------------------- main
-def bench(args, gateway: str, token: str, cpu: CpuMeter) -> float:
-    """Warm-up, the baseline's first half, the incidents, the baseline's second half;
-    returns the ratio."""
+class Taps:
+    """Queues bound, as a consumer would bind them, to what a report publishes: the
+    incident.reported CloudEvent and the account-activity event; counted by a passive
+    declare, never consumed."""
+
+    BINDINGS = {"events.events": "incident.reported.#", "gateway.events": "account.action.#"}
+
+    def __init__(self, amqp_uri: str):
+        self.connection = Connection(amqp_uri)
+        channel = self.connection.default_channel
+        self.queues = []
+        for number, (name, routing_key) in enumerate(self.BINDINGS.items()):
+            exchange = Exchange(name, type="topic", durable=True)
+            exchange(channel).declare()
+            queue = Queue(f"bench-tap-{number}", exchange, routing_key=routing_key, exclusive=True)
+            queue(channel).declare()
+            self.queues.append(queue)
+
+    def counts(self) -> list[int]:
+        channel = self.connection.default_channel
+        return [channel.queue_declare(q.name, passive=True).message_count for q in self.queues]
+
+    def close(self) -> None:
+        self.connection.release()
+
+
+def check_stored_and_published(settings: Settings, taps: Taps, run: str, count: int) -> None:
+    """The reports of the timed phase are in the events service's database and their
+    events reached the bound queues (each request answered 201 is not proof enough)."""
+    client = MongoClient(settings.mongo_uri)
+    try:
+        incidents = client[settings.database_name("events")]["incidents"]
+        stored = incidents.count_documents({"description": {"$regex": f"^{DESCRIPTION}{run}-"}})
+    finally:
+        client.close()
+    with contextlib.suppress(TimeoutError):  # a shortfall is reported below
+        wait_until(lambda: taps.counts() == [count, count], 10, "the published events", 0.2)
+    reported, actions = taps.counts()
+    print(
+        f"stored {stored} reports; published {reported} incident.reported and {actions} "
+        f"account.action events (expected {count} each)",
+        flush=True,
+    )
+    if not stored == reported == actions == count:
+        raise SystemExit("reports answered 201 were not all stored and published")
+
+
+def bench(args, gateway: str, bare_url: str, token: str, cpu: CpuMeter, settings, amqp_uri):
+    """Warm-up, the baseline's first half, the incidents, the baseline's second half, the
+    bare route; returns the ratio."""
     phase = Phase(token, args.concurrency)
     run = uuid.uuid4().hex[:8]
+    taps = None
     try:
         warmup = args.concurrency * 5
         phase.run(baseline(gateway), 200, warmup)
         phase.run(incidents(gateway, f"warmup-{run}"), 201, warmup)
+        phase.run(bare(bare_url), 200, warmup)
+        taps = Taps(amqp_uri)
 
         first = args.requests // 2
         before = cpu.snapshot()
         base_latencies, base_s = phase.run(baseline(gateway), 200, first)
+        base_stages = phase.stages
         base_cpu = cpu.since(before)
         rate_line("baseline (before)", base_latencies, base_s)
 
         before = cpu.snapshot()
         report_latencies, report_s = phase.run(incidents(gateway, run), 201, args.requests)
+        report_stages = phase.stages
         report_cpu = cpu.since(before)
 
         before = cpu.snapshot()
         after_latencies, after_s = phase.run(baseline(gateway), 200, args.requests - first)
+        base_stages += phase.stages
         base_cpu = {name: used + base_cpu[name] for name, used in cpu.since(before).items()}
         rate_line("baseline (after)", after_latencies, after_s)
+
+        bare_latencies, bare_s = phase.run(bare(bare_url), 200, args.requests)
 
         print(f"{args.concurrency} concurrent clients, {args.requests} requests a phase")
         base_latencies += after_latencies
         base_s += after_s
         base_rate = rate_line(f"GET {BASELINE_PATH[7:]}", base_latencies, base_s)
         print(f"  {cpu_line(base_cpu, base_s)}")
+        stage_line("where the time goes", base_stages, base_latencies)
         report_rate = rate_line(f"POST {INCIDENTS_PATH[7:]}", report_latencies, report_s)
         print(f"  {cpu_line(report_cpu, report_s)}")
+        stage_line("where the time goes", report_stages, report_latencies)
+        bare_rate = rate_line(f"bare GET {BARE_PATH}", bare_latencies, bare_s)
+        print(
+            f"one-RPC route / bare gunicorn + Flask route: {base_rate / bare_rate:.3f} "
+            "(authentication, the RPC, the gateway's own work)"
+        )
+        check_stored_and_published(settings, taps, run, args.requests)
         record(
             "gateway",
             "POST /incidents",
@@ -258,6 +384,8 @@ def bench(args, gateway: str, token: str, cpu: CpuMeter) -> float:
         )
         return report_rate / base_rate
     finally:
+        if taps is not None:
+            taps.close()
         phase.close()
 
 
@@ -300,6 +428,22 @@ def main() -> None:
             gateway_port=gateway_port,
             gateway_workers=2,
         )
+        bare_port = free_port()
+        stack.append(
+            ManagedProcess(
+                name="bare-flask",
+                argv=[
+                    *(sys.executable, "-m", "gunicorn", "-k", "gthread", "-w", "2"),
+                    *("--threads", os.environ.get("GATEWAY_THREADS", "8")),
+                    *("-b", f"127.0.0.1:{bare_port}", "bench.bare_app:app"),
+                ],
+                env=env,
+                run_dir=servers.run_dir,
+                log_dir=servers.log_dir,
+                marker="bench.bare_app:app",
+            )
+        )
+        bare_url = f"http://127.0.0.1:{bare_port}{BARE_PATH}"
         gateway = f"http://127.0.0.1:{gateway_port}"
         print(
             f"private mongod :{servers.mongo_port}, S3 :{s3_port}, "
@@ -329,7 +473,8 @@ def main() -> None:
                 },
                 process_groups=True,
             )
-            ratio = bench(args, gateway, token, cpu)
+            wait_until(lambda: _answers(bare_url), 30, "the bare Flask route", 0.3)
+            ratio = bench(args, gateway, bare_url, token, cpu, settings, amqp_uri)
     print(f"ratio {ratio:.3f}")
 
 
