@@ -99,14 +99,15 @@ class Outbox:
             "created_at": self.clock(),
         }
 
-    def announce(self, routing_key: str, subject: str, data: dict) -> None:
-        """An event that goes with no other change: one insert is atomic by itself, so no
-        transaction (insert, send, delete: two round trips to mongod)."""
+    def store(self, routing_key: str, subject: str, data: dict) -> dict | None:
+        """An event that goes with no other change, stored for `send_entries` (one insert
+        is atomic by itself: no transaction); the stored entry, or None without a
+        publisher."""
         if self.publisher is None:
-            return
+            return None
         entry = self.entry(routing_key, subject, data)
         self.db[OUTBOX].insert_one(entry)
-        self.send_entries([entry])
+        return entry
 
     def run(self, change: Callable[[Staged], T]) -> T:
         """`change(staged)` in one transaction, then send what it announced. A write

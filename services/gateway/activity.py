@@ -2,14 +2,18 @@
 (an authenticated request that changes something), on the `gateway.events` exchange.
 
 Each event goes through the gateway's outbox (gridwork_common.outbox): a login's event is
-written in the transaction that issues its tokens, an action's event by itself (one insert,
-no transaction), and both are sent from memory after the write by kombu's pooled producers
-(safe to share between gunicorn threads). What a broker outage leaves behind, the
+written in the transaction that issues its tokens and sent after it commits; an action's
+event is stored by itself (one insert, no transaction) before the response, and a sender
+thread of the worker sends it from memory. Both go through kombu's pooled producers (safe
+to share between threads). What a broker outage (or a dead worker) leaves behind, the
 deliveries process resends (`services.gateway.deliveries`)."""
 
 from __future__ import annotations
 
 import logging
+import os
+import queue
+import threading
 from collections.abc import Mapping
 
 from nameko.standalone.events import event_dispatcher
@@ -28,6 +32,7 @@ TOPICS = (ACCOUNT_LOGIN, ACCOUNT_ACTION)
 SERVICE_NAME = "gateway"
 # A request sends its own events within milliseconds of its commit; older ones were left.
 RESEND_AFTER_S = 5
+SEND_BATCH = 100
 
 log = logging.getLogger("gridwork.gateway")
 
@@ -39,6 +44,9 @@ class AccountActivity:
         dispatch = event_dispatcher(settings.nameko_config(), serializer=event_format.SERIALIZER)
         self.settings = settings
         self.clock = clock
+        self._lock = threading.Lock()
+        self._queue: queue.Queue | None = None
+        self._sender_pid = 0
         self.publisher = EventPublisher(
             lambda key, payload: dispatch(SERVICE_NAME, key, payload),
             settings.event_source(SERVICE_NAME),
@@ -59,11 +67,42 @@ class AccountActivity:
         staged.announce(ACCOUNT_LOGIN, caller.scope or "none", _data(caller, {}))
 
     def action(self, caller: CallerContext, method: str, route: str, status: int) -> None:
+        """Stored in the outbox before the response goes; sent by this worker's sender
+        thread, so the request waits for one insert, not for the broker."""
         data = _data(caller, {"method": method, "route": route, "status": status})
         try:
-            self.outbox().announce(ACCOUNT_ACTION, caller.scope or "none", data)
+            entry = self.outbox().store(ACCOUNT_ACTION, caller.scope or "none", data)
         except Exception:  # activity is a statistic: never fail the user's request for it
             log.warning("account activity not recorded", exc_info=True)
+            return
+        if entry is not None:
+            self._sender().put(entry)
+
+    def _sender(self) -> queue.Queue:
+        # Started on first use in each process: gunicorn forks its workers from the
+        # master, and a thread does not survive a fork.
+        with self._lock:
+            if self._queue is None or self._sender_pid != os.getpid():
+                self._queue, self._sender_pid = queue.Queue(), os.getpid()
+                threading.Thread(
+                    target=self._send_forever, args=(self._queue,), daemon=True
+                ).start()
+            return self._queue
+
+    def _send_forever(self, entries: queue.Queue) -> None:
+        """Sends what requests stored, a batch at a time (one delete per batch). What a
+        broker outage or a dead worker leaves behind, the deliveries process resends."""
+        while True:
+            batch = [entries.get()]
+            while len(batch) < SEND_BATCH:
+                try:
+                    batch.append(entries.get_nowait())
+                except queue.Empty:
+                    break
+            try:
+                self.outbox().send_entries(batch)
+            except Exception:
+                log.warning("account activity left for the deliveries process", exc_info=True)
 
     def resend(self) -> int:
         return self.outbox().resend(RESEND_AFTER_S)
