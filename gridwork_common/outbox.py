@@ -20,6 +20,7 @@ from pymongo import ASCENDING, IndexModel
 from pymongo.client_session import ClientSession
 from pymongo.database import Database
 from pymongo.errors import ConnectionFailure, PyMongoError
+from pymongo.write_concern import WriteConcern
 
 from gridwork_common.clock import Clock, utc_now
 from gridwork_common.events import EventPublisher
@@ -34,6 +35,7 @@ OUTBOX_INDEXES = {OUTBOX: [IndexModel([("created_at", ASCENDING)], name="created
 RESEND_AFTER_S = 10
 RESEND_BATCH = 1000
 DELETE_BATCH = 200  # sent entries deleted with one command
+SENT_DELETE = WriteConcern(w=1)
 # A change that met a concurrent write is run again at most this many times in all.
 MAX_ATTEMPTS = 3
 
@@ -156,7 +158,11 @@ class Outbox:
             log.warning("events left in the outbox for the timer", exc_info=True)
         if sent:
             try:
-                self.db[OUTBOX].delete_many({"_id": {"$in": sent}})
+                # Acknowledged without waiting for the journal: a delete lost in a crash
+                # only means a resend, which at least once allows.
+                self.db[OUTBOX].with_options(write_concern=SENT_DELETE).delete_many(
+                    {"_id": {"$in": sent}}
+                )
             except PyMongoError:  # sent but kept: the timer sends them again (at least once)
                 log.warning("sent events left in the outbox", exc_info=True)
         return len(sent)

@@ -18,9 +18,11 @@ from flask import Response
 from pymongo import ReturnDocument
 from pymongo.collection import Collection
 from pymongo.errors import DuplicateKeyError, PyMongoError
+from pymongo.write_concern import WriteConcern
 
 log = logging.getLogger("gridwork.gateway")
 
+KEPT_RESPONSE = WriteConcern(w=1)
 PENDING = "pending"
 DONE = "done"
 
@@ -77,7 +79,8 @@ class IdempotencyRecords:
         """Keep the response for retries. If it cannot be kept the client still gets its
         answer; a retry later runs again and the service finds the first result."""
         try:
-            self.collection.update_one(
+            # Not waiting for the journal: a response lost in a crash is the case above.
+            self.collection.with_options(write_concern=KEPT_RESPONSE).update_one(
                 {"_id": record_id, "owner": owner},
                 {
                     "$set": {
