@@ -25,9 +25,10 @@ INDEX_RETRY_INTERVAL_S = 5.0
 def new_client(settings: Settings, app_name: str) -> MongoClient:
     # Majority writes: an acknowledged write (and a transaction's commit, the outbox's
     # included) survives the loss of the primary; a replica set's failover never rolls it
-    # back. The URI cannot weaken it: the keyword wins. Two writes opt out (w=1, no
+    # back. The URI cannot weaken it: the keyword wins. A few writes opt out (w=1, no
     # journal wait), where losing one is harmless: deleting sent outbox entries (a resend
-    # follows) and keeping a response for Idempotency-Key retries (the retry runs again).
+    # follows), and an Idempotency-Key's claim and kept response (the retry runs again
+    # and the services de-duplicate).
     return MongoClient(
         settings.mongo_uri,
         appname=app_name,

@@ -22,7 +22,7 @@ from pymongo.write_concern import WriteConcern
 
 log = logging.getLogger("gridwork.gateway")
 
-KEPT_RESPONSE = WriteConcern(w=1)
+UNJOURNALED = WriteConcern(w=1)
 PENDING = "pending"
 DONE = "done"
 
@@ -37,7 +37,9 @@ class IdempotencyRecords:
         is held or done (the record, or None if it vanished meanwhile)."""
         owner = uuid.uuid4().hex
         try:
-            self.collection.insert_one(
+            # Not waiting for the journal either: a claim lost in a crash is a lapsed
+            # lease (the retry runs the request again, the services de-duplicate).
+            self.collection.with_options(write_concern=UNJOURNALED).insert_one(
                 {
                     "_id": record_id,
                     "fingerprint": fingerprint,
@@ -80,7 +82,7 @@ class IdempotencyRecords:
         answer; a retry later runs again and the service finds the first result."""
         try:
             # Not waiting for the journal: a response lost in a crash is the case above.
-            self.collection.with_options(write_concern=KEPT_RESPONSE).update_one(
+            self.collection.with_options(write_concern=UNJOURNALED).update_one(
                 {"_id": record_id, "owner": owner},
                 {
                     "$set": {
