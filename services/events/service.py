@@ -71,8 +71,11 @@ class EventsService:
 
     @event_handler("population", "grid.updated", handler_type=BROADCAST, reliable_delivery=False)
     def on_grid_updated(self, payload):
-        """Every replica drops its grid index (a broadcast: each has its own queue)."""
-        self.grids.invalidate()
+        """Every replica drops its grid index (a broadcast: each has its own queue),
+        unless the event tells of a staff roster, which moves no outline."""
+        data = payload.get("data") if isinstance(payload, dict) else None
+        if "staff" not in (data or {}):
+            self.grids.invalidate()
 
     @rpc
     def health(self):
