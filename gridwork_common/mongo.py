@@ -27,8 +27,8 @@ def new_client(settings: Settings, app_name: str) -> MongoClient:
     # included) survives the loss of the primary; a replica set's failover never rolls it
     # back. The URI cannot weaken it: the keyword wins. A few writes opt out (w=1, no
     # journal wait), where losing one is harmless: deleting sent outbox entries (a resend
-    # follows), and an Idempotency-Key's claim and kept response (the retry runs again
-    # and the services de-duplicate).
+    # follows), an Idempotency-Key's claim and kept response (the retry runs again and
+    # the services de-duplicate), and the gateway's account-activity events (statistics).
     return MongoClient(
         settings.mongo_uri,
         appname=app_name,

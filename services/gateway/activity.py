@@ -3,10 +3,10 @@
 
 Each event goes through the gateway's outbox (gridwork_common.outbox): a login's event is
 written in the transaction that issues its tokens and sent after it commits; an action's
-event is stored by itself (one insert, no transaction) before the response, and a sender
-thread of the worker sends it from memory. Both go through kombu's pooled producers (safe
-to share between threads). What a broker outage (or a dead worker) leaves behind, the
-deliveries process resends (`services.gateway.deliveries`)."""
+event is stored by itself (one insert, no transaction, no wait for the journal) before the
+response, and a sender thread of the worker sends it from memory. Both go through kombu's
+pooled producers (safe to share between threads). What a broker outage (or a dead worker)
+leaves behind, the deliveries process resends (`services.gateway.deliveries`)."""
 
 from __future__ import annotations
 
@@ -71,7 +71,10 @@ class AccountActivity:
         thread, so the request waits for one insert, not for the broker."""
         data = _data(caller, {"method": method, "route": route, "status": status})
         try:
-            entry = self.outbox().store(ACCOUNT_ACTION, caller.scope or "none", data)
+            # A statistic: not worth a wait for the journal on every request.
+            entry = self.outbox().store(
+                ACCOUNT_ACTION, caller.scope or "none", data, journaled=False
+            )
         except Exception:  # activity is a statistic: never fail the user's request for it
             log.warning("account activity not recorded", exc_info=True)
             return
