@@ -34,6 +34,7 @@ pytestmark = pytest.mark.integration
 RPC_TIMEOUT_S = 2  # short waits keep the test fast; the idempotency lease is 3x this
 PASSWORD = "a long password"
 POINT_A1 = [102.505, 24.305]
+POINT_ON_BORDER = [102.51, 24.305]  # A1 and A2 share it: only the population service decides
 # What a report needs, and the deliveries process (it resends account activity).
 RUNNING = ("population", "events", "gateway", "webhooks")
 
@@ -113,10 +114,10 @@ def _login(gateway) -> dict:
     return {"Authorization": f"Bearer {answer.json()['access_token']}"}
 
 
-def report(stack, key: str, timeout_s: float = 15) -> requests.Response:
+def report(stack, key: str, timeout_s: float = 15, location=POINT_A1) -> requests.Response:
     return requests.post(
         f"{stack['gateway']}/api/v1/incidents",
-        json={"category": "04.01", "description": f"垃圾 {key}", "location": POINT_A1},
+        json={"category": "04.01", "description": f"垃圾 {key}", "location": location},
         headers={**stack["headers"], "Idempotency-Key": key},
         timeout=timeout_s,
     )
@@ -129,13 +130,15 @@ def assert_unavailable(response: requests.Response) -> None:
     assert response.json()["status"] == 503
 
 
-def retry_until_created(stack, key: str, within_s: float = 60) -> tuple[dict, list[int]]:
+def retry_until_created(
+    stack, key: str, within_s: float = 60, location=POINT_A1
+) -> tuple[dict, list[int]]:
     """What a client does: retry with the same key until 2xx (statuses seen on the way)."""
     seen = []
     deadline = time.monotonic() + within_s
     while time.monotonic() < deadline:
         try:
-            response = report(stack, key)
+            response = report(stack, key, location=location)
         except requests.RequestException:
             seen.append(0)
         else:
@@ -171,8 +174,9 @@ def test_a_killed_events_service_answers_503_and_the_retry_gets_the_one_case(sta
 
 
 def test_a_stopped_population_service_bounds_the_events_service_wait(stack):
-    """events calls population to locate a report; with population stopped, events
-    gives up after RPC_TIMEOUT and says which service did not answer."""
+    """events asks population to locate a report its grid index cannot place (a point
+    on the border two grids share); with population stopped, events gives up after
+    RPC_TIMEOUT and says which service did not answer."""
     population = stack["processes"]["population"]
     population.signal(signal.SIGSTOP)
     try:
@@ -186,14 +190,15 @@ def test_a_stopped_population_service_bounds_the_events_service_wait(stack):
             pytest.raises(RemoteError) as refused,
         ):
             rpc.events.report_incident(
-                {"category": "04.01", "description": "x", "location": POINT_A1}, "stopped-pop"
+                {"category": "04.01", "description": "x", "location": POINT_ON_BORDER},
+                "stopped-pop",
             )
         assert refused.value.exc_type == "Unavailable"
         assert "population" in str(refused.value.value)
-        assert_unavailable(report(stack, "stopped-population"))
+        assert_unavailable(report(stack, "stopped-population", location=POINT_ON_BORDER))
     finally:
         population.signal(signal.SIGCONT)
-    retry_until_created(stack, "stopped-population")
+    retry_until_created(stack, "stopped-population", location=POINT_ON_BORDER)
     assert cases_reported_with(stack, "stopped-population") == 1
 
 
