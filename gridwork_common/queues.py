@@ -14,6 +14,7 @@ from __future__ import annotations
 import uuid
 
 from kombu import Queue
+from nameko.events import BROADCAST, EventHandler
 from nameko.rpc import (
     RPC_REPLY_QUEUE_TEMPLATE,
     RPC_REPLY_QUEUE_TTL,
@@ -50,3 +51,21 @@ class ClassicReplyListener(_ClassicReplyQueue, ReplyListener):
 class ClassicStandaloneReplyListener(_ClassicReplyQueue, SingleThreadedReplyListener):
     """A standalone proxy's reply listener: `ClusterRpcProxy(...,
     reply_listener_cls=ClassicStandaloneReplyListener)`."""
+
+
+class ClassicBroadcastHandler(EventHandler):
+    """A broadcast event handler: every replica gets each event on a queue of its own
+    (named per instance, exclusive, deleted with it). A quorum queue can be neither
+    exclusive nor deleted with its consumer, so this one is classic.
+
+    `@broadcast_handler("population", "grid.updated")`."""
+
+    def setup(self):
+        super().setup()  # the queue is only declared when the consumer starts
+        self.queue.queue_arguments = {**(self.queue.queue_arguments or {}), QUEUE_TYPE: CLASSIC}
+
+
+def broadcast_handler(source_service: str, event_type: str):
+    return ClassicBroadcastHandler.decorator(
+        source_service, event_type, handler_type=BROADCAST, reliable_delivery=False
+    )

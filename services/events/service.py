@@ -5,7 +5,6 @@ the caller's context; the loop's rules live in the pure `domain` package.
 """
 
 from nameko.dependency_providers import Config
-from nameko.events import BROADCAST, event_handler
 from nameko.exceptions import RemoteError
 from nameko.timer import timer
 
@@ -18,6 +17,7 @@ from gridwork_common.health import UP, advisory, service_report
 from gridwork_common.metrics import PrometheusMetrics
 from gridwork_common.mongo import MongoDatabase, mongo_health
 from gridwork_common.probes import ServiceProbes
+from gridwork_common.queues import broadcast_handler
 from gridwork_common.rpc import BoundedRpcProxy, rpc
 from services.events import store
 from services.events.grid_cache import GridLocator
@@ -69,7 +69,7 @@ class EventsService:
                 raise OutsideTerritory("location", problem) from None
             raise
 
-    @event_handler("population", "grid.updated", handler_type=BROADCAST, reliable_delivery=False)
+    @broadcast_handler("population", "grid.updated")
     def on_grid_updated(self, payload):
         """Every replica drops its grid index (a broadcast: each has its own queue),
         unless the event tells of a staff roster, which moves no outline."""

@@ -16,7 +16,7 @@ import pytest
 import yaml
 from jsonschema import Draft7Validator
 from nameko.containers import ServiceContainer
-from nameko.events import EventHandler
+from nameko.events import BROADCAST, EventHandler
 from nameko.rpc import RPC_QUEUE_TEMPLATE
 
 from gridwork_common.config import Settings
@@ -165,10 +165,16 @@ def test_keda_validation_would_catch_a_wrong_field(keda_validators, path, value)
 
 
 def _queues_nameko_declares(service_cls) -> list[str]:
-    """Asked of nameko itself: its RPC queue and the queue each event handler declares."""
+    """Asked of nameko itself: its RPC queue and the queue each event handler declares.
+    A broadcast handler's queue belongs to one replica (named per instance, deleted with
+    it), so it is no work to scale on and no scaler names it."""
     config = Settings.from_env({"GRIDWORK_DEV_MODE": "true"}).nameko_config()
     container = ServiceContainer(service_cls, config)
-    handlers = [ep for ep in container.entrypoints if isinstance(ep, EventHandler)]
+    handlers = [
+        ep
+        for ep in container.entrypoints
+        if isinstance(ep, EventHandler) and ep.handler_type != BROADCAST
+    ]
     for handler in handlers:
         handler.setup()  # names the queue; connects to nothing
     return sorted([RPC_QUEUE_TEMPLATE.format(service_cls.name), *(h.queue.name for h in handlers)])
