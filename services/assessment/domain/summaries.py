@@ -1,0 +1,397 @@
+"""Live summaries: every fact folded, as it arrives, into running totals per subject and
+period, so a board of any level and period is read, not recomputed from the facts.
+
+The indicators (`domain/indicators.py`) are not all additive: a case counts once per
+subject and period with what it did in that period (closed and never late, say), and
+p90, rates, averages and coverage are not sums. So two kinds of summary are kept:
+
+- per case: what the case did in each period it touched (day, ISO week, month, quarter,
+  year; `CaseState`), the union of its facts there (types, flags, maxima, the subjects
+  at every level, who reported it);
+- per subject and period: additive parts only. When a fact changes a case's state in a
+  period, each subject of the case gets the difference between the case's new and old
+  contribution (`cases_closed` +1, `closed_on_time` -1 ...). Handling time is kept as
+  an exact histogram of working minutes (value -> cases), from which the count, the
+  total and the nearest-rank p90 are finished at read time, identically to the plain
+  definition; visits required and done stay uncapped sums per risk (capped at read
+  time, as the definition caps the subject's sums); the subject's people are a set.
+  Account activity is kept per person and period (the days with a login or action),
+  and intersected with the working days when read: the calendar is asked at read time.
+
+Folding is pure: `fold` turns one fact into `Changes` (increments, set additions) and the
+new case states; a store applies them (MongoDB in `services/assessment/summaries.py`,
+`MemorySummaries` here for the property tests). Every fact is folded once (its id is
+stored once); facts may come in any order, since every case state is a union.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Collection, Iterable, Mapping
+from datetime import date
+from typing import Any
+
+from gridwork_common.errors import InvalidInput
+from services.assessment.domain.indicators import (
+    ACCOUNT_TYPES,
+    GRID_WORK_TYPES,
+    HANDLING_MINUTES,
+    LEVELS,
+    P90,
+    RECORD_TYPES,
+    RISK_LEVELS,
+    URGENT,
+    VISIT_OBLIGATIONS,
+    VISIT_RECORDED,
+    Indicators,
+    subject_of,
+)
+from services.assessment.domain.periods import Period, periods_of
+
+Key = tuple[str, str, Any]  # (period, level, subject)
+CaseState = dict[str, Any]  # one case in one period, as stored (lists, not sets)
+
+CLOSED, OVERDUE, EXTENDED = "incident.closed", "incident.overdue", "incident.extended"
+REPORTED, REWORKED, EVALUATED = "incident.reported", "incident.reworked", "incident.evaluated"
+COUNTED_BY_TYPE = {
+    VISIT_RECORDED: "visits_recorded",
+    **dict.fromkeys(RECORD_TYPES, "records_collected"),
+    "account.login": "logins",
+    "account.action": "actions",
+}
+
+
+class Changes:
+    """What a batch of facts adds to the summaries: increments and set additions per
+    subject and period, and the days people were active, per person and period."""
+
+    def __init__(self) -> None:
+        self.touched: set[Key] = set()  # every subject summary to create if missing
+        self.counts: dict[Key, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        self.minutes: dict[Key, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+        self.required: dict[Key, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        self.done: dict[Key, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        self.people: dict[Key, set] = defaultdict(set)
+        self.active: dict[tuple[str, Any], set[str]] = defaultdict(set)  # (period, person)
+
+    def add(self, key: Key, counts: Mapping[str, int]) -> None:
+        self.touched.add(key)
+        mine = self.counts[key]
+        for name, value in counts.items():
+            mine[name] += value
+
+    def minute(self, key: Key, value: int | None, change: int) -> None:
+        if value is not None:
+            self.minutes[key][value] += change
+
+    def person(self, key: Key, person) -> None:
+        self.touched.add(key)
+        self.people[key].add(person)
+
+
+def fact_periods(day: str) -> list[str]:
+    """The day, ISO week, month, quarter and year a fact dated `day` counts in."""
+    return periods_of(date.fromisoformat(day))
+
+
+def is_case_fact(fact: Mapping) -> bool:
+    return fact["type"].startswith("incident.") and fact.get("incident_id") not in (None, "")
+
+
+def fold(fact: Mapping, cases: dict[Any, dict[str, CaseState]], changes: Changes) -> None:
+    """Fold one (new) fact into `changes`; `cases` maps a case id to its states by period
+    (read before, updated here)."""
+    kind = fact["type"]
+    if kind == VISIT_OBLIGATIONS:
+        _fold_obligations(fact, changes)
+        return
+    day = fact["day"]
+    periods = fact_periods(day)
+    actor = fact.get("actor")
+    if kind in ACCOUNT_TYPES and actor is not None:
+        for period in periods:  # wherever the person logged in
+            changes.active[(period, actor)].add(day)
+    case = is_case_fact(fact)
+    counted = None if case else COUNTED_BY_TYPE.get(kind)
+    grid_work = actor is not None and kind in GRID_WORK_TYPES
+    for level in LEVELS:
+        subject = subject_of(fact, level)
+        if subject is None:
+            continue
+        person = actor if actor is not None and (
+            (level != "department" and grid_work) or (level == "department" and case)
+        ) else None
+        for period in periods:
+            key = (period, level, subject)
+            if person is not None:
+                changes.person(key, person)
+            if counted is not None:
+                changes.add(key, {counted: 1})
+    if case:
+        states = cases.setdefault(fact["incident_id"], {})
+        for period in periods:
+            old = states.get(period)
+            new = with_fact(old, fact)
+            states[period] = new
+            _case_changed(period, old, new, changes)
+
+
+def _fold_obligations(fact: Mapping, changes: Changes) -> None:
+    """Visits required and done per grid worker and risk level of one grid's month: they
+    count for periods made of whole months (that month, its quarter, its year)."""
+    try:
+        month = Period.parse(fact.get("period"))
+    except InvalidInput:
+        return
+    rows = (fact.get("data") or {}).get("rows")
+    if month.kind != "month" or not isinstance(rows, list):
+        return
+    periods = periods_of(month.first)[2:]
+    for row in rows:
+        if not isinstance(row, Mapping) or row.get("risk_level") not in RISK_LEVELS:
+            continue
+        person, risk = row.get("worker_id"), row["risk_level"]
+        required, done = _whole(row.get("required")) or 0, _whole(row.get("done")) or 0
+        for level in LEVELS:
+            subject = person if level == "worker" else subject_of(fact, level)
+            if subject is None:
+                continue
+            for period in periods:
+                key = (period, level, subject)
+                changes.touched.add(key)
+                changes.required[key][risk] += required
+                changes.done[key][risk] += done
+                if person is not None and level != "department":
+                    changes.person(key, person)
+
+
+def _whole(value: Any, low: int = 0, high: int | None = None) -> int | None:
+    """A whole number in range, or None (booleans are not numbers here)."""
+    if type(value) is not int or value < low or (high is not None and value > high):
+        return None
+    return value
+
+
+# ------------------------------------------------------------------------ one case
+
+
+def empty_case() -> CaseState:
+    return {
+        "types": [],
+        "urgent": False,
+        "reworks": 0,
+        "satisfaction": None,
+        "minutes": None,
+        "late_at_close": False,
+        "deferred_at_close": False,
+        "subjects": {level: [] for level in LEVELS},
+        "reporters": {level: [] for level in LEVELS},
+    }
+
+
+def with_fact(state: CaseState | None, fact: Mapping) -> CaseState:
+    """The case's state in a period with one more of its facts (a new state; the old is
+    left as it was). Mirrors `indicators._add_to_case`, for every level at once."""
+    old = state or empty_case()
+    kind = fact["type"]
+    data = fact.get("data") or {}
+    new = {
+        **old,
+        "types": old["types"] if kind in old["types"] else [*old["types"], kind],
+        "subjects": dict(old["subjects"]),
+        "reporters": dict(old["reporters"]),
+    }
+    for level in LEVELS:
+        subject = subject_of(fact, level)
+        if subject is None:
+            continue
+        if subject not in new["subjects"][level]:
+            new["subjects"][level] = [*new["subjects"][level], subject]
+        if kind == REPORTED and subject not in new["reporters"][level]:
+            new["reporters"][level] = [*new["reporters"][level], subject]
+    if data.get("urgency") == URGENT:
+        new["urgent"] = True
+    if kind == REWORKED:
+        new["reworks"] = old["reworks"] + 1
+    if kind == EVALUATED:
+        satisfaction = _whole(data.get("satisfaction"), 1, 5)
+        if satisfaction is not None:
+            new["satisfaction"] = max(old["satisfaction"] or 0, satisfaction)
+    if kind == CLOSED:
+        minutes = _whole(data.get(HANDLING_MINUTES))
+        if minutes is not None:
+            new["minutes"] = max(old["minutes"] or 0, minutes)
+        new["late_at_close"] = old["late_at_close"] or data.get("ever_overdue") is True
+        extensions = _whole(data.get("approved_extensions")) or 0
+        new["deferred_at_close"] = old["deferred_at_close"] or extensions > 0
+    return new
+
+
+def contribution(state: CaseState) -> tuple[dict[str, int], int | None]:
+    """What one case adds to each subject it counts for (`cases_reported` apart: it
+    depends on the subject), and its handling minutes if closed with them.
+    Mirrors `indicators._indicators`."""
+    types = state["types"]
+    closed = CLOSED in types
+    overdue = OVERDUE in types
+    late = overdue or state["late_at_close"]
+    due = closed or overdue
+    deferred = due and (EXTENDED in types or state["deferred_at_close"])
+    urgent = state["urgent"]
+    reworks = state["reworks"]
+    counts = {
+        "cases_handled": 1,
+        "cases_due": due,
+        "cases_closed": closed,
+        "closed_on_time": closed and not late and not deferred,
+        "approved_deferrals": deferred,
+        "urgent_due": urgent and due,
+        "urgent_closed": urgent and closed,
+        "urgent_closed_on_time": urgent and closed and not late,
+        "overdue": overdue,
+        "escalated": "incident.escalated" in types,
+        "supervised": "incident.supervised" in types,
+        "reworked": reworks,
+        "reworked_cases": reworks > 0,
+        "verified_or_reworked": "incident.verified" in types or REWORKED in types,
+        "satisfaction_total": state["satisfaction"] or 0,
+        "satisfaction_count": state["satisfaction"] is not None,
+    }
+    minutes = state["minutes"] if closed else None
+    return {name: int(value) for name, value in counts.items() if value}, minutes
+
+
+def _case_changed(period: str, old: CaseState | None, new: CaseState, changes: Changes) -> None:
+    """Each subject of the case gets the difference its new state makes."""
+    new_counts, new_minutes = contribution(new)
+    if old is None:
+        old_counts, old_minutes = {}, None
+    else:
+        old_counts, old_minutes = contribution(old)
+    difference = {
+        name: new_counts.get(name, 0) - old_counts.get(name, 0)
+        for name in new_counts.keys() | old_counts.keys()
+    }
+    difference = {name: value for name, value in difference.items() if value}
+    for level in LEVELS:
+        before = old["subjects"][level] if old is not None else ()
+        reported_before = old["reporters"][level] if old is not None else ()
+        reporters = new["reporters"][level]
+        for subject in new["subjects"][level]:
+            key = (period, level, subject)
+            if subject in before:
+                counts = difference
+                if subject in reporters and subject not in reported_before:
+                    counts = {**difference, "cases_reported": 1}
+                if old_minutes != new_minutes:
+                    changes.minute(key, old_minutes, -1)
+                    changes.minute(key, new_minutes, 1)
+            else:
+                counts = new_counts
+                if subject in reporters:
+                    counts = {**new_counts, "cases_reported": 1}
+                changes.minute(key, new_minutes, 1)
+            changes.add(key, counts)
+
+
+# ------------------------------------------------------------------- read and finish
+
+
+def nearest_rank_of_histogram(histogram: Mapping[int, int]) -> int | None:
+    """`indicators.nearest_rank(values, P90)` of the values a histogram counts."""
+    total = sum(histogram.values())
+    if total == 0:
+        return None
+    wanted = max(1, -((-P90.numerator * total) // P90.denominator))  # ceil(0.9 n)
+    seen = 0
+    for value in sorted(histogram):
+        seen += histogram[value]
+        if seen >= wanted:
+            return value
+    raise AssertionError("unreachable: the histogram holds `total` values")
+
+
+def finish(
+    level: str,
+    counts: Mapping[str, int],
+    minutes: Mapping[int, int],
+    required: Mapping[str, int],
+    done: Mapping[str, int],
+    people: Collection,
+    active_days: Mapping[Any, Collection[str]],
+    working_days: Collection[str],
+) -> Indicators | None:
+    """A subject's indicators from its summary (None: a worker with no grid work, who
+    is assessed through departments, as the plain definition leaves them out)."""
+    if level == "worker" and not people:
+        return None
+    histogram = {value: cases for value, cases in minutes.items() if cases}
+    working = set(working_days)
+    return Indicators(
+        **{name: value for name, value in counts.items() if value},
+        handling_count=sum(histogram.values()),
+        handling_minutes_total=sum(value * cases for value, cases in histogram.items()),
+        handling_minutes_p90=nearest_rank_of_histogram(histogram),
+        visits_required_by_risk={risk: required.get(risk, 0) for risk in RISK_LEVELS},
+        visits_done_by_risk={
+            risk: min(done.get(risk, 0), required.get(risk, 0)) for risk in RISK_LEVELS
+        },
+        active_account_days=sum(len(working.intersection(active_days.get(p, ()))) for p in people),
+        expected_account_days=len(people) * len(working_days),
+    )
+
+
+class MemorySummaries:
+    """The summaries in memory: the same folding, applied to dicts (the property tests'
+    store; MongoDB applies the same `Changes` with `$inc` and `$addToSet`)."""
+
+    def __init__(self) -> None:
+        self.fact_ids: set = set()
+        self.cases: dict[Any, dict[str, CaseState]] = {}
+        self.subjects: dict[Key, dict[str, Any]] = {}
+        self.active: dict[tuple[str, Any], set[str]] = defaultdict(set)
+
+    def record(self, facts: Iterable[Mapping]) -> int:
+        """Fold the facts not seen before; how many were new."""
+        changes = Changes()
+        new = 0
+        for fact in facts:
+            if fact["_id"] in self.fact_ids:
+                continue
+            self.fact_ids.add(fact["_id"])
+            new += 1
+            fold(fact, self.cases, changes)
+        self.apply(changes)
+        return new
+
+    def apply(self, changes: Changes) -> None:
+        for key in changes.touched:
+            summary = self.subjects.setdefault(
+                key,
+                {"counts": defaultdict(int), "minutes": defaultdict(int), "people": set()}
+                | {"required": defaultdict(int), "done": defaultdict(int)},
+            )
+            for name, source in (
+                ("counts", changes.counts),
+                ("minutes", changes.minutes),
+                ("required", changes.required),
+                ("done", changes.done),
+            ):
+                for field, value in source.get(key, {}).items():
+                    summary[name][field] += value
+            summary["people"] |= changes.people.get(key, set())
+        for person_period, days in changes.active.items():
+            self.active[person_period] |= days
+
+    def indicators_by_subject(
+        self, level: str, period: Period, working_days: Collection[str]
+    ) -> dict[Any, Indicators]:
+        active = {person: days for (text, person), days in self.active.items() if text == period.text}
+        found = {}
+        for (text, of_level, subject), summary in self.subjects.items():
+            if text != period.text or of_level != level:
+                continue
+            counted = finish(level, **summary, active_days=active, working_days=working_days)
+            if counted is not None:
+                found[subject] = counted
+        return dict(sorted(found.items()))
