@@ -15,7 +15,7 @@ from pymongo.errors import DuplicateKeyError
 from gridwork_common.clock import Clock, utc_now
 from gridwork_common.errors import InvalidInput
 from gridwork_common.outbox import Outbox
-from services.assessment import facts, store, topics
+from services.assessment import store, summaries, topics
 from services.assessment.domain.indicators import LEVELS, TERRITORY_LEVELS
 from services.assessment.domain.periods import Period
 from services.assessment.domain.scoring import (
@@ -72,14 +72,14 @@ def boards(
     scope: str | None = None,
     rules_version: int | None = None,
 ) -> dict[str, dict]:
-    """`scorecards` of several levels, their facts read once for all of them."""
+    """`scorecards` of several levels, read from the live summaries."""
     for level in levels:
         if level not in LEVELS:
             raise InvalidInput("level", f"must be one of {', '.join(LEVELS)}")
     rules = _rules(db, period, rules_version)
     # Ranks and stars are county-wide; a scoped caller sees the part of them in scope.
     counted = [level for level in levels if scope is None or level in TERRITORY_LEVELS]
-    found = facts.indicators_by_level(db, counted, period, working_days)
+    found = summaries.indicators_by_level(db, counted, period, working_days)
     return {
         level: _within(level, board(level, period.text, rules, found.get(level, {})), scope)
         for level in levels
@@ -111,9 +111,9 @@ def level_of_code(territory) -> str:
 def node_indicators(
     db: Database, level: str, territory: str, period: Period, working_days: Collection[str]
 ) -> dict:
-    """One territory node's indicators and rates (coverage weighted as its scoring is)."""
-    found = facts.indicators_by_subject(db, level, period, working_days, within=territory)
-    counted = found.get(territory, Indicators())
+    """One territory node's indicators and rates (coverage weighted as its scoring is):
+    its row of the level's board."""
+    counted = summaries.indicators_of(db, level, territory, period, working_days)
     rules = _rules(db, period, None)
     return {
         "territory": territory,

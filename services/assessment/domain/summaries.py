@@ -118,9 +118,12 @@ def fold(fact: Mapping, cases: dict[Any, dict[str, CaseState]], changes: Changes
         subject = subject_of(fact, level)
         if subject is None:
             continue
-        person = actor if actor is not None and (
-            (level != "department" and grid_work) or (level == "department" and case)
-        ) else None
+        person = (
+            actor
+            if actor is not None
+            and ((level != "department" and grid_work) or (level == "department" and case))
+            else None
+        )
         for period in periods:
             key = (period, level, subject)
             if person is not None:
@@ -386,7 +389,7 @@ class MemorySummaries:
     def indicators_by_subject(
         self, level: str, period: Period, working_days: Collection[str]
     ) -> dict[Any, Indicators]:
-        active = {person: days for (text, person), days in self.active.items() if text == period.text}
+        active = {who: days for (text, who), days in self.active.items() if text == period.text}
         found = {}
         for (text, of_level, subject), summary in self.subjects.items():
             if text != period.text or of_level != level:
