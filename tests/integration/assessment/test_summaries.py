@@ -194,9 +194,8 @@ def assert_as_defined(db, stored):
             assert summarized(db, level, period, working, node) == expected, (text, node)
 
 
-@pytest.mark.parametrize("seed", [1, 2])
-def test_the_summaries_count_what_the_plain_definition_counts(db, seed):
-    for payload in generated_events(seed):
+def test_the_summaries_count_what_the_plain_definition_counts(db):
+    for payload in generated_events(seed=1):
         assert facts.record(db, payload)
     assert_as_defined(db, list(db[store.FACTS].find()))
 
@@ -244,10 +243,10 @@ def test_a_closed_period_replayed_from_its_events_scores_as_published(db):
         db[collection].drop()
         if collection in store.INDEXES:
             db[collection].create_indexes(store.INDEXES[collection])
-    replay = events + events
+    replay = [facts.fact_from_event(payload) for payload in events + events]
     random.Random(5).shuffle(replay)
-    for payload in replay:
-        facts.record(db, payload)
+    for start in range(0, len(replay), 50):  # a rebuild folds many facts per transaction
+        summaries.record(db, replay[start : start + 50])
 
     for level, board in published.items():
         [kept] = scorecards.published(db, level, october)
