@@ -17,10 +17,14 @@ import random
 import time
 from collections.abc import Collection, Iterable, Mapping
 
-from pymongo import ReplaceOne, UpdateOne
 from pymongo.client_session import ClientSession
 from pymongo.database import Database
-from pymongo.errors import ConnectionFailure, DuplicateKeyError, PyMongoError
+from pymongo.errors import (
+    ConnectionFailure,
+    DuplicateKeyError,
+    OperationFailure,
+    PyMongoError,
+)
 
 from services.assessment import store
 from services.assessment.domain.indicators import Indicators
@@ -78,36 +82,45 @@ def _record(db: Database, batch: list[Mapping], session: ClientSession) -> int:
         found = db[store.CASES].find({"_id": {"$in": case_ids}}, session=session)
         cases = {doc["_id"]: doc["periods"] for doc in found}
     changes = Changes()
-    for fact in fresh:
-        fold(fact, cases, changes)
-    if case_ids:
-        db[store.CASES].bulk_write(
-            [ReplaceOne({"_id": id_}, {"periods": cases[id_]}, upsert=True) for id_ in case_ids],
-            ordered=False,
-            session=session,
-        )
-    if changes.touched:  # a fact nothing is counted from (a photo stored) touches none
-        db[store.SUMMARIES].bulk_write(_summary_writes(changes), ordered=False, session=session)
-    if changes.active:
-        db[store.ACTIVITY].bulk_write(
-            [
-                UpdateOne(
-                    {"_id": {"p": period, "a": person}},
-                    {
-                        "$setOnInsert": {"period": period, "person": person},
-                        "$addToSet": {"days": {"$each": sorted(days)}},
-                    },
-                    upsert=True,
-                )
-                for (period, person), days in changes.active.items()
-            ],
-            ordered=False,
-            session=session,
-        )
+    fold(fresh, cases, changes)
+    _update(
+        db,
+        store.CASES,
+        [{"q": {"_id": id_}, "u": {"periods": cases[id_]}, "upsert": True} for id_ in case_ids],
+        session,
+    )
+    _update(db, store.SUMMARIES, _summary_writes(changes), session)
+    activity = [
+        {
+            "q": {"_id": {"p": period, "a": person}},
+            "u": {
+                "$setOnInsert": {"period": period, "person": person},
+                "$addToSet": {"days": {"$each": sorted(days)}},
+            },
+            "upsert": True,
+        }
+        for (period, person), days in changes.active.items()
+    ]
+    _update(db, store.ACTIVITY, activity, session)
     return len(fresh)
 
 
-def _summary_writes(changes: Changes) -> list[UpdateOne]:
+UPDATES_PER_COMMAND = 5000
+
+
+def _update(db: Database, collection: str, updates: list[dict], session: ClientSession) -> None:
+    """Unordered update commands (a batch of thousands of small updates: the driver's
+    per-operation objects would cost more than the updates)."""
+    for start in range(0, len(updates), UPDATES_PER_COMMAND):
+        chunk = updates[start : start + UPDATES_PER_COMMAND]
+        reply = db.command(
+            {"update": collection, "updates": chunk, "ordered": False}, session=session
+        )
+        if reply.get("writeErrors"):
+            raise OperationFailure(f"{collection}: {reply['writeErrors'][0]}")
+
+
+def _summary_writes(changes: Changes) -> list[dict]:
     writes = []
     for key in changes.touched:
         period, level, subject = key
@@ -127,7 +140,9 @@ def _summary_writes(changes: Changes) -> list[UpdateOne]:
         people = changes.people.get(key)
         if people:
             update["$addToSet"] = {"people": {"$each": list(people)}}
-        writes.append(UpdateOne({"_id": {"p": period, "l": level, "s": subject}}, update, True))
+        writes.append(
+            {"q": {"_id": {"p": period, "l": level, "s": subject}}, "u": update, "upsert": True}
+        )
     return writes
 
 

@@ -18,7 +18,7 @@ p90, rates, averages and coverage are not sums. So two kinds of summary are kept
   Account activity is kept per person and period (the days with a login or action),
   and intersected with the working days when read: the calendar is asked at read time.
 
-Folding is pure: `fold` turns one fact into `Changes` (increments, set additions) and the
+Folding is pure: `fold` turns facts into `Changes` (increments, set additions) and the
 new case states; a store applies them (MongoDB in `services/assessment/summaries.py`,
 `MemorySummaries` here for the property tests). Every fact is folded once (its id is
 stored once); facts may come in any order, since every case state is a union.
@@ -98,45 +98,52 @@ def is_case_fact(fact: Mapping) -> bool:
     return fact["type"].startswith("incident.") and fact.get("incident_id") not in (None, "")
 
 
-def fold(fact: Mapping, cases: dict[Any, dict[str, CaseState]], changes: Changes) -> None:
-    """Fold one (new) fact into `changes`; `cases` maps a case id to its states by period
-    (read before, updated here)."""
-    kind = fact["type"]
-    if kind == VISIT_OBLIGATIONS:
-        _fold_obligations(fact, changes)
-        return
-    day = fact["day"]
-    periods = fact_periods(day)
-    actor = fact.get("actor")
-    if kind in ACCOUNT_TYPES and actor is not None:
-        for period in periods:  # wherever the person logged in
-            changes.active[(period, actor)].add(day)
-    case = is_case_fact(fact)
-    counted = None if case else COUNTED_BY_TYPE.get(kind)
-    grid_work = actor is not None and kind in GRID_WORK_TYPES
-    for level in LEVELS:
-        subject = subject_of(fact, level)
-        if subject is None:
+def fold(
+    facts: Iterable[Mapping], cases: dict[Any, dict[str, CaseState]], changes: Changes
+) -> None:
+    """Fold (new) facts into `changes`; `cases` maps a case id to its states by period
+    (as read before; updated here). A case's facts in the batch are folded into its
+    states first, then each subject gets the difference once per case and period."""
+    before: dict[Any, dict[str, CaseState | None]] = {}  # the states as they were read
+    for fact in facts:
+        kind = fact["type"]
+        if kind == VISIT_OBLIGATIONS:
+            _fold_obligations(fact, changes)
             continue
-        person = (
-            actor
-            if actor is not None
-            and ((level != "department" and grid_work) or (level == "department" and case))
-            else None
-        )
-        for period in periods:
-            key = (period, level, subject)
-            if person is not None:
-                changes.person(key, person)
-            if counted is not None:
-                changes.add(key, {counted: 1})
-    if case:
-        states = cases.setdefault(fact["incident_id"], {})
-        for period in periods:
-            old = states.get(period)
-            new = with_fact(old, fact)
-            states[period] = new
-            _case_changed(period, old, new, changes)
+        day = fact["day"]
+        periods = fact_periods(day)
+        actor = fact.get("actor")
+        if kind in ACCOUNT_TYPES and actor is not None:
+            for period in periods:  # wherever the person logged in
+                changes.active[(period, actor)].add(day)
+        subjects = [(level, subject_of(fact, level)) for level in LEVELS]
+        case = is_case_fact(fact)
+        counted = None if case else COUNTED_BY_TYPE.get(kind)
+        grid_work = actor is not None and kind in GRID_WORK_TYPES
+        for level, subject in subjects:
+            if subject is None:
+                continue
+            person = level == "department" if case else False
+            person = actor is not None and (person or (level != "department" and grid_work))
+            if not person and counted is None:
+                continue
+            for period in periods:
+                key = (period, level, subject)
+                if person:
+                    changes.person(key, actor)
+                if counted is not None:
+                    changes.add(key, {counted: 1})
+        if case:
+            states = cases.setdefault(fact["incident_id"], {})
+            originals = before.setdefault(fact["incident_id"], {})
+            for period in periods:
+                if period not in originals:  # the state as read stays as it was
+                    originals[period] = states.get(period)
+                    states[period] = _copy(states.get(period))
+                _add_fact(states[period], fact, subjects)
+    for case_id, originals in before.items():
+        for period, old in originals.items():
+            _case_changed(period, old, cases[case_id][period], changes)
 
 
 def _fold_obligations(fact: Mapping, changes: Changes) -> None:
@@ -192,42 +199,46 @@ def empty_case() -> CaseState:
     }
 
 
-def with_fact(state: CaseState | None, fact: Mapping) -> CaseState:
-    """The case's state in a period with one more of its facts (a new state; the old is
-    left as it was). Mirrors `indicators._add_to_case`, for every level at once."""
-    old = state or empty_case()
+def _copy(state: CaseState | None) -> CaseState:
+    if state is None:
+        return empty_case()
+    return {
+        **state,
+        "types": list(state["types"]),
+        "subjects": {level: list(found) for level, found in state["subjects"].items()},
+        "reporters": {level: list(found) for level, found in state["reporters"].items()},
+    }
+
+
+def _add_fact(state: CaseState, fact: Mapping, subjects: Iterable[tuple[str, Any]]) -> None:
+    """One more fact in the case's state (changed in place). Mirrors
+    `indicators._add_to_case`, for every level at once."""
     kind = fact["type"]
     data = fact.get("data") or {}
-    new = {
-        **old,
-        "types": old["types"] if kind in old["types"] else [*old["types"], kind],
-        "subjects": dict(old["subjects"]),
-        "reporters": dict(old["reporters"]),
-    }
-    for level in LEVELS:
-        subject = subject_of(fact, level)
+    if kind not in state["types"]:
+        state["types"].append(kind)
+    for level, subject in subjects:
         if subject is None:
             continue
-        if subject not in new["subjects"][level]:
-            new["subjects"][level] = [*new["subjects"][level], subject]
-        if kind == REPORTED and subject not in new["reporters"][level]:
-            new["reporters"][level] = [*new["reporters"][level], subject]
+        if subject not in state["subjects"][level]:
+            state["subjects"][level].append(subject)
+        if kind == REPORTED and subject not in state["reporters"][level]:
+            state["reporters"][level].append(subject)
     if data.get("urgency") == URGENT:
-        new["urgent"] = True
+        state["urgent"] = True
     if kind == REWORKED:
-        new["reworks"] = old["reworks"] + 1
+        state["reworks"] += 1
     if kind == EVALUATED:
         satisfaction = _whole(data.get("satisfaction"), 1, 5)
         if satisfaction is not None:
-            new["satisfaction"] = max(old["satisfaction"] or 0, satisfaction)
+            state["satisfaction"] = max(state["satisfaction"] or 0, satisfaction)
     if kind == CLOSED:
         minutes = _whole(data.get(HANDLING_MINUTES))
         if minutes is not None:
-            new["minutes"] = max(old["minutes"] or 0, minutes)
-        new["late_at_close"] = old["late_at_close"] or data.get("ever_overdue") is True
+            state["minutes"] = max(state["minutes"] or 0, minutes)
+        state["late_at_close"] = state["late_at_close"] or data.get("ever_overdue") is True
         extensions = _whole(data.get("approved_extensions")) or 0
-        new["deferred_at_close"] = old["deferred_at_close"] or extensions > 0
-    return new
+        state["deferred_at_close"] = state["deferred_at_close"] or extensions > 0
 
 
 def contribution(state: CaseState) -> tuple[dict[str, int], int | None]:
@@ -356,16 +367,15 @@ class MemorySummaries:
 
     def record(self, facts: Iterable[Mapping]) -> int:
         """Fold the facts not seen before; how many were new."""
-        changes = Changes()
-        new = 0
+        fresh = []
         for fact in facts:
-            if fact["_id"] in self.fact_ids:
-                continue
-            self.fact_ids.add(fact["_id"])
-            new += 1
-            fold(fact, self.cases, changes)
+            if fact["_id"] not in self.fact_ids:
+                self.fact_ids.add(fact["_id"])
+                fresh.append(fact)
+        changes = Changes()
+        fold(fresh, self.cases, changes)
         self.apply(changes)
-        return new
+        return len(fresh)
 
     def apply(self, changes: Changes) -> None:
         for key in changes.touched:
