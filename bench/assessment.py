@@ -290,7 +290,7 @@ def summary_size(db, period: Period) -> tuple[int, int, int]:
     for doc in db[store.SUMMARIES].find({"period": period.text}):
         docs += 1
         bytes_ += len(bson.encode(doc))
-        widest = max(widest, len(doc.get("minutes", {})))
+        widest = max(widest, sum(len(bucket) for bucket in doc.get("minutes", {}).values()))
     return docs, bytes_, widest
 
 
@@ -429,9 +429,8 @@ def run(args, settings: Settings, client, servers, year_month_facts: int) -> Non
             year_s, _ = timed(rpc_boards, c, LEVELS, YEAR, times=max(3, args.reads // 3))
             year_facts = args.facts + 11 * year_month_facts
             docs, size, widest = summary_size(db, YEAR)
-            print(
-                f"year board {YEAR.text} ({year_facts:,} facts: {MONTH.text} as above, 11 months x {year_month_facts:,}):"
-            )
+            others = f"11 months x {year_month_facts:,}"
+            print(f"year board {YEAR.text} ({year_facts:,} facts: {MONTH.text} above, {others}):")
             live_year = line("county board of the year, live over RPC", year_s)
             year_arithmetic(month_docs, (docs, size, widest), live_year, settings.rpc_timeout)
     finally:

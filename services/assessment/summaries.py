@@ -80,13 +80,13 @@ def _record(db: Database, batch: list[Mapping], session: ClientSession) -> int:
     cases = {}
     if case_ids:
         found = db[store.CASES].find({"_id": {"$in": case_ids}}, session=session)
-        cases = {doc["_id"]: doc["periods"] for doc in found}
+        cases = {doc.pop("_id"): doc for doc in found}
     changes = Changes()
     fold(fresh, cases, changes)
     _update(
         db,
         store.CASES,
-        [{"q": {"_id": id_}, "u": {"periods": cases[id_]}, "upsert": True} for id_ in case_ids],
+        [{"q": {"_id": id_}, "u": cases[id_], "upsert": True} for id_ in case_ids],
         session,
     )
     _update(db, store.SUMMARIES, _summary_writes(changes), session)
@@ -106,6 +106,7 @@ def _record(db: Database, batch: list[Mapping], session: ClientSession) -> int:
 
 
 UPDATES_PER_COMMAND = 5000
+MINUTES_BUCKET = 100  # handling-time histogram: minutes.<value // 100>.<value> = cases
 
 
 def _update(db: Database, collection: str, updates: list[dict], session: ClientSession) -> None:
@@ -127,13 +128,15 @@ def _summary_writes(changes: Changes) -> list[dict]:
         increments = {}
         for prefix, source in (
             ("counts", changes.counts),
-            ("minutes", changes.minutes),
             ("required", changes.required),
             ("done", changes.done),
         ):
             for name, value in source.get(key, {}).items():
                 if value:
                     increments[f"{prefix}.{name}"] = value
+        for minutes, cases in changes.minutes.get(key, {}).items():
+            if cases:  # in buckets: an update finds its field among a few dozen, not thousands
+                increments[f"minutes.{minutes // MINUTES_BUCKET}.{minutes}"] = cases
         update: dict = {"$setOnInsert": {"period": period, "level": level, "subject": subject}}
         if increments:
             update["$inc"] = increments
@@ -173,7 +176,11 @@ def indicators_by_level(
         counted = finish(
             summary["level"],
             counts=summary.get("counts", {}),
-            minutes={int(value): cases for value, cases in summary.get("minutes", {}).items()},
+            minutes={
+                int(value): cases
+                for bucket in summary.get("minutes", {}).values()
+                for value, cases in bucket.items()
+            },
             required=summary.get("required", {}),
             done=summary.get("done", {}),
             people=summary.get("people", ()),

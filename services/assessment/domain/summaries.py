@@ -49,7 +49,7 @@ from services.assessment.domain.indicators import (
 from services.assessment.domain.periods import Period, periods_of
 
 Key = tuple[str, str, Any]  # (period, level, subject)
-CaseState = dict[str, Any]  # one case in one period, as stored (lists, not sets)
+CaseState = dict[str, Any]  # one case in one period, as stored (see `_copy`)
 
 CLOSED, OVERDUE, EXTENDED = "incident.closed", "incident.overdue", "incident.extended"
 REPORTED, REWORKED, EVALUATED = "incident.reported", "incident.reworked", "incident.evaluated"
@@ -98,12 +98,11 @@ def is_case_fact(fact: Mapping) -> bool:
     return fact["type"].startswith("incident.") and fact.get("incident_id") not in (None, "")
 
 
-def fold(
-    facts: Iterable[Mapping], cases: dict[Any, dict[str, CaseState]], changes: Changes
-) -> None:
-    """Fold (new) facts into `changes`; `cases` maps a case id to its states by period
-    (as read before; updated here). A case's facts in the batch are folded into its
-    states first, then each subject gets the difference once per case and period."""
+def fold(facts: Iterable[Mapping], cases: dict[Any, dict[str, Any]], changes: Changes) -> None:
+    """Fold (new) facts into `changes`; `cases` maps a case id to its table of subjects
+    (`who`) and its states by period (`periods`), as read before; updated here. A case's
+    facts in the batch are folded into its states first, then each subject gets the
+    difference once per case and period."""
     before: dict[Any, dict[str, CaseState | None]] = {}  # the states as they were read
     for fact in facts:
         kind = fact["type"]
@@ -134,16 +133,19 @@ def fold(
                 if counted is not None:
                     changes.add(key, {counted: 1})
         if case:
-            states = cases.setdefault(fact["incident_id"], {})
+            kept = cases.setdefault(fact["incident_id"], {"who": [], "periods": {}})
+            states = kept["periods"]
             originals = before.setdefault(fact["incident_id"], {})
+            found = [_who(kept["who"], pair) for pair in subjects if pair[1] is not None]
             for period in periods:
                 if period not in originals:  # the state as read stays as it was
                     originals[period] = states.get(period)
                     states[period] = _copy(states.get(period))
-                _add_fact(states[period], fact, subjects)
+                _add_fact(states[period], fact, found)
     for case_id, originals in before.items():
+        kept = cases[case_id]
         for period, old in originals.items():
-            _case_changed(period, old, cases[case_id][period], changes)
+            _case_changed(period, kept["who"], old, kept["periods"][period], changes)
 
 
 def _fold_obligations(fact: Mapping, changes: Changes) -> None:
@@ -185,74 +187,76 @@ def _whole(value: Any, low: int = 0, high: int | None = None) -> int | None:
 # ------------------------------------------------------------------------ one case
 
 
-def empty_case() -> CaseState:
-    return {
-        "types": [],
-        "urgent": False,
-        "reworks": 0,
-        "satisfaction": None,
-        "minutes": None,
-        "late_at_close": False,
-        "deferred_at_close": False,
-        "subjects": {level: [] for level in LEVELS},
-        "reporters": {level: [] for level in LEVELS},
-    }
+def _who(table: list, pair: tuple[str, Any]) -> int:
+    """A (level, subject)'s place in the case's table of subjects (added if new): each
+    period's state names its subjects by place, so a case stays a small document."""
+    level, subject = pair
+    for place, (known_level, known) in enumerate(table):
+        if known_level == level and known == subject:
+            return place
+    table.append([level, subject])
+    return len(table) - 1
 
 
 def _copy(state: CaseState | None) -> CaseState:
+    """A state to change (stored: `t` the case-step types seen, `s` its subjects and `r`
+    those that reported it, by place in the case's table; set only when they are not
+    the default: `u` urgent, `w` times sent back, `v` best evaluation, `m` handling
+    minutes, `l` late and `d` deferred at closure)."""
     if state is None:
-        return empty_case()
-    return {
-        **state,
-        "types": list(state["types"]),
-        "subjects": {level: list(found) for level, found in state["subjects"].items()},
-        "reporters": {level: list(found) for level, found in state["reporters"].items()},
-    }
+        return {"t": [], "s": [], "r": []}
+    return {**state, "t": list(state["t"]), "s": list(state["s"]), "r": list(state["r"])}
 
 
-def _add_fact(state: CaseState, fact: Mapping, subjects: Iterable[tuple[str, Any]]) -> None:
-    """One more fact in the case's state (changed in place). Mirrors
-    `indicators._add_to_case`, for every level at once."""
+CASE_STEP_TYPES = frozenset(
+    f"incident.{step}"
+    for step in ("closed", "overdue", "extended", "escalated", "supervised", "verified", "reworked")
+)
+
+
+def _add_fact(state: CaseState, fact: Mapping, subjects: Iterable[int]) -> None:
+    """One more fact in the case's state (changed in place), given its subjects' places.
+    Mirrors `indicators._add_to_case`, for every level at once."""
     kind = fact["type"]
     data = fact.get("data") or {}
-    if kind not in state["types"]:
-        state["types"].append(kind)
-    for level, subject in subjects:
-        if subject is None:
-            continue
-        if subject not in state["subjects"][level]:
-            state["subjects"][level].append(subject)
-        if kind == REPORTED and subject not in state["reporters"][level]:
-            state["reporters"][level].append(subject)
+    if kind in CASE_STEP_TYPES and kind not in state["t"]:
+        state["t"].append(kind)
+    for place in subjects:
+        if place not in state["s"]:
+            state["s"].append(place)
+        if kind == REPORTED and place not in state["r"]:
+            state["r"].append(place)
     if data.get("urgency") == URGENT:
-        state["urgent"] = True
+        state["u"] = True
     if kind == REWORKED:
-        state["reworks"] += 1
+        state["w"] = state.get("w", 0) + 1
     if kind == EVALUATED:
         satisfaction = _whole(data.get("satisfaction"), 1, 5)
         if satisfaction is not None:
-            state["satisfaction"] = max(state["satisfaction"] or 0, satisfaction)
+            state["v"] = max(state.get("v") or 0, satisfaction)
     if kind == CLOSED:
         minutes = _whole(data.get(HANDLING_MINUTES))
         if minutes is not None:
-            state["minutes"] = max(state["minutes"] or 0, minutes)
-        state["late_at_close"] = state["late_at_close"] or data.get("ever_overdue") is True
-        extensions = _whole(data.get("approved_extensions")) or 0
-        state["deferred_at_close"] = state["deferred_at_close"] or extensions > 0
+            state["m"] = max(state.get("m") or 0, minutes)
+        if data.get("ever_overdue") is True:
+            state["l"] = True
+        if (_whole(data.get("approved_extensions")) or 0) > 0:
+            state["d"] = True
 
 
 def contribution(state: CaseState) -> tuple[dict[str, int], int | None]:
     """What one case adds to each subject it counts for (`cases_reported` apart: it
     depends on the subject), and its handling minutes if closed with them.
     Mirrors `indicators._indicators`."""
-    types = state["types"]
+    types = state["t"]
     closed = CLOSED in types
     overdue = OVERDUE in types
-    late = overdue or state["late_at_close"]
+    late = overdue or state.get("l", False)
     due = closed or overdue
-    deferred = due and (EXTENDED in types or state["deferred_at_close"])
-    urgent = state["urgent"]
-    reworks = state["reworks"]
+    deferred = due and (EXTENDED in types or state.get("d", False))
+    urgent = state.get("u", False)
+    reworks = state.get("w", 0)
+    satisfaction = state.get("v")
     counts = {
         "cases_handled": 1,
         "cases_due": due,
@@ -268,44 +272,45 @@ def contribution(state: CaseState) -> tuple[dict[str, int], int | None]:
         "reworked": reworks,
         "reworked_cases": reworks > 0,
         "verified_or_reworked": "incident.verified" in types or REWORKED in types,
-        "satisfaction_total": state["satisfaction"] or 0,
-        "satisfaction_count": state["satisfaction"] is not None,
+        "satisfaction_total": satisfaction or 0,
+        "satisfaction_count": satisfaction is not None,
     }
-    minutes = state["minutes"] if closed else None
+    minutes = state.get("m") if closed else None
     return {name: int(value) for name, value in counts.items() if value}, minutes
 
 
-def _case_changed(period: str, old: CaseState | None, new: CaseState, changes: Changes) -> None:
+def _case_changed(
+    period: str, who: list, old: CaseState | None, new: CaseState, changes: Changes
+) -> None:
     """Each subject of the case gets the difference its new state makes."""
     new_counts, new_minutes = contribution(new)
     if old is None:
-        old_counts, old_minutes = {}, None
+        old_counts, old_minutes, before, reported_before = {}, None, (), ()
     else:
         old_counts, old_minutes = contribution(old)
+        before, reported_before = old["s"], old["r"]
     difference = {
         name: new_counts.get(name, 0) - old_counts.get(name, 0)
         for name in new_counts.keys() | old_counts.keys()
     }
     difference = {name: value for name, value in difference.items() if value}
-    for level in LEVELS:
-        before = old["subjects"][level] if old is not None else ()
-        reported_before = old["reporters"][level] if old is not None else ()
-        reporters = new["reporters"][level]
-        for subject in new["subjects"][level]:
-            key = (period, level, subject)
-            if subject in before:
-                counts = difference
-                if subject in reporters and subject not in reported_before:
-                    counts = {**difference, "cases_reported": 1}
-                if old_minutes != new_minutes:
-                    changes.minute(key, old_minutes, -1)
-                    changes.minute(key, new_minutes, 1)
-            else:
-                counts = new_counts
-                if subject in reporters:
-                    counts = {**new_counts, "cases_reported": 1}
+    reporters = new["r"]
+    for place in new["s"]:
+        level, subject = who[place]
+        key = (period, level, subject)
+        if place in before:
+            counts = difference
+            if place in reporters and place not in reported_before:
+                counts = {**difference, "cases_reported": 1}
+            if old_minutes != new_minutes:
+                changes.minute(key, old_minutes, -1)
                 changes.minute(key, new_minutes, 1)
-            changes.add(key, counts)
+        else:
+            counts = new_counts
+            if place in reporters:
+                counts = {**new_counts, "cases_reported": 1}
+            changes.minute(key, new_minutes, 1)
+        changes.add(key, counts)
 
 
 # ------------------------------------------------------------------- read and finish
@@ -361,7 +366,7 @@ class MemorySummaries:
 
     def __init__(self) -> None:
         self.fact_ids: set = set()
-        self.cases: dict[Any, dict[str, CaseState]] = {}
+        self.cases: dict[Any, dict[str, Any]] = {}  # id -> {"who": [...], "periods": {}}
         self.subjects: dict[Key, dict[str, Any]] = {}
         self.active: dict[tuple[str, Any], set[str]] = defaultdict(set)
 
