@@ -424,6 +424,14 @@ def run(args, settings: Settings, client, servers, year_month_facts: int) -> Non
             year_arithmetic(db, year_facts, live_year, settings.rpc_timeout)
     finally:
         runner.stop()
+    for figure, live, naive_ms in (
+        ("county board read live over RPC, p50", live_county, naive_county),
+        ("township board read live over RPC, p50", live_township, naive_township),
+    ):
+        record("assessment", figure, live, "naive loop, p50", naive_ms, "ms", ratio=naive_ms / live)
+    record(
+        "assessment", "facts folded into summaries", folded_rate, "raw insert_many", raw_rate, "/s"
+    )
     print(f"ratio read county {naive_county / live_county:.1f}")
     print(f"ratio read township {naive_township / live_township:.1f}")
     print(f"ratio ingest {folded_rate / raw_rate:.2f}")
