@@ -14,6 +14,7 @@ code)."""
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections.abc import Collection, Iterable, Mapping
 
@@ -44,6 +45,21 @@ def record(db: Database, facts: Iterable[Mapping]) -> int:
     for fact in facts:
         unique.setdefault(fact["_id"], fact)  # a fact twice in a batch: the first counts
     batch = list(unique.values())
+    with _folding(db):
+        return _record_retrying(db, batch)
+
+
+# One fold at a time per MongoDB client (a service replica has one): its handlers would
+# only conflict with one another on the county's summaries (every fact counts for them);
+# replicas still race, and retry.
+_FOLDING: dict[int, threading.Lock] = {}
+
+
+def _folding(db: Database) -> threading.Lock:
+    return _FOLDING.setdefault(id(db.client), threading.Lock())
+
+
+def _record_retrying(db: Database, batch: list[Mapping]) -> int:
     for attempt in range(1, ATTEMPTS + 1):
         try:
             with db.client.start_session() as session, session.start_transaction():

@@ -274,7 +274,7 @@ def test_two_replicas_racing_on_the_same_deliveries_count_each_fact_once(
     replicas = [runner_factory(config, AssessmentService) for _ in range(2)]
     for replica in replicas:
         replica.start()
-    events = generated_events(seed=8, cases=60)
+    events = generated_events(seed=8, cases=40)
     exchanges = {name: Exchange(name, type="topic", durable=True) for name in EXCHANGES.values()}
     with Connection(config["AMQP_URI"]) as connection:
         producer = Producer(connection.default_channel, serializer="json")
@@ -286,11 +286,11 @@ def test_two_replicas_racing_on_the_same_deliveries_count_each_fact_once(
             routing_key = facts.fact_from_event(payload)["type"]
             producer.publish(payload, exchange=exchange, routing_key=routing_key, declare=[])
     expected = len({facts.fact_from_event(payload)["_id"] for payload in events})
-    wait_until(lambda: db[store.FACTS].count_documents({}) == expected, 60, "facts")
+    wait_until(lambda: db[store.FACTS].count_documents({}) == expected, 180, "facts")
     stored = list(db[store.FACTS].find())
     # the duplicates may still be on their way: once the queues are drained, stopping
     # the replicas waits for the handlers under way
-    wait_until(lambda: _drained(config), 60, "queues drained")
+    wait_until(lambda: _drained(config), 120, "queues drained")
     for replica in replicas:
         replica.stop()
     assert db[store.FACTS].count_documents({}) == expected
