@@ -17,6 +17,7 @@ import random
 import threading
 import time
 from collections.abc import Collection, Iterable, Mapping
+from dataclasses import replace
 
 from pymongo.client_session import ClientSession
 from pymongo.database import Database
@@ -28,9 +29,11 @@ from pymongo.errors import (
 )
 
 from services.assessment import store
-from services.assessment.domain.indicators import Indicators
+from services.assessment.domain import patrols as patrolling
+from services.assessment.domain.indicators import TERRITORY_LEVELS, Indicators
 from services.assessment.domain.periods import Period
 from services.assessment.domain.summaries import Changes, finish, fold, is_case_fact
+from services.assessment.patrol_facts import patrol_counts
 
 # A batch that met a concurrent write is run again, after a short random pause, at most
 # this many times in all: replicas race on the county's summaries with every fact.
@@ -205,7 +208,26 @@ def indicators_by_level(
         )
         if counted is not None:
             found[summary["level"]][summary["subject"]] = counted
+    _add_patrols(db, found, period, subject)
     return found
+
+
+def _add_patrols(db: Database, found: dict[str, dict], period: Period, subject) -> None:
+    """Patrol counts, not yet summarized: from the period's patrol facts when read (their
+    pipelines, `patrol_facts.py`); a subject with patrols and nothing else is listed."""
+    first, last = period.day_texts()
+    dated: dict = {"day": {"$gte": first, "$lte": last}}
+    within = subject if subject is not None and set(found) <= set(TERRITORY_LEVELS) else None
+    if within is not None:
+        dated["path"] = within
+    patrolled = patrol_counts(db[store.FACTS], dated, list(found), within)
+    for (level, who), counts in patrolled.items():
+        if subject is not None and who != subject:
+            continue
+        if who in found[level]:
+            found[level][who] = replace(found[level][who], **counts)
+        elif patrolling.shows_patrolling(counts) and level != "worker":
+            found[level][who] = Indicators(**counts)
 
 
 def indicators_of(

@@ -28,10 +28,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping
+from dataclasses import replace
 from datetime import date
 from typing import Any
 
 from gridwork_common.errors import InvalidInput
+from services.assessment.domain import patrols as patrolling
 from services.assessment.domain.indicators import (
     ACCOUNT_TYPES,
     GRID_WORK_TYPES,
@@ -44,6 +46,7 @@ from services.assessment.domain.indicators import (
     VISIT_OBLIGATIONS,
     VISIT_RECORDED,
     Indicators,
+    patrol_indicators,
     subject_of,
 )
 from services.assessment.domain.periods import Period, periods_of
@@ -366,6 +369,7 @@ class MemorySummaries:
 
     def __init__(self) -> None:
         self.fact_ids: set = set()
+        self.facts: list[Mapping] = []
         self.cases: dict[Any, dict[str, Any]] = {}  # id -> {"who": [...], "periods": {}}
         self.subjects: dict[Key, dict[str, Any]] = {}
         self.active: dict[tuple[str, Any], set[str]] = defaultdict(set)
@@ -377,6 +381,7 @@ class MemorySummaries:
             if fact["_id"] not in self.fact_ids:
                 self.fact_ids.add(fact["_id"])
                 fresh.append(fact)
+        self.facts.extend(fresh)
         changes = Changes()
         fold(fresh, self.cases, changes)
         self.apply(changes)
@@ -412,4 +417,25 @@ class MemorySummaries:
             counted = finish(level, **summary, active_days=active, working_days=working_days)
             if counted is not None:
                 found[subject] = counted
+        # patrols are not summarized yet: counted from the facts when read, as the service
+        # does (services/assessment/patrol_facts.py)
+        first, last = period.day_texts()
+        dated = [
+            fact
+            for fact in self.facts
+            if fact["type"] in GRID_WORK_TYPES and first <= fact["day"] <= last
+        ]
+        known = {
+            fact["territory"]
+            for fact in self.facts
+            if fact["type"] == patrolling.GRID_UPDATED
+            and patrolling.grid_code(fact.get("territory"))
+        }
+        patrol_facts = [fact for fact in dated if fact["type"] in patrolling.PATROL_TYPES]
+        patrolled = patrol_indicators(patrol_facts, dated, known, level, None)
+        for subject, counts in patrolled.items():
+            if subject in found:
+                found[subject] = replace(found[subject], **counts)
+            elif patrolling.shows_patrolling(counts) and level != "worker":
+                found[subject] = Indicators(**counts)
         return dict(sorted(found.items()))
