@@ -169,7 +169,7 @@ def summarized(db, level, period, working, subject=None):
     return summaries.indicators_by_level(db, [level], period, working, subject)[level]
 
 
-def assert_as_defined(db, stored):
+def assert_as_defined(db, stored, every_kind=True):
     """Every level and period kind, and each node read alone, as the plain loop counts."""
     for text in PERIODS:
         period = Period.parse(text)
@@ -180,7 +180,7 @@ def assert_as_defined(db, stored):
             assert summarized(db, level, period, working) == expected, (text, level)
             # the comparison is not between two empty sets (a day may lack a level)
             assert expected or period.kind == "day", (text, level)
-        if text == "2026-10":  # the patrols take part in the comparison
+        if text == "2026-10" and every_kind:  # the patrols take part in the comparison
             for level in ("township", "grid", "worker"):
                 counted = summarized(db, level, period, working).values()
                 assert sum(i.patrols for i in counted) > 0, level
@@ -294,7 +294,7 @@ def test_two_replicas_racing_on_the_same_deliveries_count_each_fact_once(
     for replica in replicas:
         replica.stop()
     assert db[store.FACTS].count_documents({}) == expected
-    assert_as_defined(db, stored)
+    assert_as_defined(db, stored, every_kind=False)  # few events: not every kind of count
 
 
 def _drained(config) -> bool:
