@@ -1,30 +1,34 @@
-"""Assessment: a county month's scorecards from 1,000,000 facts, by the service's
-aggregation pipelines vs a naive Python loop over the same facts, same run.
+"""Assessment: live boards read from the summaries over RPC vs the naive loop over the
+same facts, and facts folded into the summaries vs a raw `insert_many`, same run.
 
-    PYTHONPATH=. .venv/bin/python bench/assessment.py [--facts 1000000] [--repeat 1]
+    PYTHONPATH=. .venv/bin/python bench/assessment.py [--facts 1000000] [--reads 30]
 
 Starts its own mongod (a single-node replica set in a temporary directory, on a free
-port), so it touches no data of `make up`. Setup (not timed): a county of 10 townships x
-8 villages x 6 grids, 480 grid workers, 60 department handlers in 30 departments, and a
-month of facts shaped exactly as the service stores them: cases taken through the loop
-(reported, accepted, registered, dispatched, signed, handled, verified, closed, evaluated;
-some go overdue, are sent back, escalated, supervised or extended), visits, resident
-records, logins and actions, and each grid's visit obligations, inserted with the
-service's indexes.
+port) and uses the RabbitMQ on 127.0.0.1:5672 in a fresh vhost, so it touches no data of
+`make up`. The county: 10 townships x 8 villages x 6 grids, 480 grid workers, 60
+department handlers in 30 departments. A month (November 2026) of `--facts` facts shaped
+as the service stores them, day by day as they would arrive: cases taken through the
+loop (reported, accepted, registered, dispatched, signed, handled, verified, closed,
+evaluated; some go overdue, are sent back, escalated, supervised or extended), visits,
+resident records, logins and actions, and each grid's visit obligations.
 
-Timed, each the scorecards of every level (county, township, village, grid, department,
-worker) for the month, scored with the default rule set:
+- Ingestion: each batch of `--batch` facts folded into the summaries through the
+  service's own path (`summaries.record`: facts stored once, cases and subjects updated,
+  one transaction), and the same batch inserted raw (`insert_many` into a collection
+  with the facts' indexes). Also the one-fact-per-transaction rate the event handlers
+  run at, on a sample.
+- Reads (the service in this process, asked over RPC, clock pinned to January 2027):
+  the county board (every level, six `scorecards` calls, as a county leader) and a
+  township board (the four territory levels, as that township's leader: county-wide
+  ranks, its own nodes), `--reads` times each; against the naive loop: the month's
+  facts read with a plain `find` and `domain.indicators.indicators_by_subject` per
+  level, scored the same way, `--naive-reads` times. Boards must be identical (checked),
+  and so must the summaries' indicators and the plain definition's, level by level.
+- A year board: the other eleven months of 2026 at `--year-month-facts` facts each, and
+  the year's county board read over RPC, with the arithmetic to a year of 12 x 1,000,000.
 
-- pipelines: `services.assessment.scorecards.boards` for every level at once (MongoDB
-  aggregation pipelines that read the month's facts once for all levels; Python merges
-  their per-subject rows and scores);
-- naive loop: the month's facts read once with a plain `find`, then
-  `domain.indicators.indicators_by_subject` (a Python loop over every fact) per level,
-  scored the same way.
-
-Both must give identical scorecards (checked). The working days are the month's weekdays
-(the service asks the events service for the county calendar; no events service runs
-here). The last line is `ratio <naive seconds / pipeline seconds>`.
+The last lines are `ratio read county ...`, `ratio read township ...` (naive p50 / live
+p50) and `ratio ingest ...` (summary facts/s / raw facts/s).
 """
 
 import gridwork_common.green  # noqa: F401  (first: patches eventlet before other imports)
@@ -32,25 +36,38 @@ import gridwork_common.green  # noqa: F401  (first: patches eventlet before othe
 # isort: split
 
 import argparse
+import json
 import os
 import random
 import time
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
 
+from nameko.runners import ServiceRunner
+from nameko.standalone.rpc import ClusterRpcProxy
 from pymongo import MongoClient
 
 from bench.results import record
-from bench.support import CpuMeter, load_line, private_servers
-from services.assessment import scorecards, store
+from bench.support import CpuMeter, load_line, percentiles, private_servers, private_vhost
+from gridwork_common import roles
+from gridwork_common.clock import CLOCK_CONFIG_KEY, PinnedClock
+from gridwork_common.config import Settings
+from gridwork_common.context import CallerContext
+from services.assessment import scorecards, store, summaries
 from services.assessment.domain import indicators as reference
 from services.assessment.domain.periods import Period
 from services.assessment.domain.scoring import DEFAULT_RULES
+from services.assessment.service import AssessmentService
 
 COUNTY = "530402"
+TOWNSHIP = "530402001"
 MONTH = Period.parse("2026-11")
+YEAR = Period.parse("2026")
 LEVELS = reference.LEVELS
+TERRITORY = tuple(reference.TERRITORY_LEVELS)
 LOOP = ["reported", "accepted", "registered", "dispatched", "signed", "handled", "verified"]
-BATCH = 20_000
+PINNED_AT = datetime(2027, 1, 10, 2, 0, tzinfo=UTC)  # every month of 2026 has ended
+FULL_MONTH, FULL_YEAR = 1_000_000, 12_000_000
 
 
 def county_grids() -> list[str]:
@@ -63,22 +80,25 @@ def county_grids() -> list[str]:
 
 
 class FactMaker:
-    """Facts of one month, shaped as `facts.fact_from_event` stores them."""
+    """Facts of one month, shaped as `facts.fact_from_event` stores them, day by day."""
 
-    def __init__(self, seed: int):
+    def __init__(self, seed: int, month: Period):
         self.rng = random.Random(seed)
+        self.month = month
         self.count = 0
         self.grids = county_grids()
         self.departments = [f"{COUNTY}-dept-{n:02d}" for n in range(30)]
         self.handlers = [f"handler-{n:02d}" for n in range(60)]
-        self.start = datetime(2026, 10, 31, 16, 0, tzinfo=UTC)  # 1 November 00:00 in China
+        first = month.first
+        # the month's first midnight in China
+        self.start = datetime(first.year, first.month, first.day, tzinfo=UTC) - timedelta(hours=8)
 
     def fact(self, type_, grid, actor, data, minute, department=None) -> dict:
         self.count += 1
         moment = self.start + timedelta(minutes=minute)
         local = moment + timedelta(hours=8)
         return {
-            "_id": f"{self.count:032x}",
+            "_id": f"{self.month.text}-{self.count:x}",
             "type": type_,
             "source": "/counties/530402/bench",
             "time": moment,
@@ -91,15 +111,15 @@ class FactMaker:
             "data": data,
         }
 
-    def case(self, number: int) -> list[dict]:
+    def case(self, number: int, day: int) -> list[dict]:
         rng = self.rng
         grid = rng.choice(self.grids)
         worker = f"worker-{grid[-9:]}"
         handler = rng.choice(self.handlers)
         department = self.departments[self.handlers.index(handler) // 2]
         urgency = "urgent" if rng.random() < 0.05 else "normal"
-        case_id = f"case-{number}"
-        minute = rng.randrange(0, 29 * 24 * 60)
+        case_id = f"case-{self.month.text}-{number}"
+        minute = day * 24 * 60 + rng.randrange(0, 24 * 60)
         steps = list(LOOP[: rng.randrange(1, len(LOOP) + 1)])
         if steps[-1] == "verified":
             if rng.random() < 0.08:
@@ -127,6 +147,7 @@ class FactMaker:
             }
             if action == "closed":
                 data["handling_working_minutes"] = rng.randrange(10, 6000)
+                data["ever_overdue"] = "overdue" in steps
             if action == "evaluated":
                 data["satisfaction"] = rng.randrange(1, 6)
             fact = self.fact(f"incident.{action}", grid, actor, data, minute, with_department)
@@ -134,15 +155,15 @@ class FactMaker:
             made.append(fact)
         return made
 
-    def other(self) -> dict:
+    def other(self, day: int) -> dict:
         rng = self.rng
         grid = rng.choice(self.grids)
         worker = f"worker-{grid[-9:]}"
-        minute = rng.randrange(0, 30 * 24 * 60 - 1)
+        minute = day * 24 * 60 + rng.randrange(0, 24 * 60)
         roll = rng.random()
         if roll < 0.7:
-            data = {"grid_code": grid, "worker_id": worker, "risk_level": rng.choice("hml")}
-            data["risk_level"] = {"h": "high", "m": "medium", "l": "low"}[data["risk_level"]]
+            risk = rng.choice(["high", "medium", "low"])
+            data = {"grid_code": grid, "worker_id": worker, "risk_level": risk}
             return self.fact("visit.recorded", grid, worker, data, minute)
         if roll < 0.85:
             kind = rng.choice(["resident.registered", "resident.updated", "resident.moved"])
@@ -151,127 +172,299 @@ class FactMaker:
         return self.fact(kind, grid, worker, {"user_id": worker}, minute)
 
     def obligations(self, grid: str) -> dict:
+        """The grid's visit obligations for the month, sent when it has ended."""
         rows = []
         for risk in ("high", "medium", "low"):
             required = self.rng.randrange(0, 12)
             if required:
                 done = self.rng.randrange(0, required + 1)
+                worker = f"worker-{grid[-9:]}"
                 rows.append(
-                    {
-                        "worker_id": f"worker-{grid[-9:]}",
-                        "risk_level": risk,
-                        "required": required,
-                        "done": done,
-                    }
+                    {"worker_id": worker, "risk_level": risk, "required": required, "done": done}
                 )
-        fact = self.fact("visit.obligations", grid, None, {"grid_code": grid, "rows": rows}, 0)
-        fact["day"], fact["period"] = "2026-12-01", MONTH.text
+        data = {"grid_code": grid, "rows": rows}
+        days = (self.month.last - self.month.first).days + 1
+        fact = self.fact("visit.obligations", grid, None, data, days * 24 * 60 + 60)
+        fact["_id"] = f"{reference.VISIT_OBLIGATIONS}:{grid}:{self.month.text}"
+        fact["period"] = self.month.text
         return fact
+
+    def batches(self, total: int, size: int):
+        """The month's facts in batches of about `size`, in the order they happen (a case
+        spills into the next day or two, as its steps do)."""
+        days = (self.month.last - self.month.first).days + 1
+        batch: list[dict] = []
+        number = 0
+        for day in range(days):
+            while self.count < total * (day + 1) // days:
+                if self.rng.random() < 0.9:
+                    number += 1
+                    batch.extend(self.case(number, day))
+                else:
+                    batch.append(self.other(day))
+                if len(batch) >= size:
+                    yield batch
+                    batch = []
+        batch.extend(self.obligations(grid) for grid in self.grids)
+        yield batch
 
 
 def _stage(action: str) -> int:
     return LOOP.index(action) if action in LOOP else len(LOOP)
 
 
-def load(db, total: int, seed: int) -> int:
-    maker = FactMaker(seed)
-    collection = db[store.FACTS]
-    for name, models in store.INDEXES.items():
-        db[name].create_indexes(models)
-    batch: list[dict] = [maker.obligations(grid) for grid in maker.grids]
-    number = 0
-    while maker.count < total:
-        if maker.rng.random() < 0.9:
-            number += 1
-            batch.extend(maker.case(number))
-        else:
-            batch.append(maker.other())
-        if len(batch) >= BATCH:
-            collection.insert_many(batch, ordered=False)
-            batch = []
-    if batch:
-        collection.insert_many(batch, ordered=False)
-    return number
+# ---------------------------------------------------------------------------- loading
+def ingest(db, maker: FactMaker, total: int, size: int, raw=None) -> dict:
+    """Every batch folded into the summaries (timed), and inserted raw (timed) when a
+    raw collection is given. Returns seconds and counts."""
+    folded_s = raw_s = 0.0
+    facts = 0
+    for batch in maker.batches(total, size):
+        started = time.perf_counter()
+        facts += summaries.record(db, batch)
+        folded_s += time.perf_counter() - started
+        if raw is not None:
+            started = time.perf_counter()
+            raw.insert_many(batch, ordered=False)
+            raw_s += time.perf_counter() - started
+    return {"facts": facts, "folded_s": folded_s, "raw_s": raw_s}
 
 
-def by_pipelines(db, working_days) -> dict:
-    return scorecards.boards(db, LEVELS, MONTH, working_days)
+def one_by_one(db, count: int) -> float:
+    """Facts/s folded one per transaction, as the event handlers do."""
+    maker = FactMaker(99, Period.parse("2026-10"))
+    facts = [fact for batch in maker.batches(count, count) for fact in batch][:count]
+    started = time.perf_counter()
+    for fact in facts:
+        summaries.record(db, [fact])
+    return len(facts) / (time.perf_counter() - started)
 
 
-def by_naive_loop(db, working_days) -> dict:
-    first, last = MONTH.day_texts()
+# ---------------------------------------------------------------------------- reading
+def naive_boards(db, levels, working_days, period: Period = MONTH) -> dict:
+    """The month's facts read with a plain find, each level counted by the plain loop."""
+    first, last = period.day_texts()
     month_facts = list(
         db[store.FACTS].find(
             {
                 "$or": [
                     {"day": {"$gte": first, "$lte": last}},
-                    {"type": reference.VISIT_OBLIGATIONS, "period": MONTH.text},
+                    {"type": reference.VISIT_OBLIGATIONS, "period": {"$in": period.whole_months()}},
                 ]
             }
         )
     )
     boards = {}
-    for level in LEVELS:
-        found = reference.indicators_by_subject(month_facts, level, MONTH, working_days)
-        boards[level] = scorecards.board(level, MONTH.text, DEFAULT_RULES, found)
+    for level in levels:
+        found = reference.indicators_by_subject(month_facts, level, period, working_days)
+        boards[level] = scorecards.board(level, period.text, DEFAULT_RULES, found)
     return boards
 
 
-def timed(function, *args) -> tuple[float, dict]:
-    started = time.perf_counter()
-    result = function(*args)
-    return time.perf_counter() - started, result
+def scoped(boards: dict, scope: str) -> dict:
+    return {level: scorecards._within(level, board, scope) for level, board in boards.items()}
 
 
+def plain(value) -> dict:
+    """As an RPC reply carries it (JSON)."""
+    return json.loads(json.dumps(value))
+
+
+def rpc_boards(rpc, levels, period: Period) -> dict:
+    return {level: rpc.assessment.scorecards(level, period.text) for level in levels}
+
+
+def timed(function, *args, times: int) -> tuple[list[float], object]:
+    seconds, result = [], None
+    for _ in range(times):
+        started = time.perf_counter()
+        result = function(*args)
+        seconds.append(time.perf_counter() - started)
+    return seconds, result
+
+
+def working_days_of(period: Period) -> list[str]:
+    return [
+        day.isoformat()
+        for day in (
+            period.first + timedelta(days=n) for n in range((period.last - period.first).days + 1)
+        )
+        if day.weekday() < 5
+    ]
+
+
+def line(label: str, seconds: list[float]) -> float:
+    p50, p99 = percentiles(seconds)
+    print(f"  {label:<58} p50 {p50:9.1f} ms   p99 {p99:9.1f} ms   ({len(seconds)} reads)")
+    return p50
+
+
+# ---------------------------------------------------------------------------- main
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--facts", type=int, default=1_000_000)
-    parser.add_argument("--repeat", type=int, default=1, help="timed runs of each; best kept")
+    parser.add_argument("--facts", type=int, default=FULL_MONTH, help="facts of the month")
+    parser.add_argument("--batch", type=int, default=5000, help="facts per transaction")
+    parser.add_argument("--reads", type=int, default=30, help="live reads of each board")
+    parser.add_argument("--naive-reads", type=int, default=3, help="naive reads of each board")
+    parser.add_argument("--year-month-facts", type=int, default=None, help="default facts/20")
+    parser.add_argument("--one-by-one", type=int, default=2000, help="facts, one per transaction")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--amqp-uri", default="amqp://guest:guest@127.0.0.1:5672/")
+    parser.add_argument("--management-uri", default="http://guest:guest@127.0.0.1:15672")
     args = parser.parse_args()
+    year_month_facts = args.year_month_facts or args.facts // 20
     print(load_line())
-    working_days = {
-        day.isoformat()
-        for day in (date(2026, 11, 1) + timedelta(days=n) for n in range(30))
-        if day.weekday() < 5
-    }
-    with private_servers() as servers:
-        client = MongoClient(servers.mongo_uri, tz_aware=True)
-        db = client["gridwork_bench_assessment"]
-        started = time.perf_counter()
-        cases = load(db, args.facts, args.seed)
-        stored = db[store.FACTS].estimated_document_count()
-        print(
-            f"setup: {stored:,} facts ({cases:,} cases, {len(county_grids())} grids) "
-            f"inserted in {time.perf_counter() - started:.1f} s"
+    with (
+        private_vhost(args.amqp_uri, args.management_uri) as amqp_uri,
+        private_servers() as servers,
+    ):
+        settings = Settings.from_env(
+            {
+                "AMQP_URI": amqp_uri,
+                "MONGO_URI": servers.mongo_uri,
+                "MONGO_DB_PREFIX": "bench",
+                "COUNTY_CODE": COUNTY,
+                "METRICS_PORT": "0",
+                "GRIDWORK_DEV_MODE": "true",  # private, throwaway servers
+            }
         )
-        meter = CpuMeter({"mongod": [servers.pids["mongod"]], "bench": [os.getpid()]})
-        pipeline_seconds, naive_seconds = [], []
-        for _ in range(args.repeat):
-            before = meter.snapshot()
-            seconds, piped = timed(by_pipelines, db, working_days)
-            pipeline_seconds.append(seconds)
-            pipeline_cpu = meter.since(before)
-            seconds, looped = timed(by_naive_loop, db, working_days)
-            naive_seconds.append(seconds)
-        assert piped == looped, "the pipelines and the naive loop disagree"
-        subjects = {level: len(board["items"]) for level, board in piped.items()}
-        print("scorecards per level: " + ", ".join(f"{k} {v}" for k, v in subjects.items()))
-        print(f"mongod CPU seconds during the pipelines: {pipeline_cpu['mongod']:.1f}")
-        pipeline, naive = min(pipeline_seconds), min(naive_seconds)
-        print(f"pipelines (every level): {pipeline:.2f} s")
-        print(f"naive Python loop (one read, every level): {naive:.2f} s")
-        client.close()
-    record(
-        "assessment",
-        "scorecards by pipelines",
-        pipeline,
-        "naive Python loop",
-        naive,
-        "s",
-        ratio=naive / pipeline,
+        print(f"private mongod on port {servers.mongo_port}; vhost {urlsplit(amqp_uri).path[1:]}")
+        client = MongoClient(servers.mongo_uri, tz_aware=True)
+        try:
+            run(args, settings, client, servers, year_month_facts)
+        finally:
+            client.close()
+
+
+def run(args, settings: Settings, client, servers, year_month_facts: int) -> None:
+    db = client[settings.database_name("assessment")]
+    for name, models in store.INDEXES.items():
+        db[name].create_indexes(models)
+    raw = client["bench_raw"]["facts"]
+    raw.create_indexes(store.INDEXES[store.FACTS])
+    for month in YEAR.months():  # the calendar as the service keeps it for ended months
+        db[store.WORKING_DAYS].insert_one({"_id": month.text, "days": working_days_of(month)})
+    cpu = CpuMeter({"mongod": [servers.pids["mongod"]], "bench": [os.getpid()]})
+
+    # ingestion: the month, batch by batch, through the summaries and raw
+    before = cpu.snapshot()
+    loaded = ingest(db, FactMaker(args.seed, MONTH), args.facts, args.batch, raw)
+    used = cpu.since(before)
+    folded_rate = loaded["facts"] / loaded["folded_s"]
+    raw_rate = loaded["facts"] / loaded["raw_s"]
+    print(
+        f"ingestion: {loaded['facts']:,} facts of {MONTH.text} in batches of {args.batch:,} "
+        f"(CPU s: mongod {used['mongod']:.0f}, bench {used['bench']:.0f})"
     )
-    print(f"ratio {naive / pipeline:.2f}")
+    print(f"  folded into the summaries (one transaction a batch) {folded_rate:9,.0f} facts/s")
+    print(f"  raw insert_many of the same batches                 {raw_rate:9,.0f} facts/s")
+    client.drop_database("bench_raw")
+    single = one_by_one(client["bench_one_by_one"], args.one_by_one)
+    client.drop_database("bench_one_by_one")
+    print(f"  one fact per transaction (the event handlers' path) {single:9,.0f} facts/s")
+
+    working = set(working_days_of(MONTH))
+    summarized = summaries.indicators_by_level(db, LEVELS, MONTH, working)
+    naive_seconds, naive = timed(naive_boards, db, LEVELS, working, times=args.naive_reads)
+    month_facts = list(db[store.FACTS].find({}))
+    for level in LEVELS:  # the summaries are the plain definition's indicators, exactly
+        assert summarized[level] == reference.indicators_by_subject(
+            month_facts, level, MONTH, working
+        ), level
+    del month_facts
+    print("summaries identical to the plain definition at every level: checked")
+    township_seconds, _ = timed(naive_boards, db, TERRITORY, working, times=args.naive_reads)
+
+    clock = PinnedClock(PINNED_AT)
+    config = {**settings.nameko_config(), CLOCK_CONFIG_KEY: clock}
+    runner = ServiceRunner(config)
+    runner.add_service(AssessmentService)
+    runner.start()
+    county_leader = CallerContext(user_id="leader", roles=(roles.LEADER,), scope=COUNTY)
+    township_leader = CallerContext(user_id="t-leader", roles=(roles.LEADER,), scope=TOWNSHIP)
+    try:
+        with (
+            ClusterRpcProxy(config, context_data=county_leader.to_context_data(), timeout=60) as c,
+            ClusterRpcProxy(
+                config, context_data=township_leader.to_context_data(), timeout=60
+            ) as t,
+        ):
+            cold_s, _ = timed(rpc_boards, c, LEVELS, MONTH, times=1)  # nothing scored yet
+            county_s, county = timed(rpc_boards, c, LEVELS, MONTH, times=args.reads)
+            township_s, township = timed(rpc_boards, t, TERRITORY, MONTH, times=args.reads)
+            assert county == plain(naive), "the live county board differs from the naive loop"
+            assert township == plain(scoped({k: naive[k] for k in TERRITORY}, TOWNSHIP))
+            print("boards over RPC identical to the naive loop's: checked")
+            subjects = ", ".join(
+                f"{level} {len(board['items'])}" for level, board in county.items()
+            )
+            print(f"scorecards per level: {subjects}")
+            print(f"reads of the {MONTH.text} boards ({args.facts:,} facts):")
+            line("county board, live, first read (scoring no subject kept)", cold_s)
+            live_county = line("county board, live over RPC (6 levels)", county_s)
+            naive_county = line("county board, naive loop (find + loop)", naive_seconds)
+            live_township = line("township board, live over RPC (4 levels)", township_s)
+            naive_township = line("township board, naive loop", township_seconds)
+
+            # the year: eleven more months at a scaled-down size
+            for month in YEAR.months():
+                if month != MONTH:
+                    ingest(
+                        db,
+                        FactMaker(args.seed + month.first.month, month),
+                        year_month_facts,
+                        args.batch,
+                    )
+            year_s, _ = timed(rpc_boards, c, LEVELS, YEAR, times=max(3, args.reads // 3))
+            year_facts = args.facts + 11 * year_month_facts
+            others = f"11 months x {year_month_facts:,}"
+            print(f"year board {YEAR.text} ({year_facts:,} facts: {MONTH.text} above, {others}):")
+            line("county board of the year, first read", year_s[:1])
+            live_year = line("county board of the year, live over RPC", year_s)
+            year_arithmetic(db, year_facts, live_year, settings.rpc_timeout)
+    finally:
+        runner.stop()
+    for figure, live, naive_ms in (
+        ("county board read live over RPC, p50", live_county, naive_county),
+        ("township board read live over RPC, p50", live_township, naive_township),
+    ):
+        record("assessment", figure, live, "naive loop, p50", naive_ms, "ms", ratio=naive_ms / live)
+    record(
+        "assessment", "facts folded into summaries", folded_rate, "raw insert_many", raw_rate, "/s"
+    )
+    print(f"ratio read county {naive_county / live_county:.1f}")
+    print(f"ratio read township {naive_township / live_township:.1f}")
+    print(f"ratio ingest {folded_rate / raw_rate:.2f}")
+
+
+def year_arithmetic(db, facts: int, year_ms: float, timeout_s: float) -> None:
+    """A board reads one summary per subject whatever the number of facts (subjects do not
+    grow with facts); only the handling-time histograms do, each at most as fast as its
+    subject's closed cases and never past the distinct minute values (5,990 here). So at
+    12 M facts the year reads the same documents with histograms of at most
+    min(5990, values now x 12 M / facts now) values; the part of the read that grows is
+    reading and finishing the summaries, measured here and scaled by that growth."""
+    working = set(working_days_of(YEAR))
+    started = time.perf_counter()
+    summaries.indicators_by_level(db, LEVELS, YEAR, working)
+    summaries_ms = (time.perf_counter() - started) * 1000
+    docs = values_now = values_full = 0
+    for doc in db[store.SUMMARIES].find({"period": YEAR.text}, {"minutes": 1}):
+        docs += 1
+        values = sum(len(bucket) for bucket in doc.get("minutes", {}).values())
+        values_now += values
+        values_full += min(5990, values * FULL_YEAR // facts)
+    growth = values_full / max(values_now, 1)
+    estimate = year_ms + summaries_ms * (growth - 1)
+    print(
+        f"  {docs:,} summaries; histogram values {values_now:,} now, at most "
+        f"{values_full:,} at {FULL_YEAR:,} facts (x{growth:.1f})"
+    )
+    print(
+        f"  summaries read and finished in {summaries_ms:.0f} ms of the {year_ms:.0f} ms; "
+        f"at {FULL_YEAR:,} facts about {year_ms:.0f} + {summaries_ms:.0f} x {growth - 1:.1f}"
+        f" = {estimate / 1000:.1f} s (the gateway's RPC timeout: {timeout_s:.0f} s)"
+    )
 
 
 if __name__ == "__main__":

@@ -16,9 +16,8 @@ from pymongo.errors import DuplicateKeyError
 from gridwork_common.charts import bar_chart, line_chart
 from gridwork_common.clock import Clock, utc_now
 from gridwork_common.outbox import Outbox
-from services.assessment import facts, store, topics
+from services.assessment import store, summaries, topics
 from services.assessment.bulletin_labels import label, level_name
-from services.assessment.domain.indicators import Indicators
 from services.assessment.domain.periods import Period
 
 LEVELS = ("township", "village", "grid", "department")
@@ -53,8 +52,8 @@ def make(
     boards = {level: published[level] for level in LEVELS}
     trend = []
     for earlier in map(Period.parse, previous_months(period, TREND_MONTHS)):
-        counted = facts.indicators_by_subject(db, "county", earlier, (), within=county)
-        trend.append((earlier.text, counted.get(county, Indicators()).on_time_rate))
+        counted = summaries.indicators_of(db, "county", county, earlier, ())
+        trend.append((earlier.text, counted.on_time_rate))
     townships = [
         (item["subject"], item["rates"]["on_time_rate"]) for item in boards["township"]["items"]
     ]

@@ -4,6 +4,8 @@ scored: a new rule set makes new versions, it never rewrites them."""
 
 from __future__ import annotations
 
+import json
+from collections import OrderedDict
 from collections.abc import Collection, Mapping
 from dataclasses import fields, is_dataclass
 from fractions import Fraction
@@ -15,7 +17,7 @@ from pymongo.errors import DuplicateKeyError
 from gridwork_common.clock import Clock, utc_now
 from gridwork_common.errors import InvalidInput
 from gridwork_common.outbox import Outbox
-from services.assessment import facts, store, topics
+from services.assessment import store, summaries, topics
 from services.assessment.domain.indicators import LEVELS, TERRITORY_LEVELS
 from services.assessment.domain.periods import Period
 from services.assessment.domain.scoring import (
@@ -72,14 +74,14 @@ def boards(
     scope: str | None = None,
     rules_version: int | None = None,
 ) -> dict[str, dict]:
-    """`scorecards` of several levels, their facts read once for all of them."""
+    """`scorecards` of several levels, read from the live summaries."""
     for level in levels:
         if level not in LEVELS:
             raise InvalidInput("level", f"must be one of {', '.join(LEVELS)}")
     rules = _rules(db, period, rules_version)
     # Ranks and stars are county-wide; a scoped caller sees the part of them in scope.
     counted = [level for level in levels if scope is None or level in TERRITORY_LEVELS]
-    found = facts.indicators_by_level(db, counted, period, working_days)
+    found = summaries.indicators_by_level(db, counted, period, working_days)
     return {
         level: _within(level, board(level, period.text, rules, found.get(level, {})), scope)
         for level in levels
@@ -111,9 +113,9 @@ def level_of_code(territory) -> str:
 def node_indicators(
     db: Database, level: str, territory: str, period: Period, working_days: Collection[str]
 ) -> dict:
-    """One territory node's indicators and rates (coverage weighted as its scoring is)."""
-    found = facts.indicators_by_subject(db, level, period, working_days, within=territory)
-    counted = found.get(territory, Indicators())
+    """One territory node's indicators and rates (coverage weighted as its scoring is):
+    its row of the level's board."""
+    counted = summaries.indicators_of(db, level, territory, period, working_days)
     rules = _rules(db, period, None)
     return {
         "territory": territory,
@@ -124,8 +126,9 @@ def node_indicators(
 
 
 def board(level: str, period: str, rules: RuleSet, found: Mapping[str, Indicators]) -> dict:
-    cards = {subject: score(ind, rules) for subject, ind in found.items()}
-    totals = {subject: card.total for subject, card in cards.items()}
+    rules_key = _rules_key(rules)
+    scored = {subject: _scored(rules_key, rules, ind) for subject, ind in found.items()}
+    totals = {subject: card["total"] for subject, (card, _, _) in scored.items()}
     awarded = stars(totals, rules) if totals else {}
     # Equal scores share a rank (1, 2, 2, 4); within a tie the list is in id order.
     ranked = sorted(totals, key=lambda subject: (-totals[subject], subject))
@@ -140,14 +143,53 @@ def board(level: str, period: str, rules: RuleSet, found: Mapping[str, Indicator
                 "subject": subject,
                 "total": totals[subject],
                 "stars": awarded[subject],
-                "scorecard": _plain(cards[subject]),
-                "indicators": _plain(found[subject]),
-                "rates": found[subject].rates(rules.visit_weights),
+                "scorecard": scored[subject][0],
+                "indicators": scored[subject][1],
+                "rates": scored[subject][2],
             }
             for subject in ranked
         ],
         "bottom": bottom(totals, BOTTOM_N) if totals else [],
     }
+
+
+# A subject's scorecard, indicators and rates as plain values are a pure function of its
+# indicators and the rule set, and exact scoring is the dear part of reading a board of a
+# thousand subjects; most subjects' indicators are unchanged from one read to the next, so
+# the plain results are kept (never mutated) for the latest combinations.
+_SCORED: OrderedDict[tuple, tuple[dict, dict, dict]] = OrderedDict()
+SCORED_KEPT = 100_000
+
+
+def _rules_key(rules: RuleSet) -> str:
+    return json.dumps(rules.to_config(), sort_keys=True)
+
+
+def _scored(rules_key: str, rules: RuleSet, indicators: Indicators) -> tuple[dict, dict, dict]:
+    key = (rules_key, _indicators_key(indicators))
+    kept = _SCORED.get(key)
+    if kept is not None:
+        _SCORED.move_to_end(key)
+        return kept
+    kept = (
+        _plain(score(indicators, rules)),
+        _plain(indicators),
+        indicators.rates(rules.visit_weights),
+    )
+    _SCORED[key] = kept
+    if len(_SCORED) > SCORED_KEPT:
+        _SCORED.popitem(last=False)
+    return kept
+
+
+def _indicators_key(indicators: Indicators) -> tuple:
+    return tuple(
+        tuple(value.items()) if isinstance(value, Mapping) else value
+        for value in (getattr(indicators, name) for name in _INDICATOR_FIELDS)
+    )
+
+
+_INDICATOR_FIELDS = tuple(f.name for f in fields(Indicators))
 
 
 def _rules(db: Database, period: Period, version: int | None) -> RuleSet:

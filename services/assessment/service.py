@@ -1,7 +1,8 @@
 """Assessment: facts from other services' events, indicators over them, scoring.
 
-Every consumed event becomes one fact (idempotent: the CloudEvent id is the key);
-indicators are MongoDB aggregation pipelines over the facts (facts.py).
+Every consumed event becomes one fact (idempotent: the CloudEvent id is the key), folded
+into the live summaries in the same transaction; boards and indicators are read from the
+summaries (summaries.py).
 """
 
 from datetime import date, timedelta

@@ -9,16 +9,17 @@ RULE_SETS = "rule_sets"  # versions of the scoring rules after the shipped defau
 PUBLISHED = "published_scorecards"  # as scored at publication, never rewritten
 BULLETINS = "bulletins"  # one per month, kept once made
 WORKING_DAYS = "working_days"  # the county calendar's working days of each ended month
+# The live summaries (summaries.py), kept with each fact in its transaction:
+SUMMARIES = "summaries"  # per (period, level, subject): additive parts of the indicators
+CASES = "case_summaries"  # per case: what it did in each period it touched
+ACTIVITY = "activity"  # per (period, person): the days with a login or action
 
 INDEXES = {
     FACTS: [
+        # the integrity signals read a month's media and visits; boards read summaries
         IndexModel([("type", ASCENDING), ("period", ASCENDING)], name="type_period"),
-        IndexModel([("type", ASCENDING), ("day", ASCENDING)], name="type_day"),
-        IndexModel([("path", ASCENDING), ("day", ASCENDING)], name="path_day"),
-        IndexModel(
-            [("incident_id", ASCENDING), ("type", ASCENDING)], name="incident_type", sparse=True
-        ),
-        IndexModel([("actor", ASCENDING), ("period", ASCENDING)], name="actor_period"),
     ],
+    SUMMARIES: [IndexModel([("period", ASCENDING), ("level", ASCENDING)], name="period_level")],
+    ACTIVITY: [IndexModel([("period", ASCENDING), ("person", ASCENDING)], name="period_person")],
 }
 INDEXES.update(OUTBOX_INDEXES)  # events written with their change (gridwork_common.outbox)

@@ -2,10 +2,11 @@
 period, counted from facts, and the rates read from those counts.
 
 Every count is a whole number, so the same facts always give the identical indicators
-whichever way they are added up: the service adds them up with MongoDB aggregation
-pipelines; `indicators_by_subject` here is the plain-Python definition of the same counts,
-used by the unit tests (hand-computed examples), by the integration test that holds the
-pipelines to it, and as the naive baseline of `bench/assessment.py`.
+whichever way they are added up: the service keeps them as live summaries, folded fact by
+fact (`domain/summaries.py`); `indicators_by_subject` here is the plain-Python definition
+of the same counts, used by the unit tests (hand-computed examples), by the property and
+integration tests that hold the summaries to it, and as the naive baseline of
+`bench/assessment.py`.
 
 A fact is a dict: `type` (the event's topic), `day` ("YYYY-MM-DD", local), `period` (the
 month; for `visit.obligations` the month the obligations were for), `path` (territory

@@ -1,0 +1,441 @@
+"""Live summaries: every fact folded, as it arrives, into running totals per subject and
+period, so a board of any level and period is read, not recomputed from the facts.
+
+The indicators (`domain/indicators.py`) are not all additive: a case counts once per
+subject and period with what it did in that period (closed and never late, say), and
+p90, rates, averages and coverage are not sums. So two kinds of summary are kept:
+
+- per case: what the case did in each period it touched (day, ISO week, month, quarter,
+  year; `CaseState`), the union of its facts there (types, flags, maxima, the subjects
+  at every level, who reported it);
+- per subject and period: additive parts only. When a fact changes a case's state in a
+  period, each subject of the case gets the difference between the case's new and old
+  contribution (`cases_closed` +1, `closed_on_time` -1 ...). Handling time is kept as
+  an exact histogram of working minutes (value -> cases), from which the count, the
+  total and the nearest-rank p90 are finished at read time, identically to the plain
+  definition; visits required and done stay uncapped sums per risk (capped at read
+  time, as the definition caps the subject's sums); the subject's people are a set.
+  Account activity is kept per person and period (the days with a login or action),
+  and intersected with the working days when read: the calendar is asked at read time.
+
+Folding is pure: `fold` turns facts into `Changes` (increments, set additions) and the
+new case states; a store applies them (MongoDB in `services/assessment/summaries.py`,
+`MemorySummaries` here for the property tests). Every fact is folded once (its id is
+stored once); facts may come in any order, since every case state is a union.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import replace
+from datetime import date
+from typing import Any
+
+from gridwork_common.errors import InvalidInput
+from services.assessment.domain import patrols as patrolling
+from services.assessment.domain.indicators import (
+    ACCOUNT_TYPES,
+    GRID_WORK_TYPES,
+    HANDLING_MINUTES,
+    LEVELS,
+    P90,
+    RECORD_TYPES,
+    RISK_LEVELS,
+    URGENT,
+    VISIT_OBLIGATIONS,
+    VISIT_RECORDED,
+    Indicators,
+    patrol_indicators,
+    subject_of,
+)
+from services.assessment.domain.periods import Period, periods_of
+
+Key = tuple[str, str, Any]  # (period, level, subject)
+CaseState = dict[str, Any]  # one case in one period, as stored (see `_copy`)
+
+CLOSED, OVERDUE, EXTENDED = "incident.closed", "incident.overdue", "incident.extended"
+REPORTED, REWORKED, EVALUATED = "incident.reported", "incident.reworked", "incident.evaluated"
+COUNTED_BY_TYPE = {
+    VISIT_RECORDED: "visits_recorded",
+    **dict.fromkeys(RECORD_TYPES, "records_collected"),
+    "account.login": "logins",
+    "account.action": "actions",
+}
+
+
+class Changes:
+    """What a batch of facts adds to the summaries: increments and set additions per
+    subject and period, and the days people were active, per person and period."""
+
+    def __init__(self) -> None:
+        self.touched: set[Key] = set()  # every subject summary to create if missing
+        self.counts: dict[Key, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        self.minutes: dict[Key, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+        self.required: dict[Key, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        self.done: dict[Key, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        self.people: dict[Key, set] = defaultdict(set)
+        self.active: dict[tuple[str, Any], set[str]] = defaultdict(set)  # (period, person)
+
+    def add(self, key: Key, counts: Mapping[str, int]) -> None:
+        self.touched.add(key)
+        mine = self.counts[key]
+        for name, value in counts.items():
+            mine[name] += value
+
+    def minute(self, key: Key, value: int | None, change: int) -> None:
+        if value is not None:
+            self.minutes[key][value] += change
+
+    def person(self, key: Key, person) -> None:
+        self.touched.add(key)
+        self.people[key].add(person)
+
+
+def fact_periods(day: str) -> list[str]:
+    """The day, ISO week, month, quarter and year a fact dated `day` counts in."""
+    return periods_of(date.fromisoformat(day))
+
+
+def is_case_fact(fact: Mapping) -> bool:
+    return fact["type"].startswith("incident.") and fact.get("incident_id") not in (None, "")
+
+
+def fold(facts: Iterable[Mapping], cases: dict[Any, dict[str, Any]], changes: Changes) -> None:
+    """Fold (new) facts into `changes`; `cases` maps a case id to its table of subjects
+    (`who`) and its states by period (`periods`), as read before; updated here. A case's
+    facts in the batch are folded into its states first, then each subject gets the
+    difference once per case and period."""
+    before: dict[Any, dict[str, CaseState | None]] = {}  # the states as they were read
+    for fact in facts:
+        kind = fact["type"]
+        if kind == VISIT_OBLIGATIONS:
+            _fold_obligations(fact, changes)
+            continue
+        day = fact["day"]
+        periods = fact_periods(day)
+        actor = fact.get("actor")
+        if kind in ACCOUNT_TYPES and actor is not None:
+            for period in periods:  # wherever the person logged in
+                changes.active[(period, actor)].add(day)
+        subjects = [(level, subject_of(fact, level)) for level in LEVELS]
+        case = is_case_fact(fact)
+        counted = None if case else COUNTED_BY_TYPE.get(kind)
+        grid_work = actor is not None and kind in GRID_WORK_TYPES
+        for level, subject in subjects:
+            if subject is None:
+                continue
+            person = level == "department" if case else False
+            person = actor is not None and (person or (level != "department" and grid_work))
+            if not person and counted is None:
+                continue
+            for period in periods:
+                key = (period, level, subject)
+                if person:
+                    changes.person(key, actor)
+                if counted is not None:
+                    changes.add(key, {counted: 1})
+        if case:
+            kept = cases.setdefault(fact["incident_id"], {"who": [], "periods": {}})
+            states = kept["periods"]
+            originals = before.setdefault(fact["incident_id"], {})
+            found = [_who(kept["who"], pair) for pair in subjects if pair[1] is not None]
+            for period in periods:
+                if period not in originals:  # the state as read stays as it was
+                    originals[period] = states.get(period)
+                    states[period] = _copy(states.get(period))
+                _add_fact(states[period], fact, found)
+    for case_id, originals in before.items():
+        kept = cases[case_id]
+        for period, old in originals.items():
+            _case_changed(period, kept["who"], old, kept["periods"][period], changes)
+
+
+def _fold_obligations(fact: Mapping, changes: Changes) -> None:
+    """Visits required and done per grid worker and risk level of one grid's month: they
+    count for periods made of whole months (that month, its quarter, its year)."""
+    try:
+        month = Period.parse(fact.get("period"))
+    except InvalidInput:
+        return
+    rows = (fact.get("data") or {}).get("rows")
+    if month.kind != "month" or not isinstance(rows, list):
+        return
+    periods = periods_of(month.first)[2:]
+    for row in rows:
+        if not isinstance(row, Mapping) or row.get("risk_level") not in RISK_LEVELS:
+            continue
+        person, risk = row.get("worker_id"), row["risk_level"]
+        required, done = _whole(row.get("required")) or 0, _whole(row.get("done")) or 0
+        for level in LEVELS:
+            subject = person if level == "worker" else subject_of(fact, level)
+            if subject is None:
+                continue
+            for period in periods:
+                key = (period, level, subject)
+                changes.touched.add(key)
+                changes.required[key][risk] += required
+                changes.done[key][risk] += done
+                if person is not None and level != "department":
+                    changes.person(key, person)
+
+
+def _whole(value: Any, low: int = 0, high: int | None = None) -> int | None:
+    """A whole number in range, or None (booleans are not numbers here)."""
+    if type(value) is not int or value < low or (high is not None and value > high):
+        return None
+    return value
+
+
+# ------------------------------------------------------------------------ one case
+
+
+def _who(table: list, pair: tuple[str, Any]) -> int:
+    """A (level, subject)'s place in the case's table of subjects (added if new): each
+    period's state names its subjects by place, so a case stays a small document."""
+    level, subject = pair
+    for place, (known_level, known) in enumerate(table):
+        if known_level == level and known == subject:
+            return place
+    table.append([level, subject])
+    return len(table) - 1
+
+
+def _copy(state: CaseState | None) -> CaseState:
+    """A state to change (stored: `t` the case-step types seen, `s` its subjects and `r`
+    those that reported it, by place in the case's table; set only when they are not
+    the default: `u` urgent, `w` times sent back, `v` best evaluation, `m` handling
+    minutes, `l` late and `d` deferred at closure)."""
+    if state is None:
+        return {"t": [], "s": [], "r": []}
+    return {**state, "t": list(state["t"]), "s": list(state["s"]), "r": list(state["r"])}
+
+
+CASE_STEP_TYPES = frozenset(
+    f"incident.{step}"
+    for step in ("closed", "overdue", "extended", "escalated", "supervised", "verified", "reworked")
+)
+
+
+def _add_fact(state: CaseState, fact: Mapping, subjects: Iterable[int]) -> None:
+    """One more fact in the case's state (changed in place), given its subjects' places.
+    Mirrors `indicators._add_to_case`, for every level at once."""
+    kind = fact["type"]
+    data = fact.get("data") or {}
+    if kind in CASE_STEP_TYPES and kind not in state["t"]:
+        state["t"].append(kind)
+    for place in subjects:
+        if place not in state["s"]:
+            state["s"].append(place)
+        if kind == REPORTED and place not in state["r"]:
+            state["r"].append(place)
+    if data.get("urgency") == URGENT:
+        state["u"] = True
+    if kind == REWORKED:
+        state["w"] = state.get("w", 0) + 1
+    if kind == EVALUATED:
+        satisfaction = _whole(data.get("satisfaction"), 1, 5)
+        if satisfaction is not None:
+            state["v"] = max(state.get("v") or 0, satisfaction)
+    if kind == CLOSED:
+        minutes = _whole(data.get(HANDLING_MINUTES))
+        if minutes is not None:
+            state["m"] = max(state.get("m") or 0, minutes)
+        if data.get("ever_overdue") is True:
+            state["l"] = True
+        if (_whole(data.get("approved_extensions")) or 0) > 0:
+            state["d"] = True
+
+
+def contribution(state: CaseState) -> tuple[dict[str, int], int | None]:
+    """What one case adds to each subject it counts for (`cases_reported` apart: it
+    depends on the subject), and its handling minutes if closed with them.
+    Mirrors `indicators._indicators`."""
+    types = state["t"]
+    closed = CLOSED in types
+    overdue = OVERDUE in types
+    late = overdue or state.get("l", False)
+    due = closed or overdue
+    deferred = due and (EXTENDED in types or state.get("d", False))
+    urgent = state.get("u", False)
+    reworks = state.get("w", 0)
+    satisfaction = state.get("v")
+    counts = {
+        "cases_handled": 1,
+        "cases_due": due,
+        "cases_closed": closed,
+        "closed_on_time": closed and not late and not deferred,
+        "approved_deferrals": deferred,
+        "urgent_due": urgent and due,
+        "urgent_closed": urgent and closed,
+        "urgent_closed_on_time": urgent and closed and not late,
+        "overdue": overdue,
+        "escalated": "incident.escalated" in types,
+        "supervised": "incident.supervised" in types,
+        "reworked": reworks,
+        "reworked_cases": reworks > 0,
+        "verified_or_reworked": "incident.verified" in types or REWORKED in types,
+        "satisfaction_total": satisfaction or 0,
+        "satisfaction_count": satisfaction is not None,
+    }
+    minutes = state.get("m") if closed else None
+    return {name: int(value) for name, value in counts.items() if value}, minutes
+
+
+def _case_changed(
+    period: str, who: list, old: CaseState | None, new: CaseState, changes: Changes
+) -> None:
+    """Each subject of the case gets the difference its new state makes."""
+    new_counts, new_minutes = contribution(new)
+    if old is None:
+        old_counts, old_minutes, before, reported_before = {}, None, (), ()
+    else:
+        old_counts, old_minutes = contribution(old)
+        before, reported_before = old["s"], old["r"]
+    difference = {
+        name: new_counts.get(name, 0) - old_counts.get(name, 0)
+        for name in new_counts.keys() | old_counts.keys()
+    }
+    difference = {name: value for name, value in difference.items() if value}
+    reporters = new["r"]
+    for place in new["s"]:
+        level, subject = who[place]
+        key = (period, level, subject)
+        if place in before:
+            counts = difference
+            if place in reporters and place not in reported_before:
+                counts = {**difference, "cases_reported": 1}
+            if old_minutes != new_minutes:
+                changes.minute(key, old_minutes, -1)
+                changes.minute(key, new_minutes, 1)
+        else:
+            counts = new_counts
+            if place in reporters:
+                counts = {**new_counts, "cases_reported": 1}
+            changes.minute(key, new_minutes, 1)
+        changes.add(key, counts)
+
+
+# ------------------------------------------------------------------- read and finish
+
+
+def nearest_rank_of_histogram(histogram: Mapping[int, int]) -> int | None:
+    """`indicators.nearest_rank(values, P90)` of the values a histogram counts."""
+    total = sum(histogram.values())
+    if total == 0:
+        return None
+    wanted = max(1, -((-P90.numerator * total) // P90.denominator))  # ceil(0.9 n)
+    seen = 0
+    for value in sorted(histogram):
+        seen += histogram[value]
+        if seen >= wanted:
+            return value
+    raise AssertionError("unreachable: the histogram holds `total` values")
+
+
+def finish(
+    level: str,
+    counts: Mapping[str, int],
+    minutes: Mapping[int, int],
+    required: Mapping[str, int],
+    done: Mapping[str, int],
+    people: Collection,
+    active_days: Mapping[Any, Collection[str]],
+    working_days: Collection[str],
+) -> Indicators | None:
+    """A subject's indicators from its summary (None: a worker with no grid work, who
+    is assessed through departments, as the plain definition leaves them out)."""
+    if level == "worker" and not people:
+        return None
+    histogram = {value: cases for value, cases in minutes.items() if cases}
+    working = set(working_days)
+    return Indicators(
+        **{name: value for name, value in counts.items() if value},
+        handling_count=sum(histogram.values()),
+        handling_minutes_total=sum(value * cases for value, cases in histogram.items()),
+        handling_minutes_p90=nearest_rank_of_histogram(histogram),
+        visits_required_by_risk={risk: required.get(risk, 0) for risk in RISK_LEVELS},
+        visits_done_by_risk={
+            risk: min(done.get(risk, 0), required.get(risk, 0)) for risk in RISK_LEVELS
+        },
+        active_account_days=sum(len(working.intersection(active_days.get(p, ()))) for p in people),
+        expected_account_days=len(people) * len(working_days),
+    )
+
+
+class MemorySummaries:
+    """The summaries in memory: the same folding, applied to dicts (the property tests'
+    store; MongoDB applies the same `Changes` with `$inc` and `$addToSet`)."""
+
+    def __init__(self) -> None:
+        self.fact_ids: set = set()
+        self.facts: list[Mapping] = []
+        self.cases: dict[Any, dict[str, Any]] = {}  # id -> {"who": [...], "periods": {}}
+        self.subjects: dict[Key, dict[str, Any]] = {}
+        self.active: dict[tuple[str, Any], set[str]] = defaultdict(set)
+
+    def record(self, facts: Iterable[Mapping]) -> int:
+        """Fold the facts not seen before; how many were new."""
+        fresh = []
+        for fact in facts:
+            if fact["_id"] not in self.fact_ids:
+                self.fact_ids.add(fact["_id"])
+                fresh.append(fact)
+        self.facts.extend(fresh)
+        changes = Changes()
+        fold(fresh, self.cases, changes)
+        self.apply(changes)
+        return len(fresh)
+
+    def apply(self, changes: Changes) -> None:
+        for key in changes.touched:
+            summary = self.subjects.setdefault(
+                key,
+                {"counts": defaultdict(int), "minutes": defaultdict(int), "people": set()}
+                | {"required": defaultdict(int), "done": defaultdict(int)},
+            )
+            for name, source in (
+                ("counts", changes.counts),
+                ("minutes", changes.minutes),
+                ("required", changes.required),
+                ("done", changes.done),
+            ):
+                for field, value in source.get(key, {}).items():
+                    summary[name][field] += value
+            summary["people"] |= changes.people.get(key, set())
+        for person_period, days in changes.active.items():
+            self.active[person_period] |= days
+
+    def indicators_by_subject(
+        self, level: str, period: Period, working_days: Collection[str]
+    ) -> dict[Any, Indicators]:
+        active = {who: days for (text, who), days in self.active.items() if text == period.text}
+        found = {}
+        for (text, of_level, subject), summary in self.subjects.items():
+            if text != period.text or of_level != level:
+                continue
+            counted = finish(level, **summary, active_days=active, working_days=working_days)
+            if counted is not None:
+                found[subject] = counted
+        # patrols are not summarized yet: counted from the facts when read, as the service
+        # does (services/assessment/patrol_facts.py)
+        first, last = period.day_texts()
+        dated = [
+            fact
+            for fact in self.facts
+            if fact["type"] in GRID_WORK_TYPES and first <= fact["day"] <= last
+        ]
+        known = {
+            fact["territory"]
+            for fact in self.facts
+            if fact["type"] == patrolling.GRID_UPDATED
+            and patrolling.grid_code(fact.get("territory"))
+        }
+        patrol_facts = [fact for fact in dated if fact["type"] in patrolling.PATROL_TYPES]
+        patrolled = patrol_indicators(patrol_facts, dated, known, level, None)
+        for subject, counts in patrolled.items():
+            if subject in found:
+                found[subject] = replace(found[subject], **counts)
+            elif patrolling.shows_patrolling(counts) and level != "worker":
+                found[subject] = Indicators(**counts)
+        return dict(sorted(found.items()))

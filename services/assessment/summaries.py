@@ -1,0 +1,238 @@
+"""The live summaries in MongoDB (`domain/summaries.py` says what they hold): facts
+stored once each and folded into the summaries in the same transaction, and boards read
+from the summaries.
+
+A batch of facts is one transaction: the facts not stored before are inserted, the
+states of their cases read, and every change written (`$inc` on the subjects'
+summaries, `$addToSet` for people and active days, the cases' new states). A fact
+delivered twice is found stored and changes nothing; two replicas folding facts of the
+same case or subject at once meet a write conflict, and the loser runs its batch again
+from fresh reads, so nothing is lost or counted twice. The event handlers fold one fact
+at a time; a replay or a load folds many per transaction (fewer round trips, the same
+code)."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import replace
+
+from pymongo.client_session import ClientSession
+from pymongo.database import Database
+from pymongo.errors import (
+    ConnectionFailure,
+    DuplicateKeyError,
+    OperationFailure,
+    PyMongoError,
+)
+
+from services.assessment import store
+from services.assessment.domain import patrols as patrolling
+from services.assessment.domain.indicators import TERRITORY_LEVELS, Indicators
+from services.assessment.domain.periods import Period
+from services.assessment.domain.summaries import Changes, finish, fold, is_case_fact
+from services.assessment.patrol_facts import patrol_counts
+
+# A batch that met a concurrent write is run again, after a short random pause, at most
+# this many times in all: replicas race on the county's summaries with every fact.
+ATTEMPTS = 30
+PAUSE_S = 0.002
+
+
+def record(db: Database, facts: Iterable[Mapping]) -> int:
+    """Store the facts not stored before and fold them into the summaries, in one
+    transaction; how many were new."""
+    unique: dict = {}
+    for fact in facts:
+        unique.setdefault(fact["_id"], fact)  # a fact twice in a batch: the first counts
+    batch = list(unique.values())
+    with _folding(db):
+        return _record_retrying(db, batch)
+
+
+# One fold at a time per MongoDB client (a service replica has one): its handlers would
+# only conflict with one another on the county's summaries (every fact counts for them);
+# replicas still race, and retry.
+_FOLDING: dict[int, threading.Lock] = {}
+
+
+def _folding(db: Database) -> threading.Lock:
+    return _FOLDING.setdefault(id(db.client), threading.Lock())
+
+
+def _record_retrying(db: Database, batch: list[Mapping]) -> int:
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            with db.client.start_session() as session, session.start_transaction():
+                return _record(db, batch, session)
+        except PyMongoError as exc:
+            if attempt < ATTEMPTS and _raced(exc):
+                time.sleep(random.uniform(0, PAUSE_S * attempt))  # noqa: S311 (a jitter)
+                continue
+            raise
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def _raced(exc: PyMongoError) -> bool:
+    """Lost a race with another writer (worth running again from fresh reads), not an
+    outage (the caller fails, and the message is redelivered or the load stops)."""
+    if isinstance(exc, ConnectionFailure):
+        return False
+    if isinstance(exc, DuplicateKeyError):  # a fact stored by another replica meanwhile
+        return True
+    return exc.has_error_label("TransientTransactionError") or exc.has_error_label(
+        "UnknownTransactionCommitResult"
+    )
+
+
+def _record(db: Database, batch: list[Mapping], session: ClientSession) -> int:
+    facts = db[store.FACTS]
+    ids = [fact["_id"] for fact in batch]
+    stored = {doc["_id"] for doc in facts.find({"_id": {"$in": ids}}, {"_id": 1}, session=session)}
+    fresh = [fact for fact in batch if fact["_id"] not in stored]
+    if not fresh:
+        return 0
+    facts.insert_many(fresh, session=session)
+    case_ids = list({fact["incident_id"] for fact in fresh if is_case_fact(fact)})
+    cases = {}
+    if case_ids:
+        found = db[store.CASES].find({"_id": {"$in": case_ids}}, session=session)
+        cases = {doc.pop("_id"): doc for doc in found}
+    changes = Changes()
+    fold(fresh, cases, changes)
+    _update(
+        db,
+        store.CASES,
+        [{"q": {"_id": id_}, "u": cases[id_], "upsert": True} for id_ in case_ids],
+        session,
+    )
+    _update(db, store.SUMMARIES, _summary_writes(changes), session)
+    activity = [
+        {
+            "q": {"_id": {"p": period, "a": person}},
+            "u": {
+                "$setOnInsert": {"period": period, "person": person},
+                "$addToSet": {"days": {"$each": sorted(days)}},
+            },
+            "upsert": True,
+        }
+        for (period, person), days in changes.active.items()
+    ]
+    _update(db, store.ACTIVITY, activity, session)
+    return len(fresh)
+
+
+UPDATES_PER_COMMAND = 5000
+MINUTES_BUCKET = 100  # handling-time histogram: minutes.<value // 100>.<value> = cases
+
+
+def _update(db: Database, collection: str, updates: list[dict], session: ClientSession) -> None:
+    """Unordered update commands (a batch of thousands of small updates: the driver's
+    per-operation objects would cost more than the updates)."""
+    for start in range(0, len(updates), UPDATES_PER_COMMAND):
+        chunk = updates[start : start + UPDATES_PER_COMMAND]
+        reply = db.command(
+            {"update": collection, "updates": chunk, "ordered": False}, session=session
+        )
+        if reply.get("writeErrors"):
+            raise OperationFailure(f"{collection}: {reply['writeErrors'][0]}")
+
+
+def _summary_writes(changes: Changes) -> list[dict]:
+    writes = []
+    for key in changes.touched:
+        period, level, subject = key
+        increments = {}
+        for prefix, source in (
+            ("counts", changes.counts),
+            ("required", changes.required),
+            ("done", changes.done),
+        ):
+            for name, value in source.get(key, {}).items():
+                if value:
+                    increments[f"{prefix}.{name}"] = value
+        for minutes, cases in changes.minutes.get(key, {}).items():
+            if cases:  # in buckets: an update finds its field among a few dozen, not thousands
+                increments[f"minutes.{minutes // MINUTES_BUCKET}.{minutes}"] = cases
+        update: dict = {"$setOnInsert": {"period": period, "level": level, "subject": subject}}
+        if increments:
+            update["$inc"] = increments
+        people = changes.people.get(key)
+        if people:
+            update["$addToSet"] = {"people": {"$each": list(people)}}
+        writes.append(
+            {"q": {"_id": {"p": period, "l": level, "s": subject}}, "u": update, "upsert": True}
+        )
+    return writes
+
+
+def indicators_by_level(
+    db: Database,
+    levels: Collection[str],
+    period: Period,
+    working_days: Collection[str],
+    subject=None,
+) -> dict[str, dict]:
+    """The indicators of every subject of each level (or of one `subject`) for a period,
+    read from the summaries: `domain.indicators.indicators_by_subject` over the facts,
+    without reading a fact."""
+    query: dict = {"period": period.text, "level": {"$in": list(levels)}}
+    if subject is not None:
+        query["subject"] = subject
+    summaries = list(db[store.SUMMARIES].find(query, {"_id": 0, "period": 0}))
+    activity: dict = {"period": period.text}
+    if subject is not None:
+        people = {person for summary in summaries for person in summary.get("people", ())}
+        activity["person"] = {"$in": list(people)}
+    active = {
+        doc["person"]: doc["days"]
+        for doc in db[store.ACTIVITY].find(activity, {"_id": 0, "person": 1, "days": 1})
+    }
+    found: dict[str, dict] = {level: {} for level in levels}
+    for summary in summaries:
+        counted = finish(
+            summary["level"],
+            counts=summary.get("counts", {}),
+            minutes={
+                int(value): cases
+                for bucket in summary.get("minutes", {}).values()
+                for value, cases in bucket.items()
+            },
+            required=summary.get("required", {}),
+            done=summary.get("done", {}),
+            people=summary.get("people", ()),
+            active_days=active,
+            working_days=working_days,
+        )
+        if counted is not None:
+            found[summary["level"]][summary["subject"]] = counted
+    _add_patrols(db, found, period, subject)
+    return found
+
+
+def _add_patrols(db: Database, found: dict[str, dict], period: Period, subject) -> None:
+    """Patrol counts, not yet summarized: from the period's patrol facts when read (their
+    pipelines, `patrol_facts.py`); a subject with patrols and nothing else is listed."""
+    first, last = period.day_texts()
+    dated: dict = {"day": {"$gte": first, "$lte": last}}
+    within = subject if subject is not None and set(found) <= set(TERRITORY_LEVELS) else None
+    if within is not None:
+        dated["path"] = within
+    patrolled = patrol_counts(db[store.FACTS], dated, list(found), within)
+    for (level, who), counts in patrolled.items():
+        if subject is not None and who != subject:
+            continue
+        if who in found[level]:
+            found[level][who] = replace(found[level][who], **counts)
+        elif patrolling.shows_patrolling(counts) and level != "worker":
+            found[level][who] = Indicators(**counts)
+
+
+def indicators_of(
+    db: Database, level: str, subject: str, period: Period, working_days: Collection[str]
+) -> Indicators:
+    """One subject's indicators for a period (all zero when it has none)."""
+    found = indicators_by_level(db, [level], period, working_days, subject)[level]
+    return found.get(subject, Indicators())
