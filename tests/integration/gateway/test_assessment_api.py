@@ -73,7 +73,7 @@ def test_a_report_through_the_gateway_counts_in_every_period_containing_today(
         ("2026-W60", 400),
         ("2026-Q5", 400),
         ("26-11", 400),
-        ("2026-11-31", 422),  # the right shape, but no such day: refused by the service
+        ("2026-11-31", 400),  # no such day: the stated period grammar (gridwork_common.periods)
     ],
 )
 def test_a_malformed_period_is_a_problem_naming_it(county, as_user, period, status):
