@@ -6,6 +6,7 @@ import pytest
 from gridwork_common.clock import utc_now
 from services.assessment.service import AssessmentService
 from services.events.service import EventsService
+from services.gateway import auth
 from services.gateway.app import create_app
 from services.gateway.auth import Identity
 from services.gateway.broker_admin import BrokerAdmin
@@ -38,6 +39,22 @@ USERS = {
     "committee-a": (["department_handler"], VILLAGE_A, f"{VILLAGE_A}-committee"),
     "leader": (["leader"], COUNTY, None),
 }
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _demo_password_hashed_once():
+    """argon2 is slow on purpose (tens of milliseconds a hash, more on a loaded machine),
+    and every test here creates its ten users with one password: they share one hash of
+    it (salted once). Any other password is hashed as in production."""
+    hash_password = auth.hash_password
+    demo_hash = hash_password(PASSWORD)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(
+            auth,
+            "hash_password",
+            lambda password: demo_hash if password == PASSWORD else hash_password(password),
+        )
+        yield
 
 
 @pytest.fixture
