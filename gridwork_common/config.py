@@ -220,7 +220,9 @@ class Settings:
             pii_index_key=(
                 pii_index_key := _secret_key(env, "PII_INDEX_KEY", _DEV_INDEX_KEY, dev_mode)
             ),
-            token_secret=(token_secret := _secret_key(env, "TOKEN_SECRET", _DEV_TOKEN_SECRET, dev_mode)),
+            token_secret=(
+                token_secret := _secret_key(env, "TOKEN_SECRET", _DEV_TOKEN_SECRET, dev_mode)
+            ),
             pii_encryption_keys_previous=_previous_keys(
                 env, "PII_ENCRYPTION_KEYS_PREVIOUS", pii_encryption_key
             ),

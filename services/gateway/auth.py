@@ -287,7 +287,6 @@ class Identity:
         )
         return caller, claims
 
-
     def _verification_key(self, kid: object) -> bytes:
         """The key a token names: the current one or one being rotated out
         (TOKEN_SECRETS_PREVIOUS). A token without a kid predates key ids: current key."""
