@@ -15,6 +15,7 @@ from services.population import rekey
 from services.population.protection import PersonalDataCipher
 from services.population.service import PopulationService
 from tests.integration.population.conftest import ADMIN
+from tests.integration.population.test_imports import csv_bytes, run_import
 from tests.population_data import GRID_A1, county_features, resident_id
 
 pytestmark = pytest.mark.integration
@@ -96,12 +97,15 @@ def test_keys_rotate_without_losing_reads_or_searches(start_population, cluster_
         register(admin, OLD_NUMBER, "13900000000")
     assert duplicate.value.exc_type == "Conflict"
     assert population_db.residents.count_documents({}) == 2
+    imported = run_import(admin, csv_bytes([[OLD_NUMBER, "李四", GRID_A1, PHONE, "registered"]]))
+    assert (imported["counts"]["created"], imported["counts"]["failed"]) == (0, 0)
+    assert population_db.residents.count_documents({}) == 2  # matched under A, not added
 
     # The job rewrites what A wrote, in batches; a second run finds nothing left.
     rekeying = rekey.ResidentRekeying(
         population_db.residents, PersonalDataCipher.from_settings(during)
     )
-    assert rekeying.remaining() == 1
+    assert rekeying.remaining() == 1  # the import rewrote the old resident's phone only
     finished = run_rekey_tool(during)
     assert finished.returncode == 0, finished.stderr
     assert "rewritten=1 changed_meanwhile=0 remaining=0 unfinished_imports=0" in finished.stdout
