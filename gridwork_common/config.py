@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import os
 import re
 import sys
@@ -93,6 +94,20 @@ def _secret_key(environ: Mapping[str, str], name: str, dev_key: str, dev_mode: b
     return key
 
 
+def _previous_keys(environ: Mapping[str, str], name: str, current: bytes) -> tuple[bytes, ...]:
+    """Keys being rotated out: still accepted to verify or decrypt, never used to write.
+    Comma-separated base64 keys; empty (the default) when no rotation is under way."""
+    keys = []
+    for position, raw in enumerate(environ.get(name, "").split(",")):
+        if not raw.strip():
+            continue
+        key = _key({name: raw.strip()}, name, "")
+        if key == current:
+            raise ConfigError(name, f"key {position + 1} is the current key; list only old ones")
+        keys.append(key)
+    return tuple(keys)
+
+
 def _flag(environ: Mapping[str, str], name: str, default: bool) -> bool:
     raw = environ.get(name, "true" if default else "false").strip().lower()
     if raw in ("1", "true", "yes", "on"):
@@ -128,6 +143,10 @@ class Settings:
     pii_encryption_key: bytes = field(repr=False)
     pii_index_key: bytes = field(repr=False)
     token_secret: bytes = field(repr=False)
+    # Keys being rotated out (docs/operations.md "Key rotation"): read, never written.
+    pii_encryption_keys_previous: tuple[bytes, ...] = field(repr=False)
+    pii_index_keys_previous: tuple[bytes, ...] = field(repr=False)
+    token_secrets_previous: tuple[bytes, ...] = field(repr=False)
     access_token_ttl_s: int
     refresh_token_ttl_s: int
     media_size_limits: str  # "photo=20971520,video/mp4=209715200" (parsed by media)
@@ -193,11 +212,22 @@ class Settings:
             max_workers=_integer(env, "NAMEKO_MAX_WORKERS", 10, minimum=1),
             amqp_heartbeat_s=_integer(env, "AMQP_HEARTBEAT_S", 60, minimum=0),
             log_level=log_level,
-            pii_encryption_key=_secret_key(
-                env, "PII_ENCRYPTION_KEY", _DEV_ENCRYPTION_KEY, dev_mode
+            pii_encryption_key=(
+                pii_encryption_key := _secret_key(
+                    env, "PII_ENCRYPTION_KEY", _DEV_ENCRYPTION_KEY, dev_mode
+                )
             ),
-            pii_index_key=_secret_key(env, "PII_INDEX_KEY", _DEV_INDEX_KEY, dev_mode),
-            token_secret=_secret_key(env, "TOKEN_SECRET", _DEV_TOKEN_SECRET, dev_mode),
+            pii_index_key=(
+                pii_index_key := _secret_key(env, "PII_INDEX_KEY", _DEV_INDEX_KEY, dev_mode)
+            ),
+            token_secret=(
+                token_secret := _secret_key(env, "TOKEN_SECRET", _DEV_TOKEN_SECRET, dev_mode)
+            ),
+            pii_encryption_keys_previous=_previous_keys(
+                env, "PII_ENCRYPTION_KEYS_PREVIOUS", pii_encryption_key
+            ),
+            pii_index_keys_previous=_previous_keys(env, "PII_INDEX_KEYS_PREVIOUS", pii_index_key),
+            token_secrets_previous=_previous_keys(env, "TOKEN_SECRETS_PREVIOUS", token_secret),
             access_token_ttl_s=_integer(env, "ACCESS_TOKEN_TTL_S", 900, minimum=30),
             refresh_token_ttl_s=_integer(env, "REFRESH_TOKEN_TTL_S", 30 * 24 * 3600, minimum=60),
             media_size_limits=env.get("MEDIA_SIZE_LIMITS", "").strip(),
@@ -272,3 +302,9 @@ _VARIABLE_OF_FIELD = {"dev_mode": DEV_MODE_VARIABLE, "max_workers": "NAMEKO_MAX_
 ENVIRONMENT_VARIABLES = tuple(
     _VARIABLE_OF_FIELD.get(f.name, f.name.upper()) for f in fields(Settings)
 )
+
+
+def key_id(key: bytes) -> str:
+    """A short public name of a key (written beside what it signed or encrypted, so the
+    reader picks the right key during a rotation): a hash, so it reveals nothing."""
+    return hashlib.sha256(b"gridwork-key-id\x00" + key).hexdigest()[:12]

@@ -19,7 +19,7 @@ from pymongo.errors import DuplicateKeyError
 
 from gridwork_common import roles
 from gridwork_common.clock import Clock, utc_now
-from gridwork_common.config import Settings
+from gridwork_common.config import Settings, key_id
 from gridwork_common.context import CallerContext
 from gridwork_common.outbox import Outbox, Staged
 from services.gateway import store
@@ -188,7 +188,12 @@ class Identity:
             "scope": user.get("scope"),
             "department": user.get("department"),
         }
-        access = jwt.encode(claims, self.settings.token_secret, algorithm="HS256")
+        access = jwt.encode(
+            claims,
+            self.settings.token_secret,
+            algorithm="HS256",
+            headers={"kid": key_id(self.settings.token_secret)},
+        )
         refresh = secrets.token_urlsafe(32)
 
         def keep_refresh_token(staged: Staged) -> None:
@@ -252,9 +257,10 @@ class Identity:
         if not authorization or not authorization.startswith("Bearer "):
             raise ApiProblem(401, "Unauthorized", "a Bearer access token is required")
         try:
+            token = authorization.removeprefix("Bearer ").strip()
             claims = jwt.decode(
-                authorization.removeprefix("Bearer ").strip(),
-                self.settings.token_secret,
+                token,
+                self._verification_key(jwt.get_unverified_header(token).get("kid")),
                 algorithms=["HS256"],
                 issuer=ISSUER,
                 options={"require": ["exp", "iat", "sub", "jti"]},
@@ -280,6 +286,16 @@ class Identity:
             request_id=request_id,
         )
         return caller, claims
+
+    def _verification_key(self, kid: object) -> bytes:
+        """The key a token names: the current one or one being rotated out
+        (TOKEN_SECRETS_PREVIOUS). A token without a kid predates key ids: current key."""
+        if kid is None:
+            return self.settings.token_secret
+        for key in (self.settings.token_secret, *self.settings.token_secrets_previous):
+            if key_id(key) == kid:
+                return key
+        raise jwt.InvalidTokenError("signed with a key no longer accepted")
 
 
 def _checked_roles(values) -> list[str]:

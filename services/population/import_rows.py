@@ -76,10 +76,18 @@ class ResidentRows:
             documents[document["id_index"]] = (row_number, document)
         if not documents:
             return
+        # During a key rotation a resident may still be indexed under a previous key.
+        current_of = {index: index for index in documents}
+        cipher = self.population.cipher
+        if cipher.rotating:
+            for index, (_, document) in documents.items():
+                number = cipher.decrypt(document["id_cipher"], "id_number")
+                for previous in cipher.blind_indexes(number, "id_number")[1:]:
+                    current_of[previous] = index
         existing = {
-            doc["id_index"]: doc
+            current_of[doc["id_index"]]: doc
             for doc in self.collection.find(
-                {"id_index": {"$in": list(documents)}},
+                {"id_index": {"$in": list(current_of)}},
                 {name: 1 for name in (*COMPARED_FIELDS, "id_index", "status")},
                 session=session,
             )

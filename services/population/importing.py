@@ -457,10 +457,10 @@ def _roster_differences(population: Population, resident_id: str, row: Mapping) 
     theirs_phone = str(row.get("phone") or "").strip()
     if theirs_phone:
         try:
-            index = population.cipher.blind_index(normalise_phone(theirs_phone), "phone")
+            indexes = population.cipher.blind_indexes(normalise_phone(theirs_phone), "phone")
         except InvalidInput:
-            index = None  # not a phone number at all: certainly not ours
-        if index != stored.get("phone_index"):
+            indexes = []  # not a phone number at all: certainly not ours
+        if stored.get("phone_index") not in indexes:
             differences.append(
                 {"field": "phone", "ours": stored.get("phone_masked"), "theirs": "(differs)"}
             )

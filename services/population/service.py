@@ -41,7 +41,7 @@ class PersonalDataProtection(DependencyProvider):
 
     def setup(self):
         settings = Settings.from_nameko_config(self.container.config)
-        self.cipher = PersonalDataCipher(settings.pii_encryption_key, settings.pii_index_key)
+        self.cipher = PersonalDataCipher.from_settings(settings)
 
     def get_dependency(self, worker_ctx) -> PersonalDataCipher:
         return self.cipher

@@ -221,3 +221,16 @@ def test_secrets_never_appear_in_the_settings_repr():
     text = repr(settings)
     assert "s3-very-secret" not in text
     assert "pii_encryption_key" not in text and "pii_index_key" not in text
+
+
+def test_previous_keys_are_optional_lists_of_other_keys():
+    assert Settings.from_env(DEV).token_secrets_previous == ()
+    old, older = base64.b64encode(b"a" * 32).decode(), base64.b64encode(b"b" * 32).decode()
+    settings = Settings.from_env({**DEV, "TOKEN_SECRETS_PREVIOUS": f"{old}, {older}"})
+    assert settings.token_secrets_previous == (b"a" * 32, b"b" * 32)
+    current = base64.b64encode(Settings.from_env(DEV).pii_index_key).decode()
+    with pytest.raises(ConfigError) as same:
+        Settings.from_env({**DEV, "PII_INDEX_KEYS_PREVIOUS": current})
+    assert same.value.variable == "PII_INDEX_KEYS_PREVIOUS"
+    with pytest.raises(ConfigError, match="32 bytes"):
+        Settings.from_env({**DEV, "PII_ENCRYPTION_KEYS_PREVIOUS": "c2hvcnQ="})

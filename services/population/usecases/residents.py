@@ -42,6 +42,8 @@ class ResidentUseCases(UseCases):
         self._check_links(record)
         document = self.resident_document(record)
         try:
+            if self.cipher.rotating:  # the unique index sees only the current key's index
+                self._refuse_indexed_under_previous_key(record.id_number)
 
             def register(session):
                 self.db[store.RESIDENTS].insert_one(document, session=session)
@@ -57,7 +59,9 @@ class ResidentUseCases(UseCases):
 
             self.changes(register)
         except DuplicateKeyError:
-            existing = self.db[store.RESIDENTS].find_one({"id_index": document["id_index"]})
+            existing = self.db[store.RESIDENTS].find_one(
+                {"id_index": {"$in": self.cipher.blind_indexes(record.id_number, "id_number")}}
+            )
             if existing is not None and _same_record(existing, document):
                 return self._render_resident(existing)  # a retried registration
             if existing is not None and existing["status"] == MOVED_OUT:
@@ -71,6 +75,11 @@ class ResidentUseCases(UseCases):
                 )
             ) from None
         return self._render_resident(document)
+
+    def _refuse_indexed_under_previous_key(self, id_number: str) -> None:
+        previous = self.cipher.blind_indexes(id_number, "id_number")[1:]
+        if previous and self.db[store.RESIDENTS].find_one({"id_index": {"$in": previous}}):
+            raise DuplicateKeyError("id_index under a previous key")
 
     def _move_back_in(self, existing: Mapping, document: Mapping) -> dict:
         """Someone who moved out of the county registers again: the same record, active
@@ -127,6 +136,7 @@ class ResidentUseCases(UseCases):
             "id_index": self.cipher.blind_index(id_number, "id_number"),
             "id_masked": mask_id_number(id_number),
             **self.phone_fields(phone),
+            "pii_keys": self.cipher.key_ids,  # what the rekey job looks for
         }
 
     def phone_fields(self, phone: str | None) -> dict:
@@ -218,9 +228,10 @@ class ResidentUseCases(UseCases):
             raise InvalidInput("id_number", "give either id_number or phone")
         if id_number:
             number = str(id_number).strip().upper()
-            query = {"id_index": self.cipher.blind_index(number, "id_number")}
+            query = {"id_index": {"$in": self.cipher.blind_indexes(number, "id_number")}}
         else:
-            query = {"phone_index": self.cipher.blind_index(normalise_phone(phone), "phone")}
+            indexes = self.cipher.blind_indexes(normalise_phone(phone), "phone")
+            query = {"phone_index": {"$in": indexes}}
         query.update(access.scope_filter(self.caller))
         return [self._render_resident(doc) for doc in self.db[store.RESIDENTS].find(query)]
 
