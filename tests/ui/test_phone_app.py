@@ -2,7 +2,9 @@
 fake GPS position and the network switched off and on (`context.set_offline`): what is
 made offline is kept on the phone and sent once when the connection is back, a refused
 item says why and can be corrected, a handled case is verified from the phone, and the
-first load stays light, accessible and within the CSP.
+first load stays light, accessible and within the CSP. The offline journey goes on: the
+worker's live scorecard counts the synced patrol, and the reported case is taken on the
+command centre's case page, handled, and verified on the phone.
 
 The patrol steps need the patrols API (`/api/v1/patrols`, built alongside).
 """
@@ -237,10 +239,11 @@ def month_of(instant: str) -> str:
 
 
 def patrol_score(stack: dict, period: str, worker: str = "grid-worker") -> dict:
-    """The worker's patrol figures on the live grid-worker board (the county centre's
-    view), zero while the worker is not on it."""
+    """The worker's patrol figures on the live grid-worker board as the county's leader
+    reads it (people are ranked for county-wide leaders and administrators only), zero
+    while the worker is not on it."""
     board = api(
-        stack, "county-centre", "GET", "/assessment/scorecards",
+        stack, "leader", "GET", "/assessment/scorecards",
         params={"level": "worker", "period": period},
     )  # fmt: skip
     (item,) = [i for i in board["items"] if i["subject"] == worker] or [{"indicators": {}}]
