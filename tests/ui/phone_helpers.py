@@ -10,7 +10,7 @@ from contextlib import contextmanager
 import requests
 from PIL import Image
 
-from tests.ui.conftest import CSP_LISTENER, Console
+from tests.ui.conftest import CSP_LISTENER, VIEWPORTS, Console
 
 PHONE = {"width": 390, "height": 844}
 TIMEOUT_MS = 30_000
@@ -30,6 +30,25 @@ def phone_page(browser, console: Console, position: list[float]):
         geolocation={"longitude": position[0], "latitude": position[1], "accuracy": 5},
         permissions=["geolocation"],
     )
+    with watched_page(context, console) as page:
+        yield page
+
+
+@contextmanager
+def desktop_page(browser, console: Console):
+    """A fresh desktop browser (the command centre's screen), watched like the phone."""
+    width, height = VIEWPORTS["desktop"]
+    context = browser.new_context(
+        viewport={"width": width, "height": height}, locale="zh-CN", timezone_id="Asia/Shanghai"
+    )
+    with watched_page(context, console) as page:
+        yield page
+
+
+@contextmanager
+def watched_page(context, console: Console):
+    """The context's page, its console errors and CSP violations collected in `console`;
+    the context closed afterwards."""
     context.add_init_script(CSP_LISTENER)
     page = context.new_page()
     page.set_default_timeout(TIMEOUT_MS)

@@ -2,7 +2,9 @@
 fake GPS position and the network switched off and on (`context.set_offline`): what is
 made offline is kept on the phone and sent once when the connection is back, a refused
 item says why and can be corrected, a handled case is verified from the phone, and the
-first load stays light, accessible and within the CSP.
+first load stays light, accessible and within the CSP. The offline journey goes on: the
+worker's live scorecard counts the synced patrol, and the reported case is taken on the
+command centre's case page, handled, and verified on the phone.
 
 The patrol steps need the patrols API (`/api/v1/patrols`, built alongside).
 """
@@ -12,13 +14,16 @@ from __future__ import annotations
 import gzip
 import re
 import uuid
+from datetime import datetime
 
 import pytest
 
 from devstack.processes import wait_until
+from gridwork_common.clock import CHINA_TIME, china_today
 from tests.ui.conftest import SCREENSHOTS, assert_accessible, screenshot, sign_in
 from tests.ui.phone_helpers import (
     api,
+    desktop_page,
     go,
     grid_centre,
     handle,
@@ -32,6 +37,8 @@ from tests.ui.phone_helpers import (
     wait_until_sent,
     waiting_banner,
 )
+from tests.ui.test_case_page import act as act_on_case_page
+from tests.ui.test_case_page import case_url
 
 pytestmark = pytest.mark.ui
 
@@ -57,6 +64,7 @@ def test_made_offline_is_sent_once_when_back_online(browser, ui_stack, console):
     description = f"手机离线上报：井盖缺失 {uuid.uuid4().hex[:6]}"
     notes = f"走访：老人身体健康 {uuid.uuid4().hex[:6]}"
     patrols_before = my_patrols(ui_stack)
+    scored_before = {"period": this_month(), **patrol_score(ui_stack, this_month())}
     console.allow(OFFLINE)
 
     with phone_page(browser, console, centre) as page:
@@ -160,10 +168,86 @@ def test_made_offline_is_sent_once_when_back_online(browser, ui_stack, console):
     assert patrol["point_count"] >= 4
     assert patrol["distance_m"] > 50
 
+    # The worker's scorecard for the month the patrol was walked counts it, once the
+    # population service's `patrol.finished` has reached the assessment service.
+    period = month_of(patrol["started_at"])
+    before = scored_before if scored_before["period"] == period else {}
+    scored = {}
+
+    def walked() -> float:
+        return scored["patrol_distance_m"] - before.get("patrol_distance_m", 0)
+
+    def scorecard_counts_the_patrol() -> bool:
+        scored.update(patrol_score(ui_stack, period))
+        moved = scored["patrols"] > before.get("patrols", 0)
+        return moved and walked() == pytest.approx(patrol["distance_m"], abs=1)
+
+    try:
+        wait_until(scorecard_counts_the_patrol, 30, "the worker's scorecard counting the patrol")
+    finally:
+        print(f"scorecard {period}: before {before}, now {scored}; patrol {patrol['distance_m']} m")
+    assert scored["patrols"] == before.get("patrols", 0) + 1 and walked() > 0
+
+    # The case runs through the loop: the village centre takes it on the command centre's
+    # case page, its committee handles it, and the worker verifies it on the phone.
+    dispatched = dispatch_on_case_page(browser, console, ui_stack, case)
+    handle(ui_stack, dispatched)
+    with phone_page(browser, console, centre) as page:
+        sign_in(page, ui_stack, "grid-worker")
+        open_app(page, ui_stack)
+        row = page.locator("#verify-list li", has_text=description)
+        row.get_by_role("link", name="核查").tap()
+        page.wait_for_selector("body[data-ready=verify]")
+        page.locator("#verify-pass").tap()
+        page.wait_for_selector("body[data-ready=today]")
+        wait_until_sent(page)
+    assert api(ui_stack, "county-centre", "GET", f"/incidents/{case['id']}")["state"] == "verified"
+
+
+def dispatch_on_case_page(browser, console, stack: dict, case: dict) -> dict:
+    """The village centre accepts, registers and dispatches the case to its committee
+    from the case page, in a desktop browser; the case as the API then has it."""
+    committee = f"{stack['users']['village-centre'][1]}-committee"
+    with desktop_page(browser, console) as page:
+        page.on("dialog", lambda dialog: dialog.accept())
+        sign_in(page, stack, "village-centre")
+        page.goto(case_url(stack, case["id"]))
+        assert page.inner_text("#case-state") == "已上报"
+        act_on_case_page(page, "accept", lambda form: form.locator("textarea").fill("情况属实"))
+        act_on_case_page(page, "register")
+        act_on_case_page(
+            page, "dispatch", lambda form: form.locator("select").select_option(committee)
+        )
+        assert page.inner_text("#case-state") == "已派遣"
+    dispatched = api(stack, "county-centre", "GET", f"/incidents/{case['id']}")
+    assert (dispatched["state"], dispatched["department"]) == ("dispatched", committee)
+    return dispatched
+
 
 def my_patrols(stack: dict) -> dict[str, dict]:
     answer = api(stack, "grid-worker", "GET", "/patrols", params={"worker": "me", "limit": 100})
     return {patrol["id"]: patrol for patrol in answer["items"]}
+
+
+def this_month() -> str:
+    """The month in China by the stack's own clock (the machine's: devstack cannot pin it)."""
+    return china_today().strftime("%Y-%m")
+
+
+def month_of(instant: str) -> str:
+    return datetime.fromisoformat(instant).astimezone(CHINA_TIME).strftime("%Y-%m")
+
+
+def patrol_score(stack: dict, period: str, worker: str = "grid-worker") -> dict:
+    """The worker's patrol figures on the live grid-worker board as the county's leader
+    reads it (people are ranked for county-wide leaders and administrators only), zero
+    while the worker is not on it."""
+    board = api(
+        stack, "leader", "GET", "/assessment/scorecards",
+        params={"level": "worker", "period": period},
+    )  # fmt: skip
+    (item,) = [i for i in board["items"] if i["subject"] == worker] or [{"indicators": {}}]
+    return {key: item["indicators"].get(key, 0) for key in ("patrols", "patrol_distance_m")}
 
 
 def test_a_refused_report_says_why_and_can_be_corrected(browser, ui_stack, console):

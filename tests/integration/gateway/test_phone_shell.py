@@ -45,6 +45,13 @@ def test_the_page_is_for_grid_staff_and_may_upload_to_the_store(settings):
     worker = signed_in(settings, "shell-worker", ["grid_worker"])
     page = worker.get("/app/")
     assert page.status_code == 200
+    # The routes the app's script calls, named on the page, are the gateway's (the map's
+    # grids route once moved under it: the page failed to render).
+    urls = dict(re.findall(r'data-([a-z-]+)="(/[^"?]*)"', page.get_data(as_text=True)))
+    assert "grids" in urls
+    routes = worker.application.url_map.bind("localhost")
+    for name, url in urls.items():
+        assert routes.test(url, method="GET"), f"data-{name}: {url} is no route"
     assert page.headers["Cache-Control"] == "no-store"
     policy = page.headers["Content-Security-Policy"]
     assert f"connect-src 'self' http://{settings.s3_public_endpoint};" in policy

@@ -34,7 +34,7 @@ export function metres(a, b) {
   return 2 * 6371008.8 * Math.asin(Math.sqrt(h));
 }
 
-// The caller's grids as GeoJSON (the command centre's map route), kept for offline use.
+// The caller's grids as GeoJSON (the command centre's map shapes), kept for offline use.
 export async function grids() {
   const url = document.body.dataset.grids + "?zoom=15";
   try {
