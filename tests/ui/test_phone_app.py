@@ -177,16 +177,18 @@ def test_made_offline_is_sent_once_when_back_online(browser, ui_stack, console):
     def walked() -> float:
         return scored["patrol_distance_m"] - before.get("patrol_distance_m", 0)
 
+    # At least: another test's patrol by the same worker may still be arriving (the API
+    # above already showed this one was sent once).
     def scorecard_counts_the_patrol() -> bool:
         scored.update(patrol_score(ui_stack, period))
         moved = scored["patrols"] > before.get("patrols", 0)
-        return moved and walked() == pytest.approx(patrol["distance_m"], abs=1)
+        return moved and walked() >= patrol["distance_m"] - 1
 
     try:
         wait_until(scorecard_counts_the_patrol, 30, "the worker's scorecard counting the patrol")
     finally:
         print(f"scorecard {period}: before {before}, now {scored}; patrol {patrol['distance_m']} m")
-    assert scored["patrols"] == before.get("patrols", 0) + 1 and walked() > 0
+    assert scored["patrols"] >= before.get("patrols", 0) + 1 and walked() > 0
 
     # The case runs through the loop: the village centre takes it on the command centre's
     # case page, its committee handles it, and the worker verifies it on the phone.
