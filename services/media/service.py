@@ -5,21 +5,23 @@ see a piece of media is decided by the service that owns what it belongs to (an
 incident, a group membership's visits, a resident), asked over RPC in the caller's name.
 """
 
+from nameko.events import event_handler
 from nameko.exceptions import RemoteError
 from nameko.timer import timer
 
 from gridwork_common.clock import ServiceClock
 from gridwork_common.context import Caller, CallerContext
 from gridwork_common.errors import GridworkError, NotFound
-from gridwork_common.events import CloudEventDispatcher
+from gridwork_common.events import CloudEventDispatcher, parse_event
 from gridwork_common.health import probe, service_report
 from gridwork_common.metrics import PrometheusMetrics
 from gridwork_common.mongo import MongoDatabase, mongo_health
 from gridwork_common.outbox import Outbox
 from gridwork_common.probes import ServiceProbes
 from gridwork_common.rpc import BoundedRpcProxy, rpc
-from services.media import store
+from services.media import store, topics
 from services.media.configuration import MediaConfiguration
+from services.media.describing import MediaDescriber
 from services.media.storage import ObjectStorage
 from services.media.usecases import MediaDesk
 
@@ -75,8 +77,10 @@ class MediaService:
         )
 
     @rpc(expected_exceptions=EXPECTED)
-    def request_upload(self, content_type, size, purpose, owner, idempotency_key=None):
-        return self._desk().request_upload(content_type, size, purpose, owner, idempotency_key)
+    def request_upload(self, content_type, size, purpose, owner, idempotency_key=None, sha256=None):
+        return self._desk().request_upload(
+            content_type, size, purpose, owner, idempotency_key, sha256
+        )
 
     @rpc(expected_exceptions=EXPECTED)
     def confirm_upload(self, media_id):
@@ -106,10 +110,20 @@ class MediaService:
     def delete_media(self, media_id):
         return self._desk().delete(media_id)
 
+    @event_handler("media", topics.MEDIA_STORED)
+    def describe_photo(self, payload):
+        """EXIF metadata and a thumbnail, after the confirm (describing.py)."""
+        media_id = parse_event(payload).data["media_id"]
+        MediaDescriber(self.db, self.storage, self.events, self.clock).describe(media_id)
+
     @timer(interval=OUTBOX_RETRY_INTERVAL_S)
     def resend_outbox(self):
         """Send the events a crash or a broker outage left in the outbox."""
         return Outbox(self.db, self.events, self.clock).resend(OUTBOX_RETRY_INTERVAL_S)
+
+    @timer(interval=EXPIRY_INTERVAL_S)
+    def describe_overdue(self):
+        return MediaDescriber(self.db, self.storage, self.events, self.clock).describe_overdue()
 
     @timer(interval=EXPIRY_INTERVAL_S)
     def expire_slots(self):

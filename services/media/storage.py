@@ -6,11 +6,14 @@ Works against a genuine MinIO and any S3 server that checks SigV4 (the local sta
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import urllib3
 from minio import Minio
@@ -21,8 +24,12 @@ from nameko.extensions import DependencyProvider
 from gridwork_common.config import Settings
 from gridwork_common.errors import Unavailable
 from services.media.metrics import STORAGE_ERRORS
+from services.media.presign import presigned_put
 
+log = logging.getLogger(__name__)
 READ_CHUNK = 1024 * 1024
+CHECKSUM_HEADER = "x-amz-checksum-sha256"
+CHECKSUM_PROBE_KEY = "uploads/.checksum-probe"
 
 
 class StorageUnavailable(Unavailable):
@@ -58,18 +65,88 @@ def new_client(
     )
 
 
+def checksum_header(sha256: str) -> dict[str, str]:
+    """The header that makes an S3 server check a PUT's bytes against a SHA-256 (hex)."""
+    return {CHECKSUM_HEADER: base64.b64encode(bytes.fromhex(sha256)).decode("ascii")}
+
+
+@dataclass(frozen=True)
+class SlotSigning:
+    """What signing an upload URL over extra headers needs: the address clients reach."""
+
+    base_url: str  # scheme://host[:port]
+    host: str
+    region: str
+    access_key: str
+    secret_key: str
+
+
 class MediaStore:
     """What a media worker holds: the bucket and domain-named operations on it."""
 
-    def __init__(self, client: Minio, bucket: str, signer: Minio | None = None):
+    def __init__(
+        self,
+        client: Minio,
+        bucket: str,
+        signer: Minio | None = None,
+        slot_signing: SlotSigning | None = None,
+    ):
         self.client = client
         self.bucket = bucket
         # Presigned URLs name the host clients reach, which may differ from ours.
         self.signer = signer or client
+        self.slot_signing = slot_signing
+        self._checks_sha256: bool | None = None
 
-    def upload_url(self, key: str, expires: timedelta) -> str:
+    def upload_url(
+        self, key: str, expires: timedelta, headers: dict[str, str] | None = None
+    ) -> str:
+        """A presigned PUT; with `headers`, signed over them too (the client must send them)."""
+        if headers and self.slot_signing is not None:
+            signing = self.slot_signing
+            return presigned_put(
+                base_url=signing.base_url,
+                host=signing.host,
+                path=f"/{self.bucket}/{key}",
+                region=signing.region,
+                access_key=signing.access_key,
+                secret_key=signing.secret_key,
+                headers=headers,
+                expires=expires,
+                now=datetime.now(UTC),  # the signature's own time, as the SDK takes it
+            )
         with _storage_errors("signing an upload"):
             return self.signer.presigned_put_object(self.bucket, key, expires=expires)
+
+    def checks_sha256(self) -> bool:
+        """Whether the server refuses a PUT whose bytes differ from its
+        `x-amz-checksum-sha256` (MinIO and AWS S3 do; `rclone serve s3` stores the header
+        unchecked). Found out once, by sending a wrong checksum; unknown counts as no."""
+        if self._checks_sha256 is None:
+            wrong = checksum_header(hashlib.sha256(b"not the probe").hexdigest())
+            try:
+                self.client.put_object(
+                    self.bucket, CHECKSUM_PROBE_KEY, io.BytesIO(b"probe"), 5, metadata=wrong
+                )
+            except S3Error:
+                self._checks_sha256 = True  # refused: the server compares the bytes
+            except (MinioException, urllib3.exceptions.HTTPError, OSError) as exc:
+                log.warning("cannot tell whether object storage checks checksums: %s", exc)
+                return False  # asked again next time
+            else:
+                self._checks_sha256 = False
+                self.remove(CHECKSUM_PROBE_KEY)
+        return self._checks_sha256
+
+    def head(self, key: str, size: int = 64) -> bytes:
+        """The object's first `size` bytes (enough to recognise its type)."""
+        with _storage_errors("reading"):
+            response = self.client.get_object(self.bucket, key, offset=0, length=size)
+            try:
+                return response.read()
+            finally:
+                response.close()
+                response.release_conn()
 
     def download_url(self, key: str, expires: timedelta, content_type: str) -> str:
         with _storage_errors("signing a download"):
@@ -113,6 +190,16 @@ class MediaStore:
         data = kept.getvalue()
         return sha.hexdigest(), size, (data if size <= keep_up_to else data[:64])
 
+    def read(self, key: str) -> bytes:
+        """The whole object (photos, which are decoded in memory anyway)."""
+        with _storage_errors("reading"):
+            response = self.client.get_object(self.bucket, key)
+            try:
+                return response.read()
+            finally:
+                response.close()
+                response.release_conn()
+
     def put(self, key: str, data: bytes, content_type: str) -> None:
         with _storage_errors("writing"):
             self.client.put_object(
@@ -152,7 +239,17 @@ def media_store(settings: Settings) -> MediaStore:
     public = (settings.s3_public_endpoint, settings.s3_public_secure)
     if public != (settings.s3_endpoint, settings.s3_secure):
         signer = new_client(settings, *public)
-    return MediaStore(new_client(settings), settings.s3_bucket, signer)
+    scheme = "https" if settings.s3_public_secure else "http"
+    # Clients leave a scheme's default port out of the Host header they send.
+    host = settings.s3_public_endpoint.removesuffix(":443" if scheme == "https" else ":80")
+    signing = SlotSigning(
+        base_url=f"{scheme}://{host}",
+        host=host,
+        region=settings.s3_region,
+        access_key=settings.s3_access_key,
+        secret_key=settings.s3_secret_key,
+    )
+    return MediaStore(new_client(settings), settings.s3_bucket, signer, signing)
 
 
 class ObjectStorage(DependencyProvider):

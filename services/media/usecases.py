@@ -11,11 +11,11 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import re
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import timedelta
 
-from eventlet import tpool
 from pymongo import ReturnDocument
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
@@ -28,9 +28,8 @@ from gridwork_common.idempotency import check_replay, fingerprint, keyed_id
 from gridwork_common.outbox import Outbox
 from services.media import store, topics
 from services.media.domain.kinds import KINDS, PURPOSES, check_bytes, check_declared
-from services.media.domain.photos import photo_metadata, thumbnail
 from services.media.metrics import MEDIA_BYTES
-from services.media.storage import MediaStore
+from services.media.storage import MediaStore, checksum_header
 
 SLOT_TTL = timedelta(minutes=15)
 LINK_TTL = timedelta(minutes=5)
@@ -39,6 +38,8 @@ OWNER_KINDS = ("incident", "membership", "resident")  # visits: the group member
 BEFORE = ("incident_report",)
 AFTER = ("feedback", "verification")
 FINISHED_CASE_STATES = ("closed", "evaluated", "rejected")  # the states in which a case is over
+SHA256 = re.compile(r"[0-9a-f]{64}")
+THUMBNAIL_PENDING = {"status": "pending"}  # made after the confirm (describing.py)
 
 
 class MediaDesk:
@@ -68,19 +69,31 @@ class MediaDesk:
         purpose: str,
         owner: Mapping,
         idempotency_key: str | None = None,
+        sha256: str | None = None,
     ) -> dict:
-        """A retry under the same key gets the same slot (a fresh URL for it)."""
+        """An upload slot. With the SHA-256 of the bytes declared, the PUT goes straight to
+        their content address (unless that content is stored already) and is signed over
+        the checksum header, which S3 servers that check checksums hold the bytes to. A
+        retry under the same key gets the same slot (its object key and headers, a fresh
+        URL)."""
+        declared = _declared(sha256)
         request = {"content_type": content_type, "size": size, "purpose": purpose, "owner": owner}
+        if declared:  # undeclared, the fingerprint is the one slots had before sha256
+            request["sha256"] = declared
         slot = self._slot_made_under(idempotency_key, request)
         if slot is None:
-            slot = self._new_slot(content_type, size, purpose, owner, idempotency_key)
+            slot = self._new_slot(content_type, size, purpose, owner, declared, idempotency_key)
             slot["request_fingerprint"] = fingerprint(request)
             slot = self._insert_slot(slot, request)
+        headers = {"Content-Type": slot["content_type"]}
+        if slot.get("declared_sha256"):
+            headers.update(checksum_header(slot["declared_sha256"]))
+        signed = headers if slot.get("declared_sha256") else None
         return {
             "media_id": slot["_id"],
-            "upload_url": self.storage.upload_url(f"uploads/{slot['_id']}", SLOT_TTL),
+            "upload_url": self.storage.upload_url(_upload_key(slot), SLOT_TTL, signed),
             "method": "PUT",
-            "headers": {"Content-Type": slot["content_type"]},
+            "headers": headers,
             "expires_at": (slot.get("expires_at") or slot["created_at"] + SLOT_TTL).isoformat(),
         }
 
@@ -109,6 +122,7 @@ class MediaDesk:
         size: int,
         purpose: str,
         owner: Mapping,
+        sha256: str | None = None,
         idempotency_key: str | None = None,
     ) -> dict:
         if isinstance(size, bool) or not isinstance(size, int):
@@ -123,6 +137,12 @@ class MediaDesk:
             else keyed_id("media", self.caller.user_id or "", idempotency_key)
         )
         now = as_stored(self.clock())
+        key = f"uploads/{media_id}"
+        # Stored content is never a PUT's target: a second upload of it is checked on its own.
+        if sha256 and not self.db[store.OBJECTS].count_documents(
+            {"_id": sha256, "state": "stored"}, limit=1
+        ):
+            key = f"objects/{sha256}"
         return {
             "_id": media_id,
             "state": PENDING,
@@ -132,7 +152,8 @@ class MediaDesk:
             "purpose": purpose,
             "owner": owner,
             "uploader": self.caller.user_id,
-            "object_key": f"uploads/{media_id}",
+            "object_key": key,
+            "declared_sha256": sha256,
             "created_at": now,
             "expires_at": now + SLOT_TTL,
         }
@@ -155,64 +176,70 @@ class MediaDesk:
         idempotency_key: str | None = None,
     ) -> dict:
         """The fallback for clients that cannot use presigned uploads: the bytes come
-        through the gateway and take the same checks as a confirmed upload. A retry under
-        the same key finishes or finds the first attempt's media."""
+        through the gateway and take the same checks as a confirmed upload (hashed here,
+        written once at their content address, not read back). A retry under the same key
+        finishes or finds the first attempt's media."""
         try:
             data = base64.b64decode(data_base64 or "", validate=True)
         except (binascii.Error, ValueError):
             raise InvalidInput("file", "is not valid base64") from None
+        sha256 = hashlib.sha256(data).hexdigest()
         request = {
             "content_type": content_type,
             "purpose": purpose,
             "owner": owner,
-            "sha256": hashlib.sha256(data).hexdigest(),
+            "sha256": sha256,
         }
         slot = self._slot_made_under(idempotency_key, request)
         if slot is None:
-            slot = self._new_slot(content_type, len(data), purpose, owner, idempotency_key)
+            slot = self._new_slot(content_type, len(data), purpose, owner, sha256, idempotency_key)
             slot["request_fingerprint"] = fingerprint(request)
             slot = self._insert_slot(slot, request)
         if slot["state"] == PENDING:
             self.storage.put(slot["object_key"], data, content_type)
-        return self.confirm(slot["_id"])
+        return self._confirm(slot, streamed=(sha256, len(data), data[:64]))
 
     def confirm(self, media_id: str) -> dict:
-        media = self._own_slot(media_id)
+        return self._confirm(self._own_slot(media_id))
+
+    def _confirm(self, media: Mapping, streamed: tuple[str, int, bytes] | None = None) -> dict:
+        """Check what arrived (size, type by its bytes, SHA-256), record it stored once per
+        content and announce it. Metadata and thumbnails come after (describing.py)."""
+        media_id = media["_id"]
         if media["state"] == STORED:
             return render(media)  # a retried confirm: done already
         if media["state"] != PENDING:
             raise Conflict(f"media_id: the upload slot is {media['state']}")
         if media["expires_at"] < self.clock():
             raise Conflict("media_id: the upload slot expired; ask for a new one")
-        size = self.storage.size_of(media["object_key"])
-        if size is None:
-            raise InvalidInput("media_id", "nothing was uploaded to the slot")
-        keep = size if media["kind"] == "photo" else 0
-        sha256, actual_size, data = self.storage.digest(media["object_key"], keep_up_to=keep)
+        declared = media.get("declared_sha256")
+        sha256, actual_size, head = streamed or self._received(media, declared)
         try:
-            check_bytes(media["content_type"], media["size"], actual_size, data[:64], self.limits)
+            check_bytes(media["content_type"], media["size"], actual_size, head, self.limits)
+            if declared and sha256 != declared:
+                raise InvalidInput("sha256", "the uploaded bytes have another SHA-256")
         except InvalidInput:
             # Nothing of a refused upload stays in storage.
-            self.storage.remove(media["object_key"])
+            self._discard_upload(media)
             self.db[store.MEDIA].update_one({"_id": media_id}, {"$set": {"state": REJECTED}})
             raise
-        metadata = photo_metadata(data) if media["kind"] == "photo" else {}
-        self._store_content(media, sha256, actual_size, data)
+        content = self._store_content(media, sha256, actual_size)
+        described = "thumbnail" in content  # the same bytes were described before
 
         def mark_stored(staged):
             """The media's new state and the media.stored event announcing it, or neither."""
+            changes = {
+                "state": STORED,
+                "sha256": sha256,
+                "stored_at": self.clock(),
+                "metadata": content.get("metadata", {}),
+                "object_key": f"objects/{sha256}",
+            }
+            if media["kind"] == "photo":
+                changes["thumbnail"] = content["thumbnail"] if described else THUMBNAIL_PENDING
             stored = self.db[store.MEDIA].find_one_and_update(
                 {"_id": media_id, "state": PENDING},
-                {
-                    "$set": {
-                        "state": STORED,
-                        "sha256": sha256,
-                        "stored_at": self.clock(),
-                        "metadata": metadata,
-                        "object_key": f"objects/{sha256}",
-                    },
-                    "$unset": {"expires_at": ""},
-                },
+                {"$set": changes, "$unset": {"expires_at": ""}},
                 return_document=ReturnDocument.AFTER,
                 session=staged.session,
             )
@@ -223,35 +250,61 @@ class MediaDesk:
         stored = Outbox(self.db, self.events, self.clock).run(mark_stored)
         if stored is None:  # a concurrent confirm finished first
             return render(self.db[store.MEDIA].find_one({"_id": media_id}))
-        self.storage.remove(media["object_key"])
+        if media["object_key"] != f"objects/{sha256}":
+            self.storage.remove(media["object_key"])
         MEDIA_BYTES.labels(media["kind"]).inc(actual_size)
         return render(stored)
 
-    def _store_content(self, media: Mapping, sha256: str, size: int, data: bytes) -> None:
-        """Keep one copy per distinct content; a second upload of the same bytes refers
-        to the first copy."""
+    def _received(self, media: Mapping, declared: str | None) -> tuple[str, int, bytes]:
+        """(SHA-256, size, first bytes) of what was uploaded to the slot. Bytes that landed
+        at their declared content address on a server that checks checksums are not read
+        back: the server compared them as they arrived."""
+        key = media["object_key"]
+        size = self.storage.size_of(key)
+        if size is None:
+            raise InvalidInput("media_id", "nothing was uploaded to the slot")
+        if declared and key == f"objects/{declared}" and self.storage.checks_sha256():
+            return declared, size, self.storage.head(key)
+        return self.storage.digest(key)
+
+    def _discard_upload(self, media: Mapping) -> None:
+        """Remove what a slot received, unless its key is content already stored for
+        another upload (a slot's PUT at a content address raced a confirm of the same)."""
+        key = media["object_key"]
+        if key.startswith("objects/") and self.db[store.OBJECTS].count_documents(
+            {"_id": key.removeprefix("objects/"), "state": "stored"}, limit=1
+        ):
+            return
+        self.storage.remove(key)
+
+    def _store_content(self, media: Mapping, sha256: str, size: int) -> Mapping:
+        """Keep one copy per distinct content (its `objects` entry, returned); a second
+        upload of the same bytes refers to the first copy. Bytes already at their content
+        address are not copied."""
+        target = f"objects/{sha256}"
+        landed = media["object_key"] == target
+        entry = {
+            "_id": sha256,
+            "size": size,
+            "content_type": media["content_type"],
+            "created_at": self.clock(),
+            "state": "stored" if landed else "copying",
+        }
         try:
-            self.db[store.OBJECTS].insert_one(
-                {
-                    "_id": sha256,
-                    "size": size,
-                    "content_type": media["content_type"],
-                    "created_at": self.clock(),
-                    "state": "copying",
-                }
-            )
+            self.db[store.OBJECTS].insert_one(entry)
+            if landed:
+                return entry
         except DuplicateKeyError:
             existing = self.db[store.OBJECTS].find_one({"_id": sha256})
-            if existing["state"] == "stored" and self.storage.size_of(f"objects/{sha256}"):
-                return
-        self.storage.copy(media["object_key"], f"objects/{sha256}")
-        if media["kind"] == "photo":
-            # Decoding and resizing hold the CPU for tens of milliseconds: in a real thread
-            # (Pillow releases the GIL), so the service's other green threads move on.
-            small = tpool.execute(thumbnail, data)
-            if small is not None:
-                self.storage.put(f"thumbnails/{sha256}.jpg", small, "image/jpeg")
-        self.db[store.OBJECTS].update_one({"_id": sha256}, {"$set": {"state": "stored"}})
+            if existing["state"] == "stored" and (landed or self.storage.size_of(target)):
+                return existing
+        if not landed:
+            self.storage.copy(media["object_key"], target)
+        return self.db[store.OBJECTS].find_one_and_update(
+            {"_id": sha256},
+            {"$set": {"state": "stored"}},
+            return_document=ReturnDocument.AFTER,
+        )
 
     def _own_slot(self, media_id: str) -> Mapping:
         media = self.db[store.MEDIA].find_one({"_id": media_id})
@@ -279,6 +332,9 @@ class MediaDesk:
         if variant == "thumbnail":
             if media["kind"] != "photo":
                 raise InvalidInput("variant", "only photos have thumbnails")
+            status = _thumbnail(media)["status"]
+            if status != "ready":
+                raise Conflict(f"variant: the thumbnail is {status}; show a placeholder")
             key, content_type = f"thumbnails/{media['sha256']}.jpg", "image/jpeg"
         elif variant == "original":
             key, content_type = media["object_key"], media["content_type"]
@@ -385,7 +441,7 @@ class MediaDesk:
             .find({"state": PENDING, "expires_at": {"$lt": self.clock()}})
             .limit(500)
         ):
-            self.storage.remove(media["object_key"])
+            self._discard_upload(media)
             self.db[store.MEDIA].update_one(
                 {"_id": media["_id"], "state": PENDING}, {"$set": {"state": EXPIRED}}
             )
@@ -405,9 +461,30 @@ def render(media: Mapping) -> dict:
         "uploader": media["uploader"],
         "sha256": media.get("sha256"),
         "metadata": media.get("metadata", {}),
+        "thumbnail": _thumbnail(media) if media["kind"] == "photo" else None,
         "stored_at": media["stored_at"].isoformat() if media.get("stored_at") else None,
         "corrupted": media.get("corrupted", False),
     }
+
+
+def _thumbnail(media: Mapping) -> dict:
+    """{"status": "pending" | "ready" | "none"}; photos stored before thumbnails were made
+    after the confirm had theirs made with it."""
+    return dict(media.get("thumbnail") or {"status": "ready" if media.get("sha256") else "pending"})
+
+
+def _upload_key(slot: Mapping) -> str:
+    """Where a slot's PUT goes: its object key while it is open. Once it is closed (a
+    keyed retry after the confirm) its own `uploads/` key, never stored content."""
+    return slot["object_key"] if slot["state"] == PENDING else f"uploads/{slot['_id']}"
+
+
+def _declared(sha256: object) -> str | None:
+    if sha256 is None:
+        return None
+    if not isinstance(sha256, str) or not SHA256.fullmatch(sha256.lower()):
+        raise InvalidInput("sha256", "must be the SHA-256 of the bytes, 64 hexadecimal digits")
+    return sha256.lower()
 
 
 def _event(media: Mapping) -> dict:

@@ -54,6 +54,12 @@ class UploadRequest(BaseModel):
     size: int = Field(ge=1, le=1024 * 1024 * 1024)
     purpose: Purpose
     owner: Owner
+    sha256: str | None = Field(
+        default=None,
+        pattern="^[0-9a-fA-F]{64}$",
+        description="SHA-256 of the bytes (hex), if the client knows it: the PUT then lands "
+        "at the content's address, signed over the checksum header it must send",
+    )
 
 
 class UploadSlot(BaseModel):
@@ -77,6 +83,11 @@ class Media(BaseModel):
     uploader: str | None = None
     sha256: str | None = None
     metadata: dict[str, Any] = {}
+    thumbnail: dict[str, str] | None = Field(
+        default=None,
+        description='photos: {"status": "pending"} until the thumbnail and EXIF metadata '
+        'are made after the confirm, then "ready" (or "none": not decodable)',
+    )
     stored_at: str | None = None
     corrupted: bool = False
 
@@ -168,6 +179,7 @@ def register(api: Api) -> Blueprint:
             body.purpose,
             body.owner.model_dump(),
             call.idempotency_key,
+            sha256=body.sha256,
         )
 
     @api.operation(

@@ -185,12 +185,14 @@ def _photos(case_id: str) -> dict:
 
 def _photo(media: dict) -> dict:
     page = current_page()
-    shown = {"media": media, "thumbnail": None, "original": None}
+    # A photo's thumbnail is made just after it is stored: a placeholder until then.
+    pending = (media.get("thumbnail") or {}).get("status") == "pending"
+    shown = {"media": media, "thumbnail": None, "original": None, "pending": pending}
     if media.get("corrupted"):
         return shown  # the service refuses links to bytes that no longer match
     try:
         shown["original"] = page.rpc(MEDIA, "download_link", media["id"], "original")["url"]
-        if media.get("kind") == "photo":
+        if media.get("kind") == "photo" and not pending:
             shown["thumbnail"] = page.rpc(MEDIA, "download_link", media["id"], "thumbnail")["url"]
     except (Conflict, FormError):
         pass

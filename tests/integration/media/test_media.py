@@ -2,6 +2,7 @@
 events services it asks about scope."""
 
 import base64
+import hashlib
 import io
 import json
 
@@ -12,6 +13,7 @@ from nameko.standalone.rpc import ClusterRpcProxy
 from PIL import Image
 from prometheus_client import REGISTRY
 
+from devstack.processes import wait_until
 from gridwork_common.context import CallerContext
 from gridwork_common.mongo import new_client
 from services.events.service import EventsService
@@ -99,9 +101,18 @@ def _upload(
     return slot
 
 
-def test_a_photo_is_uploaded_checked_hashed_and_described(rpc_as, incident, settings):
-    import hashlib
+def described(media, media_id: str) -> dict:
+    """The media record once its photo's thumbnail and metadata are made (after the
+    confirm, by the media service's handler of its own media.stored)."""
+    wait_until(
+        lambda: media.get_media(media_id)["thumbnail"]["status"] != "pending",
+        30,
+        "the photo's thumbnail",
+    )
+    return media.get_media(media_id)
 
+
+def test_a_photo_is_uploaded_checked_hashed_and_described(rpc_as, incident, settings):
     media = rpc_as(WORKER).media
     data = jpeg()
     slot = _upload(media, data, incident)
@@ -109,10 +120,14 @@ def test_a_photo_is_uploaded_checked_hashed_and_described(rpc_as, incident, sett
     stored = media.confirm_upload(slot["media_id"])
     assert stored["state"] == "stored"
     assert stored["sha256"] == hashlib.sha256(data).hexdigest()
-    assert stored["metadata"]["gps"] == pytest.approx({"lat": 24.305, "lon": 102.505}, abs=1e-4)
-    assert media.confirm_upload(slot["media_id"]) == stored  # a retried confirm: once
+    assert stored["thumbnail"] == {"status": "pending"}  # made after the confirm
+    assert media.confirm_upload(slot["media_id"])["sha256"] == stored["sha256"]  # once
     assert _stored_bytes() - bytes_before == len(data)  # /metrics, counted once too
 
+    record = described(media, slot["media_id"])
+    assert record["thumbnail"] == {"status": "ready"}
+    assert record["metadata"]["gps"] == pytest.approx({"lat": 24.305, "lon": 102.505}, abs=1e-4)
+    assert record["metadata"]["taken_at"] == "2026-11-20T09:30:00"
     link = media.download_link(slot["media_id"])
     assert requests.get(link["url"], timeout=10).content == data
     thumb = requests.get(media.download_link(slot["media_id"], "thumbnail")["url"], timeout=10)
@@ -130,8 +145,68 @@ def test_a_retried_direct_upload_with_the_same_key_is_stored_once(rpc_as, incide
     first = media.upload("image/jpeg", "incident_report", owner, data, "key-1")
     again = media.upload("image/jpeg", "incident_report", owner, data, "key-1")
     other = media.upload("image/jpeg", "incident_report", owner, data, "key-2")
-    assert again == first and other["id"] != first["id"]
+    # The thumbnail and EXIF come after the confirm: the retry may find them made.
+    described_later = ("thumbnail", "metadata")
+    assert {k: v for k, v in again.items() if k not in described_later} == {
+        k: v for k, v in first.items() if k not in described_later
+    }
+    assert other["id"] != first["id"]
     assert media_db.media.count_documents({"owner.id": incident}) == 2
+
+
+def test_a_declared_sha256_lands_at_the_content_address_without_a_copy(
+    rpc_as, incident, settings, media_db
+):
+    media = rpc_as(WORKER).media
+    data = jpeg(color=(21, 22, 23))
+    sha256 = hashlib.sha256(data).hexdigest()
+    owner = {"kind": "incident", "id": incident}
+    slot = media.request_upload("image/jpeg", len(data), "incident_report", owner, sha256=sha256)
+    assert f"/objects/{sha256}?" in slot["upload_url"]
+    assert slot["headers"]["x-amz-checksum-sha256"]  # signed: the PUT must carry it
+    unsigned = requests.put(slot["upload_url"], data=data, timeout=10)
+    assert unsigned.status_code == 403
+    put = requests.put(slot["upload_url"], data=data, headers=slot["headers"], timeout=10)
+    assert put.status_code in (200, 204), put.text
+    stored = media.confirm_upload(slot["media_id"])
+    assert stored["sha256"] == sha256
+    storage = media_store(settings)
+    assert storage.size_of(f"objects/{sha256}") == len(data)
+    assert storage.size_of(f"uploads/{slot['media_id']}") is None
+    assert media_db.objects.find_one({"_id": sha256})["state"] == "stored"
+    assert described(media, stored["id"])["metadata"]["width"] == 1600
+
+    # The same bytes again: stored content is never a PUT's target, the upload is
+    # checked on its own and refers to the copy kept.
+    again = media.request_upload("image/jpeg", len(data), "feedback", owner, sha256=sha256.upper())
+    assert f"/uploads/{again['media_id']}?" in again["upload_url"]
+    requests.put(again["upload_url"], data=data, headers=again["headers"], timeout=10)
+    second = media.confirm_upload(again["media_id"])
+    assert second["sha256"] == sha256
+    assert second["thumbnail"] == {"status": "ready"}  # described once, for both
+    assert second["metadata"]["gps"] is not None
+    assert storage.size_of(f"uploads/{again['media_id']}") is None
+
+
+def test_bytes_that_are_not_the_declared_sha256_are_refused(rpc_as, incident, settings):
+    media = rpc_as(WORKER).media
+    data, other = jpeg(color=(31, 32, 33)), jpeg(color=(34, 35, 36))
+    sha256 = hashlib.sha256(data).hexdigest()
+    owner = {"kind": "incident", "id": incident}
+    with pytest.raises(RemoteError) as raised:
+        media.request_upload("image/jpeg", len(data), "incident_report", owner, sha256="abc")
+    assert raised.value.exc_type == "InvalidInput" and "sha256" in raised.value.value
+    slot = media.request_upload("image/jpeg", len(other), "incident_report", owner, sha256=sha256)
+    put = requests.put(slot["upload_url"], data=other, headers=slot["headers"], timeout=10)
+    storage = media_store(settings)
+    if put.status_code in (200, 204):  # a server that does not check checksums took them
+        assert not storage.checks_sha256()
+        with pytest.raises(RemoteError) as raised:
+            media.confirm_upload(slot["media_id"])
+        assert raised.value.exc_type == "InvalidInput" and "sha256" in raised.value.value
+    else:  # MinIO and S3 refuse them as they arrive
+        assert storage.checks_sha256()
+    assert storage.size_of(f"objects/{sha256}") is None  # nothing of it stays
 
 
 def test_identical_bytes_are_stored_once(rpc_as, incident, media_db):
