@@ -20,11 +20,17 @@ sides alike).
 C concurrent callers (green threads, each with its own ClusterRpcProxy in the grid worker's
 name and its own HTTP session), each taking the next photo, then run:
 
-- service: RPC `media.request_upload` -> HTTP PUT of the bytes to the presigned URL ->
-  RPC `media.confirm_upload` (the service stats the object, streams it back and hashes it,
-  checks size and type by the bytes, reads EXIF, copies it to `objects/<sha256>`, makes
-  and stores a thumbnail, records it in MongoDB, removes the upload and publishes
-  `media.stored`);
+- service: the caller hashes the photo (SHA-256, as a declaring client does) -> RPC
+  `media.request_upload` declaring it (the slot's PUT goes to `objects/<sha256>`, signed
+  over `x-amz-checksum-sha256`) -> HTTP PUT of the bytes with that header -> RPC
+  `media.confirm_upload` (on a server that checks checksums the service reads only the
+  object's size and first bytes, else it streams it back and hashes it; it checks
+  size and type by the bytes, records it in MongoDB and publishes `media.stored`). The
+  media service's handler of its own `media.stored` then reads the photo, its EXIF, makes
+  and stores its thumbnail and publishes `media.described`, in this same process while
+  the timed run goes on; after the run the script waits until every timed photo is
+  described and prints that time too (`--undeclared` asks for slots without a SHA-256:
+  upload, read back, copy);
 - raw: `put_object` of the same bytes to `raw/<i>` with the MinIO SDK (a client built as
   the service builds its own), half before the service run and half after, so that noise
   on a shared machine (and the S3 server's growing directory) hits both sides alike.
@@ -80,11 +86,13 @@ from bench.support import (
     private_servers,
     private_vhost,
 )
+from devstack.processes import wait_until
 from gridwork_common.config import Settings
 from gridwork_common.context import CallerContext
 from gridwork_common.mongo import new_client as mongo_client
 from services.events.service import EventsService
-from services.media import usecases
+from services.media import describing
+from services.media.describing import MediaDescriber
 from services.media.domain.kinds import size_limits, sniff
 from services.media.service import MediaService
 from services.media.storage import MediaStore, media_store, new_client
@@ -171,13 +179,17 @@ class StepTimes:
 
 
 CONFIRM_STEPS = (  # (owner, attribute, label) of what MediaDesk.confirm calls, in order
-    (MediaStore, "size_of", "stat the upload"),
-    (MediaStore, "digest", "GET + SHA-256"),
-    (usecases, "photo_metadata", "EXIF metadata"),
+    (MediaStore, "checks_sha256", "does S3 check checksums"),
+    (MediaStore, "head", "GET size + first bytes"),
+    (MediaStore, "digest_if_any", "GET + SHA-256 (read-back)"),
     (MediaStore, "copy", "copy to objects/<sha>"),
-    (usecases, "thumbnail", "thumbnail (decode+JPEG)"),
-    (MediaStore, "put", "PUT thumbnail"),
     (MediaStore, "remove", "remove the upload"),
+)
+DESCRIBE_STEPS = (  # what the media.stored handler calls, after the confirm
+    (MediaStore, "read", "GET the photo"),
+    (describing, "photo_metadata", "EXIF metadata"),
+    (describing, "thumbnail", "thumbnail (decode+JPEG)"),
+    (MediaStore, "put", "PUT thumbnail"),
 )
 
 
@@ -187,8 +199,10 @@ def instrument() -> StepTimes:
     steps.wrap(MediaDesk, "_check_owner", "owner lookup (RPC)")
     steps.wrap(MediaStore, "upload_url", "presign PUT")
     steps.wrap(MediaDesk, "confirm", "confirm")
-    for owner, name, label in CONFIRM_STEPS:
+    steps.wrap(MediaDesk, "_store_content", "objects entry")
+    for owner, name, label in CONFIRM_STEPS + DESCRIBE_STEPS:
         steps.wrap(owner, name, label)
+    steps.wrap(MediaDescriber, "describe", "describe (after the confirm)")
     return steps
 
 
@@ -217,27 +231,33 @@ def steps_report(together: StepTimes, photos: int, alone: StepTimes, alone_photo
     )
     rows = [("owner lookup (RPC)", False), ("presign PUT", False), ("request_upload", False)]
     rows += [(label, True) for _, _, label in CONFIRM_STEPS]
-    rows += [("MongoDB, event, rest", True), ("confirm", True)]
+    rows += [("objects entry", True), ("MongoDB, event, rest", True), ("confirm", True)]
+    rows += [(label, False) for _, _, label in DESCRIBE_STEPS]
+    rows += [("describe (after the confirm)", False)]
 
     def spent(steps: StepTimes, label: str) -> float:
         if label == "MongoDB, event, rest":
-            steps_s = sum(sum(steps.seconds[step]) for _, _, step in CONFIRM_STEPS)
+            inner = [step for _, _, step in CONFIRM_STEPS] + ["objects entry"]
+            steps_s = sum(sum(steps.seconds[step]) for step in inner)
             return sum(steps.seconds["confirm"]) - steps_s
         return sum(steps.seconds[label])
 
     confirm = spent(together, "confirm")
     for label, in_confirm in rows:
+        if label == "GET the photo":
+            print("    after the confirm (media.stored handler):")
         mean = spent(together, label) / photos * 1000
         share = f"({spent(together, label) / confirm:4.0%})" if in_confirm else " " * 6
         by_itself = spent(alone, label) / alone_photos * 1000
-        print(f"    {label:<26} {mean:7.1f} {share}   {by_itself:23.1f}")
+        print(f"    {label:<28} {mean:7.1f} {share}   {by_itself:21.1f}")
 
 
 # ---------------------------------------------------------------------------- callers
 class Uploader:
     """One green thread's RPC proxy (in the grid worker's name) and HTTP session."""
 
-    def __init__(self, config: dict):
+    def __init__(self, config: dict, declare: bool = True):
+        self.declare = declare
         self.standalone = ClusterRpcProxy(config, context_data=WORKER.to_context_data(), timeout=60)
         self.media = self.standalone.start().media
         self.http = requests.Session()
@@ -246,7 +266,9 @@ class Uploader:
     def upload(self, data: bytes, incident_id: str, phases: dict[str, list[float]]) -> dict:
         owner = {"kind": "incident", "id": incident_id}
         t0 = time.perf_counter()
-        slot = self.media.request_upload(CONTENT_TYPE, len(data), "incident_report", owner)
+        sha256 = hashlib.sha256(data).hexdigest() if self.declare else None
+        ts = time.perf_counter()
+        slot = self.media.request_upload(CONTENT_TYPE, len(data), "incident_report", owner, sha256)
         t1 = time.perf_counter()
         for attempt in range(PUT_ATTEMPTS):
             put = self.http.put(slot["upload_url"], data=data, headers=slot["headers"], timeout=60)
@@ -257,7 +279,8 @@ class Uploader:
         t2 = time.perf_counter()
         stored = self.media.confirm_upload(slot["media_id"])
         t3 = time.perf_counter()
-        phases["request_upload RPC"].append(t1 - t0)
+        phases["client SHA-256"].append(ts - t0)
+        phases["request_upload RPC"].append(t1 - ts)
         phases["PUT to presigned URL"].append(t2 - t1)
         phases["confirm_upload RPC"].append(t3 - t2)
         return stored
@@ -321,13 +344,25 @@ def join(threads: list) -> None:
 
 
 # ---------------------------------------------------------------------------- checks
+def wait_described(settings: Settings, media_ids: list[str], started: float) -> float:
+    """Seconds from `started` until every one of `media_ids` has its thumbnail and
+    metadata (polled in MongoDB)."""
+    client = mongo_client(settings, app_name="gridwork-bench")
+    try:
+        media = client[settings.database_name("media")].media
+        query = {"_id": {"$in": media_ids}, "thumbnail.status": "pending"}
+        wait_until(lambda: not media.count_documents(query), 900, "thumbnails", 0.05)
+    finally:
+        client.close()
+    return time.perf_counter() - started
+
+
 def check_stored(settings: Settings, photos: Photos, stored: dict[int, dict], incident_id: str):
     """Every timed photo stored once, under the SHA-256 of its own bytes, with metadata,
-    a thumbnail and no upload left behind (checked after the timed run)."""
+    a thumbnail and no upload left behind (checked after the timed run, once described)."""
     for number, media in stored.items():
         assert media["state"] == "stored", media
         assert media["sha256"] == hashlib.sha256(photos.photo(number)).hexdigest(), media
-        assert media["metadata"]["gps"] and media["metadata"]["width"] == PHOTO_SIDES[0], media
     assert len({media["sha256"] for media in stored.values()}) == len(stored)
     client = mongo_client(settings, app_name="gridwork-bench")
     try:
@@ -335,6 +370,10 @@ def check_stored(settings: Settings, photos: Photos, stored: dict[int, dict], in
         owned = {"owner.id": incident_id, "state": "stored"}
         total = db.media.count_documents(owned)
         objects = db.objects.count_documents({"state": "stored"})
+        for record in db.media.find({"_id": {"$in": [m["id"] for m in stored.values()]}}):
+            assert record["thumbnail"] == {"status": "ready"}, record
+            metadata = record["metadata"]
+            assert metadata["gps"] and metadata["width"] == PHOTO_SIDES[0], record
     finally:
         client.close()
     store = media_store(settings)
@@ -395,7 +434,13 @@ def bench(settings: Settings, args, pids: dict[str, int | None]) -> float:
         f"photo: {PHOTO_SIDES[0]} x {PHOTO_SIDES[1]} noise JPEG, quality {photos.quality}, "
         f"{photos.size} bytes (made in {photos.seconds:.1f} s, not timed)"
     )
-    media_store(settings).ensure_bucket()
+    store = media_store(settings)
+    store.ensure_bucket()
+    checks = store.checks_sha256()
+    print(
+        f"the S3 server {'checks' if checks else 'does not check'} x-amz-checksum-sha256: "
+        f"{'confirms read only the first bytes' if checks else 'confirms read the bytes back'}"
+    )
     raw_client = new_client(settings)
     config = settings.nameko_config()
     runner = ServiceRunner(config)
@@ -420,10 +465,11 @@ def bench(settings: Settings, args, pids: dict[str, int | None]) -> float:
             incident_id = rpc.events.report_incident(report, "bench-media")["incident"]["id"]
         print(f"incident {incident_id} reported by {WORKER.user_id} (setup)")
 
-        uploaders = [Uploader(config) for _ in range(args.concurrency)]
+        uploaders = [Uploader(config, not args.undeclared) for _ in range(args.concurrency)]
         # Photos past the timed ones: warm-up (both sides; raw to warm/<i>), then profiling.
         warmup = range(args.photos, args.photos + args.concurrency * WARMUP_PER_CALLER)
-        run_service(uploaders, photos, warmup, incident_id)
+        warmed = run_service(uploaders, photos, warmup, incident_id)[2]
+        wait_described(settings, [m["id"] for m in warmed.values()], time.perf_counter())
         run_raw(raw_client, settings.s3_bucket, photos, warmup, args.concurrency, "warm/")
 
         half = args.photos // 2
@@ -437,10 +483,14 @@ def bench(settings: Settings, args, pids: dict[str, int | None]) -> float:
             uploader.retries.clear()
         with instrument() as together:
             before = cpu.snapshot()
+            started = time.perf_counter()
             latencies, phases, stored, service_s = run_service(
                 uploaders, photos, range(args.photos), incident_id
             )
             service_cpu = cpu.since(before)
+            ids = [media["id"] for media in stored.values()]
+            described_s = wait_described(settings, ids, started)
+            described_cpu = cpu.since(before)
 
         before = cpu.snapshot()
         more, more_s = run_raw(
@@ -454,7 +504,10 @@ def bench(settings: Settings, args, pids: dict[str, int | None]) -> float:
         # Untimed: what each step costs with no other caller waiting on the same hub.
         extra = range(warmup.stop, warmup.stop + ALONE_PHOTOS)
         with instrument() as alone:
-            alone_latencies, *_ = run_service(uploaders[:1], photos, extra, incident_id)
+            alone_latencies, _, alone_stored, _ = run_service(
+                uploaders[:1], photos, extra, incident_id
+            )
+            wait_described(settings, [m["id"] for m in alone_stored.values()], 0)
         raw_alone, _ = run_raw(raw_client, settings.s3_bucket, photos, extra, 1, "alone/")
 
         total = check_stored(settings, photos, stored, incident_id)
@@ -472,6 +525,12 @@ def bench(settings: Settings, args, pids: dict[str, int | None]) -> float:
         print(f"  {cpu_line(service_cpu, service_s)}")
         per_photo = service_cpu["this process"] / args.photos * 1000
         print(f"  this process: {per_photo:.1f} ms CPU per photo")
+        print(
+            f"every timed photo described (thumbnail + EXIF) {described_s:.1f} s after the "
+            f"run began ({described_s - service_s:.1f} s after its last confirm): "
+            f"{nbytes / MB / described_s:.1f} MB/s with thumbnails"
+        )
+        print(f"  {cpu_line(described_cpu, described_s)}")
         raw_rate = rate_line("raw put", raw_latencies, nbytes, raw_s)
         print(f"  {cpu_line(raw_cpu, raw_s)}")
         per_photo = raw_cpu["this process"] / args.photos * 1000
@@ -499,6 +558,9 @@ def main():
     parser.add_argument("--photo-mb", type=float, default=2.0, help="size of a photo, in MB")
     parser.add_argument(
         "--profile", action="store_true", help="also cProfile 20 confirms (to stderr)"
+    )
+    parser.add_argument(
+        "--undeclared", action="store_true", help="slots without a SHA-256 (upload, copy)"
     )
     parser.add_argument("--amqp-uri", default="amqp://guest:guest@127.0.0.1:5672/")
     parser.add_argument("--management-uri", default="http://guest:guest@127.0.0.1:15672")

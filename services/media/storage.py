@@ -45,6 +45,21 @@ def _storage_errors(action: str) -> Iterator[None]:
         raise StorageUnavailable(f"object storage: {action} failed: {exc}"[:300]) from exc
 
 
+@contextmanager
+def _missing_is_none(action: str) -> Iterator[None]:
+    """Like `_storage_errors`, but a missing object leaves the block early, its result
+    None (use in a function that returns inside the block)."""
+    try:
+        yield
+    except S3Error as exc:
+        if exc.code not in ("NoSuchKey", "NoSuchObject", "NotFound"):
+            STORAGE_ERRORS.labels(action).inc()
+            raise StorageUnavailable(f"object storage: {action} failed: {exc}"[:300]) from exc
+    except (MinioException, urllib3.exceptions.HTTPError, OSError) as exc:
+        STORAGE_ERRORS.labels(action).inc()
+        raise StorageUnavailable(f"object storage: {action} failed: {exc}"[:300]) from exc
+
+
 def new_client(
     settings: Settings, endpoint: str | None = None, secure: bool | None = None
 ) -> Minio:
@@ -138,15 +153,18 @@ class MediaStore:
                 self.remove(CHECKSUM_PROBE_KEY)
         return self._checks_sha256
 
-    def head(self, key: str, size: int = 64) -> bytes:
-        """The object's first `size` bytes (enough to recognise its type)."""
-        with _storage_errors("reading"):
+    def head(self, key: str, size: int = 64) -> tuple[int, bytes] | None:
+        """The object's size and first `size` bytes (enough to recognise its type), in one
+        ranged GET; None when there is no such object."""
+        with _missing_is_none("reading"):
             response = self.client.get_object(self.bucket, key, offset=0, length=size)
             try:
-                return response.read()
+                total = response.headers.get("Content-Range", "").rpartition("/")[2]
+                first = response.read()
             finally:
                 response.close()
                 response.release_conn()
+            return (int(total) if total.isdigit() else len(first)), first
 
     def download_url(self, key: str, expires: timedelta, content_type: str) -> str:
         with _storage_errors("signing a download"):
@@ -173,10 +191,18 @@ class MediaStore:
     def digest(self, key: str, keep_up_to: int = 0) -> tuple[str, int, bytes]:
         """Stream an object: its SHA-256, its size, and its bytes when it is no larger
         than `keep_up_to` (else only the first 64 bytes, enough to recognise it)."""
+        found = self.digest_if_any(key, keep_up_to)
+        if found is None:
+            STORAGE_ERRORS.labels("reading").inc()
+            raise StorageUnavailable(f"object storage: {key} is missing")
+        return found
+
+    def digest_if_any(self, key: str, keep_up_to: int = 0) -> tuple[str, int, bytes] | None:
+        """`digest`, or None when there is no such object."""
         sha = hashlib.sha256()
         size = 0
         kept = io.BytesIO()
-        with _storage_errors("reading"):
+        with _missing_is_none("reading"):
             response = self.client.get_object(self.bucket, key)
             try:
                 for chunk in response.stream(READ_CHUNK):
@@ -187,8 +213,8 @@ class MediaStore:
             finally:
                 response.close()
                 response.release_conn()
-        data = kept.getvalue()
-        return sha.hexdigest(), size, (data if size <= keep_up_to else data[:64])
+            data = kept.getvalue()
+            return sha.hexdigest(), size, (data if size <= keep_up_to else data[:64])
 
     def read(self, key: str) -> bytes:
         """The whole object (photos, which are decoded in memory anyway)."""

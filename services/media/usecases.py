@@ -256,16 +256,18 @@ class MediaDesk:
         return render(stored)
 
     def _received(self, media: Mapping, declared: str | None) -> tuple[str, int, bytes]:
-        """(SHA-256, size, first bytes) of what was uploaded to the slot. Bytes that landed
-        at their declared content address on a server that checks checksums are not read
-        back: the server compared them as they arrived."""
+        """(SHA-256, size, first bytes) of what was uploaded to the slot, in one GET. Bytes
+        that landed at their declared content address on a server that checks checksums
+        are not read back: the server compared them as they arrived."""
         key = media["object_key"]
-        size = self.storage.size_of(key)
-        if size is None:
-            raise InvalidInput("media_id", "nothing was uploaded to the slot")
         if declared and key == f"objects/{declared}" and self.storage.checks_sha256():
-            return declared, size, self.storage.head(key)
-        return self.storage.digest(key)
+            found = self.storage.head(key)
+            received = None if found is None else (declared, *found)
+        else:
+            received = self.storage.digest_if_any(key)
+        if received is None:
+            raise InvalidInput("media_id", "nothing was uploaded to the slot")
+        return received
 
     def _discard_upload(self, media: Mapping) -> None:
         """Remove what a slot received, unless its key is content already stored for

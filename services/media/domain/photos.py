@@ -76,8 +76,9 @@ def thumbnail(data: bytes, max_side: int = 512) -> bytes | None:
         return None
     try:
         with image:
-            # JPEG decodes at a reduced scale, still at least twice the size asked for.
-            image.draft(None, (2 * max_side, 2 * max_side))
+            # JPEG decodes at a reduced scale (1/2 to 1/8), never below the size asked
+            # for: a 12-megapixel photo at 1/4, half the CPU of decoding it at 1/2.
+            image.draft(None, (max_side, max_side))
             upright = ImageOps.exif_transpose(image)
         upright.thumbnail((max_side, max_side))
         flat = _without_alpha(upright)

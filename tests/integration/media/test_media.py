@@ -347,11 +347,12 @@ def test_unreachable_storage_is_a_clear_503_and_nothing_half_written(
     slot = _upload(media, jpeg(color=(4, 4, 4)), incident)
     dead = media_store(settings.with_changes(s3_endpoint=f"127.0.0.1:{free_port()}"))
     desk = MediaDesk(media_db, dead, None, lambda kind, id_: {}, WORKER, size_limits(None), clock)
-    errors_before = REGISTRY.get_sample_value("gridwork_storage_errors_total", {"action": "stat"})
+    reading = {"action": "reading"}  # a confirm's first storage call reads the upload
+    errors_before = REGISTRY.get_sample_value("gridwork_storage_errors_total", reading)
     with pytest.raises(StorageUnavailable):
         desk.confirm(slot["media_id"])
     assert media_db.media.find_one({"_id": slot["media_id"]})["state"] == "pending"
-    errors = REGISTRY.get_sample_value("gridwork_storage_errors_total", {"action": "stat"})
+    errors = REGISTRY.get_sample_value("gridwork_storage_errors_total", reading)
     assert errors - (errors_before or 0) == 1  # /metrics, for the StorageErrors alert
     assert media.confirm_upload(slot["media_id"])["state"] == "stored"  # once storage is back
 
