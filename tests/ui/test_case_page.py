@@ -208,8 +208,15 @@ def test_the_journey_from_report_to_closure_through_the_case_page(page, ui_stack
         ),
     )
     assert page.inner_text("#case-state") == "待核查"
-    after = page.locator("#photos-after img")
-    assert after.count() == 1
+    # The thumbnail is made just after the photo is stored: a placeholder until then.
+    shown = "#photos-after img, #photos-after .thumbnail-pending"
+    assert page.locator(shown).count() == 1
+    wait_until(
+        lambda: page.reload() and page.locator("#photos-after img").count() == 1,
+        30,
+        "the after-photo's thumbnail on the case page",
+        interval_s=0.5,
+    )
     page.wait_for_function("document.querySelector('#photos-after img').naturalWidth > 0")
     assert "存储时完整" in page.inner_text("#photos-after")
     # Full size on click: the original, as uploaded, from the media service's link.
