@@ -5,6 +5,7 @@ lost (the gateway's own Idempotency-Key record released, as after a 503 from an 
 timed out while the service finished): the key reaches the service, which finds what the
 first attempt made. The same key with a different request is a 422 naming the header."""
 
+import hashlib
 import io
 from datetime import timedelta
 
@@ -94,6 +95,23 @@ def test_an_upload_slot_and_a_direct_upload_are_made_once(
     assert retried["expires_at"] == first["expires_at"]  # the same slot, a fresh URL
     assert media.count_documents({}) == 1
 
+    # A declared SHA-256 is part of the request the key stands for; the retry's URL goes
+    # to the same content address, signed over the same checksum header.
+    sha256 = hashlib.sha256(b"bytes never uploaded before").hexdigest()
+    declared = {**slot, "sha256": sha256}
+    first, retried = _same_answer_three_ways(
+        lambda body: worker.post("/api/v1/media/uploads", key="slot-2", json=body),
+        lose_answer,
+        declared,
+        {**declared, "sha256": hashlib.sha256(b"other bytes").hexdigest()},
+        lambda answer: answer["media_id"],
+    )
+    assert f"/objects/{sha256}?" in first["upload_url"]
+    assert f"/objects/{sha256}?" in retried["upload_url"]
+    assert retried["headers"] == first["headers"]
+    assert first["headers"]["x-amz-checksum-sha256"]
+    assert media.count_documents({}) == 2
+
     data = _photo()
 
     def direct(fields):
@@ -119,7 +137,7 @@ def test_an_upload_slot_and_a_direct_upload_are_made_once(
         lambda answer: answer["id"],
     )
     assert retried == first and first["state"] == "stored"
-    assert media.count_documents({}) == 2  # the slot and the one direct upload
+    assert media.count_documents({}) == 3  # the two slots and the one direct upload
 
 
 def test_an_import_job_is_made_once(as_user, county, settings, lose_answer):
