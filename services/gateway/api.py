@@ -33,6 +33,8 @@ from services.gateway.documented import (
     RETRY_AFTER,
     TOO_LARGE,
     as_enforced,
+    as_form,
+    form_fields,
     integral_floats_as_ints,
 )
 from services.gateway.idempotency import IdempotencyRecords
@@ -182,7 +184,8 @@ class Api:
             )
             if spec.body is not None:
                 if spec.form and request.form:
-                    call.body = _validate(spec.body, request.form.to_dict(), "body")
+                    fields = form_fields(spec.body, request.form.to_dict())
+                    call.body = _validate(spec.body, fields, "body")
                 elif request.get_json(silent=True) is None:
                     raise ApiProblem(
                         400, "Bad Request", "body: must be a JSON object", field="body"
@@ -293,7 +296,11 @@ class Api:
             schema = self._schema(spec.body)
             content = {"application/json": {"schema": schema}}
             if spec.form:
-                content["application/x-www-form-urlencoded"] = {"schema": schema}
+                form_schema = as_form(self.schemas[spec.body.__name__], spec.body)
+                self.schemas[f"{spec.body.__name__}Form"] = form_schema
+                content["application/x-www-form-urlencoded"] = {
+                    "schema": {"$ref": f"#/components/schemas/{spec.body.__name__}Form"}
+                }
             operation["requestBody"] = {"required": True, "content": content}
         if spec.raw_body is not None:
             operation["requestBody"] = spec.raw_body

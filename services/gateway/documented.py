@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel
+
 PROBLEM_STATUSES = {
     "400": "Malformed request (the field is named; the HTTP server's own answer to a "
     "malformed request line or header is HTML)",
@@ -69,3 +71,44 @@ def as_enforced(schema: Any) -> Any:
         schema["propertyNames"] = {"pattern": pattern}
         schema["additionalProperties"] = values
     return schema
+
+
+def object_fields(model: type[BaseModel]) -> frozenset[str]:
+    """The body fields whose value is an object: a form field holds text, so a
+    form-encoded body cannot carry them (Open311's answers come as `attribute[<code>]`
+    fields instead, read by the view)."""
+    return frozenset(
+        name
+        for name, definition in model.model_json_schema().get("properties", {}).items()
+        if "object" in _types(definition)
+    )
+
+
+def as_form(schema: dict, model: type[BaseModel]) -> dict:
+    """A body schema as the form-encoded body: without the object fields, which the
+    gateway ignores in a form (`form_fields`)."""
+    dropped = object_fields(model)
+    return {
+        **schema,
+        "properties": {
+            name: definition
+            for name, definition in schema.get("properties", {}).items()
+            if name not in dropped
+        },
+        "required": [name for name in schema.get("required", []) if name not in dropped],
+    }
+
+
+def form_fields(model: type[BaseModel], form: dict[str, str]) -> dict[str, str]:
+    """A form's fields to validate against the body model: the object fields are not
+    form fields (a client's `attribute=...` is ignored like any other extra field)."""
+    dropped = object_fields(model)
+    return {name: value for name, value in form.items() if name not in dropped}
+
+
+def _types(definition: dict) -> set[str]:
+    declared = definition.get("type")
+    types = set(declared) if isinstance(declared, list) else {declared} if declared else set()
+    for option in definition.get("anyOf", []):
+        types |= _types(option)
+    return types

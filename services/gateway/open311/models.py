@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
+from services.gateway.open311.requests import DATE_TIME_PATTERN, STATUS_PATTERN
+
 JURISDICTION = Field(
     default=None,
     max_length=50,
@@ -41,14 +43,21 @@ class RequestsQuery(PublicReadQuery):
     )
     service_code: str | None = Field(default=None, max_length=2000, description="Comma-separated")
     status: str | None = Field(
-        default=None, max_length=20, description="Comma-separated: open, closed"
+        default=None,
+        max_length=20,
+        pattern=STATUS_PATTERN,
+        description="Comma-separated: open, closed",
     )
     start_date: str | None = Field(
-        default=None, max_length=40, description="W3C date-time; without an offset, China time"
+        default=None,
+        max_length=40,
+        pattern=DATE_TIME_PATTERN,
+        description="W3C date-time (or a date: from its start); without an offset, China time",
     )
     end_date: str | None = Field(
         default=None,
         max_length=40,
+        pattern=DATE_TIME_PATTERN,
         description="W3C date-time; at most 90 days after start_date (default: the most "
         "recent 90 days)",
     )

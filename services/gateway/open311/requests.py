@@ -17,6 +17,22 @@ from datetime import datetime, time, timedelta
 
 from gridwork_common.clock import CHINA_TIME
 
+# The W3C date-times (and dates) `start_date` and `end_date` take, as the document states
+# them: a day of the calendar (Feb 29 in leap years only) from 2000 to 2999, and a time
+# to the minute, second or microsecond with an optional offset (without one, China
+# time). Anchored and free of lookarounds (ECMA 262 and Python alike).
+_YEAR = "2[0-9]{3}"
+_LEAP_YEAR = "(?:2[0-9](?:0[48]|[2468][048]|[13579][26])|2000)"
+_MONTH_DAY = (
+    "(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])"
+    "|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)"
+    "|02-(?:0[1-9]|1[0-9]|2[0-8]))"
+)
+_HOUR, _MINUTE = "(?:[01][0-9]|2[0-3])", "[0-5][0-9]"
+_TIME = f"T{_HOUR}:{_MINUTE}(?::{_MINUTE}(?:\\.[0-9]{{1,6}})?)?(?:Z|[+-]{_HOUR}:{_MINUTE})?"
+DATE_TIME_PATTERN = f"^(?:{_YEAR}-{_MONTH_DAY}|{_LEAP_YEAR}-02-29)(?:{_TIME})?$"
+STATUS_PATTERN = "^(?:(?:open|closed)(?:,(?:open|closed))*)?$"
+
 WINDOW = timedelta(days=90)
 MAX_REQUESTS = 1000
 STATUSES = ("open", "closed")

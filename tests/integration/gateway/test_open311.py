@@ -86,3 +86,24 @@ def test_registering_clients_is_gridwork_api_but_georeport_errors_are_lists(clie
     assert unknown.get_json() == [
         {"code": 400, "description": "unknown: Extra inputs are not permitted"}
     ]
+
+
+def test_a_form_has_no_attribute_field_and_the_dates_and_statuses_follow_the_document(
+    client, county, api_key
+):
+    # A form field holds text: `attribute=...` is an extra field, ignored (the answers
+    # come as attribute[<code>]); the document's form schema has no `attribute`.
+    assert _report(client, api_key, attribute="null")["service_request_id"]
+    for query, field in (
+        ({"end_date": "0" * 40}, "end_date"),
+        ({"start_date": "2026-02-29"}, "start_date"),  # not a leap year
+        ({"status": "pending"}, "status"),
+    ):
+        refused = client.get("/open311/v2/requests.json", query_string=query)
+        assert refused.status_code == 400
+        assert refused.get_json()[0]["description"].startswith(f"{field}: ")
+    for query in (
+        {"start_date": "2028-02-29", "end_date": "2028-03-01T10:00Z"},
+        {"status": "open,closed", "end_date": "2026-11-18T10:00:00.5+08:00"},
+    ):
+        assert client.get("/open311/v2/requests.json", query_string=query).status_code == 200
