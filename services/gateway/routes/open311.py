@@ -128,8 +128,10 @@ def register(api: Api) -> Blueprint:
         if client is None:
             raise ApiProblem(403, "Forbidden", "api_key: unknown or disabled", field="api_key")
         if body.service_code not in _public_codes():
+            # GeoReport v2: 404 for a service_code not found (the pattern holds; the
+            # catalogue is stored data no schema states)
             raise ApiProblem(
-                400, "Bad Request", f"service_code: no public service {body.service_code}"
+                404, "Not Found", f"service_code: no public service {body.service_code}"
             )
         definition = definitions.definition_of(body.service_code)
         answers = _checked(

@@ -320,7 +320,7 @@ def test_errors_are_georeport_error_lists_with_their_status(stack, fmt):
     )
     check(post_request(stack, fmt, api_key="not-a-key-at-all"), 403, "api_key")
     check(post_request(stack, fmt, lat="30.0", long="100.0"), 400, "location")
-    check(post_request(stack, fmt, "02.02"), 400, "service_code")
+    check(post_request(stack, fmt, "02.02"), 404, "service_code")
     check(post_request(stack, fmt, "05.02"), 400, "attribute[injury]")
     check(post_request(stack, fmt, "05.02", **{"attribute[injury]": "maybe"}), 400, "maybe")
     check(
