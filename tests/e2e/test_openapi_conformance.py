@@ -182,9 +182,9 @@ class OneCaseOfEachKind:
 # Cases (one request each; the authentication and use-after-free checks send a few
 # more), measured on the document of 30 November 2026: 6,649 before OneCaseOfEachKind
 # (coverage 6,246, fuzzing 385, stateful 18; about 8 minutes with the machine's two
-# cores busy), 4,065 with it (coverage 3,658, fuzzing 389, stateful 18; about 4). max-examples does not
-# bound the coverage phase: it sends every boundary and every kind of wrong value of
-# every parameter.
+# cores busy), 4,065 with it (coverage 3,658, fuzzing 389, stateful 18; about 4).
+# max-examples does not bound the coverage phase: it sends every boundary and every kind
+# of wrong value of every parameter.
 @pytest.mark.timeout(1200)
 def test_every_operation_does_what_the_document_says(stack):
     settings = stack["settings"]
