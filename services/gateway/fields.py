@@ -11,6 +11,7 @@ from datetime import date, datetime
 from typing import Annotated
 
 from pydantic import AwareDatetime, BeforeValidator, Field
+from pydantic_core import PydanticCustomError
 
 _FULL_DATE = r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
 _RFC3339_DATE = re.compile(_FULL_DATE)
@@ -20,16 +21,20 @@ _RFC3339_DATE_TIME = re.compile(
 _FROM_2000 = re.compile(r"[2-9][0-9]{3}-.*", re.DOTALL)
 
 
-def _parsed(pattern: re.Pattern, parse, example: str):
+def _parsed(pattern: re.Pattern, parse, example: str, kind: str):
+    # Refused as pydantic's own `date_parsing` / `datetime_parsing` errors, so whoever
+    # words errors by their type (the command centre's forms) knows a date was wrong.
     def check(value):
         if not isinstance(value, str):
             return value  # the type's own validation refuses it
         if not pattern.fullmatch(value):
-            raise ValueError(f"must be written as {example}")
+            raise PydanticCustomError(kind, "must be written as {example}", {"example": example})
         try:
             return parse(value.upper())
         except ValueError:
-            raise ValueError(f"{value} is not a day of the calendar") from None
+            raise PydanticCustomError(
+                kind, "{value} is not a day of the calendar", {"value": value}
+            ) from None
 
     return check
 
@@ -41,12 +46,19 @@ def _from_2000(value):
 
 
 # A calendar date, written 2026-11-23.
-IsoDate = Annotated[date, BeforeValidator(_parsed(_RFC3339_DATE, date.fromisoformat, "2026-11-23"))]
+IsoDate = Annotated[
+    date, BeforeValidator(_parsed(_RFC3339_DATE, date.fromisoformat, "2026-11-23", "date_parsing"))
+]
 # An instant with its offset, written 2026-11-23T09:30:00+08:00 (or ...Z).
 IsoDateTime = Annotated[
     AwareDatetime,
     BeforeValidator(
-        _parsed(_RFC3339_DATE_TIME, datetime.fromisoformat, "2026-11-23T09:30:00+08:00")
+        _parsed(
+            _RFC3339_DATE_TIME,
+            datetime.fromisoformat,
+            "2026-11-23T09:30:00+08:00",
+            "datetime_parsing",
+        )
     ),
 ]
 # An IsoDateTime in the year 2000 or later (as written, with its own offset).
