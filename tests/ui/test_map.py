@@ -104,9 +104,12 @@ def test_a_village_centre_sees_its_grids_coloured_by_their_cases(page, ui_stack)
     click_at(page, *centre_of(ui_stack, grid))
     page.wait_for_selector(f'.leaflet-popup a[href="/cases/{case["id"]}"]', timeout=10_000)
     page.click(".leaflet-popup-close-button")
-    assert click_at(page, *centre_of(ui_stack, mine[0])) == "CANVAS"
+    # A grid without cases: other tests report at their grids' centres, and a click on a
+    # case's marker opens the case, not the grid's panel.
+    quiet = next(code for code in mine if code != grid and grid_status(page, code) == "none")
+    assert click_at(page, *centre_of(ui_stack, quiet)) == "CANVAS"
     page.wait_for_function(
-        "code => document.querySelector('#panel-code')?.textContent === code", arg=mine[0]
+        "code => document.querySelector('#panel-code')?.textContent === code", arg=quiet
     )
 
     # Overdue: the stage's due moment moved into the past, then the events service's own
