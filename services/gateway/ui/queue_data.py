@@ -33,15 +33,6 @@ GRID = (roles.GRID_WORKER, roles.GRID_LEADER)
 WATCHERS = (roles.LEADER, roles.CENTRE_OPERATOR, roles.ADMIN)
 EVERYONE = CENTRE + DEPARTMENT + GRID + (roles.LEADER,)
 
-STAGE_LABELS = {
-    "accept": _l("Accept"),
-    "register": _l("Register"),
-    "dispatch": _l("Dispatch"),
-    "sign": _l("Sign"),
-    "handle": _l("Handle"),
-    "verify": _l("Verify"),
-    "close": _l("Close"),
-}
 STATUS_LABELS = {
     "green": _l("On time"),
     "amber": _l("Due soon"),
