@@ -224,6 +224,8 @@ NO_GRID_A1_RECORDS = {
     f"{API}/assessment/integrity-flags": "no suspicious visits or photos in this test",
     f"{API}/assessment/publications": "a month is published once it has ended",
     f"{API}/calendar/notices": "the county's holiday notices, one per year",
+    # Administrators only (others get 403 above); tested in test_department_amqp.py.
+    f"{API}/amqp-accounts": "departments' broker accounts: none made in this test",
 }
 # GET routes without path parameters whose answer has no `items`.
 NOT_LISTS = {
