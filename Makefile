@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 
-.PHONY: help up down status test test-services test-rest test-ui test-faults lint bench rabbitmq browser promtool install lock reseed
+.PHONY: help up down status test test-services test-e2e test-rest test-ui test-faults lint bench rabbitmq browser promtool install lock reseed
 
 help:
 	@echo "make up      install and start everything (infrastructure, services, gateway)"
@@ -90,19 +90,22 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
 
-# The suite runs as three pytest processes at once, each with its own mongod, S3 server and
+# The suite runs as four pytest processes at once, each with its own mongod, S3 server and
 # RabbitMQ vhosts (tests/conftest.py), so they never collide: most of its time is spent
 # waiting on processes, brokers and timers, not on the CPU. Each shard's output is printed
 # whole when it ends. A new test directory lands in test-rest unless named below.
-TEST_SHARDS := test-services test-rest test-ui
+TEST_SHARDS := test-services test-e2e test-rest test-ui
 test: lint rabbitmq browser promtool
-	$(MAKE) --no-print-directory -j3 --output-sync=target $(TEST_SHARDS)
+	$(MAKE) --no-print-directory -j4 --output-sync=target $(TEST_SHARDS)
 
 test-services: install
 	$(VENV)/bin/pytest -m "not ui and not faults" tests/integration/events tests/integration/gateway
 
+test-e2e: install
+	$(VENV)/bin/pytest -m "not ui and not faults" tests/e2e
+
 test-rest: install promtool
-	$(VENV)/bin/pytest -m "not ui and not faults" tests --ignore=tests/ui \
+	$(VENV)/bin/pytest -m "not ui and not faults" tests --ignore=tests/ui --ignore=tests/e2e \
 	  --ignore=tests/integration/events --ignore=tests/integration/gateway
 
 # The browser tests (marker ui) run without eventlet's monkey-patching, which Playwright's

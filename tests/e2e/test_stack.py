@@ -141,12 +141,13 @@ def test_logs_are_json_lines_carrying_the_request_id(stack):
 
 def _assert_the_report_is_traced(log_dir, request_id):
     """The gateway's request id on the lines of every process the report touched: the
-    events service's RPC, its call to population, the assessment's handler of the event
-    it published and the webhook intake that recorded that event."""
+    events service's RPC, the population's and the assessment's handlers of the event it
+    published, and the webhook intake that recorded that event. (The events service
+    locates reports in its own copy of the grids, so it no longer calls population.)"""
     expected = {
         "gateway": ("message", "request"),
         "events": ("entrypoint", "report_incident"),
-        "population": ("entrypoint", "locate"),
+        "population": ("entrypoint", "on_incident_reported"),
         "assessment": ("entrypoint", "on_incident"),
         "webhooks": ("event_type", "gridwork.incident.reported"),
     }

@@ -66,6 +66,10 @@ def queues_in(vhost: str) -> dict[str, dict]:
     return {queue["name"]: queue for queue in answer.json()}
 
 
+def q_is_exclusive(queue: dict) -> bool:
+    return bool(queue.get("exclusive") or queue.get("auto_delete"))
+
+
 def test_the_county_vhost_makes_service_queues_quorum_and_reply_queues_classic(
     county_vhost, container_factory, settings, clock
 ):
@@ -100,6 +104,10 @@ def test_the_county_vhost_makes_service_queues_quorum_and_reply_queues_classic(
 
     calls = {name: q for name, q in queues.items() if name.startswith("rpc-")}
     events = {name: q for name, q in queues.items() if name.startswith("evt-")}
+    # A broadcast handler's queue is one replica's own (exclusive, auto-deleted: nameko
+    # names it with the replica's id), which a quorum queue cannot be: classic.
+    broadcasts = {name: events.pop(name) for name in list(events) if q_is_exclusive(events[name])}
+    assert all(queue["type"] == "classic" for queue in broadcasts.values()), broadcasts
     replies = {name: q for name, q in queues.items() if name.startswith("rpc.reply-")}
     assert set(calls) == {f"rpc-{cls.name}" for cls in SERVICES}
     # The assessment service listens to the other services' events.
