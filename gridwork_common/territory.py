@@ -1,6 +1,7 @@
 """The grammar of territory codes, shared by the population service (which checks every
-code it is given) and the gateway (whose OpenAPI document states the same grammar as a
-pattern, so a client can tell a well-formed code before sending it).
+code it is given), the events service (whose centres own cases by code) and the gateway
+(whose OpenAPI document states the same grammar as a pattern, so a client can tell a
+well-formed code before sending it).
 
 A county's GB/T 2260 code is extended by statistical division serials; a code's length
 names its level and every code starts with its parent's code:
@@ -39,6 +40,11 @@ _COUNTY = (
     "[0-9]{2}"  # digits 3-4: a prefecture, or 00 within the province
     "(?:0[1-9]|[1-9][0-9])"  # digits 5-6: a county, never 00
 )
+
+
+def is_ascii_digits(text: str) -> bool:
+    # str.isdigit() also accepts full-width and other Unicode digits; codes are ASCII.
+    return text.isascii() and text.isdigit()
 
 
 def code_pattern(lowest: str = "county", highest: str = "building") -> str:

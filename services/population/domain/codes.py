@@ -11,16 +11,11 @@ code prefix *is* the subtree: ancestry and scope checks are plain string operati
     53040200100100100001 building  (+5, serial within the grid)
 """
 
-from gridwork_common.territory import CODE_LENGTHS, LEVELS, PROVINCE_CODES
+from gridwork_common.territory import CODE_LENGTHS, LEVELS, PROVINCE_CODES, is_ascii_digits
 from services.population.domain.errors import InvalidField
 
 _LEVEL_BY_LENGTH = {length: level for level, length in CODE_LENGTHS.items()}
 _LENGTHS_TEXT = "6, 9, 12, 15 or 20"
-
-
-def is_ascii_digits(value: str) -> bool:
-    # str.isdigit() also accepts full-width and other Unicode digits; codes must be ASCII.
-    return value.isascii() and value.isdigit()
 
 
 def level_of(code: str, field: str = "code") -> str:
