@@ -64,7 +64,12 @@ from services.events.domain.incident.model import (
     Rules,
     TimelineEntry,
 )
-from services.events.domain.incident.permissions import acts_for_centre, refusal
+from services.events.domain.incident.permissions import (
+    GRID_ROLES,
+    REPORTERS,
+    acts_for_centre,
+    refusal,
+)
 from services.events.domain.incident.queries import allowed_actions
 from services.events.domain.incident.reporting import report
 from services.events.domain.incident.territory import (
@@ -88,7 +93,6 @@ from services.events.domain.incident.vocabulary import (
     DEPARTMENT_STATES,
     DISPATCHED,
     EVALUATED,
-    GRID_ROLES,
     HANDLING,
     MAX_MEDIA_PER_ACTION,
     MAX_TEXT_LENGTH,
@@ -96,7 +100,6 @@ from services.events.domain.incident.vocabulary import (
     REJECT_REASONS,
     REJECTED,
     REPORTED,
-    REPORTERS,
     RETURNED,
     SATISFACTION_RANGE,
     STAGE_OF_STATE,

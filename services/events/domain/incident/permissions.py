@@ -9,7 +9,11 @@ from gridwork_common import roles
 from services.events.domain.incident.commands import Report
 from services.events.domain.incident.model import Actor, Incident
 from services.events.domain.incident.territory import contains
-from services.events.domain.incident.vocabulary import GRID_ROLES, REPORTERS
+
+# Who may create a case, and who may act for a centre (admin and the service's own timer,
+# system, may do whatever a centre operator may).
+REPORTERS = (roles.GRID_WORKER, roles.GRID_LEADER, roles.CENTRE_OPERATOR, roles.ADMIN)
+GRID_ROLES = (roles.GRID_WORKER, roles.GRID_LEADER)
 
 
 def acts_for_centre(actor: Actor, centre: str) -> bool:

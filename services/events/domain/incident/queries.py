@@ -28,6 +28,7 @@ def _possible(incident: Incident, action: str) -> bool:
 
 
 def impossibility(incident: Incident, action: str) -> str:
+    """Why `action` may not happen to the case now, and what may instead."""
     state = incident.state
     allowed = ", ".join(allowed_actions(incident)) or "none"
     why = ""

@@ -1,9 +1,7 @@
 """The loop's words: its states, the stage (and so the deadline) of each, the actions each
-state allows, and the limits of a command's fields and of who may report."""
+state allows, and the limits of a command's fields."""
 
 from __future__ import annotations
-
-from gridwork_common import roles
 
 REPORTED = "reported"
 ACCEPTED = "accepted"
@@ -77,6 +75,7 @@ _SUSPENDABLE = frozenset(
     {ACCEPTED, REGISTERED, DISPATCHED, HANDLING, RETURNED, AWAITING_VERIFICATION, VERIFIED}
 )
 _SUPERVISABLE = _SUSPENDABLE | {REPORTED, SUSPENDED}
+# The states each action may be taken in (queries.allowed_actions adds what else it needs).
 ACTION_STATES: dict[str, frozenset[str]] = {
     "accept": frozenset({REPORTED}),
     "reject": frozenset({REPORTED}),
@@ -104,11 +103,5 @@ URGENCIES = ("normal", "urgent")
 REJECT_REASONS = ("duplicate", "not_ours", "invalid")
 SATISFACTION_RANGE = range(1, 6)
 
-
 MAX_TEXT_LENGTH = 2000
 MAX_MEDIA_PER_ACTION = 20
-
-# Who may create a case, and who may act for a centre (admin and the service's own timer,
-# system, may do whatever a centre operator may).
-REPORTERS = (roles.GRID_WORKER, roles.GRID_LEADER, roles.CENTRE_OPERATOR, roles.ADMIN)
-GRID_ROLES = (roles.GRID_WORKER, roles.GRID_LEADER)
