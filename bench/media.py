@@ -91,7 +91,8 @@ from gridwork_common.config import Settings
 from gridwork_common.context import CallerContext
 from gridwork_common.mongo import new_client as mongo_client
 from services.events.service import EventsService
-from services.media import describing
+from services.media import describing, usecases
+from services.media.contents import ContentIndex
 from services.media.describing import MediaDescriber
 from services.media.domain.kinds import size_limits, sniff
 from services.media.service import MediaService
@@ -178,29 +179,35 @@ class StepTimes:
         self._originals.clear()
 
 
+SLOT_STEPS = (  # what MediaDesk.request_upload calls
+    (MediaDesk, "_check_owner", "owner check"),
+    (MediaService, "_owner", "owner lookup (RPC)"),  # when no recent yes is kept (owners.py)
+    (ContentIndex, "claim", "claim objects/<sha>"),
+    (MediaStore, "upload_url", "presign PUT"),
+)
 CONFIRM_STEPS = (  # (owner, attribute, label) of what MediaDesk.confirm calls, in order
     (MediaStore, "checks_sha256", "does S3 check checksums"),
     (MediaStore, "head", "GET size + first bytes"),
     (MediaStore, "digest_if_any", "GET + SHA-256 (read-back)"),
     (MediaStore, "copy", "copy to objects/<sha>"),
     (MediaStore, "remove", "remove the upload"),
+    (usecases, "announce_received", "publish media.received"),
 )
-DESCRIBE_STEPS = (  # what the media.stored handler calls, after the confirm
+DESCRIBE_STEPS = (  # what the media.received handler calls, after the confirm
     (MediaStore, "read", "GET the photo"),
+    (ContentIndex, "store_verified", "content stored"),  # in the confirm if checked there
     (describing, "photo_metadata", "EXIF metadata"),
     (describing, "thumbnail", "thumbnail (decode+JPEG)"),
     (MediaStore, "put", "PUT thumbnail"),
+    (describing, "send_once", "send stored+described"),
 )
 
 
 def instrument() -> StepTimes:
     steps = StepTimes()
     steps.wrap(MediaDesk, "request_upload", "request_upload")
-    steps.wrap(MediaDesk, "_check_owner", "owner lookup (RPC)")
-    steps.wrap(MediaStore, "upload_url", "presign PUT")
     steps.wrap(MediaDesk, "confirm", "confirm")
-    steps.wrap(MediaDesk, "_store_content", "objects entry")
-    for owner, name, label in CONFIRM_STEPS + DESCRIBE_STEPS:
+    for owner, name, label in SLOT_STEPS + CONFIRM_STEPS + DESCRIBE_STEPS:
         steps.wrap(owner, name, label)
     steps.wrap(MediaDescriber, "describe", "describe (after the confirm)")
     return steps
@@ -229,15 +236,15 @@ def steps_report(together: StepTimes, photos: int, alone: StepTimes, alone_photo
     print(
         "  inside the service, wall ms per photo:  all callers (share of confirm)   one at a time"
     )
-    rows = [("owner lookup (RPC)", False), ("presign PUT", False), ("request_upload", False)]
+    rows = [(label, False) for _, _, label in SLOT_STEPS] + [("request_upload", False)]
     rows += [(label, True) for _, _, label in CONFIRM_STEPS]
-    rows += [("objects entry", True), ("MongoDB, event, rest", True), ("confirm", True)]
+    rows += [("MongoDB, rest", True), ("confirm", True)]
     rows += [(label, False) for _, _, label in DESCRIBE_STEPS]
     rows += [("describe (after the confirm)", False)]
 
     def spent(steps: StepTimes, label: str) -> float:
-        if label == "MongoDB, event, rest":
-            inner = [step for _, _, step in CONFIRM_STEPS] + ["objects entry"]
+        if label == "MongoDB, rest":
+            inner = [step for _, _, step in CONFIRM_STEPS]
             steps_s = sum(sum(steps.seconds[step]) for step in inner)
             return sum(steps.seconds["confirm"]) - steps_s
         return sum(steps.seconds[label])
@@ -245,7 +252,7 @@ def steps_report(together: StepTimes, photos: int, alone: StepTimes, alone_photo
     confirm = spent(together, "confirm")
     for label, in_confirm in rows:
         if label == "GET the photo":
-            print("    after the confirm (media.stored handler):")
+            print("    after the confirm (media.received handler):")
         mean = spent(together, label) / photos * 1000
         share = f"({spent(together, label) / confirm:4.0%})" if in_confirm else " " * 6
         by_itself = spent(alone, label) / alone_photos * 1000
@@ -268,7 +275,9 @@ class Uploader:
         t0 = time.perf_counter()
         sha256 = hashlib.sha256(data).hexdigest() if self.declare else None
         ts = time.perf_counter()
-        slot = self.media.request_upload(CONTENT_TYPE, len(data), "incident_report", owner, sha256)
+        slot = self.media.request_upload(
+            CONTENT_TYPE, len(data), "incident_report", owner, sha256=sha256
+        )
         t1 = time.perf_counter()
         for attempt in range(PUT_ATTEMPTS):
             put = self.http.put(slot["upload_url"], data=data, headers=slot["headers"], timeout=60)
@@ -406,7 +415,10 @@ def profile_confirms(settings: Settings, photos: Photos, first: int, count: int)
         slots = []
         for number in range(first, first + count):
             data = photos.photo(number)
-            slot = desk.request_upload(CONTENT_TYPE, len(data), "incident_report", owner)
+            sha256 = hashlib.sha256(data).hexdigest()
+            slot = desk.request_upload(
+                CONTENT_TYPE, len(data), "incident_report", owner, sha256=sha256
+            )
             requests.put(slot["upload_url"], data=data, headers=slot["headers"], timeout=60)
             slots.append(slot["media_id"])
         profiler = cProfile.Profile()
@@ -439,7 +451,8 @@ def bench(settings: Settings, args, pids: dict[str, int | None]) -> float:
     checks = store.checks_sha256()
     print(
         f"the S3 server {'checks' if checks else 'does not check'} x-amz-checksum-sha256: "
-        f"{'confirms read only the first bytes' if checks else 'confirms read the bytes back'}"
+        "confirms read only the first bytes"
+        + ("" if checks else "; the bytes are checked by the step after the confirm")
     )
     raw_client = new_client(settings)
     config = settings.nameko_config()

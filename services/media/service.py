@@ -22,6 +22,7 @@ from gridwork_common.rpc import BoundedRpcProxy, rpc
 from services.media import store, topics
 from services.media.configuration import MediaConfiguration
 from services.media.describing import MediaDescriber
+from services.media.owners import OwnerChecks
 from services.media.storage import ObjectStorage
 from services.media.usecases import MediaDesk
 
@@ -41,6 +42,7 @@ class MediaService:
     incidents = BoundedRpcProxy("events")
     population = BoundedRpcProxy("population")
     caller = Caller()
+    owner_checks = OwnerChecks()
     metrics = PrometheusMetrics()
     probes = ServiceProbes()  # /healthz, /readyz on METRICS_PORT
     clock = ServiceClock()
@@ -55,6 +57,7 @@ class MediaService:
             caller or self.caller,
             self.rules.size_limits,
             self.clock,
+            self.owner_checks.remembering(self._owner, caller or self.caller),
         )
 
     def _owner(self, kind: str, owner_id: str):
@@ -110,9 +113,10 @@ class MediaService:
     def delete_media(self, media_id):
         return self._desk().delete(media_id)
 
-    @event_handler("media", topics.MEDIA_STORED)
-    def describe_photo(self, payload):
-        """EXIF metadata and a thumbnail, after the confirm (describing.py)."""
+    @event_handler("media", topics.MEDIA_RECEIVED)
+    def check_and_describe(self, payload):
+        """The SHA-256 checked if the confirm could not, a photo's EXIF metadata and
+        thumbnail, then media.stored (describing.py)."""
         media_id = parse_event(payload).data["media_id"]
         MediaDescriber(self.db, self.storage, self.events, self.clock).describe(media_id)
 

@@ -1,9 +1,11 @@
 """Media use cases: upload slots, confirmation with real checks of the stored bytes,
-content-addressed storage, metadata and thumbnails, download links after a scope check
-with the owning service, before/after pairs, integrity checks, deletion and expiry.
+content-addressed storage, download links after a scope check with the owning service,
+before/after pairs, integrity checks, deletion and expiry. Checking a declared SHA-256 on a
+server that does not, metadata and thumbnails come after the confirm (describing.py).
 
-Object keys: `uploads/<media id>` while a slot is open, `objects/<sha256>` once stored
-(identical bytes are stored once), `thumbnails/<sha256>.jpg` (no EXIF, so no GPS).
+Object keys: `objects/<sha256>` (identical bytes are stored once; contents.py says who may
+write there), `uploads/<media id>` for a slot whose content address is held by another
+upload, `thumbnails/<sha256>.jpg` (no EXIF, so no GPS).
 """
 
 from __future__ import annotations
@@ -25,8 +27,9 @@ from gridwork_common.context import CallerContext
 from gridwork_common.errors import Conflict, Forbidden, InvalidInput, NotFound
 from gridwork_common.events import EventPublisher
 from gridwork_common.idempotency import check_replay, fingerprint, keyed_id
-from gridwork_common.outbox import Outbox
-from services.media import store, topics
+from services.media import store
+from services.media.announcing import announce_received
+from services.media.contents import ContentIndex, upload_key
 from services.media.domain.kinds import KINDS, PURPOSES, check_bytes, check_declared
 from services.media.metrics import MEDIA_BYTES
 from services.media.storage import MediaStore, checksum_header
@@ -34,12 +37,14 @@ from services.media.storage import MediaStore, checksum_header
 SLOT_TTL = timedelta(minutes=15)
 LINK_TTL = timedelta(minutes=5)
 PENDING, STORED, REJECTED, EXPIRED, DELETED = "pending", "stored", "rejected", "expired", "deleted"
+VERIFIED = "verified"  # integrity: the bytes were checked against their SHA-256 (or "pending")
 OWNER_KINDS = ("incident", "membership", "resident")  # visits: the group membership
 BEFORE = ("incident_report",)
 AFTER = ("feedback", "verification")
 FINISHED_CASE_STATES = ("closed", "evaluated", "rejected")  # the states in which a case is over
 SHA256 = re.compile(r"[0-9a-f]{64}")
 THUMBNAIL_PENDING = {"status": "pending"}  # made after the confirm (describing.py)
+OwnerLookup = Callable[[str, str], Mapping]
 
 
 class MediaDesk:
@@ -48,18 +53,22 @@ class MediaDesk:
         db: Database,
         storage: MediaStore,
         events: EventPublisher | None,
-        owner_lookup: Callable[[str, str], Mapping],
+        owner_lookup: OwnerLookup,
         caller: CallerContext,
         limits: Mapping[str, int],
         clock: Clock = utc_now,
+        slot_owner_lookup: OwnerLookup | None = None,
     ):
         self.db = db
         self.storage = storage
         self.events = events
         self.owner_lookup = owner_lookup  # (kind, id) -> the owner as its service shows it
+        # An upload slot's check may be answered from a recent yes (owners.py).
+        self.slot_owner_lookup = slot_owner_lookup or owner_lookup
         self.caller = caller
         self.limits = limits
         self.clock = clock
+        self.contents = ContentIndex(db, storage, clock)
 
     # ------------------------------------------------------------------ uploading
     def request_upload(
@@ -72,9 +81,9 @@ class MediaDesk:
         sha256: str | None = None,
     ) -> dict:
         """An upload slot. With the SHA-256 of the bytes declared, the PUT goes straight to
-        their content address (unless that content is stored already) and is signed over
-        the checksum header, which S3 servers that check checksums hold the bytes to. A
-        retry under the same key gets the same slot (its object key and headers, a fresh
+        their content address (unless another upload holds it: contents.py) and is signed
+        over the checksum header, which S3 servers that check checksums hold the bytes to.
+        A retry under the same key gets the same slot (its object key and headers, a fresh
         URL)."""
         declared = _declared(sha256)
         request = {"content_type": content_type, "size": size, "purpose": purpose, "owner": owner}
@@ -137,12 +146,9 @@ class MediaDesk:
             else keyed_id("media", self.caller.user_id or "", idempotency_key)
         )
         now = as_stored(self.clock())
-        key = f"uploads/{media_id}"
-        # Stored content is never a PUT's target: a second upload of it is checked on its own.
-        if sha256 and not self.db[store.OBJECTS].count_documents(
-            {"_id": sha256, "state": "stored"}, limit=1
-        ):
-            key = f"objects/{sha256}"
+        key = upload_key(media_id)
+        if sha256:
+            key = self.contents.claim(sha256, media_id, now + SLOT_TTL)
         return {
             "_id": media_id,
             "state": PENDING,
@@ -164,7 +170,7 @@ class MediaDesk:
         owner_id = owner.get("id")
         if not isinstance(owner_id, str) or not owner_id:
             raise InvalidInput("owner.id", "is required")
-        self.owner_lookup(owner["kind"], owner_id)  # NotFound outside the caller's scope
+        self.slot_owner_lookup(owner["kind"], owner_id)  # NotFound outside the caller's scope
         return {"kind": owner["kind"], "id": owner_id}
 
     def upload(
@@ -203,8 +209,10 @@ class MediaDesk:
         return self._confirm(self._own_slot(media_id))
 
     def _confirm(self, media: Mapping, streamed: tuple[str, int, bytes] | None = None) -> dict:
-        """Check what arrived (size, type by its bytes, SHA-256), record it stored once per
-        content and announce it. Metadata and thumbnails come after (describing.py)."""
+        """Check what arrived (size and type by its bytes; its SHA-256 here when the bytes
+        were streamed, read back or checked by the S3 server, else after the confirm),
+        record it stored and announce `media.received` for the steps after the confirm
+        (describing.py), which announce `media.stored` once the bytes are checked."""
         media_id = media["_id"]
         if media["state"] == STORED:
             return render(media)  # a retried confirm: done already
@@ -213,100 +221,62 @@ class MediaDesk:
         if media["expires_at"] < self.clock():
             raise Conflict("media_id: the upload slot expired; ask for a new one")
         declared = media.get("declared_sha256")
-        sha256, actual_size, head = streamed or self._received(media, declared)
+        sha256, actual_size, head, verified = self._received(media, declared, streamed)
         try:
             check_bytes(media["content_type"], media["size"], actual_size, head, self.limits)
             if declared and sha256 != declared:
                 raise InvalidInput("sha256", "the uploaded bytes have another SHA-256")
         except InvalidInput:
             # Nothing of a refused upload stays in storage.
-            self._discard_upload(media)
+            self.contents.release(media)
             self.db[store.MEDIA].update_one({"_id": media_id}, {"$set": {"state": REJECTED}})
             raise
-        content = self._store_content(media, sha256, actual_size)
-        described = "thumbnail" in content  # the same bytes were described before
-
-        def mark_stored(staged):
-            """The media's new state and the media.stored event announcing it, or neither."""
-            changes = {
-                "state": STORED,
-                "sha256": sha256,
-                "stored_at": self.clock(),
-                "metadata": content.get("metadata", {}),
-                "object_key": f"objects/{sha256}",
-            }
-            if media["kind"] == "photo":
-                changes["thumbnail"] = content["thumbnail"] if described else THUMBNAIL_PENDING
-            stored = self.db[store.MEDIA].find_one_and_update(
-                {"_id": media_id, "state": PENDING},
-                {"$set": changes, "$unset": {"expires_at": ""}},
-                return_document=ReturnDocument.AFTER,
-                session=staged.session,
-            )
-            if stored is not None:
-                staged.announce(topics.MEDIA_STORED, media["owner"]["id"], _event(stored))
-            return stored
-
-        stored = Outbox(self.db, self.events, self.clock).run(mark_stored)
+        key = media["object_key"]
+        if verified:
+            key = self.contents.store_verified(media, sha256, actual_size)
+        changes = {
+            "state": STORED,
+            "sha256": sha256,
+            "stored_at": self.clock(),
+            "metadata": {},
+            "object_key": key,
+            "integrity": VERIFIED if verified else PENDING,
+            "announced": False,  # media.stored, sent after the checks that follow
+        }
+        if media["kind"] == "photo":
+            changes["thumbnail"] = THUMBNAIL_PENDING
+        stored = self.db[store.MEDIA].find_one_and_update(
+            {"_id": media_id, "state": PENDING},
+            {"$set": changes, "$unset": {"expires_at": ""}},
+            return_document=ReturnDocument.AFTER,
+        )
         if stored is None:  # a concurrent confirm finished first
             return render(self.db[store.MEDIA].find_one({"_id": media_id}))
-        if media["object_key"] != f"objects/{sha256}":
-            self.storage.remove(media["object_key"])
+        if key != media["object_key"]:
+            self.storage.remove(media["object_key"])  # the content was stored before
+        announce_received(self.events, stored)
         MEDIA_BYTES.labels(media["kind"]).inc(actual_size)
         return render(stored)
 
-    def _received(self, media: Mapping, declared: str | None) -> tuple[str, int, bytes]:
-        """(SHA-256, size, first bytes) of what was uploaded to the slot, in one GET. Bytes
-        that landed at their declared content address on a server that checks checksums
-        are not read back: the server compared them as they arrived."""
+    def _received(
+        self, media: Mapping, declared: str | None, streamed: tuple[str, int, bytes] | None
+    ) -> tuple[str, int, bytes, bool]:
+        """(SHA-256, size, first bytes, whether the bytes were checked against that SHA-256)
+        of what was uploaded to the slot. A declared SHA-256 costs one small ranged GET: the
+        bytes are checked by the S3 server as they arrived (MinIO, S3) or, on a server that
+        does not check checksums, after the confirm by the step that reads them anyway.
+        Undeclared, the bytes are read back and hashed in one GET."""
+        if streamed is not None:
+            return (*streamed, True)
         key = media["object_key"]
-        if declared and key == f"objects/{declared}" and self.storage.checks_sha256():
+        if declared:
             found = self.storage.head(key)
             received = None if found is None else (declared, *found)
         else:
             received = self.storage.digest_if_any(key)
         if received is None:
             raise InvalidInput("media_id", "nothing was uploaded to the slot")
-        return received
-
-    def _discard_upload(self, media: Mapping) -> None:
-        """Remove what a slot received, unless its key is content already stored for
-        another upload (a slot's PUT at a content address raced a confirm of the same)."""
-        key = media["object_key"]
-        if key.startswith("objects/") and self.db[store.OBJECTS].count_documents(
-            {"_id": key.removeprefix("objects/"), "state": "stored"}, limit=1
-        ):
-            return
-        self.storage.remove(key)
-
-    def _store_content(self, media: Mapping, sha256: str, size: int) -> Mapping:
-        """Keep one copy per distinct content (its `objects` entry, returned); a second
-        upload of the same bytes refers to the first copy. Bytes already at their content
-        address are not copied."""
-        target = f"objects/{sha256}"
-        landed = media["object_key"] == target
-        entry = {
-            "_id": sha256,
-            "size": size,
-            "content_type": media["content_type"],
-            "created_at": self.clock(),
-            "state": "stored" if landed else "copying",
-        }
-        try:
-            self.db[store.OBJECTS].insert_one(entry)
-            if landed:
-                return entry
-        except DuplicateKeyError:
-            existing = self.db[store.OBJECTS].find_one({"_id": sha256})
-            if existing["state"] == "stored" and (landed or self.storage.size_of(target)):
-                return existing
-        if not landed:
-            self.storage.copy(media["object_key"], target)
-        return self.db[store.OBJECTS].find_one_and_update(
-            {"_id": sha256},
-            {"$set": {"state": "stored"}},
-            return_document=ReturnDocument.AFTER,
-        )
+        return (*received, not declared or self.storage.checks_sha256())
 
     def _own_slot(self, media_id: str) -> Mapping:
         media = self.db[store.MEDIA].find_one({"_id": media_id})
@@ -331,6 +301,8 @@ class MediaDesk:
         media = self._visible(media_id)
         if media.get("corrupted"):
             raise Conflict("media_id: the stored bytes no longer match their SHA-256")
+        if media.get("integrity") == PENDING:  # nothing is served before it is checked
+            raise Conflict("media_id: the upload's SHA-256 is being checked; ask again shortly")
         if variant == "thumbnail":
             if media["kind"] != "photo":
                 raise InvalidInput("variant", "only photos have thumbnails")
@@ -355,7 +327,7 @@ class MediaDesk:
         sha256, _, _ = self.storage.digest(media["object_key"])
         intact = sha256 == media["sha256"]
         self.db[store.MEDIA].update_many(
-            {"sha256": media["sha256"]},
+            {"sha256": media["sha256"], "object_key": media["object_key"]},
             {"$set": {"corrupted": not intact, "verified_at": self.clock()}},
         )
         return {
@@ -392,15 +364,8 @@ class MediaDesk:
         self.db[store.MEDIA].update_one(
             {"_id": media_id}, {"$set": {"state": DELETED, "deleted_at": self.clock()}}
         )
-        self._forget_content(media["sha256"])
+        self.contents.forget(media)
         return {"media_id": media_id, "state": DELETED}
-
-    def _forget_content(self, sha256: str) -> None:
-        if self.db[store.MEDIA].count_documents({"sha256": sha256, "state": STORED}, limit=1):
-            return  # another upload still refers to the same bytes
-        self.storage.remove(f"objects/{sha256}")
-        self.storage.remove(f"thumbnails/{sha256}.jpg")
-        self.db[store.OBJECTS].delete_one({"_id": sha256})
 
     def apply_retention(self, days_by_purpose: Mapping[str, int]) -> int:
         """Delete media kept longer than their purpose's retention, except a case's
@@ -431,7 +396,7 @@ class MediaDesk:
                     {"_id": media["_id"]},
                     {"$set": {"state": DELETED, "deleted_at": now, "deleted_by": "retention"}},
                 )
-                self._forget_content(media["sha256"])
+                self.contents.forget(media)
                 removed += 1
         return removed
 
@@ -443,7 +408,7 @@ class MediaDesk:
             .find({"state": PENDING, "expires_at": {"$lt": self.clock()}})
             .limit(500)
         ):
-            self._discard_upload(media)
+            self.contents.release(media)
             self.db[store.MEDIA].update_one(
                 {"_id": media["_id"], "state": PENDING}, {"$set": {"state": EXPIRED}}
             )
@@ -466,7 +431,16 @@ def render(media: Mapping) -> dict:
         "thumbnail": _thumbnail(media) if media["kind"] == "photo" else None,
         "stored_at": media["stored_at"].isoformat() if media.get("stored_at") else None,
         "corrupted": media.get("corrupted", False),
+        "integrity": _integrity(media),
     }
+
+
+def _integrity(media: Mapping) -> str | None:
+    """ "pending" until the bytes were checked against their SHA-256, then "verified";
+    media stored before the check could come after the confirm were checked in it."""
+    if media["state"] != STORED:
+        return None
+    return media.get("integrity", VERIFIED)
 
 
 def _thumbnail(media: Mapping) -> dict:
@@ -478,7 +452,7 @@ def _thumbnail(media: Mapping) -> dict:
 def _upload_key(slot: Mapping) -> str:
     """Where a slot's PUT goes: its object key while it is open. Once it is closed (a
     keyed retry after the confirm) its own `uploads/` key, never stored content."""
-    return slot["object_key"] if slot["state"] == PENDING else f"uploads/{slot['_id']}"
+    return slot["object_key"] if slot["state"] == PENDING else upload_key(slot["_id"])
 
 
 def _declared(sha256: object) -> str | None:
@@ -487,17 +461,3 @@ def _declared(sha256: object) -> str | None:
     if not isinstance(sha256, str) or not SHA256.fullmatch(sha256.lower()):
         raise InvalidInput("sha256", "must be the SHA-256 of the bytes, 64 hexadecimal digits")
     return sha256.lower()
-
-
-def _event(media: Mapping) -> dict:
-    return {
-        "media_id": media["_id"],
-        "sha256": media["sha256"],
-        "content_type": media["content_type"],
-        "size": media["size"],
-        "purpose": media["purpose"],
-        "owner": media["owner"],
-        "uploader": media["uploader"],
-        "taken_at": media.get("metadata", {}).get("taken_at"),
-        "gps": media.get("metadata", {}).get("gps"),
-    }

@@ -90,6 +90,13 @@ class Media(BaseModel):
     )
     stored_at: str | None = None
     corrupted: bool = False
+    integrity: Literal["pending", "verified"] | None = Field(
+        default=None,
+        description='stored media: "pending" until the bytes were checked against their '
+        "SHA-256 (right after the confirm when the S3 server did not check a declared one; "
+        'no download link until then, 409), then "verified"; bytes that do not match are '
+        "removed and the media is no longer found",
+    )
 
 
 class LinkQuery(BaseModel):
@@ -186,7 +193,8 @@ def register(api: Api) -> Blueprint:
         blueprint,
         "POST",
         "/media/{media_id}/confirm",
-        summary="Confirm an upload (its bytes are checked and hashed)",
+        summary="Confirm an upload (its size and type are checked; its SHA-256 at once "
+        "or just after)",
         tag=TAG,
         response=Media,
         roles=UPLOADERS,

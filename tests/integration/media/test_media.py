@@ -103,7 +103,7 @@ def _upload(
 
 def described(media, media_id: str) -> dict:
     """The media record once its photo's thumbnail and metadata are made (after the
-    confirm, by the media service's handler of its own media.stored)."""
+    confirm, by the media service's handler of its own media.received)."""
     wait_until(
         lambda: media.get_media(media_id)["thumbnail"]["status"] != "pending",
         30,
@@ -154,6 +154,42 @@ def test_a_retried_direct_upload_with_the_same_key_is_stored_once(rpc_as, incide
     assert media_db.media.count_documents({"owner.id": incident}) == 2
 
 
+def _declared_slot(media, data, incident, sha256=None, purpose="incident_report"):
+    sha256 = sha256 or hashlib.sha256(data).hexdigest()
+    owner = {"kind": "incident", "id": incident}
+    slot = media.request_upload("image/jpeg", len(data), purpose, owner, sha256=sha256)
+    put = requests.put(slot["upload_url"], data=data, headers=slot["headers"], timeout=10)
+    return slot, put
+
+
+def checked(media, media_id: str) -> dict | None:
+    """The record once its bytes were checked against their SHA-256 (at once on a server
+    that checks checksums, else by the media service's handler of its media.received);
+    None when they were rejected."""
+    wait_until(
+        lambda: media_state(media, media_id) != ("stored", "pending"), 30, "the SHA-256 check"
+    )
+    state, _ = media_state(media, media_id)
+    return None if state == "gone" else media.get_media(media_id)
+
+
+def assert_not_served(media, media_id: str) -> None:
+    """No link to the bytes: refused while they are checked (409), gone once rejected."""
+    with pytest.raises(RemoteError) as raised:
+        media.download_link(media_id)
+    refused = raised.value.exc_type, raised.value.value
+    assert refused[0] == "NotFound" or "being checked" in refused[1], refused
+
+
+def media_state(media, media_id: str) -> tuple[str, str | None]:
+    try:
+        record = media.get_media(media_id)
+    except RemoteError as exc:  # rejected: no longer a stored record
+        assert exc.exc_type == "NotFound"
+        return ("gone", None)
+    return (record["state"], record["integrity"])
+
+
 def test_a_declared_sha256_lands_at_the_content_address_without_a_copy(
     rpc_as, incident, settings, media_db
 ):
@@ -168,24 +204,34 @@ def test_a_declared_sha256_lands_at_the_content_address_without_a_copy(
     assert unsigned.status_code == 403
     put = requests.put(slot["upload_url"], data=data, headers=slot["headers"], timeout=10)
     assert put.status_code in (200, 204), put.text
-    stored = media.confirm_upload(slot["media_id"])
-    assert stored["sha256"] == sha256
     storage = media_store(settings)
+    confirmed = media.confirm_upload(slot["media_id"])
+    assert confirmed["state"] == "stored" and confirmed["sha256"] == sha256
+    # A server that checks checksums compared the bytes; on one that does not, they are
+    # checked after the confirm by the step that reads them for the thumbnail anyway.
+    assert confirmed["integrity"] == ("verified" if storage.checks_sha256() else "pending")
+    stored = described(media, slot["media_id"])
+    assert stored["integrity"] == "verified"
     assert storage.size_of(f"objects/{sha256}") == len(data)
     assert storage.size_of(f"uploads/{slot['media_id']}") is None
     assert media_db.objects.find_one({"_id": sha256})["state"] == "stored"
-    assert described(media, stored["id"])["metadata"]["width"] == 1600
+    assert stored["metadata"]["width"] == 1600
+    assert media_db.media.find_one({"_id": slot["media_id"]})["announced"] is True
+    assert requests.get(media.download_link(stored["id"])["url"], timeout=10).content == data
 
     # The same bytes again: stored content is never a PUT's target, the upload is
     # checked on its own and refers to the copy kept.
     again = media.request_upload("image/jpeg", len(data), "feedback", owner, sha256=sha256.upper())
     assert f"/uploads/{again['media_id']}?" in again["upload_url"]
     requests.put(again["upload_url"], data=data, headers=again["headers"], timeout=10)
-    second = media.confirm_upload(again["media_id"])
-    assert second["sha256"] == sha256
+    media.confirm_upload(again["media_id"])
+    second = described(media, again["media_id"])
+    assert second["sha256"] == sha256 and second["integrity"] == "verified"
     assert second["thumbnail"] == {"status": "ready"}  # described once, for both
     assert second["metadata"]["gps"] is not None
     assert storage.size_of(f"uploads/{again['media_id']}") is None
+    link = media.download_link(again["media_id"])
+    assert requests.get(link["url"], timeout=10).content == data
 
 
 def test_bytes_that_are_not_the_declared_sha256_are_refused(rpc_as, incident, settings):
@@ -196,17 +242,62 @@ def test_bytes_that_are_not_the_declared_sha256_are_refused(rpc_as, incident, se
     with pytest.raises(RemoteError) as raised:
         media.request_upload("image/jpeg", len(data), "incident_report", owner, sha256="abc")
     assert raised.value.exc_type == "InvalidInput" and "sha256" in raised.value.value
-    slot = media.request_upload("image/jpeg", len(other), "incident_report", owner, sha256=sha256)
-    put = requests.put(slot["upload_url"], data=other, headers=slot["headers"], timeout=10)
+    slot, put = _declared_slot(media, other, incident, sha256=sha256)
     storage = media_store(settings)
     if put.status_code in (200, 204):  # a server that does not check checksums took them
         assert not storage.checks_sha256()
-        with pytest.raises(RemoteError) as raised:
-            media.confirm_upload(slot["media_id"])
-        assert raised.value.exc_type == "InvalidInput" and "sha256" in raised.value.value
+        confirmed = media.confirm_upload(slot["media_id"])  # size and type are right
+        assert confirmed["integrity"] == "pending"
+        assert_not_served(media, slot["media_id"])
+        assert checked(media, slot["media_id"]) is None
     else:  # MinIO and S3 refuse them as they arrive
         assert storage.checks_sha256()
     assert storage.size_of(f"objects/{sha256}") is None  # nothing of it stays
+
+
+def test_a_wrong_sha256_never_gets_bytes_served_under_another_uploads_address(
+    rpc_as, incident, settings, media_db
+):
+    """Someone declaring the SHA-256 of another's photo with other bytes: before that photo
+    is uploaded, while it is being checked, and once it is stored. Their bytes are never
+    served as that content, and the photo's own upload is never disturbed."""
+    media = rpc_as(WORKER).media
+    storage = media_store(settings)
+    photo, forged = jpeg(color=(41, 42, 43)), jpeg(color=(44, 45, 46))
+    sha256 = hashlib.sha256(photo).hexdigest()
+
+    # First: the forger holds the content address, until the check rejects the bytes.
+    early, put = _declared_slot(media, forged, incident, sha256=sha256)
+    if put.status_code in (200, 204):
+        media.confirm_upload(early["media_id"])
+        assert_not_served(media, early["media_id"])
+        assert checked(media, early["media_id"]) is None
+        rejected = media_db.media.find_one({"_id": early["media_id"]})
+        assert (rejected["state"], rejected["integrity"]) == ("rejected", "mismatch")
+    assert storage.size_of(f"objects/{sha256}") is None
+    assert media_db.objects.find_one({"_id": sha256}) is None  # nobody holds it now
+
+    # While the genuine upload holds the address, a forger's PUT goes elsewhere.
+    genuine, put = _declared_slot(media, photo, incident, sha256=sha256)
+    assert put.status_code in (200, 204) and f"/objects/{sha256}?" in genuine["upload_url"]
+    during, put = _declared_slot(media, forged, incident, sha256=sha256)
+    assert f"/uploads/{during['media_id']}?" in during["upload_url"]
+    media.confirm_upload(genuine["media_id"])
+    assert checked(media, genuine["media_id"])["integrity"] == "verified"
+    if put.status_code in (200, 204):
+        media.confirm_upload(during["media_id"])
+        assert checked(media, during["media_id"]) is None
+
+    # Once stored, the same: checked on its own key, rejected, the photo untouched.
+    late, put = _declared_slot(media, forged, incident, sha256=sha256)
+    assert f"/uploads/{late['media_id']}?" in late["upload_url"]
+    if put.status_code in (200, 204):
+        media.confirm_upload(late["media_id"])
+        assert checked(media, late["media_id"]) is None
+    link = media.download_link(genuine["media_id"])
+    assert requests.get(link["url"], timeout=10).content == photo
+    for forger in (during, late):
+        assert storage.size_of(f"uploads/{forger['media_id']}") is None
 
 
 def test_identical_bytes_are_stored_once(rpc_as, incident, media_db):
@@ -359,3 +450,42 @@ def test_unreachable_storage_is_a_clear_503_and_nothing_half_written(
 
 def _stored_bytes() -> float:
     return REGISTRY.get_sample_value("gridwork_media_stored_bytes_total", {"kind": "photo"}) or 0
+
+
+def test_an_unchecked_upload_is_not_served_until_its_check_and_a_mismatch_is_rejected(
+    rpc_as, incident, media_db, settings, clock
+):
+    """The steps after the confirm run here by hand (the desk announces nothing), so the
+    record is seen between its confirm and its check."""
+    from gridwork_common.errors import Conflict
+    from services.media.describing import MediaDescriber
+
+    storage = media_store(settings)
+    desk = MediaDesk(
+        media_db, storage, None, lambda kind, id_: {}, WORKER, size_limits(None), clock
+    )
+    owner = {"kind": "incident", "id": incident}
+    photo, forged = jpeg(color=(51, 52, 53)), jpeg(color=(54, 55, 56))
+    results = []
+    for data in (photo, forged):
+        declared = hashlib.sha256(photo).hexdigest()
+        slot = desk.request_upload(
+            "image/jpeg", len(data), "incident_report", owner, None, declared
+        )
+        put = requests.put(slot["upload_url"], data=data, headers=slot["headers"], timeout=10)
+        if put.status_code not in (200, 204):
+            assert storage.checks_sha256() and data is forged  # refused as they arrived
+            continue
+        confirmed = desk.confirm(slot["media_id"])
+        if storage.checks_sha256():
+            assert confirmed["integrity"] == "verified"
+            continue
+        assert confirmed["integrity"] == "pending"
+        with pytest.raises(Conflict, match="being checked"):
+            desk.download_link(slot["media_id"])
+        results.append(MediaDescriber(media_db, storage, None, clock).describe(slot["media_id"]))
+        record = media_db.media.find_one({"_id": slot["media_id"]})
+        results.append((record["state"], record["integrity"]))
+    if not storage.checks_sha256():
+        assert results == [1, ("stored", "verified"), 0, ("rejected", "mismatch")]
+    assert storage.read(f"objects/{hashlib.sha256(photo).hexdigest()}") == photo
