@@ -6,8 +6,8 @@ Starts its own mongod (a single-node replica set) and its own S3 server
 (`devstack.infra.s3_process`: a genuine `minio` if one is on PATH, else `rclone serve s3`),
 each on a free port in one temporary directory, and uses the RabbitMQ on 127.0.0.1:5672 in
 a fresh vhost (created and deleted through the management API), so it touches no data of
-`make up`. The population, events and media services run in this process in one nameko
-ServiceRunner. Setup (not timed): the test county's territory, its departments, and one
+`make up`. The population, events and media services run in this process (the media
+service in a ServiceRunner of its own, so that it can run without its event handler). Setup (not timed): the test county's territory, its departments, and one
 incident reported by a grid worker, which owns every photo.
 
 The photos: ONE JPEG of random noise (12 MP, 4000 x 3000, with EXIF capture time and GPS,
@@ -21,24 +21,25 @@ C concurrent callers (green threads, each with its own ClusterRpcProxy in the gr
 name and its own HTTP session), each taking the next photo, then run:
 
 - service: the caller hashes the photo (SHA-256, as a declaring client does) -> RPC
-  `media.request_upload` declaring it (the slot's PUT goes to `objects/<sha256>`, signed
-  over `x-amz-checksum-sha256`) -> HTTP PUT of the bytes with that header -> RPC
-  `media.confirm_upload` (on a server that checks checksums the service reads only the
-  object's size and first bytes, else it streams it back and hashes it; it checks
-  size and type by the bytes, records it in MongoDB and publishes `media.stored`). The
-  media service's handler of its own `media.stored` then reads the photo, its EXIF, makes
-  and stores its thumbnail and publishes `media.described`, in this same process while
-  the timed run goes on; after the run the script waits until every timed photo is
-  described and prints that time too (`--undeclared` asks for slots without a SHA-256:
-  upload, read back, copy);
+  `media.request_upload` declaring it (the owner check, answered from a recent yes after
+  the first photo; the slot claims `objects/<sha256>` and its PUT goes there, signed over
+  `x-amz-checksum-sha256`) -> HTTP PUT of the bytes with that header -> RPC
+  `media.confirm_upload` (the object's size and first bytes in one ranged GET: size and
+  type checked; stored in MongoDB with its SHA-256 checked at once on a server that checks
+  checksums, else pending; `media.received` published). The media service's handler of
+  its own `media.received` then reads the photo, checks its SHA-256 (the content is then
+  stored), reads its EXIF, makes and stores its thumbnail and sends `media.stored` and
+  `media.described`, in this same process while the timed run goes on; after the run the
+  script waits until every timed photo is described and prints that time too
+  (`--undeclared` asks for slots without a SHA-256: upload, read back, copy);
 - raw: `put_object` of the same bytes to `raw/<i>` with the MinIO SDK (a client built as
   the service builds its own), half before the service run and half after, so that noise
-  on a shared machine (and the S3 server's growing directory) hits both sides alike.
-
-A presigned PUT answered 5xx is sent again (at most 3 times, as a phone would) and counted:
-`rclone serve s3` removes a directory once its last object is deleted, and a PUT into that
-directory at the same moment fails with 500 (every confirm deletes its `uploads/<id>`).
-The MinIO SDK retries 5xx by itself (services/media/storage.py: new_client), uncounted.
+  on a shared machine (and the S3 server's growing directory) hits both sides alike;
+- held back (after both, untimed for the ratio): as many photos again through the service
+  path while the media service runs without its `media.received` handler (the events wait
+  in their queue), then the handler back until all are described: what the upload and
+  confirm cost when the describing runs elsewhere (another replica, later), printed as
+  `ratio with the describing held back`.
 
 Each side is warmed up first (2 photos per caller, not timed). The time each step of the
 service's confirm takes is measured in this process by wrapping MediaDesk / MediaStore
@@ -259,6 +260,22 @@ def steps_report(together: StepTimes, photos: int, alone: StepTimes, alone_photo
         print(f"    {label:<28} {mean:7.1f} {share}   {by_itself:21.1f}")
 
 
+# ---------------------------------------------------------------------------- services
+class MediaWithoutDescribing(MediaService):
+    """The media service without its media.received handler: the events wait in their
+    queue (declared by the full service during the warm-up) until it is back."""
+
+    check_and_describe = None
+
+
+def started_runner(config: dict, *services) -> ServiceRunner:
+    runner = ServiceRunner(config)
+    for service in services:
+        runner.add_service(service)
+    runner.start()
+    return runner
+
+
 # ---------------------------------------------------------------------------- callers
 class Uploader:
     """One green thread's RPC proxy (in the grid worker's name) and HTTP session."""
@@ -456,10 +473,8 @@ def bench(settings: Settings, args, pids: dict[str, int | None]) -> float:
     )
     raw_client = new_client(settings)
     config = settings.nameko_config()
-    runner = ServiceRunner(config)
-    for service in (PopulationService, EventsService, MediaService):
-        runner.add_service(service)
-    runner.start()
+    runner = started_runner(config, PopulationService, EventsService)
+    media_runner = started_runner(config, MediaService)
     cpu = CpuMeter(
         {
             "this process": [os.getpid()],
@@ -514,6 +529,19 @@ def bench(settings: Settings, args, pids: dict[str, int | None]) -> float:
         raw_s += more_s
         retries = [status for uploader in uploaders for status in uploader.retries]
 
+        # The same path again with the media.received handler left out until it is done.
+        held_from = warmup.stop + ALONE_PHOTOS + PROFILED_CONFIRMS  # after the untimed ones
+        held = range(held_from, held_from + args.photos)
+        media_runner.stop()
+        media_runner = started_runner(config, MediaWithoutDescribing)
+        before = cpu.snapshot()
+        held_latencies, _, held_stored, held_s = run_service(uploaders, photos, held, incident_id)
+        held_cpu = cpu.since(before)
+        media_runner.stop()
+        media_runner = started_runner(config, MediaService)
+        started = time.perf_counter()
+        caught_up_s = wait_described(settings, [m["id"] for m in held_stored.values()], started)
+
         # Untimed: what each step costs with no other caller waiting on the same hub.
         extra = range(warmup.stop, warmup.stop + ALONE_PHOTOS)
         with instrument() as alone:
@@ -548,6 +576,15 @@ def bench(settings: Settings, args, pids: dict[str, int | None]) -> float:
         print(f"  {cpu_line(raw_cpu, raw_s)}")
         per_photo = raw_cpu["this process"] / args.photos * 1000
         print(f"  this process: {per_photo:.1f} ms CPU per photo")
+        print(
+            f"{len(held)} more photos with the media.received handler held back "
+            f"(all described {caught_up_s:.1f} s after it was back):"
+        )
+        held_rate = rate_line("held", held_latencies, nbytes, held_s)
+        print(f"  {cpu_line(held_cpu, held_s)}")
+        per_photo = held_cpu["this process"] / args.photos * 1000
+        print(f"  this process: {per_photo:.1f} ms CPU per photo")
+        print(f"  ratio with the describing held back {held_rate / raw_rate:.3f}")
         for label, values in (("service", alone_latencies), ("raw put", raw_alone)):
             p50, p99 = percentiles(values)
             print(
@@ -561,6 +598,7 @@ def bench(settings: Settings, args, pids: dict[str, int | None]) -> float:
     finally:
         for uploader in uploaders:
             uploader.stop()
+        media_runner.stop()
         runner.stop()
 
 
