@@ -33,7 +33,8 @@ def send_once(events: EventPublisher | None, routing_key: str, media: Mapping, d
 
 def announce_received(events: EventPublisher | None, media: Mapping) -> None:
     """Hand a confirmed upload to the steps after the confirm. A broker that is down does
-    not fail the confirm: the record is stored, and the timer takes it up."""
+    not fail the confirm, and the service sends this without waiting for the broker's
+    confirm: the record is stored, and if the event is lost the timer takes it up."""
     try:
         send_once(events, topics.MEDIA_RECEIVED, media, {"media_id": media["_id"]})
     except Exception:

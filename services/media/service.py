@@ -39,6 +39,9 @@ class MediaService:
     db = MongoDatabase(indexes=store.INDEXES)
     storage = ObjectStorage()
     events = CloudEventDispatcher()
+    # media.received, for this service's own next step: not waiting for the broker's
+    # confirm, since a record not announced is found by `describe_overdue` anyway.
+    received_events = CloudEventDispatcher(use_confirms=False)
     incidents = BoundedRpcProxy("events")
     population = BoundedRpcProxy("population")
     caller = Caller()
@@ -52,7 +55,7 @@ class MediaService:
         return MediaDesk(
             self.db,
             self.storage,
-            self.events,
+            self.received_events,
             self._owner,
             caller or self.caller,
             self.rules.size_limits,
