@@ -489,3 +489,32 @@ def test_an_unchecked_upload_is_not_served_until_its_check_and_a_mismatch_is_rej
     if not storage.checks_sha256():
         assert results == [1, ("stored", "verified"), 0, ("rejected", "mismatch")]
     assert storage.read(f"objects/{hashlib.sha256(photo).hexdigest()}") == photo
+
+
+def test_a_content_address_is_claimed_by_one_open_slot_and_freed_when_it_expires(
+    media_db, settings, clock
+):
+    from datetime import timedelta
+
+    from services.media.contents import ContentIndex
+
+    storage = media_store(settings)
+    storage.ensure_bucket()
+    contents = ContentIndex(media_db, storage, clock)
+    sha256 = hashlib.sha256(b"claimed").hexdigest()
+    soon = clock() + timedelta(minutes=15)
+    assert contents.claim(sha256, "slot-1", soon) == f"objects/{sha256}"
+    assert contents.claim(sha256, "slot-1", soon) == f"objects/{sha256}"  # its own retry
+    assert contents.claim(sha256, "slot-2", soon) == "uploads/slot-2"
+    storage.put(f"objects/{sha256}", b"first slot's bytes", "image/jpeg")
+
+    # slot-1 expired unconfirmed: slot-3 takes the address, and the expiry of slot-1
+    # then leaves alone what slot-3 puts there.
+    media_db.objects.update_one({"_id": sha256}, {"$set": {"expires_at": clock()}})
+    clock.advance(timedelta(seconds=1))
+    assert contents.claim(sha256, "slot-3", soon) == f"objects/{sha256}"
+    contents.release({"_id": "slot-1", "object_key": f"objects/{sha256}"})
+    assert storage.size_of(f"objects/{sha256}") is not None
+    contents.release({"_id": "slot-3", "object_key": f"objects/{sha256}"})
+    assert storage.size_of(f"objects/{sha256}") is None
+    assert media_db.objects.find_one({"_id": sha256}) is None
