@@ -7,8 +7,9 @@ Starts its own mongod (a single-node replica set) and its own S3 server
 each on a free port in one temporary directory, and uses the RabbitMQ on 127.0.0.1:5672 in
 a fresh vhost (created and deleted through the management API), so it touches no data of
 `make up`. The population, events and media services run in this process (the media
-service in a ServiceRunner of its own, so that it can run without its event handler). Setup (not timed): the test county's territory, its departments, and one
-incident reported by a grid worker, which owns every photo.
+service in a ServiceRunner of its own, so that it can run without its event handler).
+Setup (not timed): the test county's territory, its departments, and one incident
+reported by a grid worker, which owns every photo.
 
 The photos: ONE JPEG of random noise (12 MP, 4000 x 3000, with EXIF capture time and GPS,
 its quality chosen so that it weighs about `--photo-mb` MB) is made once; photo i is those
