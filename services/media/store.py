@@ -12,6 +12,17 @@ INDEXES = {
         IndexModel([("state", ASCENDING), ("expires_at", ASCENDING)], name="state_expiry"),
         IndexModel([("owner.kind", ASCENDING), ("owner.id", ASCENDING)], name="owner"),
         IndexModel([("sha256", ASCENDING)], name="sha256"),
+        # What the timer of describing.py looks for; both small (records a moment old).
+        IndexModel(
+            [("stored_at", ASCENDING)],
+            name="unannounced",
+            partialFilterExpression={"announced": False},
+        ),
+        IndexModel(
+            [("stored_at", ASCENDING)],
+            name="thumbnail_pending",
+            partialFilterExpression={"thumbnail.status": "pending"},
+        ),
     ],
 }
 INDEXES.update(OUTBOX_INDEXES)  # events written with their change (gridwork_common.outbox)

@@ -518,3 +518,30 @@ def test_a_content_address_is_claimed_by_one_open_slot_and_freed_when_it_expires
     contents.release({"_id": "slot-3", "object_key": f"objects/{sha256}"})
     assert storage.size_of(f"objects/{sha256}") is None
     assert media_db.objects.find_one({"_id": sha256}) is None
+
+
+def test_a_confirm_whose_event_was_lost_is_checked_and_announced_by_the_timer(
+    rpc_as, incident, media_db, settings, clock
+):
+    from datetime import timedelta
+
+    from services.media.describing import OVERDUE_AFTER, MediaDescriber
+
+    storage = media_store(settings)
+    desk = MediaDesk(
+        media_db, storage, None, lambda kind, id_: {}, WORKER, size_limits(None), clock
+    )
+    data = jpeg(color=(61, 62, 63))
+    owner = {"kind": "incident", "id": incident}
+    declared = hashlib.sha256(data).hexdigest()
+    slot = desk.request_upload("image/jpeg", len(data), "incident_report", owner, None, declared)
+    requests.put(slot["upload_url"], data=data, headers=slot["headers"], timeout=10)
+    desk.confirm(slot["media_id"])  # announces nothing: as if media.received were lost
+    describer = MediaDescriber(media_db, storage, None, clock)
+    assert describer.describe_overdue() == 0  # not overdue yet
+    clock.advance(OVERDUE_AFTER + timedelta(seconds=1))
+    assert describer.describe_overdue() == 1
+    record = media_db.media.find_one({"_id": slot["media_id"]})
+    assert (record["announced"], record["integrity"]) == (True, "verified")
+    assert record["thumbnail"] == {"status": "ready"} and record["metadata"]["gps"]
+    assert describer.describe_overdue() == 0  # once
