@@ -37,7 +37,7 @@ from services.gateway.documented import (
     form_fields,
     integral_floats_as_ints,
 )
-from services.gateway.idempotency import IdempotencyRecords
+from services.gateway.idempotency import KEYED, IdempotencyRecords
 from services.gateway.problems import IDEMPOTENCY_HEADER, PROBLEM_JSON, ApiProblem
 
 MAX_KEY_LENGTH = 100
@@ -83,6 +83,9 @@ class Operation:
     # Error responses other than the problem+json ones (Open311's own error documents).
     error_responses: dict | None = None
     path_params: type[BaseModel] | None = None  # what the path's {parameters} must look like
+    # The service finds what an earlier attempt under the key made and answers it again:
+    # the gateway keeps only what the key was used for (services/gateway/idempotency.py).
+    replayed_by_service: bool = False
 
 
 class Api:
@@ -119,16 +122,22 @@ class Api:
         headers: tuple[dict, ...] = (),
         error_responses: dict | None = None,
         path_params: type[BaseModel] | None = None,
+        replayed_by_service: bool = False,
     ) -> Callable:
         """`form=True`: the body may also come as application/x-www-form-urlencoded
         (Open311 clients post forms). `raw_body`, `raw_response` and `headers` document
         what a view handles itself (uploads, CSV or HTML downloads, extra headers);
         `error_responses` replaces the problem+json error responses in the document.
         `path_params`: a model of the path's {parameters} (e.g. a territory code's
-        pattern), validated like the query; without it they are any non-empty string."""
+        pattern), validated like the query; without it they are any non-empty string.
+        `replayed_by_service`: for an idempotent operation whose service replays a retry
+        by the key itself (one write on the key's record instead of a claim and a kept
+        answer)."""
         method = method.upper()
         if idempotent and method != "POST":
             raise ValueError("Idempotency-Key is for POST operations")
+        if replayed_by_service and not idempotent:
+            raise ValueError("replayed_by_service is for idempotent operations")
 
         spec = Operation(
             method,
@@ -149,6 +158,7 @@ class Api:
             tuple(headers),
             error_responses,
             path_params,
+            replayed_by_service,
         )
 
         def register(view: Callable) -> Callable:
@@ -197,9 +207,9 @@ class Api:
                     call.body = _validate(spec.body, exact, "body", json_strict=True)
         if not spec.idempotent:
             return _respond(view(call), spec.status)
-        return self._idempotent(view, call, spec.status)
+        return self._idempotent(view, call, spec)
 
-    def _idempotent(self, view, call: Call, status: int) -> Response:
+    def _idempotent(self, view, call: Call, spec: Operation) -> Response:
         key = request.headers.get(IDEMPOTENCY_HEADER, "")
         if not key or len(key) > MAX_KEY_LENGTH:
             raise ApiProblem(
@@ -215,6 +225,9 @@ class Api:
         )
         record_id = f"{call.caller.user_id}:{key}"
         fingerprint = _request_fingerprint()
+        status = spec.status
+        if spec.replayed_by_service:
+            return _replayed_by_service(view, call, status, records, record_id, fingerprint)
         with timing.stage("idempotency"):
             claimed, record = records.claim(record_id, fingerprint, _now())
         if not claimed:
@@ -460,6 +473,31 @@ def _request_fingerprint() -> str:
     else:
         digest.update(request.get_data())
     return digest.hexdigest()
+
+
+def _replayed_by_service(
+    view, call: Call, status: int, records: IdempotencyRecords, record_id: str, fingerprint: str
+) -> Response:
+    """One write for the key's first use; a retry of the same request runs again (the
+    service answers it with what the first attempt made, also while that attempt is still
+    running: the service de-duplicates), a different request under the key is refused
+    before anything runs."""
+    with timing.stage("idempotency"):
+        owner, record = records.keep_key(record_id, fingerprint, _now())
+    if owner:
+        try:
+            return _respond(view(call), status)
+        except Exception:
+            # A retry with a corrected request may use the key (the service refuses it
+            # if the first attempt did its work after all).
+            records.release(record_id, owner)
+            raise
+    if record is not None and (record["state"] != KEYED or record["fingerprint"] != fingerprint):
+        return _replay(record, fingerprint, _now())  # kept by another kind of operation
+    response = _respond(view(call), status)
+    if record is not None:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response
 
 
 def _respond(result: Any, status: int) -> Response:

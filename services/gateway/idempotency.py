@@ -6,7 +6,13 @@ it fails, and a claim whose owner died (a gunicorn worker killed, a replica lost
 when its lease runs out; a retry then takes the key over and runs the request again,
 which is safe because the services de-duplicate by the same key. Several workers and
 replicas share the records in the gateway's database, so every step is one conditional
-write on the record."""
+write on the record.
+
+An operation whose service replays by the key itself (it finds what an earlier attempt
+under the key made and answers with it, as the events service does for a report) needs
+less: its record only says what the key was used for (`keep_key`, one write). A retry of
+the same request runs again and the service answers it; a different request under the
+key is refused before anything runs. No lease: nothing waits for the first attempt."""
 
 from __future__ import annotations
 
@@ -25,6 +31,7 @@ log = logging.getLogger("gridwork.gateway")
 UNJOURNALED = WriteConcern(w=1)
 PENDING = "pending"
 DONE = "done"
+KEYED = "keyed"  # the service keeps the answer: the record holds the request's fingerprint
 
 
 class IdempotencyRecords:
@@ -69,11 +76,34 @@ class IdempotencyRecords:
             return owner, None
         return "", self.collection.find_one({"_id": record_id})
 
+    def keep_key(self, record_id: str, fingerprint: str, now: datetime) -> tuple[str, dict | None]:
+        """For an operation whose service replays by the key: (owner, None) when this is
+        the key's first use; ("", record) when it was used before (the record, or None if
+        it vanished meanwhile)."""
+        owner = uuid.uuid4().hex
+        try:
+            # Unjournaled, as a claim: a record lost in a crash lets a retry with another
+            # request reach the service, which refuses it by its own fingerprint.
+            self.collection.with_options(write_concern=UNJOURNALED).insert_one(
+                {
+                    "_id": record_id,
+                    "fingerprint": fingerprint,
+                    "state": KEYED,
+                    "owner": owner,
+                    "created_at": now,
+                }
+            )
+            return owner, None
+        except DuplicateKeyError:
+            return "", self.collection.find_one({"_id": record_id})
+
     def release(self, record_id: str, owner: str) -> None:
         """The attempt failed: let a retry run at once. If the store itself is what failed,
         the lease lets the retry in later."""
         try:
-            self.collection.delete_one({"_id": record_id, "owner": owner, "state": PENDING})
+            self.collection.delete_one(
+                {"_id": record_id, "owner": owner, "state": {"$in": [PENDING, KEYED]}}
+            )
         except PyMongoError:
             log.warning("idempotency key not released; its lease will lapse", exc_info=True)
 

@@ -650,8 +650,10 @@ def _register_loop(api: Api, blueprint: Blueprint) -> None:
         status=201,
         roles=REPORTERS,
         idempotent=True,
+        replayed_by_service=True,  # the case's id follows from the reporter and the key
         description="The grid is found from the location. A location outside the county is "
-        "422. The answer lists possible duplicates nearby.",
+        "422. The answer lists possible duplicates nearby. A retry with the same "
+        "Idempotency-Key answers the same case as it stands then.",
     )
     def report_incident(call: Call):
         report = call.body.model_dump(mode="json", exclude_none=True)

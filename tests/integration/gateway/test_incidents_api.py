@@ -3,11 +3,14 @@ events services: the loop as each role drives it, the errors a client can act on
 idempotent retries, scope, worklists, search, and the county's incident setup."""
 
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
 import pytest
 
+from services.gateway import store
 from services.gateway.routes import incidents as models
+from services.gateway.store import gateway_db
 from tests.population_data import COUNTY, GRID_A1, TOWNSHIP_A, TOWNSHIP_B, VILLAGE_A
 
 pytestmark = pytest.mark.integration
@@ -312,6 +315,51 @@ def test_a_retried_report_is_the_same_case(loop):
     assert problem_of(missing, 400)["field"] == "Idempotency-Key"
     everything = loop.get("worker-a1", "/incidents").get_json()
     assert len(everything["items"]) == 1
+
+
+def test_a_report_keeps_only_its_key_and_a_retry_gets_the_case_as_it_stands(loop, settings):
+    """The events service finds a report's case by the key: the gateway writes the key's
+    record once (what it was used for) and keeps no answer; a retry runs again."""
+    first = loop.report_response(key="report-2")
+    assert first.status_code == 201 and "Idempotent-Replayed" not in first.headers
+    record = gateway_db(settings)[store.IDEMPOTENCY].find_one({"_id": "worker-a1:report-2"})
+    assert record["state"] == "keyed" and "body" not in record and "lease_until" not in record
+    accepted = loop.act("village-a", first.get_json()["incident"], "accept")
+
+    again = loop.report_response(key="report-2")
+    assert again.status_code == 201 and again.headers["Idempotent-Replayed"] == "true"
+    assert again.get_json()["incident"]["id"] == accepted["id"]
+    assert again.get_json()["incident"]["state"] == "accepted"
+    assert len(loop.get("worker-a1", "/incidents").get_json()["items"]) == 1
+
+
+def test_a_refused_report_frees_its_key_for_the_corrected_request(loop):
+    outside = loop.report_response(key="report-3", location=POINT_BEIJING)
+    assert problem_of(outside, 422)["field"] == "location"
+    corrected = loop.report_response(key="report-3")
+    assert corrected.status_code == 201 and "Idempotent-Replayed" not in corrected.headers
+
+
+def test_concurrent_duplicates_of_a_report_are_one_case(loop, app, token):
+    body = {"category": "02.01", "description": "可疑包裹", "location": POINT_A1}
+    headers = {"Authorization": f"Bearer {token('worker-a1')}", "Idempotency-Key": "same"}
+
+    def report(_):
+        return app.test_client().post(f"{API}/incidents", json=body, headers=headers)
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        answers = list(pool.map(report, range(6)))
+    assert {answer.status_code for answer in answers} == {201}, [a.get_json() for a in answers]
+    assert len({answer.get_json()["incident"]["id"] for answer in answers}) == 1
+    assert len(loop.get("worker-a1", "/incidents").get_json()["items"]) == 1
+    # A key the worker used for a report is refused for anything else, before it runs.
+    case = answers[0].get_json()["incident"]
+    reused = loop.as_user("worker-a1").post(
+        f"{API}/incidents/{case['id']}/evaluate",
+        key="same",
+        json={"expected_version": case["version"], "satisfaction": 5},
+    )
+    assert problem_of(reused, 422)["field"] == "Idempotency-Key"
 
 
 # ---------------------------------------------------------------- queries
