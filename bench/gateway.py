@@ -224,6 +224,22 @@ def stage_line(label: str, stages: Counter, latencies: list[float]) -> None:
     )
 
 
+def own_cpu_ms(used: dict[str, float], count: int) -> dict[str, float]:
+    """CPU milliseconds per request of this run's own processes: less noisy than a rate
+    on a shared machine. RabbitMQ is left out: its node serves other vhosts too."""
+    return {
+        name: seconds / count * 1000
+        for name, seconds in used.items()
+        if name not in ("RabbitMQ", "clients")
+    }
+
+
+def per_request_line(used: dict[str, float], count: int) -> str:
+    own = own_cpu_ms(used, count)
+    parts = ", ".join(f"{name} {ms:.2f}" for name, ms in own.items())
+    return f"CPU ms per request (RabbitMQ aside): {parts}; sum {sum(own.values()):.2f}"
+
+
 def rate_line(label: str, latencies: list[float], seconds: float) -> float:
     rate = len(latencies) / seconds
     p50, p99 = percentiles(latencies)
@@ -364,10 +380,18 @@ def bench(args, gateway: str, bare_url: str, token: str, cpu: CpuMeter, settings
         base_s += after_s
         base_rate = rate_line(f"GET {BASELINE_PATH[7:]}", base_latencies, base_s)
         print(f"  {cpu_line(base_cpu, base_s)}")
+        print(f"  {per_request_line(base_cpu, len(base_latencies))}")
         stage_line("where the time goes", base_stages, base_latencies)
         report_rate = rate_line(f"POST {INCIDENTS_PATH[7:]}", report_latencies, report_s)
         print(f"  {cpu_line(report_cpu, report_s)}")
+        print(f"  {per_request_line(report_cpu, len(report_latencies))}")
         stage_line("where the time goes", report_stages, report_latencies)
+        base_ms = sum(own_cpu_ms(base_cpu, len(base_latencies)).values())
+        report_ms = sum(own_cpu_ms(report_cpu, len(report_latencies)).values())
+        print(
+            f"CPU per request, one-RPC route / report (RabbitMQ aside): {base_ms:.2f} / "
+            f"{report_ms:.2f} ms = {base_ms / report_ms:.3f}"
+        )
         bare_rate = rate_line(f"bare GET {BARE_PATH}", bare_latencies, bare_s)
         print(
             f"one-RPC route / bare gunicorn + Flask route: {base_rate / bare_rate:.3f} "
@@ -466,7 +490,9 @@ def main() -> None:
                     "gateway": [pids["gateway"]],
                     "events": [pids["events"]],
                     "population": [pids["population"]],
-                    "other services": [pids[n] for n in ("media", "assessment", "webhooks")],
+                    "assessment": [pids["assessment"]],
+                    "media": [pids["media"]],
+                    "webhooks": [pids["webhooks"]],
                     "mongod": [servers.pids["mongod"]],
                     "RabbitMQ": beams(),
                     "clients": [os.getpid()],

@@ -269,7 +269,8 @@ class Identity:
             raise ApiProblem(401, "Unauthorized", "the access token has expired") from None
         except jwt.InvalidTokenError:
             raise ApiProblem(401, "Unauthorized", "the access token is not valid") from None
-        if self.db[store.REVOKED_TOKENS].count_documents({"_id": claims["jti"]}, limit=1):
+        # find_one by _id, not count_documents: a count is an aggregation on both sides.
+        if self.db[store.REVOKED_TOKENS].find_one({"_id": claims["jti"]}, {"_id": 1}):
             raise ApiProblem(401, "Unauthorized", "the access token was revoked")
         user = self.db[store.USERS].find_one(
             {"_id": claims["sub"]}, {"disabled": 1, "tokens_valid_after": 1}

@@ -30,7 +30,7 @@ from urllib.parse import urlparse
 import urllib3
 from pymongo import ReturnDocument
 from pymongo.database import Database
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 from standardwebhooks.webhooks import Webhook
 
 from gridwork_common.clock import Clock, as_stored, utc_now
@@ -51,6 +51,7 @@ BACKOFF_BASE_S = float(os.environ.get("WEBHOOK_BACKOFF_BASE_S", "2"))
 BACKOFF_CAP_S = 3600.0
 SEND_TIMEOUT_S = 5.0
 LEASE = timedelta(seconds=30)
+DUPLICATE_KEY = 11000
 
 
 class InvalidSubscription(ValueError):
@@ -236,27 +237,39 @@ class Webhooks:
 
     # ------------------------------------------------------------------ delivering
     def accept_event(self, envelope: Mapping) -> int:
-        """Record a delivery for every subscription the event matches (idempotent)."""
-        created = 0
-        for subscription in self.db[SUBSCRIPTIONS].find({"active": True}):
-            if not matches(subscription, envelope):
-                continue
-            try:
-                self.db[DELIVERIES].insert_one(
-                    {
-                        "_id": f"{subscription['_id']}:{envelope['id']}",
-                        "subscription_id": subscription["_id"],
-                        "envelope": dict(envelope),
-                        "state": PENDING,
-                        "attempts": 0,
-                        "next_attempt_at": self.clock(),
-                        "created_at": self.clock(),
-                    }
-                )
-                created += 1
-            except DuplicateKeyError:
-                continue  # the same event redelivered by the broker
-        return created
+        return self.accept_events([envelope])
+
+    def accept_events(self, envelopes: list[Mapping]) -> int:
+        """Record a delivery for every subscription each event matches (idempotent): one
+        read of the subscriptions and one insert for the lot."""
+        subscriptions = list(self.db[SUBSCRIPTIONS].find({"active": True}))
+        if not subscriptions:
+            return 0
+        now = self.clock()
+        deliveries = [
+            {
+                "_id": f"{subscription['_id']}:{envelope['id']}",
+                "subscription_id": subscription["_id"],
+                "envelope": dict(envelope),
+                "state": PENDING,
+                "attempts": 0,
+                "next_attempt_at": now,
+                "created_at": now,
+            }
+            for envelope in envelopes
+            for subscription in subscriptions
+            if matches(subscription, envelope)
+        ]
+        if not deliveries:
+            return 0
+        try:
+            self.db[DELIVERIES].insert_many(deliveries, ordered=False)
+        except BulkWriteError as exc:
+            errors = exc.details["writeErrors"]
+            if any(error.get("code") != DUPLICATE_KEY for error in errors):
+                raise
+            return len(deliveries) - len(errors)  # the same events redelivered by the broker
+        return len(deliveries)
 
     def send_due(self, http: urllib3.PoolManager, limit: int = 100) -> int:
         sent = 0

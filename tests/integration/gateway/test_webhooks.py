@@ -284,3 +284,45 @@ def test_a_subscription_from_before_standard_webhooks_keeps_its_secret(
     headers, body = receiver.requests[0]
     old = "sha256=" + hmac.new(legacy_secret.encode(), body, hashlib.sha256).hexdigest()
     assert headers["X-Gridwork-Signature"] == old  # unchanged for receivers not yet moved
+
+
+def test_a_burst_of_events_is_recorded_once_each(as_user, county, settings, deliveries):
+    """Events arriving together are recorded together (one read of the subscriptions a
+    batch); an event the broker delivers twice is one delivery."""
+    from kombu import Connection, Exchange, Producer
+
+    from gridwork_common.event_format import SERIALIZER
+    from gridwork_common.events import new_event
+
+    subscribed = as_user("admin").post(
+        "/api/v1/subscriptions",
+        key="burst",
+        json={"url": "http://127.0.0.1:9/hook", "event_types": ["incident.reported"]},
+    )
+    assert subscribed.status_code == 201, subscribed.get_json()
+    events = [
+        new_event(
+            source=f"/counties/{COUNTY}/events",
+            routing_key=routing_key,
+            subject=f"{COUNTY}001001001",
+            data={"number": number},
+        ).to_json_dict()
+        for number, routing_key in enumerate(["incident.reported", "incident.accepted"] * 60)
+    ]
+    exchange = Exchange("events.events", type="topic", durable=True)
+    with Connection(settings.amqp_uri) as connection:
+        producer = Producer(connection.default_channel, exchange)
+        for envelope in events + events[:10]:  # ten delivered twice
+            routing_key = envelope["type"].removeprefix("gridwork.")
+            producer.publish(envelope, routing_key=routing_key, serializer=SERIALIZER)
+
+    recorded = gateway_db(settings)[webhooks.DELIVERIES]
+
+    def all_taken() -> bool:
+        with Connection(settings.amqp_uri) as connection:
+            queue = connection.default_channel.queue_declare("gateway-webhooks", passive=True)
+            return queue.message_count == 0 and recorded.count_documents({}) == 60
+
+    wait_until(all_taken, 15, "the burst recorded")
+    reported = {e["id"] for e in events if e["type"] == "gridwork.incident.reported"}
+    assert {d["envelope"]["id"] for d in recorded.find()} == reported
