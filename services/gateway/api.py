@@ -11,21 +11,16 @@ calls the view with a `Call` that carries the caller into every RPC.
 
 from __future__ import annotations
 
-import hashlib
-import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, Response, current_app, g, json, request
 from pydantic import BaseModel, ValidationError
 
-from gridwork_common.clock import utc_now
-from gridwork_common.config import Settings
 from gridwork_common.context import CallerContext
-from services.gateway import api_session, store, timing
+from services.gateway import api_session, idempotency, timing
 from services.gateway.documented import (
     HTTP_SERVER_ERROR,
     HTTP_SERVER_STATUSES,
@@ -37,10 +32,9 @@ from services.gateway.documented import (
     form_fields,
     integral_floats_as_ints,
 )
-from services.gateway.idempotency import KEYED, IdempotencyRecords
+from services.gateway.idempotency import MAX_KEY_LENGTH
 from services.gateway.problems import IDEMPOTENCY_HEADER, PROBLEM_JSON, ApiProblem
 
-MAX_KEY_LENGTH = 100
 _PATH_PARAM = re.compile(r"\{(\w+)\}")
 
 
@@ -210,38 +204,12 @@ class Api:
         return self._idempotent(view, call, spec)
 
     def _idempotent(self, view, call: Call, spec: Operation) -> Response:
-        key = request.headers.get(IDEMPOTENCY_HEADER, "")
-        if not key or len(key) > MAX_KEY_LENGTH:
-            raise ApiProblem(
-                400,
-                "Bad Request",
-                f"{IDEMPOTENCY_HEADER}: required, at most {MAX_KEY_LENGTH} characters",
-                field=IDEMPOTENCY_HEADER,
-            )
-        call.idempotency_key = key
-        db = store.gateway_db(current_app.config["GRIDWORK_SETTINGS"])
-        records = IdempotencyRecords(
-            db[store.IDEMPOTENCY], lease_s=_lease_s(current_app.config["GRIDWORK_SETTINGS"])
+        call.idempotency_key = idempotency.required_key()
+        return idempotency.answer(
+            lambda: _respond(view(call), spec.status),
+            f"{call.caller.user_id}:{call.idempotency_key}",
+            replayed_by_service=spec.replayed_by_service,
         )
-        record_id = f"{call.caller.user_id}:{key}"
-        fingerprint = _request_fingerprint()
-        status = spec.status
-        if spec.replayed_by_service:
-            return _replayed_by_service(view, call, status, records, record_id, fingerprint)
-        with timing.stage("idempotency"):
-            claimed, record = records.claim(record_id, fingerprint, _now())
-        if not claimed:
-            return _replay(record, fingerprint, _now())
-        try:
-            response = _respond(view(call), status)
-        except Exception:
-            # Nothing to replay: a retry after a failure must run again (the services
-            # de-duplicate by the key, so a first attempt that did its work is found).
-            records.release(record_id, claimed)
-            raise
-        with timing.stage("idempotency"):
-            records.finish(record_id, claimed, response)
-        return response
 
     # ------------------------------------------------------------------ documenting
     def _document(self, blueprint, spec: Operation) -> None:
@@ -297,10 +265,17 @@ class Api:
                     "in": "header",
                     "required": True,
                     "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH},
-                    "description": "A retry with the same key returns the first response "
-                    "(also when the first answer was lost: what it created is found, never "
-                    "made twice); the same key with a different request is refused (422 "
-                    "naming the header).",
+                    "description": (
+                        "A retry with the same key answers with what the first response "
+                        "reported, as it stands at the retry (also while the first request "
+                        "is still running: never made twice)"
+                        if spec.replayed_by_service
+                        else "A retry with the same key returns the first response (also "
+                        "when the first answer was lost: what it created is found, never "
+                        "made twice)"
+                    )
+                    + "; the same key with a different request is refused (422 naming "
+                    "the header).",
                 }
             )
         if spec.body is not None or spec.raw_body is not None:
@@ -457,49 +432,6 @@ def _validate(model: type[BaseModel], raw: Any, where: str, json_strict: bool = 
         ) from None
 
 
-def _request_fingerprint() -> str:
-    """What makes two requests the same for Idempotency-Key: method, path with query, and
-    the body's content (for multipart, each part's name, filename and bytes: boundaries
-    are random per attempt)."""
-    digest = hashlib.sha256()
-    digest.update(f"{request.method} {request.full_path}".encode())
-    if request.mimetype == "multipart/form-data":
-        for name, value in sorted(request.form.items(multi=True)):
-            digest.update(f"form:{name}={value}".encode())
-        for name, upload in sorted(request.files.items(multi=True), key=lambda item: item[0]):
-            digest.update(f"file:{name}:{upload.filename}".encode())
-            digest.update(upload.stream.read())
-            upload.stream.seek(0)
-    else:
-        digest.update(request.get_data())
-    return digest.hexdigest()
-
-
-def _replayed_by_service(
-    view, call: Call, status: int, records: IdempotencyRecords, record_id: str, fingerprint: str
-) -> Response:
-    """One write for the key's first use; a retry of the same request runs again (the
-    service answers it with what the first attempt made, also while that attempt is still
-    running: the service de-duplicates), a different request under the key is refused
-    before anything runs."""
-    with timing.stage("idempotency"):
-        owner, record = records.keep_key(record_id, fingerprint, _now())
-    if owner:
-        try:
-            return _respond(view(call), status)
-        except Exception:
-            # A retry with a corrected request may use the key (the service refuses it
-            # if the first attempt did its work after all).
-            records.release(record_id, owner)
-            raise
-    if record is not None and (record["state"] != KEYED or record["fingerprint"] != fingerprint):
-        return _replay(record, fingerprint, _now())  # kept by another kind of operation
-    response = _respond(view(call), status)
-    if record is not None:
-        response.headers["Idempotent-Replayed"] = "true"
-    return response
-
-
 def _respond(result: Any, status: int) -> Response:
     if isinstance(result, Response):
         return result
@@ -508,50 +440,3 @@ def _respond(result: Any, status: int) -> Response:
     if status == 204:
         return Response(status=204)
     return Response(json.dumps(result), status=status, mimetype="application/json")
-
-
-def _replay(record: dict | None, fingerprint: str, now: datetime) -> Response:
-    if record is None:  # expired between the insert and the read: treat as in progress
-        raise ApiProblem(
-            409, "Conflict", f"{IDEMPOTENCY_HEADER}: retry shortly", field=IDEMPOTENCY_HEADER
-        )
-    if record["fingerprint"] != fingerprint:
-        raise ApiProblem(
-            422,
-            "Invalid input",
-            f"{IDEMPOTENCY_HEADER}: already used for a different request",
-            field=IDEMPOTENCY_HEADER,
-        )
-    if record["state"] != "done":
-        lease_until = record.get("lease_until") or now
-        wait_s = max(1, math.ceil((_aware(lease_until) - now).total_seconds()))
-        problem = ApiProblem(
-            409,
-            "Conflict",
-            f"{IDEMPOTENCY_HEADER}: the first request is still running; retry after {wait_s} s",
-            field=IDEMPOTENCY_HEADER,
-        )
-        problem.headers["Retry-After"] = str(wait_s)
-        raise problem
-    response = Response(
-        record["body"],
-        status=record["status"],
-        mimetype=PROBLEM_JSON if record["status"] >= 400 else "application/json",
-    )
-    response.headers["Idempotent-Replayed"] = "true"
-    return response
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def _lease_s(settings: Settings) -> float:
-    """How long a first attempt holds its key before a retry may take over: a view
-    makes a few RPCs, each bounded by the RPC timeout."""
-    return 3 * settings.rpc_timeout
-
-
-def _now() -> datetime:
-    # Idempotency records expire by mongod's TTL monitor: stamped by the system clock.
-    return current_app.extensions.get("system_clock", utc_now)()
