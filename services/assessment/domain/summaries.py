@@ -30,6 +30,7 @@ from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import replace
 from datetime import date
+from functools import lru_cache
 from typing import Any
 
 from gridwork_common.errors import InvalidInput
@@ -92,9 +93,10 @@ class Changes:
         self.people[key].add(person)
 
 
-def fact_periods(day: str) -> list[str]:
+@lru_cache(maxsize=4096)
+def fact_periods(day: str) -> tuple[str, ...]:
     """The day, ISO week, month, quarter and year a fact dated `day` counts in."""
-    return periods_of(date.fromisoformat(day))
+    return tuple(periods_of(date.fromisoformat(day)))
 
 
 def is_case_fact(fact: Mapping) -> bool:
@@ -107,48 +109,67 @@ def fold(facts: Iterable[Mapping], cases: dict[Any, dict[str, Any]], changes: Ch
     facts in the batch are folded into its states first, then each subject gets the
     difference once per case and period."""
     before: dict[Any, dict[str, CaseState | None]] = {}  # the states as they were read
+    # Facts alike for the subjects' counts and people (same day, subjects, actor, kind of
+    # count) are tallied first and spread over their levels and periods once: a batch
+    # holds many visits and case steps of the same worker, grid and day.
+    tallies: dict[tuple, int] = defaultdict(int)
     for fact in facts:
         kind = fact["type"]
         if kind == VISIT_OBLIGATIONS:
             _fold_obligations(fact, changes)
             continue
         day = fact["day"]
-        periods = fact_periods(day)
         actor = fact.get("actor")
         if kind in ACCOUNT_TYPES and actor is not None:
-            for period in periods:  # wherever the person logged in
+            for period in fact_periods(day):  # wherever the person logged in
                 changes.active[(period, actor)].add(day)
-        subjects = [(level, subject_of(fact, level)) for level in LEVELS]
+        subjects = tuple(subject_of(fact, level) for level in LEVELS)
         case = is_case_fact(fact)
         counted = None if case else COUNTED_BY_TYPE.get(kind)
         grid_work = actor is not None and kind in GRID_WORK_TYPES
-        for level, subject in subjects:
-            if subject is None:
-                continue
-            person = level == "department" if case else False
-            person = actor is not None and (person or (level != "department" and grid_work))
-            if not person and counted is None:
-                continue
-            for period in periods:
-                key = (period, level, subject)
-                if person:
-                    changes.person(key, actor)
-                if counted is not None:
-                    changes.add(key, {counted: 1})
+        if counted is not None or (actor is not None and (case or grid_work)):
+            tallies[(day, subjects, actor, case, grid_work, counted)] += 1
         if case:
             kept = cases.setdefault(fact["incident_id"], {"who": [], "periods": {}})
             states = kept["periods"]
             originals = before.setdefault(fact["incident_id"], {})
-            found = [_who(kept["who"], pair) for pair in subjects if pair[1] is not None]
-            for period in periods:
+            found = [
+                _who(kept["who"], (level, subject))
+                for level, subject in zip(LEVELS, subjects, strict=True)
+                if subject is not None
+            ]
+            for period in fact_periods(day):
                 if period not in originals:  # the state as read stays as it was
                     originals[period] = states.get(period)
                     states[period] = _copy(states.get(period))
                 _add_fact(states[period], fact, found)
+    for (day, subjects, actor, case, grid_work, counted), facts_alike in tallies.items():
+        _spread(fact_periods(day), subjects, actor, case, grid_work, counted, facts_alike, changes)
     for case_id, originals in before.items():
         kept = cases[case_id]
+        last = None
         for period, old in originals.items():
-            _case_changed(period, kept["who"], old, kept["periods"][period], changes)
+            new = kept["periods"][period]
+            if last is None or old != last[0] or new != last[1]:  # periods alike: once
+                last = (old, new, _difference(old, new))
+            _case_changed(period, kept["who"], old, new, last[2], changes)
+
+
+def _spread(periods, subjects, actor, case, grid_work, counted, facts_alike, changes) -> None:
+    """Facts alike: their people and counts, for each of their subjects and periods."""
+    for level, subject in zip(LEVELS, subjects, strict=True):
+        if subject is None:
+            continue
+        person = level == "department" if case else False
+        person = actor is not None and (person or (level != "department" and grid_work))
+        if not person and counted is None:
+            continue
+        for period in periods:
+            key = (period, level, subject)
+            if person:
+                changes.person(key, actor)
+            if counted is not None:
+                changes.add(key, {counted: facts_alike})
 
 
 def _fold_obligations(fact: Mapping, changes: Changes) -> None:
@@ -282,21 +303,27 @@ def contribution(state: CaseState) -> tuple[dict[str, int], int | None]:
     return {name: int(value) for name, value in counts.items() if value}, minutes
 
 
-def _case_changed(
-    period: str, who: list, old: CaseState | None, new: CaseState, changes: Changes
-) -> None:
-    """Each subject of the case gets the difference its new state makes."""
+def _difference(old: CaseState | None, new: CaseState) -> tuple:
+    """What the case's new state adds to a subject it counted for already, and to one it
+    did not, and its handling minutes before and after."""
     new_counts, new_minutes = contribution(new)
     if old is None:
-        old_counts, old_minutes, before, reported_before = {}, None, (), ()
-    else:
-        old_counts, old_minutes = contribution(old)
-        before, reported_before = old["s"], old["r"]
+        return new_counts, new_counts, None, new_minutes
+    old_counts, old_minutes = contribution(old)
     difference = {
         name: new_counts.get(name, 0) - old_counts.get(name, 0)
         for name in new_counts.keys() | old_counts.keys()
     }
     difference = {name: value for name, value in difference.items() if value}
+    return difference, new_counts, old_minutes, new_minutes
+
+
+def _case_changed(
+    period: str, who: list, old: CaseState | None, new: CaseState, found: tuple, changes: Changes
+) -> None:
+    """Each subject of the case gets the difference its new state makes."""
+    difference, new_counts, old_minutes, new_minutes = found
+    before, reported_before = ((), ()) if old is None else (old["s"], old["r"])
     reporters = new["r"]
     for place in new["s"]:
         level, subject = who[place]
