@@ -7,9 +7,11 @@ summaries are tested against."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 
+from pydantic import ValidationError
 from pymongo.database import Database
 
 from gridwork_common.events import parse_event
@@ -19,6 +21,7 @@ from services.assessment.domain.indicators import VISIT_OBLIGATIONS, VISIT_RECOR
 from services.assessment.domain.periods import CHINA_TIME
 
 GRID_LENGTH = 15
+_log = logging.getLogger(__name__)
 
 
 def territory_path(code: str | None) -> list[str]:
@@ -93,3 +96,16 @@ def record(db: Database, payload: Mapping) -> bool:
     """Store the fact an event carries and fold it into the live summaries (one
     transaction); False when it was stored before."""
     return summaries.record(db, [fact_from_event(payload)]) == 1
+
+
+def record_all(db: Database, payloads: Iterable[Mapping]) -> int:
+    """The facts of a batch of deliveries, stored and folded in one transaction; how
+    many were new. A payload that is not a CloudEvent is logged and left out (it would
+    be refused however often it came back); the others are folded."""
+    made = []
+    for payload in payloads:
+        try:
+            made.append(fact_from_event(payload))
+        except ValidationError as error:
+            _log.error("not a CloudEvent, left out: %s", error)
+    return summaries.record(db, made) if made else 0

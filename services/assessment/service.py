@@ -1,7 +1,8 @@
 """Assessment: facts from other services' events, indicators over them, scoring.
 
 Every consumed event becomes one fact (idempotent: the CloudEvent id is the key), folded
-into the live summaries in the same transaction; boards and indicators are read from the
+into the live summaries in the same transaction (a queue's deliveries are taken in
+batches, one transaction each); boards and indicators are read from the
 summaries (summaries.py).
 """
 
@@ -9,7 +10,6 @@ from datetime import date, timedelta
 
 import eventlet
 from nameko.dependency_providers import Config
-from nameko.events import event_handler
 from nameko.timer import timer
 
 from gridwork_common import roles
@@ -24,6 +24,7 @@ from gridwork_common.errors import (
     NotFound,
     Unavailable,
 )
+from gridwork_common.event_batches import batched_event_handler
 from gridwork_common.events import CloudEventDispatcher
 from gridwork_common.health import service_report
 from gridwork_common.metrics import PrometheusMetrics
@@ -57,39 +58,40 @@ class AssessmentService:
     def health(self):
         return service_report(self.name, {"mongo": mongo_health(self.db)})
 
-    # facts, from the topics the other services publish
-    @event_handler("events", "incident.#")
-    def on_incident(self, payload):
-        facts.record(self.db, payload)
+    # facts, from the topics the other services publish: each queue's deliveries in
+    # batches, one transaction a batch, acked once it committed
+    @batched_event_handler("events", "incident.#")
+    def on_incident(self, payloads):
+        facts.record_all(self.db, payloads)
 
-    @event_handler("population", "visit.*")
-    def on_visit(self, payload):
-        facts.record(self.db, payload)
+    @batched_event_handler("population", "visit.*")
+    def on_visit(self, payloads):
+        facts.record_all(self.db, payloads)
 
-    @event_handler("population", "resident.*")
-    def on_resident(self, payload):
-        facts.record(self.db, payload)
+    @batched_event_handler("population", "resident.*")
+    def on_resident(self, payloads):
+        facts.record_all(self.db, payloads)
 
-    @event_handler("population", "patrol.*")
-    def on_patrol(self, payload):
-        facts.record(self.db, payload)
+    @batched_event_handler("population", "patrol.*")
+    def on_patrol(self, payloads):
+        facts.record_all(self.db, payloads)
 
-    @event_handler("population", "grid.updated")
-    def on_grid(self, payload):
+    @batched_event_handler("population", "grid.updated")
+    def on_grid(self, payloads):
         """The county's grids: the denominator of the share of grids patrolled."""
-        facts.record(self.db, payload)
+        facts.record_all(self.db, payloads)
 
-    @event_handler("population", "import.finished")
-    def on_import(self, payload):
-        facts.record(self.db, payload)
+    @batched_event_handler("population", "import.finished")
+    def on_import(self, payloads):
+        facts.record_all(self.db, payloads)
 
-    @event_handler("gateway", "account.*")
-    def on_account(self, payload):
-        facts.record(self.db, payload)
+    @batched_event_handler("gateway", "account.*")
+    def on_account(self, payloads):
+        facts.record_all(self.db, payloads)
 
-    @event_handler("media", "media.stored")
-    def on_media(self, payload):
-        facts.record(self.db, payload)
+    @batched_event_handler("media", "media.stored")
+    def on_media(self, payloads):
+        facts.record_all(self.db, payloads)
 
     # indicators and scorecards
     @rpc(expected_exceptions=EXPECTED)
