@@ -15,8 +15,10 @@ resident records, logins and actions, and each grid's visit obligations.
 - Ingestion: each batch of `--batch` facts folded into the summaries through the
   service's own path (`summaries.record`: facts stored once, cases and subjects updated,
   one transaction), and the same batch inserted raw (`insert_many` into a collection
-  with the facts' indexes). Also the one-fact-per-transaction rate the event handlers
-  run at, on a sample.
+  with the facts' indexes). Also, on a sample of another month, the rate of one fact a
+  transaction (the event handlers' path before they took deliveries in batches), and,
+  at the end, the event handlers' path itself: the sample published as CloudEvents to
+  RabbitMQ and folded by the running service's batched handlers.
 - Reads (the service in this process, asked over RPC, clock pinned to January 2027):
   the county board (every level, six `scorecards` calls, as a county leader) and a
   township board (the four territory levels, as that township's leader: county-wide
@@ -25,7 +27,8 @@ resident records, logins and actions, and each grid's visit obligations.
   level, scored the same way, `--naive-reads` times. Boards must be identical (checked),
   and so must the summaries' indicators and the plain definition's, level by level.
 - A year board: the other eleven months of 2026 at `--year-month-facts` facts each, and
-  the year's county board read over RPC, with the arithmetic to a year of 12 x 1,000,000.
+  the year's county board read over RPC, with the arithmetic to a year of 12 x 1,000,000
+  (what a board reads is bounded whatever the facts: `year_arithmetic`).
 
 The last lines are `ratio read county ...`, `ratio read township ...` (naive p50 / live
 p50) and `ratio ingest ...` (summary facts/s / raw facts/s).
@@ -43,6 +46,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
+import bson
+from kombu import Connection, Exchange, Producer
 from nameko.runners import ServiceRunner
 from nameko.standalone.rpc import ClusterRpcProxy
 from pymongo import MongoClient
@@ -53,10 +58,12 @@ from gridwork_common import roles
 from gridwork_common.clock import CLOCK_CONFIG_KEY, PinnedClock
 from gridwork_common.config import Settings
 from gridwork_common.context import CallerContext
+from gridwork_common.events import new_event
 from services.assessment import scorecards, store, summaries
 from services.assessment.domain import indicators as reference
 from services.assessment.domain.periods import Period
 from services.assessment.domain.scoring import DEFAULT_RULES
+from services.assessment.domain.summaries import p90_bucket
 from services.assessment.service import AssessmentService
 
 COUNTY = "530402"
@@ -230,14 +237,56 @@ def ingest(db, maker: FactMaker, total: int, size: int, raw=None) -> dict:
     return {"facts": facts, "folded_s": folded_s, "raw_s": raw_s}
 
 
-def one_by_one(db, count: int) -> float:
-    """Facts/s folded one per transaction, as the event handlers do."""
+def sample_facts(count: int) -> list[dict]:
+    """Facts of another month (October), for the one-by-one and event paths."""
     maker = FactMaker(99, Period.parse("2026-10"))
-    facts = [fact for batch in maker.batches(count, count) for fact in batch][:count]
+    made = [fact for batch in maker.batches(count, count) for fact in batch]
+    return [fact for fact in made if fact["type"] != reference.VISIT_OBLIGATIONS][:count]
+
+
+def one_by_one(db, count: int) -> float:
+    """Facts/s folded one per transaction (the event handlers' path before batching)."""
+    facts = sample_facts(count)
     started = time.perf_counter()
     for fact in facts:
         summaries.record(db, [fact])
     return len(facts) / (time.perf_counter() - started)
+
+
+SOURCES = {"incident": "events", "visit": "population", "resident": "population"}
+SOURCES["account"] = "gateway"
+
+
+def as_event(fact: dict) -> tuple[str, str, dict]:
+    """The CloudEvent a fact came from: (exchange, routing key, payload)."""
+    service = SOURCES[fact["type"].split(".")[0]]
+    payload = new_event(
+        source=f"/counties/{COUNTY}/{service}",
+        routing_key=fact["type"],
+        subject=fact["territory"],
+        data=fact["data"],
+        now=fact["time"],
+        extensions={"department": fact["department"] or "none"},
+    ).to_json_dict()
+    return f"{service}.events", fact["type"], payload
+
+
+def through_the_broker(config, db, count: int) -> float:
+    """Facts/s folded by the service's event handlers (batched deliveries), from the
+    first publish until the last fact is stored: events published to RabbitMQ as the
+    other services publish them."""
+    events = [as_event(fact) for fact in sample_facts(count)]
+    stored_before = db[store.FACTS].count_documents({})
+    exchanges = {name: Exchange(name, type="topic", durable=True) for name, _, _ in events}
+    with Connection(config["AMQP_URI"]) as connection:
+        producer = Producer(connection.default_channel, serializer="json")
+        started = time.perf_counter()
+        for exchange_name, routing_key, payload in events:
+            exchange = exchanges[exchange_name]
+            producer.publish(payload, exchange=exchange, routing_key=routing_key, declare=[])
+        while db[store.FACTS].count_documents({}) < stored_before + len(events):
+            time.sleep(0.05)
+        return len(events) / (time.perf_counter() - started)
 
 
 # ---------------------------------------------------------------------------- reading
@@ -308,6 +357,7 @@ def main() -> None:
     parser.add_argument("--naive-reads", type=int, default=3, help="naive reads of each board")
     parser.add_argument("--year-month-facts", type=int, default=None, help="default facts/20")
     parser.add_argument("--one-by-one", type=int, default=2000, help="facts, one per transaction")
+    parser.add_argument("--events", type=int, default=20000, help="facts as events, via RabbitMQ")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--amqp-uri", default="amqp://guest:guest@127.0.0.1:5672/")
     parser.add_argument("--management-uri", default="http://guest:guest@127.0.0.1:15672")
@@ -361,7 +411,7 @@ def run(args, settings: Settings, client, servers, year_month_facts: int) -> Non
     client.drop_database("bench_raw")
     single = one_by_one(client["bench_one_by_one"], args.one_by_one)
     client.drop_database("bench_one_by_one")
-    print(f"  one fact per transaction (the event handlers' path) {single:9,.0f} facts/s")
+    print(f"  one fact per transaction (the handlers' path before) {single:9,.0f} facts/s")
 
     working = set(working_days_of(MONTH))
     summarized = summaries.indicators_by_level(db, LEVELS, MONTH, working)
@@ -422,6 +472,14 @@ def run(args, settings: Settings, client, servers, year_month_facts: int) -> Non
             line("county board of the year, first read", year_s[:1])
             live_year = line("county board of the year, live over RPC", year_s)
             year_arithmetic(db, year_facts, live_year, settings.rpc_timeout)
+
+            # last (its October facts are in no board checked above): the event path
+            events_rate = through_the_broker(config, db, args.events)
+            print(
+                f"the event handlers' path: {args.events:,} facts published as events to "
+                f"RabbitMQ, folded in batched deliveries: {events_rate:,.0f} facts/s "
+                f"(x{events_rate / single:.1f} one per transaction)"
+            )
     finally:
         runner.stop()
     for figure, live, naive_ms in (
@@ -439,31 +497,34 @@ def run(args, settings: Settings, client, servers, year_month_facts: int) -> Non
 
 def year_arithmetic(db, facts: int, year_ms: float, timeout_s: float) -> None:
     """A board reads one summary per subject whatever the number of facts (subjects do not
-    grow with facts); only the handling-time histograms do, each at most as fast as its
-    subject's closed cases and never past the distinct minute values (5,990 here). So at
-    12 M facts the year reads the same documents with histograms of at most
-    min(5990, values now x 12 M / facts now) values; the part of the read that grows is
-    reading and finishing the summaries, measured here and scaled by that growth."""
-    working = set(working_days_of(YEAR))
-    started = time.perf_counter()
-    summaries.indicators_by_level(db, LEVELS, YEAR, working)
-    summaries_ms = (time.perf_counter() - started) * 1000
-    docs = values_now = values_full = 0
-    for doc in db[store.SUMMARIES].find({"period": YEAR.text}, {"minutes": 1}):
+    grow with facts), without its handling-time histogram: the histogram's bucket totals
+    (at most 60 buckets of 100 minutes: 5,990 distinct values here) and the one bucket
+    holding the p90 (at most 100 values). So what a year board reads at 12 M facts is
+    bounded: the same documents, each with at most 60 bucket totals and 100 values read
+    from its p90 bucket. Measured here: the bytes read now, and the bound; the read time
+    is scaled by their ratio (its fixed costs do not grow, so this overestimates)."""
+    bucket_total_bytes, value_bytes = 24, 22  # "minute_counts.NN": int32, "NNNN": int32
+    docs = read_now = growth = values = 0
+    for doc in db[store.SUMMARIES].find({"period": YEAR.text}):
+        histogram = doc.pop("minutes", {})
         docs += 1
-        values = sum(len(bucket) for bucket in doc.get("minutes", {}).values())
-        values_now += values
-        values_full += min(5990, values * FULL_YEAR // facts)
-    growth = values_full / max(values_now, 1)
-    estimate = year_ms + summaries_ms * (growth - 1)
+        buckets = {int(b): n for b, n in doc.get("minute_counts", {}).items()}
+        place = p90_bucket(buckets)
+        read = len(bson.encode(doc))
+        in_bucket = len(histogram.get(str(place[0]), {})) if place else 0
+        read_now += read + in_bucket * value_bytes
+        values += sum(len(bucket) for bucket in histogram.values())
+        growth += (60 - len(buckets)) * bucket_total_bytes + (100 - in_bucket) * value_bytes
+    bound = read_now + growth
+    estimate = year_ms * bound / read_now
     print(
-        f"  {docs:,} summaries; histogram values {values_now:,} now, at most "
-        f"{values_full:,} at {FULL_YEAR:,} facts (x{growth:.1f})"
+        f"  {docs:,} summaries read ({values:,} histogram values stay on the server); "
+        f"{read_now / 1e6:.2f} MB read now, at most {bound / 1e6:.2f} MB at any number of "
+        f"facts (60 bucket totals and a full p90 bucket each)"
     )
     print(
-        f"  summaries read and finished in {summaries_ms:.0f} ms of the {year_ms:.0f} ms; "
-        f"at {FULL_YEAR:,} facts about {year_ms:.0f} + {summaries_ms:.0f} x {growth - 1:.1f}"
-        f" = {estimate / 1000:.1f} s (the gateway's RPC timeout: {timeout_s:.0f} s)"
+        f"  at {FULL_YEAR:,} facts about {year_ms:.0f} ms x {bound / read_now:.2f} = "
+        f"{estimate / 1000:.1f} s (the gateway's RPC timeout: {timeout_s:.0f} s)"
     )
 
 

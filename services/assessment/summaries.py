@@ -17,6 +17,7 @@ import gc
 import random
 import threading
 import time
+from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping
 from contextlib import contextmanager
 from dataclasses import replace
@@ -34,7 +35,14 @@ from services.assessment import store
 from services.assessment.domain import patrols as patrolling
 from services.assessment.domain.indicators import TERRITORY_LEVELS, Indicators
 from services.assessment.domain.periods import Period
-from services.assessment.domain.summaries import Changes, finish, fold, is_case_fact
+from services.assessment.domain.summaries import (
+    Changes,
+    finish,
+    fold,
+    is_case_fact,
+    nearest_rank_of_histogram,
+    p90_bucket,
+)
 from services.assessment.patrol_facts import patrol_counts
 
 # A batch that met a concurrent write is run again, after a short random pause, at most
@@ -141,7 +149,9 @@ def _record(db: Database, batch: list[Mapping], session: ClientSession) -> int:
 
 
 UPDATES_PER_COMMAND = 5000
-MINUTES_BUCKET = 100  # handling-time histogram: minutes.<value // 100>.<value> = cases
+# handling-time histogram: minutes.<value // 100>.<value> = cases, with minute_counts.<value
+# // 100> = the bucket's cases and minute_sum = the minutes of them all
+MINUTES_BUCKET = 100
 
 
 def _update(db: Database, collection: str, updates: list[dict], session: ClientSession) -> None:
@@ -169,9 +179,18 @@ def _summary_writes(changes: Changes) -> list[dict]:
             for name, value in source.get(key, {}).items():
                 if value:
                     increments[f"{prefix}.{name}"] = value
+        minute_sum = 0
         for minutes, cases in changes.minutes.get(key, {}).items():
             if cases:  # in buckets: an update finds its field among a few dozen, not thousands
-                increments[f"minutes.{minutes // MINUTES_BUCKET}.{minutes}"] = cases
+                bucket = minutes // MINUTES_BUCKET
+                increments[f"minutes.{bucket}.{minutes}"] = cases
+                # each bucket's total and the sum beside the histogram: a read takes
+                # these and one bucket, not the whole histogram
+                counted = f"minute_counts.{bucket}"
+                increments[counted] = increments.get(counted, 0) + cases
+                minute_sum += minutes * cases
+        if minute_sum:
+            increments["minute_sum"] = minute_sum
         update: dict = {"$setOnInsert": {"period": period, "level": level, "subject": subject}}
         if increments:
             update["$inc"] = increments
@@ -197,7 +216,9 @@ def indicators_by_level(
     query: dict = {"period": period.text, "level": {"$in": list(levels)}}
     if subject is not None:
         query["subject"] = subject
-    summaries = list(db[store.SUMMARIES].find(query, {"_id": 0, "period": 0}))
+    # the histograms stay on the server: a summary's handling count, total and p90 come
+    # from its bucket totals and the one bucket holding the p90 (`_handling`)
+    summaries = list(db[store.SUMMARIES].find(query, {"period": 0, "minutes": 0}))
     activity: dict = {"period": period.text}
     if subject is not None:
         people = {person for summary in summaries for person in summary.get("people", ())}
@@ -206,16 +227,13 @@ def indicators_by_level(
         doc["person"]: doc["days"]
         for doc in db[store.ACTIVITY].find(activity, {"_id": 0, "person": 1, "days": 1})
     }
+    handling = _handling(db, summaries)
     found: dict[str, dict] = {level: {} for level in levels}
     for summary in summaries:
         counted = finish(
             summary["level"],
             counts=summary.get("counts", {}),
-            minutes={
-                int(value): cases
-                for bucket in summary.get("minutes", {}).values()
-                for value, cases in bucket.items()
-            },
+            handling=handling[summary["subject"], summary["level"]],
             required=summary.get("required", {}),
             done=summary.get("done", {}),
             people=summary.get("people", ()),
@@ -225,6 +243,32 @@ def indicators_by_level(
         if counted is not None:
             found[summary["level"]][summary["subject"]] = counted
     _add_patrols(db, found, period, subject)
+    return found
+
+
+def _handling(db: Database, summaries: list[dict]) -> dict[tuple, tuple[int, int, int | None]]:
+    """Each summary's handling count, total minutes and p90, by (subject, level): the
+    count and total from its bucket totals and sum, the p90 from the one bucket holding
+    its rank, read for the summaries whose p90 lies in each bucket (one query a bucket,
+    a bucket holding at most 100 values) rather than every whole histogram."""
+    found, by_bucket = {}, defaultdict(list)
+    for summary in summaries:
+        buckets = {int(b): cases for b, cases in summary.get("minute_counts", {}).items()}
+        place = p90_bucket(buckets)
+        who = (summary["subject"], summary["level"])
+        found[who] = (sum(buckets.values()), summary.get("minute_sum", 0), None)
+        if place is not None:
+            by_bucket[place[0]].append((summary["_id"], who, place[1]))
+    for bucket, wanted in by_bucket.items():
+        ids = [id_ for id_, _, _ in wanted]
+        values = {
+            (doc["_id"]["s"], doc["_id"]["l"]): doc.get("minutes", {}).get(str(bucket), {})
+            for doc in db[store.SUMMARIES].find({"_id": {"$in": ids}}, {f"minutes.{bucket}": 1})
+        }
+        for _, who, rank in wanted:
+            histogram = {int(value): cases for value, cases in values[who].items()}
+            count, total, _ = found[who]
+            found[who] = (count, total, nearest_rank_of_histogram(histogram, rank))
     return found
 
 

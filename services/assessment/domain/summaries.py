@@ -346,12 +346,13 @@ def _case_changed(
 # ------------------------------------------------------------------- read and finish
 
 
-def nearest_rank_of_histogram(histogram: Mapping[int, int]) -> int | None:
-    """`indicators.nearest_rank(values, P90)` of the values a histogram counts."""
+def nearest_rank_of_histogram(histogram: Mapping[int, int], rank: int | None = None) -> int | None:
+    """`indicators.nearest_rank(values, P90)` of the values a histogram counts (or the
+    value at a given 1-based `rank`)."""
     total = sum(histogram.values())
     if total == 0:
         return None
-    wanted = max(1, -((-P90.numerator * total) // P90.denominator))  # ceil(0.9 n)
+    wanted = rank if rank is not None else _p90_rank(total)
     seen = 0
     for value in sorted(histogram):
         seen += histogram[value]
@@ -360,10 +361,39 @@ def nearest_rank_of_histogram(histogram: Mapping[int, int]) -> int | None:
     raise AssertionError("unreachable: the histogram holds `total` values")
 
 
+def _p90_rank(total: int) -> int:
+    return max(1, -((-P90.numerator * total) // P90.denominator))  # ceil(0.9 n)
+
+
+def p90_bucket(bucket_counts: Mapping[int, int]) -> tuple[int, int] | None:
+    """Where the nearest-rank p90 lies in a histogram kept in buckets, from the buckets'
+    totals alone: the bucket and the rank within it (None: no values). Only that
+    bucket's values need reading to finish the p90."""
+    total = sum(bucket_counts.values())
+    if total == 0:
+        return None
+    wanted, seen = _p90_rank(total), 0
+    for bucket in sorted(bucket_counts):
+        if seen + bucket_counts[bucket] >= wanted:
+            return bucket, wanted - seen
+        seen += bucket_counts[bucket]
+    raise AssertionError("unreachable: the buckets hold `total` values")
+
+
+def handling_of_histogram(histogram: Mapping[int, int]) -> tuple[int, int, int | None]:
+    """Handling count, total minutes and p90 of a whole histogram (value -> cases)."""
+    histogram = {value: cases for value, cases in histogram.items() if cases}
+    return (
+        sum(histogram.values()),
+        sum(value * cases for value, cases in histogram.items()),
+        nearest_rank_of_histogram(histogram),
+    )
+
+
 def finish(
     level: str,
     counts: Mapping[str, int],
-    minutes: Mapping[int, int],
+    handling: tuple[int, int, int | None],
     required: Mapping[str, int],
     done: Mapping[str, int],
     people: Collection,
@@ -371,16 +401,17 @@ def finish(
     working_days: Collection[str],
 ) -> Indicators | None:
     """A subject's indicators from its summary (None: a worker with no grid work, who
-    is assessed through departments, as the plain definition leaves them out)."""
+    is assessed through departments, as the plain definition leaves them out);
+    `handling`: the count, total minutes and p90 of its handling times."""
     if level == "worker" and not people:
         return None
-    histogram = {value: cases for value, cases in minutes.items() if cases}
+    handling_count, handling_total, handling_p90 = handling
     working = set(working_days)
     return Indicators(
         **{name: value for name, value in counts.items() if value},
-        handling_count=sum(histogram.values()),
-        handling_minutes_total=sum(value * cases for value, cases in histogram.items()),
-        handling_minutes_p90=nearest_rank_of_histogram(histogram),
+        handling_count=handling_count,
+        handling_minutes_total=handling_total,
+        handling_minutes_p90=handling_p90,
         visits_required_by_risk={risk: required.get(risk, 0) for risk in RISK_LEVELS},
         visits_done_by_risk={
             risk: min(done.get(risk, 0), required.get(risk, 0)) for risk in RISK_LEVELS
@@ -441,7 +472,11 @@ class MemorySummaries:
         for (text, of_level, subject), summary in self.subjects.items():
             if text != period.text or of_level != level:
                 continue
-            counted = finish(level, **summary, active_days=active, working_days=working_days)
+            parts = {name: part for name, part in summary.items() if name != "minutes"}
+            handling = handling_of_histogram(summary["minutes"])
+            counted = finish(
+                level, **parts, handling=handling, active_days=active, working_days=working_days
+            )
             if counted is not None:
                 found[subject] = counted
         # patrols are not summarized yet: counted from the facts when read, as the service

@@ -13,6 +13,7 @@ from services.assessment.domain.periods import Period, periods_of
 from services.assessment.domain.summaries import (
     MemorySummaries,
     nearest_rank_of_histogram,
+    p90_bucket,
 )
 
 GRIDS = ["530402001001001", "530402001001002", "530402002001001"]
@@ -137,6 +138,22 @@ def test_the_p90_of_a_histogram_is_the_p90_of_its_values(values):
     for value in values:
         histogram[value] = histogram.get(value, 0) + 1
     assert nearest_rank_of_histogram(histogram) == nearest_rank(values, reference.P90)
+
+
+@given(st.lists(st.integers(0, 999), max_size=60), st.sampled_from([1, 7, 100]))
+def test_the_p90_read_from_bucket_totals_and_one_bucket_is_the_p90_of_the_values(values, width):
+    """As the boards read it: the buckets' totals say which bucket holds the p90 and its
+    rank there; that bucket's values alone finish it."""
+    buckets: dict[int, dict[int, int]] = {}
+    for value in values:
+        bucket = buckets.setdefault(value // width, {})
+        bucket[value] = bucket.get(value, 0) + 1
+    place = p90_bucket({number: sum(bucket.values()) for number, bucket in buckets.items()})
+    if place is None:
+        assert not values
+        return
+    number, rank = place
+    assert nearest_rank_of_histogram(buckets[number], rank) == nearest_rank(values, reference.P90)
 
 
 def test_a_case_going_late_moves_from_on_time_to_late_in_every_period():
