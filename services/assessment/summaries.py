@@ -2,14 +2,14 @@
 stored once each and folded into the summaries in the same transaction, and boards read
 from the summaries.
 
-A batch of facts is one transaction: the facts not stored before are inserted, the
-states of their cases read, and every change written (`$inc` on the subjects'
-summaries, `$addToSet` for people and active days, the cases' new states). A fact
-delivered twice is found stored and changes nothing; two replicas folding facts of the
-same case or subject at once meet a write conflict, and the loser runs its batch again
-from fresh reads, so nothing is lost or counted twice. The event handlers fold one fact
-at a time; a replay or a load folds many per transaction (fewer round trips, the same
-code)."""
+A batch of facts is one transaction: the facts are inserted, the states of their cases
+read, and every change written (`$inc` on the subjects' summaries, `$addToSet` for
+people and active days, the cases' new states). A fact delivered twice fails the insert
+(its id is stored): the batch runs again without it and changes nothing for it; two
+replicas folding facts of the same case or subject at once meet a write conflict, and
+the loser runs its batch again from fresh reads, so nothing is lost or counted twice.
+The event handlers take their deliveries in batches (`gridwork_common.event_batches`),
+a replay or a load folds thousands per transaction: fewer round trips, the same code."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from dataclasses import replace
 from pymongo.client_session import ClientSession
 from pymongo.database import Database
 from pymongo.errors import (
+    BulkWriteError,
     ConnectionFailure,
     DuplicateKeyError,
     OperationFailure,
@@ -87,16 +88,31 @@ def _folding(db: Database) -> threading.Lock:
 
 
 def _record_retrying(db: Database, batch: list[Mapping]) -> int:
+    # Facts are new nearly always: they are inserted without asking first. A fact stored
+    # before fails the insert (and the transaction with it); the batch then runs again,
+    # asking which of its facts are stored.
+    all_new = True
     for attempt in range(1, ATTEMPTS + 1):
         try:
             with db.client.start_session() as session, session.start_transaction():
-                return _record(db, batch, session)
+                return _record(db, batch, session, all_new)
         except PyMongoError as exc:
+            if all_new and isinstance(exc, BulkWriteError) and _only_duplicates(exc):
+                all_new = False
+                continue
             if attempt < ATTEMPTS and _raced(exc):
                 time.sleep(random.uniform(0, PAUSE_S * attempt))  # noqa: S311 (a jitter)
                 continue
             raise
     raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def _only_duplicates(exc: BulkWriteError) -> bool:
+    errors = exc.details.get("writeErrors") or [{}]
+    return all(error.get("code") == DUPLICATE_KEY for error in errors)
+
+
+DUPLICATE_KEY = 11000
 
 
 def _raced(exc: PyMongoError) -> bool:
@@ -111,11 +127,14 @@ def _raced(exc: PyMongoError) -> bool:
     )
 
 
-def _record(db: Database, batch: list[Mapping], session: ClientSession) -> int:
+def _record(db: Database, batch: list[Mapping], session: ClientSession, all_new: bool) -> int:
     facts = db[store.FACTS]
-    ids = [fact["_id"] for fact in batch]
-    stored = {doc["_id"] for doc in facts.find({"_id": {"$in": ids}}, {"_id": 1}, session=session)}
-    fresh = [fact for fact in batch if fact["_id"] not in stored]
+    fresh = batch
+    if not all_new:
+        ids = [fact["_id"] for fact in batch]
+        found = facts.find({"_id": {"$in": ids}}, {"_id": 1}, session=session)
+        stored = {doc["_id"] for doc in found}
+        fresh = [fact for fact in batch if fact["_id"] not in stored]
     if not fresh:
         return 0
     facts.insert_many(fresh, session=session)
