@@ -1,23 +1,29 @@
-"""Patrol indicators read from the facts: each patrol's latest revision, the county's
-grids and each person's grids of the period by aggregation pipelines; the counts per
+"""Patrol indicators read from the facts: each patrol's latest revision and the county's
+grids by aggregation pipelines (each person's grids of the period come from the grids'
+summaries, `summaries.py`); the counts per
 subject by `domain/patrols.py`, as the plain definition in `domain/indicators.py` does."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 
 from pymongo.collection import Collection as MongoCollection
 
 from services.assessment.domain import patrols as patrolling
-from services.assessment.domain.indicators import GRID_WORK_TYPES, TERRITORY_LEVELS
+from services.assessment.domain.indicators import TERRITORY_LEVELS
 
 Key = tuple[str, str]  # (level, subject)
 
 
 def patrol_counts(
-    collection: MongoCollection, dated: dict, levels: Collection[str], within: str | None
+    collection: MongoCollection,
+    dated: dict,
+    levels: Collection[str],
+    within: str | None,
+    worked: Mapping[str, Collection[str]],
 ) -> dict[Key, dict[str, int]]:
-    """The patrol counts of every subject of each level (departments have none)."""
+    """The patrol counts of every subject of each level (departments have none);
+    `worked`: each person's grids of the period (kept in the grids' summaries)."""
     latest = list(
         collection.aggregate(
             [
@@ -41,28 +47,6 @@ def patrol_counts(
         for code in collection.distinct("territory", {"type": patrolling.GRID_UPDATED})
         if patrolling.grid_code(code)
     ]
-    worked: dict[str, set[str]] = {}
-    if "worker" in levels:
-        for row in collection.aggregate(
-            [
-                {
-                    "$match": {
-                        **dated,
-                        "type": {"$in": list(GRID_WORK_TYPES)},
-                        "actor": {"$ne": None},
-                        "path.3": {"$exists": True},
-                    }
-                },
-                {
-                    "$group": {
-                        "_id": "$actor",
-                        "grids": {"$addToSet": {"$arrayElemAt": ["$path", 3]}},
-                    }
-                },
-            ],
-            allowDiskUse=True,
-        ):
-            worked[row["_id"]] = set(row["grids"])
     counts: dict[Key, dict[str, int]] = {}
     for level in levels:
         if level == "department":

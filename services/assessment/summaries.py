@@ -213,9 +213,13 @@ def _summary_writes(changes: Changes) -> list[dict]:
         update: dict = {"$setOnInsert": {"period": period, "level": level, "subject": subject}}
         if increments:
             update["$inc"] = increments
-        people = changes.people.get(key)
-        if people:
-            update["$addToSet"] = {"people": {"$each": list(people)}}
+        additions = {}
+        for field, source in (("people", changes.people), ("grid_workers", changes.grid_workers)):
+            added = source.get(key)
+            if added:
+                additions[field] = {"$each": list(added)}
+        if additions:
+            update["$addToSet"] = additions
         writes.append(
             {"q": {"_id": {"p": period, "l": level, "s": subject}}, "u": update, "upsert": True}
         )
@@ -237,7 +241,9 @@ def indicators_by_level(
         query["subject"] = subject
     # the histograms stay on the server: a summary's handling count, total and p90 come
     # from its bucket totals and the one bucket holding the p90 (`_handling`)
-    summaries = list(db[store.SUMMARIES].find(query, {"period": 0, "minutes": 0}))
+    summaries = list(
+        db[store.SUMMARIES].find(query, {"period": 0, "minutes": 0, "grid_workers": 0})
+    )
     activity: dict = {"period": period.text}
     if subject is not None:
         people = {person for summary in summaries for person in summary.get("people", ())}
@@ -299,7 +305,16 @@ def _add_patrols(db: Database, found: dict[str, dict], period: Period, subject) 
     within = subject if subject is not None and set(found) <= set(TERRITORY_LEVELS) else None
     if within is not None:
         dated["path"] = within
-    patrolled = patrol_counts(db[store.FACTS], dated, list(found), within)
+    worked: dict = defaultdict(set)  # each person's grids: from the grids' summaries
+    if "worker" in found:
+        grids = db[store.SUMMARIES].find(
+            {"period": period.text, "level": "grid", "grid_workers": {"$exists": True}},
+            {"subject": 1, "grid_workers": 1},
+        )
+        for grid in grids:
+            for person in grid["grid_workers"]:
+                worked[person].add(grid["subject"])
+    patrolled = patrol_counts(db[store.FACTS], dated, list(found), within, dict(worked))
     for (level, who), counts in patrolled.items():
         if subject is not None and who != subject:
             continue

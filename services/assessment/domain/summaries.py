@@ -76,6 +76,9 @@ class Changes:
         self.required: dict[Key, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         self.done: dict[Key, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         self.people: dict[Key, set] = defaultdict(set)
+        # per grid and period, the people whose grid work was there (a worker's grids,
+        # the denominator of the grids they patrolled)
+        self.grid_workers: dict[Key, set] = defaultdict(set)
         self.active: dict[tuple[str, Any], set[str]] = defaultdict(set)  # (period, person)
 
     def add(self, key: Key, counts: Mapping[str, int]) -> None:
@@ -168,6 +171,8 @@ def _spread(periods, subjects, actor, case, grid_work, counted, facts_alike, cha
             key = (period, level, subject)
             if person:
                 changes.person(key, actor)
+                if grid_work and level == "grid":
+                    changes.grid_workers[key].add(actor)
             if counted is not None:
                 changes.add(key, {counted: facts_alike})
 
