@@ -1,6 +1,7 @@
 """Event handlers that take their deliveries in batches: one worker call for up to
-`batch_size` events of a queue (or whatever came within `wait_s` of the first), acked
-together once the call returned, all requeued if it raised.
+`batch_size` events of a queue (or whatever came within `wait_s` of the first, or while
+the queue's previous batch was handled), acked together once the call returned, all
+requeued if it raised.
 
 For a handler whose cost is mostly per call, not per event (one MongoDB transaction,
 say): a fact store folds a hundred events in about the time it folds one. At-least-once
@@ -45,9 +46,12 @@ class BatchedEventHandler(EventHandler):
         self.wait_s = wait_s
         self._pending: list = []  # (body, message) delivered, not yet handed to a worker
         self._timer = None
+        self._in_flight = False  # a batch of this queue is being handled
 
     def handle_message(self, body, message):
         self._pending.append((body, message))
+        if self._in_flight:
+            return  # handed over when the batch under way is done: batches fill meanwhile
         if len(self._pending) >= self.batch_size:
             self._hand_over()
         elif self._timer is None:
@@ -58,12 +62,16 @@ class BatchedEventHandler(EventHandler):
     def _hand_over_later(self):
         eventlet.sleep(self.wait_s)
         self._timer = None
-        self._hand_over()
+        if not self._in_flight:
+            self._hand_over()
 
     def _hand_over(self):
-        batch, self._pending = self._pending, []
+        """One batch under way at a time per queue: what arrives meanwhile makes the next
+        batch (one large transaction rather than many small ones queuing for the store)."""
+        batch, self._pending = self._pending[: self.batch_size], self._pending[self.batch_size :]
         if not batch:
             return
+        self._in_flight = True
         messages = [message for _, message in batch]
         try:
             self.container.spawn_worker(
@@ -75,6 +83,7 @@ class BatchedEventHandler(EventHandler):
                 handle_result=partial(self.handle_batch_result, messages),
             )
         except ContainerBeingKilled:
+            self._in_flight = False
             for message in messages:
                 self.queue_consumer.requeue_message(message)
 
@@ -86,7 +95,16 @@ class BatchedEventHandler(EventHandler):
         else:
             for message in messages:
                 self.queue_consumer.ack_message(message)
+        self._in_flight = False
+        if self._pending:  # from a thread of its own: this worker still holds its slot
+            self.container.spawn_managed_thread(
+                self._hand_over_next, identifier=f"{self.method_name}.batch"
+            )
         return result, exc_info
+
+    def _hand_over_next(self):
+        if not self._in_flight:
+            self._hand_over()
 
 
 batched_event_handler = BatchedEventHandler.decorator
