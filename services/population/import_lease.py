@@ -4,7 +4,9 @@ A job is claimed with a lease and an owner token; while it runs, a heartbeat ren
 lease every `RENEWAL_S`, so a replica that dies (SIGKILL, a lost node) lets another take
 the job over within one `LEASE`, not minutes later. Every checkpoint and the job's end
 are written only if the token is still the job's: a replica that lost its lease (paused,
-partitioned) can no longer write, so no batch is written twice.
+partitioned) can no longer write, so no batch is written twice. The heartbeat never
+writes while a checkpoint's transaction is open (`writing()`): its update of the job
+would make the transaction's update of the same job fail with a WriteConflict.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ class JobLease:
     def __init__(self, jobs: Collection, clock: Clock):
         self.jobs = jobs
         self.clock = clock
+        self._writes = threading.Lock()  # a checkpoint's transaction, or the heartbeat
 
     def claim(self) -> Mapping | None:
         """The oldest queued job, or one whose runner's lease ran out, now ours."""
@@ -68,7 +71,8 @@ class JobLease:
         def renew() -> None:
             while not stop.wait(RENEWAL_S):
                 try:
-                    self.jobs.update_one(self.mine(job), {"$set": self.renewal()})
+                    with self._writes:
+                        self.jobs.update_one(self.mine(job), {"$set": self.renewal()})
                 except Exception:  # the next checkpoint says if the lease is lost
                     log.warning("import job %s: lease not renewed", job["_id"], exc_info=True)
 
@@ -79,3 +83,9 @@ class JobLease:
         finally:
             stop.set()
             heartbeat.join()
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """Hold the heartbeat back while a checkpoint's transaction writes the job."""
+        with self._writes:
+            yield

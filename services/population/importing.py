@@ -382,7 +382,11 @@ class ImportJobs:
                 raise LeaseLost(job["_id"])
 
         if isinstance(rows, ResidentRows):
-            with self.db.client.start_session() as session, session.start_transaction():
+            with (
+                lease.writing(),
+                self.db.client.start_session() as session,
+                session.start_transaction(),
+            ):
                 write(session)
         else:
             write(None)
