@@ -83,13 +83,24 @@ class UseCases:
             raise RuntimeError("publish only inside changes(): with the change it announces")
         self._staged.announce(routing_key, subject, data)
 
-    def _page(self, collection: str, query: dict, cursor: str | None, limit: int, render):
+    def _page(
+        self,
+        collection: str,
+        query: dict,
+        cursor: str | None,
+        limit: int,
+        render=None,
+        render_all=None,
+    ):
+        """One page in `_id` order after `cursor` (keyset paging: the collection's
+        `(path, _id)` index finds the page's first item without skipping the ones before
+        it). Each item through `render`, or the whole page through `render_all`."""
         query = access.within_scope(self.caller, query)
         if cursor:
             query = {"$and": [query, {"_id": {"$gt": cursor}}]}
         docs = list(self.db[collection].find(query).sort("_id", 1).limit(page_limit(limit)))
         return {
-            "items": [render(doc) for doc in docs],
+            "items": render_all(docs) if render_all else [render(doc) for doc in docs],
             "next_cursor": docs[-1]["_id"] if len(docs) == limit else None,
         }
 

@@ -149,7 +149,25 @@ class ResidentUseCases(UseCases):
             "phone_masked": mask_phone(phone),
         }
 
-    def _render_resident(self, doc: Mapping, revealed: Mapping | None = None) -> dict:
+    def _render_residents(self, docs: list[Mapping]) -> list[dict]:
+        """Residents of a page or a search, their group memberships read in one query for
+        all of them (not one per resident)."""
+        if not self.caller.has_role(*access.GROUP_READERS):
+            return [self._render_resident(doc) for doc in docs]
+        memberships: dict[str, list[dict]] = {doc["_id"]: [] for doc in docs}
+        if memberships:
+            for membership in (
+                self.db[store.MEMBERSHIPS]
+                .find({"resident_id": {"$in": list(memberships)}, "active": True})
+                .sort([("resident_id", 1), ("group", 1)])
+            ):
+                memberships[membership["resident_id"]].append(render_membership(membership))
+        return [self._render_resident(doc, groups=memberships[doc["_id"]]) for doc in docs]
+
+    def _render_resident(
+        self, doc: Mapping, revealed: Mapping | None = None, groups: list[dict] | None = None
+    ) -> dict:
+        """`groups`: the resident's memberships when the caller already read them."""
         revealed = revealed or {}
         rendered = {
             "id": doc["_id"],
@@ -179,12 +197,14 @@ class ResidentUseCases(UseCases):
             "created_at": iso_time(doc.get("created_at")),
             "updated_at": iso_time(doc.get("updated_at")),
         }
-        if self.caller.has_role(*access.GROUP_READERS):
+        if groups is not None:
+            rendered["groups"] = groups
+        elif self.caller.has_role(*access.GROUP_READERS):
             rendered["groups"] = [
                 render_membership(m)
-                for m in self.db[store.MEMBERSHIPS].find(
-                    {"resident_id": doc["_id"], "active": True}
-                )
+                for m in self.db[store.MEMBERSHIPS]
+                .find({"resident_id": doc["_id"], "active": True})
+                .sort("group", 1)
             ]
         return rendered
 
@@ -233,7 +253,7 @@ class ResidentUseCases(UseCases):
             indexes = self.cipher.blind_indexes(normalise_phone(phone), "phone")
             query = {"phone_index": {"$in": indexes}}
         query.update(access.scope_filter(self.caller))
-        return [self._render_resident(doc) for doc in self.db[store.RESIDENTS].find(query)]
+        return self._render_residents(list(self.db[store.RESIDENTS].find(query)))
 
     def list_residents(
         self, code: str, cursor: str | None = None, limit: int = 50, status: str = ACTIVE
@@ -244,7 +264,7 @@ class ResidentUseCases(UseCases):
             {"path": code, "status": status},
             cursor,
             limit,
-            self._render_resident,
+            render_all=self._render_residents,
         )
 
     def update_resident(self, resident_id: str, changes: Mapping, expected_version: int) -> dict:

@@ -137,6 +137,26 @@ def test_flagging_and_clearing_a_group_publish_events(county, worker, resident, 
         worker.clear_group(membership["id"], " ")
 
 
+def test_a_list_and_a_search_show_each_residents_own_groups(county, worker, resident):
+    """The memberships of a page are read for the whole page at once: each resident
+    still shows its own, and one without any shows none."""
+    other = register(county, IDS[1], name="李四")
+    worker.flag_group(resident["id"], "low_income", "low", "worker-a1")
+    worker.flag_group(resident["id"], "elderly_alone", "medium", "worker-a1")
+    cleared = worker.flag_group(other["id"], "disabled", "low", "worker-a1")
+    worker.clear_group(cleared["id"], "no longer applies")
+
+    listed = {item["id"]: item for item in worker.list_residents(GRID_A1)["items"]}
+    assert [g["group"] for g in listed[resident["id"]]["groups"]] == [
+        "elderly_alone",
+        "low_income",
+    ]
+    assert listed[other["id"]]["groups"] == []
+    [found] = worker.find_resident(id_number=IDS[0])
+    assert found["groups"] == listed[resident["id"]]["groups"]
+    assert found["groups"] == worker.get_resident(resident["id"])["groups"]
+
+
 def test_flagging_the_same_group_twice_keeps_one_active_membership(
     county, worker, resident, population_db, events_tap
 ):
