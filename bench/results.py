@@ -67,6 +67,7 @@ def markdown(
     failures: Mapping[str, str] | None = None,
     not_run: Iterable[str] = (),
     load: str = "",
+    arguments: Mapping[str, str] | None = None,
 ) -> str:
     """bench/RESULTS.md: every figure beside its baseline from the same run."""
     lines = [
@@ -90,6 +91,9 @@ def markdown(
     if failures:
         lines += ["", "Scripts that did not finish (their figures are missing above):", ""]
         lines += [f"- `{script}`: {why}" for script, why in failures.items()]
+    if arguments:
+        lines += ["", "Run with sizes other than the scripts' defaults (the issue's sizes):", ""]
+        lines += [f"- `{script} {given}`" for script, given in arguments.items()]
     not_run = list(not_run)
     if not_run:
         lines += ["", "Not run this time (`--only`): " + ", ".join(f"`{s}`" for s in not_run)]

@@ -55,3 +55,25 @@ def test_a_run_records_what_the_scripts_measured_and_names_what_failed(tmp_path)
     assert re.search(r"at commit `[0-9a-f]{12}`", text)
     # The script's own output is kept beside.
     assert "300 things/s" in (tmp_path / "out" / "fast.txt").read_text()
+
+
+def test_a_script_run_smaller_gets_its_arguments_and_results_say_so(tmp_path):
+    sized = tmp_path / "sized.py"
+    sized.write_text(
+        textwrap.dedent(
+            """
+            import sys
+            from bench.results import record
+            rows = int(sys.argv[sys.argv.index("--rows") + 1])
+            record("sized", "rows", float(rows), "raw rows", float(rows), "")
+            """
+        )
+    )
+    results_md = tmp_path / "RESULTS.md"
+
+    failed = run_all.run([sized], tmp_path / "out", results_md, arguments={"sized": "--rows 1234"})
+
+    assert failed == 0
+    text = results_md.read_text()
+    assert "| sized | rows | 1,234 | raw rows | 1,234 |" in text
+    assert "- `sized.py --rows 1234`" in text
