@@ -188,8 +188,8 @@ class IncidentDesk:
         command_id = f"{self.actor.user_id}:{key}"
         fingerprint = _fingerprint({"version": expected_version, "fields": fields or {}})
         # Optimistic: a retry of a done command is found by the failure it meets (its
-        # version is stale, or its key is already on another case), so a first attempt
-        # costs no look-up of the record.
+        # version is stale, or its key is already used), so a first attempt costs no
+        # look-up of the record.
         try:
             for _ in range(MARKS_RACE_ATTEMPTS - 1):
                 try:
