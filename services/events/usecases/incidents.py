@@ -65,6 +65,9 @@ COMMANDS: dict[str, type] = {
     )
 }
 WORKLISTS = ("my_grid", "verification", "centre_queue", "department_inbox", "overdue", "supervised")
+RENDERED_FIELDS = tuple(
+    field.name for field in dataclasses.fields(loop.Incident) if field.name != "timeline"
+)
 SYSTEM_ACTOR = loop.Actor(user_id="events-deadlines", roles=(roles.SYSTEM,))
 
 
@@ -242,7 +245,7 @@ class IncidentDesk:
             "at": self.clock(),
         }
         self._commit(document, new_document, change, key=record)
-        return self._render(new_document)
+        return self._render(new_document, incident=change.incident)
 
     def _replay(self, done: Mapping, incident_id: str, action: str, fingerprint: str) -> dict:
         if (
@@ -427,13 +430,17 @@ class IncidentDesk:
     def timeline(self, incident_id: str) -> list[dict]:
         return _render_timeline(self._visible(incident_id)["timeline"])
 
-    def _render(self, document: Mapping, as_of_version: int | None = None) -> dict:
-        incident = loop.from_document(document)
-        rendered = {
-            key: _json(value)
-            for key, value in loop.to_document(incident).items()
-            if key != "timeline"
-        }
+    def _render(
+        self,
+        document: Mapping,
+        as_of_version: int | None = None,
+        incident: loop.Incident | None = None,  # the document's, when the caller has it
+    ) -> dict:
+        if incident is None:
+            incident = loop.from_document(document)
+        # The case's fields but its timeline (a call of its own), without turning the
+        # whole timeline into plain values to drop it.
+        rendered = {name: _plain_json(getattr(incident, name)) for name in RENDERED_FIELDS}
         rendered.update(
             id=incident.incident_id,
             allowed_actions=loop.allowed_actions(incident, self.actor),
@@ -873,6 +880,12 @@ def _json(value):
     if isinstance(value, list | tuple):
         return [_json(v) for v in value]
     return value
+
+
+def _plain_json(value):
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = dataclasses.asdict(value)
+    return _json(value)
 
 
 def _render_timeline(entries) -> list[dict]:
