@@ -20,9 +20,9 @@ caller context of whoever acts (set per call, as the gateway does), then run:
   suspicious person) is escalated to the township centre, which dispatches it to its
   police station; the department handler signs and feeds back; the grid worker verifies;
   the owning centre closes; the reporter evaluates. Every transition is one RPC to the
-  events service, which commits the case (with the command's idempotency record) and its
-  outbox of events in a MongoDB transaction, then publishes them as CloudEvents on
-  `events.events`.
+  events service, which writes the case with the command's idempotency record and its
+  events in one `findAndModify` (a report: one insert), then publishes them as
+  CloudEvents on `events.events`; the sent ones leave the case in a background batch.
 
 Each phase is timed after a warm-up (25 no-op calls and 2 cases per caller). Cases
 alternate between the two paths and go round the 3 grids. Queues bound like departments'

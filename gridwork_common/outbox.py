@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TypeVar
 
 from pymongo import ASCENDING, IndexModel
@@ -149,12 +149,11 @@ class Outbox:
             log.warning("events left in the outbox for the timer", exc_info=True)
             return 0
 
-    def send_entries(self, entries: list[dict]) -> int:
-        """Send entries this process has just committed, from memory (no read back), and
-        delete them in one command: one round trip to mongod for the lot, not two per
-        event. A send that fails leaves the unsent ones to `resend`."""
+    def publish_entries(self, entries: list[dict]) -> list[str]:
+        """Send entries from memory, in order; the ids of those the broker took (all of
+        them unless it failed: the rest are left to a timer)."""
         if not entries or self.publisher is None:
-            return 0
+            return []
         sent: list[str] = []
         try:
             for entry in entries:
@@ -162,6 +161,13 @@ class Outbox:
                 sent.append(entry["_id"])
         except Exception:  # the broker is down: the timer sends the rest later
             log.warning("events left in the outbox for the timer", exc_info=True)
+        return sent
+
+    def send_entries(self, entries: list[dict]) -> int:
+        """Send entries this process has just committed, from memory (no read back), and
+        delete them in one command: one round trip to mongod for the lot, not two per
+        event. A send that fails leaves the unsent ones to `resend`."""
+        sent = self.publish_entries(entries)
         if sent:
             try:
                 # Acknowledged without waiting for the journal: a delete lost in a crash
@@ -187,13 +193,16 @@ class Outbox:
     def record_backlog(self) -> None:
         """What is still waiting, for /metrics (an outbox that does not drain alerts)."""
         try:
-            waiting = self.db[OUTBOX].estimated_document_count()
-            oldest = self.db[OUTBOX].find_one({}, sort=[("created_at", ASCENDING)])
+            waiting, oldest = self.backlog()
         except PyMongoError:
             return  # mongod is down: the service's own health says so
-        OUTBOX_BACKLOG.labels(self.db.name).set(waiting)
-        age = (self.clock() - oldest["created_at"]).total_seconds() if oldest else 0
-        OUTBOX_OLDEST_AGE.labels(self.db.name).set(max(age, 0))
+        record_backlog(self.db.name, waiting, oldest, self.clock())
+
+    def backlog(self) -> tuple[int, datetime | None]:
+        """How many entries wait, and when the oldest was written."""
+        waiting = self.db[OUTBOX].estimated_document_count()
+        oldest = self.db[OUTBOX].find_one({}, sort=[("created_at", ASCENDING)])
+        return waiting, oldest["created_at"] if oldest else None
 
     def _send(self, query: dict) -> int:
         """Publish the matching entries, then delete the sent ones a batch at a time (a
@@ -219,6 +228,13 @@ class Outbox:
         deleted = len(ids)
         ids.clear()
         return deleted
+
+
+def record_backlog(database: str, waiting: int, oldest: datetime | None, now: datetime) -> None:
+    """An outbox's backlog for /metrics (`oldest`: when the oldest waiting entry was written)."""
+    OUTBOX_BACKLOG.labels(database).set(waiting)
+    age = (now - oldest).total_seconds() if oldest is not None else 0
+    OUTBOX_OLDEST_AGE.labels(database).set(max(age, 0))
 
 
 def _conflicted(exc: PyMongoError) -> bool:

@@ -22,6 +22,7 @@ from gridwork_common.rpc import BoundedRpcProxy, rpc
 from services.events import store
 from services.events.grid_cache import GridLocator
 from services.events.metrics import publish_incident_gauges
+from services.events.sent_events import SentEvents
 from services.events.usecases import map_view
 from services.events.usecases.incidents import IncidentDesk
 from services.events.usecases.setup import CountySetup
@@ -46,6 +47,7 @@ class EventsService:
     metrics = PrometheusMetrics()
     probes = ServiceProbes()  # /healthz, /readyz on METRICS_PORT
     clock = ServiceClock()
+    sent_events = SentEvents()  # pulls sent events off their cases, a batch at a time
 
     def _setup(self, caller: CallerContext | None = None) -> CountySetup:
         county_code = Settings.from_nameko_config(self.config).county_code
@@ -54,7 +56,13 @@ class EventsService:
     def _desk(self, caller: CallerContext | None = None) -> IncidentDesk:
         caller = caller or self.caller
         return IncidentDesk(
-            self.db, self._setup(caller), self.events, self._grid_of, caller, self.clock
+            self.db,
+            self._setup(caller),
+            self.events,
+            self._grid_of,
+            caller,
+            self.clock,
+            forget_sent=self.sent_events,
         )
 
     def _grid_of(self, lon: float, lat: float) -> str:

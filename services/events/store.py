@@ -3,12 +3,15 @@
 from pymongo import ASCENDING, DESCENDING, GEOSPHERE, IndexModel
 
 INCIDENTS = "incidents"
-COMMANDS = "commands"  # idempotency: the first result of every command, by key
+# An older release's idempotency records (now kept in their cases: repository.py); drained.
+COMMANDS = "commands"
 CATALOGUES = "catalogue_versions"
 DEPARTMENTS = "departments"
 SETTINGS = "settings"  # the working calendar and deadline policy of the county
 CALENDAR_NOTICES = "calendar_notices"  # holiday notices the county loaded, one per year
-OUTBOX = "outbox"  # events written with the change they announce, sent after commit
+# The shared outbox (gridwork_common/outbox.py): deadline notices, and an older release's
+# events of case changes (now kept in their cases until sent: repository.py).
+OUTBOX = "outbox"
 
 INDEXES = {
     INCIDENTS: [
@@ -21,6 +24,14 @@ INDEXES = {
         IndexModel([("open", ASCENDING), ("stage_due", ASCENDING)], name="open_due"),
         IndexModel([("category", ASCENDING), ("reported_at", DESCENDING)], name="category_time"),
         IndexModel([("owning_centre", ASCENDING), ("state", ASCENDING)], name="owner_state"),
+        # A command's Idempotency-Key is used once, whichever case it was used on.
+        IndexModel([("commands._id", ASCENDING)], name="command_keys", unique=True, sparse=True),
+        # Only cases with events not yet known sent, for the outbox timer.
+        IndexModel(
+            [("outbox.created_at", ASCENDING)],
+            name="unsent_events",
+            partialFilterExpression={"outbox.created_at": {"$exists": True}},
+        ),
     ],
     COMMANDS: [IndexModel([("at", ASCENDING)], name="at")],
     OUTBOX: [IndexModel([("created_at", ASCENDING)], name="created_at")],

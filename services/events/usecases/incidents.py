@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -14,22 +15,25 @@ from datetime import UTC, datetime, timedelta
 
 from pymongo import ReturnDocument
 from pymongo.database import Database
-from pymongo.errors import DuplicateKeyError, OperationFailure
+from pymongo.errors import DuplicateKeyError, OperationFailure, PyMongoError
 
 from gridwork_common import roles
 from gridwork_common.clock import utc_now
 from gridwork_common.context import CallerContext
 from gridwork_common.errors import Conflict, GridworkError, InvalidInput, NotFound
 from gridwork_common.events import EventPublisher
-from gridwork_common.outbox import Outbox
+from gridwork_common.outbox import RESEND_BATCH, Outbox, record_backlog
 from services.events import store, topics
 from services.events.domain import incident as loop
 from services.events.domain.calendar import WorkingCalendar
+from services.events.repository import WITHOUT_EMBEDDED, Cases
 from services.events.usecases.setup import CountySetup
 
+log = logging.getLogger(__name__)
 IDEMPOTENCY_NAMESPACE = uuid.UUID("5b0c2a1e-7f5d-4c1e-9a43-6f0e1d2b3c4d")
 MAX_PAGE = 200
 REPORT_RACE_ATTEMPTS = 20
+MARKS_RACE_ATTEMPTS = 4  # a stage gets at most three deadline marks
 OPEN_STATES = tuple(s for s in loop.STATES if s not in (loop.REJECTED, loop.EVALUATED, loop.CLOSED))
 CENTRE_QUEUE_STATES = (
     loop.REPORTED,
@@ -61,7 +65,9 @@ COMMANDS: dict[str, type] = {
     )
 }
 WORKLISTS = ("my_grid", "verification", "centre_queue", "department_inbox", "overdue", "supervised")
-DEADLINE_MARKS = ("warned_seq", "overdue_seq", "auto_seq")
+RENDERED_FIELDS = tuple(
+    field.name for field in dataclasses.fields(loop.Incident) if field.name != "timeline"
+)
 SYSTEM_ACTOR = loop.Actor(user_id="events-deadlines", roles=(roles.SYSTEM,))
 
 
@@ -74,13 +80,18 @@ class IncidentDesk:
         locate: Callable[[float, float], str] | None,  # a point's grid code
         caller: CallerContext,
         clock: Callable[[], datetime] = utc_now,
+        forget_sent: Callable[[str, list[str]], None] | None = None,
     ):
         self.db = db
+        self.cases = Cases(db)
         self.setup = setup
         self.events = events
         self.locate = locate
         self.caller = caller
         self.clock = clock
+        # Takes (case id, ids of its sent events) to pull off the case: a replica's
+        # batcher (sent_events.py), off the request path; else pulled at once.
+        self.forget_sent = forget_sent or self._forget_now
 
     @property
     def actor(self) -> loop.Actor:
@@ -104,7 +115,7 @@ class IncidentDesk:
         try:
             return self._report(raw, incident_id, fingerprint)
         except GridworkError:
-            existing = self.db[store.INCIDENTS].find_one({"_id": incident_id})
+            existing = self.db[store.INCIDENTS].find_one({"_id": incident_id}, WITHOUT_EMBEDDED)
             if existing is None:
                 raise
             return self._replayed_report(existing, fingerprint)
@@ -136,10 +147,10 @@ class IncidentDesk:
                 self._commit(None, document, change, key=None)
                 return self._report_result(document)
             except DuplicateKeyError:  # the same report, retried concurrently
-                existing = self.db[store.INCIDENTS].find_one({"_id": incident_id})
+                existing = self.db[store.INCIDENTS].find_one({"_id": incident_id}, WITHOUT_EMBEDDED)
                 if existing is not None:
                     return self._replayed_report(existing, fingerprint)
-                time.sleep(0.05)  # the other attempt's transaction has not committed yet
+                time.sleep(0.05)  # the other attempt's case is not readable yet
         raise Conflict("idempotency_key: the same report is being stored; retry")
 
     def _replayed_report(self, existing: Mapping, fingerprint: str) -> dict:
@@ -180,16 +191,25 @@ class IncidentDesk:
         command_id = f"{self.actor.user_id}:{key}"
         fingerprint = _fingerprint({"version": expected_version, "fields": fields or {}})
         # Optimistic: a retry of a done command is found by the failure it meets (its
-        # version is stale, or its idempotency record collides in the commit), so a first
-        # attempt costs no look-up of the record.
+        # version is stale, or its key is already used), so a first attempt costs no
+        # look-up of the record.
         try:
+            for _ in range(MARKS_RACE_ATTEMPTS - 1):
+                try:
+                    return self._act(
+                        incident_id, action, expected_version, fields, command_id, fingerprint
+                    )
+                except MarksMoved:  # the deadline timer marked the case meanwhile: again
+                    continue
             return self._act(incident_id, action, expected_version, fields, command_id, fingerprint)
-        except DuplicateKeyError:  # the same command, retried concurrently: it won
-            pass
+        except DuplicateKeyError:  # the key was already used (on this case or another)
+            done = self.cases.command(command_id)
+            if done is None:
+                raise Conflict("idempotency_key: already used for a different command") from None
         except GridworkError:
-            if self.db[store.COMMANDS].find_one({"_id": command_id}, {"_id": 1}) is None:
+            done = self.cases.command(command_id)
+            if done is None:
                 raise
-        done = self.db[store.COMMANDS].find_one({"_id": command_id})
         return self._replay(done, incident_id, action, fingerprint)
 
     def _act(
@@ -217,16 +237,15 @@ class IncidentDesk:
         rules = self.setup.rules(document.get("catalogue_version"))
         change = loop.apply(incident, command, self.actor, self.clock(), rules)
         new_document = self._document(change.incident, document.get("catalogue_version"), document)
-        record = {
+        record = {  # kept in the case: its id is the case's
             "_id": command_id,
-            "incident_id": incident_id,
             "action": action,
             "version": change.incident.version,
             "fingerprint": fingerprint,
             "at": self.clock(),
         }
         self._commit(document, new_document, change, key=record)
-        return self._render(new_document)
+        return self._render(new_document, incident=change.incident)
 
     def _replay(self, done: Mapping, incident_id: str, action: str, fingerprint: str) -> dict:
         if (
@@ -286,63 +305,28 @@ class IncidentDesk:
         return document
 
     def _commit(self, before: Mapping | None, after: dict, change: loop.Change, key) -> None:
-        """Write the new state, the command's idempotency record and the events to send,
-        in one transaction; then send the events (a timer resends any left behind)."""
-        client = self.db.client
+        """Write the new state with the command's idempotency record and the events to
+        send, in one command (repository.py); then send the events from memory, and hand
+        the sent ones over to be pulled off the case later (a timer resends any left)."""
+        outbox = [self._outbox_entry(after, name, change) for name in change.events]
+        if before is None:
+            self.cases.add(after, outbox)
+        elif not self.cases.save_step(before, after, key, outbox):
+            current, key_used = self.cases.version_of(before["_id"], key and key["_id"])
+            if key_used:
+                raise DuplicateKeyError("the command's key was used on this case")
+            if current == before["version"]:
+                raise MarksMoved(current, current)
+            raise loop.StaleVersion(before["version"], current)
+        sent = Outbox(self.db, self.events, self.clock).publish_entries(outbox)
+        if sent:
+            self.forget_sent(after["_id"], sent)
+
+    def _forget_now(self, case_id: str, entry_ids: list[str]) -> None:
         try:
-            with client.start_session() as session, session.start_transaction():
-                if before is None:
-                    self.db[store.INCIDENTS].insert_one(after, session=session)
-                else:
-                    self._replace_keeping_marks(before, after, session)
-                outbox = [self._outbox_entry(after, name, change) for name in change.events]
-                if key is not None:
-                    self.db[store.COMMANDS].insert_one(key, session=session)
-                if outbox:
-                    self.db[store.OUTBOX].insert_many(outbox, session=session)
-        except OperationFailure as exc:
-            # Two writers on one case at once: the loser's transaction is aborted.
-            if not exc.has_error_label("TransientTransactionError"):
-                raise
-            if before is None:
-                raise DuplicateKeyError("a concurrent report of the same case") from None
-            raise self._stale(before) from None
-        # Sent from memory, and deleted in one command (no read back of what was written).
-        Outbox(self.db, self.events, self.clock).send_entries(outbox)
-
-    def _replace_keeping_marks(self, before: Mapping, after: dict, session) -> None:
-        """Replace the case read at `before`'s version with `after`, in one command. The
-        deadline timer marks a case (warned, overdue, escalated) without a new version;
-        a command that read the case before must not write older marks back, so marks
-        only grow (`$max`) and `after` gets the stored ones."""
-        marks = {mark: after.get(mark, 0) for mark in DEADLINE_MARKS}
-        update: dict = {
-            "$set": {
-                name: value
-                for name, value in after.items()
-                if name != "_id" and name not in DEADLINE_MARKS
-            },
-            "$max": marks,
-        }
-        # The version matches, so the stored case is `before` but for its marks.
-        dropped = {name: "" for name in before if name not in after and name not in marks}
-        if dropped:
-            update["$unset"] = dropped
-        current = self.db[store.INCIDENTS].find_one_and_update(
-            {"_id": before["_id"], "version": before["version"]},
-            update,
-            projection=dict.fromkeys(DEADLINE_MARKS, 1),
-            return_document=ReturnDocument.AFTER,
-            session=session,
-        )
-        if current is None:
-            raise self._stale(before)
-        for mark in DEADLINE_MARKS:
-            after[mark] = current.get(mark, 0)
-
-    def _stale(self, before: Mapping) -> loop.StaleVersion:
-        current = self.db[store.INCIDENTS].find_one({"_id": before["_id"]}, {"version": 1})
-        return loop.StaleVersion(before["version"], current["version"] if current else None)
+            self.cases.forget_sent([(case_id, entry_ids)])
+        except PyMongoError:  # sent but kept: the timer sends them again (at least once)
+            log.warning("sent events left in their case", exc_info=True)
 
     def _outbox_entry(self, document: Mapping, name: str, change: loop.Change) -> dict:
         incident = change.incident
@@ -365,18 +349,52 @@ class IncidentDesk:
             return EventPublisher(lambda key, payload: None, "/counties/000000/events")
         return self.events
 
-    def flush_outbox(self, ids: list[str] | None = None, older_than_s: float = 0) -> int:
-        """Send outbox entries (the given ones, or any older than `older_than_s`). A send
-        after a commit that fails (the broker down) leaves the entries to the timer: the
-        change stands and its caller gets its answer."""
+    def flush_outbox(self, older_than_s: float = 0) -> int:
+        """Send the events left unsent for `older_than_s`, in cases and in the shared
+        outbox (deadline notices, an older release's). A send after a write that fails
+        (the broker down) leaves the entries to this timer: the change stands and its
+        caller gets its answer."""
+        self.cases.drain_legacy_commands()
         outbox = Outbox(self.db, self.events, self.clock)
-        return outbox.send(ids) if ids is not None else outbox.resend(older_than_s)
+        if self.events is None:
+            return 0
+        sent = 0
+        try:
+            sent += outbox.resend(older_than_s)
+            sent += self._resend_from_cases(outbox, older_than_s)
+        finally:
+            self._record_backlog(outbox)
+        return sent
+
+    def _resend_from_cases(self, outbox: Outbox, older_than_s: float) -> int:
+        cutoff = self.clock() - timedelta(seconds=older_than_s)
+        sent: list[tuple[str, list[str]]] = []
+        try:
+            for case in self.cases.with_unsent(cutoff, RESEND_BATCH):
+                entries = sorted(case.get("outbox", []), key=lambda entry: entry["created_at"])
+                due = [entry for entry in entries if entry["created_at"] < cutoff]
+                ids = outbox.publish_entries(due)
+                sent.append((case["_id"], ids))
+                if len(ids) < len(due):
+                    break  # the broker is down: the next run sends the rest
+        finally:
+            self.cases.forget_sent(sent)
+        return sum(len(ids) for _, ids in sent)
+
+    def _record_backlog(self, outbox: Outbox) -> None:
+        try:
+            waiting, oldest = outbox.backlog()
+            in_cases, oldest_in_cases = self.cases.unsent_backlog()
+        except PyMongoError:
+            return  # mongod is down: the service's own health says so
+        written = [moment for moment in (oldest, oldest_in_cases) if moment is not None]
+        record_backlog(self.db.name, waiting + in_cases, min(written, default=None), self.clock())
 
     # ------------------------------------------------------------------ reading
     def _visible(self, incident_id: str) -> dict:
         if not isinstance(incident_id, str):
             raise InvalidInput("incident_id", "must be a string")
-        document = self.db[store.INCIDENTS].find_one({"_id": incident_id})
+        document = self.db[store.INCIDENTS].find_one({"_id": incident_id}, WITHOUT_EMBEDDED)
         if document is None or not self._sees(document):
             raise NotFound(f"no incident {incident_id}")
         return document
@@ -412,13 +430,17 @@ class IncidentDesk:
     def timeline(self, incident_id: str) -> list[dict]:
         return _render_timeline(self._visible(incident_id)["timeline"])
 
-    def _render(self, document: Mapping, as_of_version: int | None = None) -> dict:
-        incident = loop.from_document(document)
-        rendered = {
-            key: _json(value)
-            for key, value in loop.to_document(incident).items()
-            if key != "timeline"
-        }
+    def _render(
+        self,
+        document: Mapping,
+        as_of_version: int | None = None,
+        incident: loop.Incident | None = None,  # the document's, when the caller has it
+    ) -> dict:
+        if incident is None:
+            incident = loop.from_document(document)
+        # The case's fields but its timeline (a call of its own), without turning the
+        # whole timeline into plain values to drop it.
+        rendered = {name: _plain_json(getattr(incident, name)) for name in RENDERED_FIELDS}
         rendered.update(
             id=incident.incident_id,
             allowed_actions=loop.allowed_actions(incident, self.actor),
@@ -568,7 +590,7 @@ class IncidentDesk:
                     field: {"$lte": now},
                     "$expr": {"$lt": [f"${stamp}", "$stage_seq"]},
                 },
-                {"timeline": 0},
+                {"timeline": 0, **WITHOUT_EMBEDDED},
             )
             for document in due:
                 if self._mark_and_announce(document, stamp, name):
@@ -618,7 +640,9 @@ class IncidentDesk:
             {"timeline": 0, "_id": 1},
         )
         for candidate in candidates:
-            document = self.db[store.INCIDENTS].find_one({"_id": candidate["_id"]})
+            document = self.db[store.INCIDENTS].find_one(
+                {"_id": candidate["_id"]}, WITHOUT_EMBEDDED
+            )
             rules = self.setup.rules(document.get("catalogue_version"))
             if rules.working_minutes_between(document["stage_due"], now) < hours * 60:
                 continue
@@ -668,6 +692,12 @@ class IncidentDesk:
         except loop.StaleVersion:
             return False  # a person acted on it meanwhile, or another replica did this
         return bool(events)
+
+
+class MarksMoved(loop.StaleVersion):
+    """The deadline timer marked the case (warned, overdue, escalated) between a step's
+    read and its write: the step is decided again on what is stored, as its events say
+    whether the case ever ran late."""
 
 
 def _event_data(
@@ -850,6 +880,12 @@ def _json(value):
     if isinstance(value, list | tuple):
         return [_json(v) for v in value]
     return value
+
+
+def _plain_json(value):
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = dataclasses.asdict(value)
+    return _json(value)
 
 
 def _render_timeline(entries) -> list[dict]:

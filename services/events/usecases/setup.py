@@ -155,17 +155,20 @@ class CountySetup:
                     }
                 )
             _forget(self.db, "catalogue_version")
-        return self.current_catalogue()
+        # Read here, not through the cache: another worker may have cached "none yet"
+        # just before the default was stored.
+        return self.catalogue_version(self._latest_version())
 
     def current_version(self) -> int:
-        def load():
-            latest = self.db[store.CATALOGUES].find_one(sort=[("_id", -1)], projection={"_id": 1})
-            return latest["_id"] if latest else None
-
-        version = _cache(self.db, "catalogue_version", load)
+        version = _cache(self.db, "catalogue_version", self._latest_version)
         if version is None:
+            _forget(self.db, "catalogue_version")  # not kept: it is being made now
             return self.ensure_default_catalogue().version
         return version
+
+    def _latest_version(self) -> int | None:
+        latest = self.db[store.CATALOGUES].find_one(sort=[("_id", -1)], projection={"_id": 1})
+        return latest["_id"] if latest else None
 
     def current_catalogue(self) -> Catalogue:
         return self.catalogue_version(self.current_version())

@@ -1,0 +1,119 @@
+"""A case carries its commands' idempotency records and the events of its changes until
+they are sent (services/events/repository.py): sent events leave the case, what a crash
+or a broker outage left is sent by the outbox timer, and an older release's records (in
+a collection of their own) are still honoured and moved into their cases."""
+
+from datetime import timedelta
+
+import pytest
+
+from devstack.processes import wait_until
+from gridwork_common.events import EventPublisher
+from services.events import topics
+from services.events.repository import Cases
+from tests.integration.events.conftest import VILLAGE_A_CENTRE
+from tests.integration.events.support import (
+    EVENT_SOURCE,
+    Desk,
+    action_of,
+    check_envelope,
+    events_database,
+    run_timer,
+)
+from tests.population_data import GRID_A1
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def desk(county, as_user):
+    return Desk(as_user)
+
+
+@pytest.fixture
+def events_db(settings):
+    with events_database(settings) as db:
+        yield db
+
+
+def stored(db, case: dict) -> dict:
+    return db["incidents"].find_one({"_id": case["id"]})
+
+
+def test_a_steps_events_leave_its_case_once_sent_and_its_key_stays_with_it(
+    desk, events_db, department_tap
+):
+    tap = department_tap("incident.#")
+    case = desk.report()
+    case = desk.act(VILLAGE_A_CENTRE, case, "accept", key="accept-1")
+
+    assert [action_of(key) for key, _ in tap()] == ["reported", "accepted"]
+    wait_until(lambda: not stored(events_db, case).get("outbox"), 10, "sent events pulled")
+    commands = stored(events_db, case)["commands"]
+    assert [(c["_id"], c["action"], c["version"]) for c in commands] == [
+        (f"{VILLAGE_A_CENTRE.user_id}:accept-1", "accept", case["version"])
+    ]
+
+
+def test_events_left_in_a_case_are_sent_by_the_outbox_timer(
+    desk, services, events_db, department_tap, clock
+):
+    # As if the process had died between writing a step and sending its event.
+    case = desk.report()
+    full_key, envelope = EventPublisher(lambda key, payload: None, EVENT_SOURCE).envelope(
+        "incident.closed",
+        GRID_A1,
+        {"incident_id": case["id"], "event": "closed", "grid_code": GRID_A1, "department": None},
+        route=topics.route(GRID_A1, None),
+        extensions={"department": topics.NO_DEPARTMENT},
+    )
+    entry = {
+        "_id": envelope["id"],
+        "routing_key": full_key,
+        "envelope": envelope,
+        "created_at": clock() - timedelta(minutes=5),
+    }
+    events_db["incidents"].update_one({"_id": case["id"]}, {"$push": {"outbox": entry}})
+    tap = department_tap("incident.closed.#")
+
+    assert run_timer(services, "resend_outbox") == 1
+    received = tap()
+    assert [key for key, _ in received] == [full_key]
+    assert received[0][1] == envelope
+    check_envelope(*received[0])
+    assert stored(events_db, case)["outbox"] == []
+    assert run_timer(services, "resend_outbox") == 0
+
+
+def test_an_older_releases_idempotency_record_is_honoured_and_moved_into_its_case(
+    desk, services, events_db
+):
+    case = desk.report()
+    accepted = desk.act(VILLAGE_A_CENTRE, case, "accept", key="old-accept")
+    # The layout of the release before: the record in the `commands` collection.
+    key = f"{VILLAGE_A_CENTRE.user_id}:old-accept"
+    (record,) = stored(events_db, case)["commands"]
+    events_db["incidents"].update_one({"_id": case["id"]}, {"$unset": {"commands": ""}})
+    events_db["commands"].insert_one({**record, "incident_id": case["id"]})
+
+    retry = desk.events(VILLAGE_A_CENTRE).act(case["id"], "accept", 1, "old-accept", None)
+    assert retry["replayed_version"] == accepted["version"]
+
+    run_timer(services, "resend_outbox")
+    assert events_db["commands"].count_documents({}) == 0
+    assert [c["_id"] for c in stored(events_db, case)["commands"]] == [key]
+    retry = desk.events(VILLAGE_A_CENTRE).act(case["id"], "accept", 1, "old-accept", None)
+    assert retry["replayed_version"] == accepted["version"]
+
+
+def test_a_step_read_before_the_deadline_timer_marked_the_case_is_not_written(desk, events_db):
+    # The step's events were decided on the marks it read (a closed case's events say
+    # whether it ever ran late): the desk decides it again on what is stored.
+    case = desk.report()
+    before = events_db["incidents"].find_one({"_id": case["id"]})
+    events_db["incidents"].update_one({"_id": case["id"]}, {"$set": {"overdue_seq": 1}})
+    after = {**before, "description": "changed"}
+
+    assert Cases(events_db).save_step(before, after, None, []) is False
+    assert stored(events_db, case)["description"] == before["description"]
+    assert Cases(events_db).version_of(case["id"]) == (before["version"], False)
