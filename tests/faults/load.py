@@ -130,18 +130,37 @@ class Load:
                 return
             case_id, version = self._to_accept.popleft()
         operation = Operation("accept", uuid.uuid4().hex, expected_state="accepted")
-        answer = self._until_acknowledged(
-            operation,
-            lambda headers: requests.post(
+        decided_on = {"version": version}
+
+        def send(headers: dict) -> requests.Response:
+            response = requests.post(
                 f"{self.gateway}/api/v1/incidents/{case_id}/accept",
-                json={"expected_version": version},
+                json={"expected_version": decided_on["version"]},
                 headers={**self.headers["centre"], **headers},
                 timeout=CLIENT_TIMEOUT_S,
-            ),
-            target=case_id,
-        )
+            )
+            if response.status_code == 409 and "Retry-After" not in response.headers:
+                # The case moved on since it was read (the deadline timer supervised or
+                # escalated it): like the command centre's page, read it again and decide
+                # on its new version. A 409 with Retry-After is a request still running.
+                self._reload_version(case_id, decided_on)
+            return response
+
+        answer = self._until_acknowledged(operation, send, target=case_id)
         if answer is not None:
             operation.answer_id = answer["id"]
+
+    def _reload_version(self, case_id: str, decided_on: dict) -> None:
+        try:
+            response = requests.get(
+                f"{self.gateway}/api/v1/incidents/{case_id}",
+                headers=self.headers["centre"],
+                timeout=CLIENT_TIMEOUT_S,
+            )
+        except requests.RequestException:
+            return  # an outage: the next attempt reads again
+        if response.status_code == 200:
+            decided_on["version"] = response.json()["version"]
 
     def _upload(self) -> None:
         with self._lock:
