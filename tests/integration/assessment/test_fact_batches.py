@@ -7,7 +7,6 @@ import pytest
 from kombu import Connection, Exchange, Producer
 
 from devstack.processes import wait_until
-from gridwork_common.mongo import new_client
 from services.assessment import facts, store
 from services.assessment.service import AssessmentService
 from tests.integration.assessment.test_summaries import (
@@ -17,16 +16,6 @@ from tests.integration.assessment.test_summaries import (
 )
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def db(settings):
-    client = new_client(settings, app_name="gridwork-tests")
-    database = client[settings.database_name("assessment")]
-    for collection, models in store.INDEXES.items():
-        database[collection].create_indexes(models)
-    yield database
-    client.close()
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ from kombu import Connection, Exchange, Producer
 
 from devstack.processes import wait_until
 from gridwork_common.events import new_event
-from gridwork_common.mongo import new_client
 from services.assessment import facts, scorecards, store, summaries
 from services.assessment.domain import indicators as reference
 from services.assessment.domain.periods import Period
@@ -42,16 +41,6 @@ WORKING_DAYS = {
     if (START + timedelta(days=n)).weekday() < 5
 }
 PERIODS = ["2026-10", "2026-11", "2026-12", "2026-Q4", "2026", "2026-W44", "2026-10-15"]
-
-
-@pytest.fixture
-def db(settings):
-    client = new_client(settings, app_name="gridwork-tests")
-    database = client[settings.database_name("assessment")]
-    for collection, models in store.INDEXES.items():
-        database[collection].create_indexes(models)
-    yield database
-    client.close()
 
 
 def generated_events(seed: int, cases: int = 300) -> list[dict]:
