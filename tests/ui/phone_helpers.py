@@ -86,6 +86,9 @@ def jpeg(colour: tuple[int, int, int]) -> dict:
 
 
 def waiting_banner(page) -> str:
+    # A screen may be ready before the app has first read its outbox (body[data-waiting]
+    # is set by that read): a banner looked at earlier is hidden whatever is waiting.
+    page.wait_for_selector("body[data-waiting]", state="attached")
     banner = page.locator("#outbox-banner")
     return "" if banner.is_hidden() else page.inner_text("#outbox-count")
 
