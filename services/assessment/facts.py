@@ -15,12 +15,14 @@ from pydantic import ValidationError
 from pymongo.database import Database
 
 from gridwork_common.events import parse_event
+from gridwork_common.territory import CODE_LENGTHS
 from services.assessment import summaries
 from services.assessment.domain import patrols as patrolling
 from services.assessment.domain.indicators import VISIT_OBLIGATIONS, VISIT_RECORDED
 from services.assessment.domain.periods import CHINA_TIME
 
-GRID_LENGTH = 15
+GRID_LENGTH = CODE_LENGTHS["grid"]
+_PATH_LENGTHS = tuple(CODE_LENGTHS[level] for level in ("county", "township", "village", "grid"))
 _log = logging.getLogger(__name__)
 
 
@@ -29,7 +31,7 @@ def territory_path(code: str | None) -> list[str]:
     grid 15 digits), for "everything under this node" queries."""
     if not code or not code.isdigit():
         return []
-    return [code[:length] for length in (6, 9, 12, 15) if len(code) >= length]
+    return [code[:length] for length in _PATH_LENGTHS if len(code) >= length]
 
 
 def fact_from_event(payload: Mapping) -> dict:

@@ -19,11 +19,13 @@ from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
+from gridwork_common.territory import CODE_LENGTHS
+
 PATROL_FINISHED = "patrol.finished"
 PATROL_UPDATED = "patrol.updated"
 PATROL_TYPES = (PATROL_FINISHED, PATROL_UPDATED)
 GRID_UPDATED = "grid.updated"
-GRID_LENGTH = 15
+GRID_LENGTH = CODE_LENGTHS["grid"]
 PATROL_FIELDS = (
     "patrols",
     "patrol_seconds",

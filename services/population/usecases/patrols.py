@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from gridwork_common.clock import Clock
 from gridwork_common.context import CallerContext
 from gridwork_common.errors import Conflict, Forbidden, InvalidInput, NotFound
+from gridwork_common.territory import CODE_LENGTHS
 from services.population import topics
 from services.population.domain import access, patrols
 from services.population.domain.codes import level_of, path_codes
@@ -29,7 +30,7 @@ from services.population.repositories.patrols import (
 )
 from services.population.usecases.base import iso_time, page_limit
 
-GRID_LENGTH = 15
+GRID_LENGTH = CODE_LENGTHS["grid"]
 MAX_TRACKS = 500  # tracks drawn on one map at once
 
 
