@@ -92,3 +92,19 @@ def department_tap(config, services):
     for simple in queues:
         simple.close()
     connection.release()
+
+
+@pytest.fixture
+def desk(county, as_user):
+    """The incident desk's commands, each as the user who acts, over the seeded county."""
+    from tests.integration.events.support import Desk  # support imports this module
+
+    return Desk(as_user)
+
+
+@pytest.fixture
+def events_db(settings):
+    from tests.integration.events.support import events_database  # support imports this module
+
+    with events_database(settings) as db:
+        yield db

@@ -13,7 +13,6 @@ from prometheus_client import REGISTRY, generate_latest
 from gridwork_common.clock import CHINA_TIME
 from tests.integration.events.conftest import ADMIN, COUNTY_CENTRE
 from tests.integration.events.support import (
-    Desk,
     assert_names_field,
     events_container,
     refused,
@@ -30,11 +29,6 @@ NOTICE_2027 = {
 }
 NEW_YEAR_EVE = datetime(2026, 12, 31, 17, 30, tzinfo=CHINA_TIME)  # Thursday, 30 min left
 DECEMBER_FIRST = datetime(2026, 12, 1, 10, 0, tzinfo=CHINA_TIME)
-
-
-@pytest.fixture
-def desk(county, as_user):
-    return Desk(as_user)
 
 
 def china_minute(text: str) -> datetime:

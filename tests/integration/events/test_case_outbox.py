@@ -14,26 +14,13 @@ from services.events.repository import Cases
 from tests.integration.events.conftest import VILLAGE_A_CENTRE
 from tests.integration.events.support import (
     EVENT_SOURCE,
-    Desk,
     action_of,
     check_envelope,
-    events_database,
     run_timer,
 )
 from tests.population_data import GRID_A1
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def desk(county, as_user):
-    return Desk(as_user)
-
-
-@pytest.fixture
-def events_db(settings):
-    with events_database(settings) as db:
-        yield db
 
 
 def stored(db, case: dict) -> dict:

@@ -36,11 +36,9 @@ from tests.integration.events.support import (
     VILLAGE_B_CENTRE,
     WORKER_A2,
     WORKER_B1,
-    Desk,
     action_of,
     assert_names_field,
     check_envelope,
-    events_database,
     ids,
     move_deadlines,
     refused,
@@ -54,17 +52,6 @@ pytestmark = pytest.mark.integration
 NOTHING = {"warning": 0, "overdue": 0, "escalated": 0}
 MINUTE = timedelta(minutes=1)
 WEEKS_AGO = timedelta(days=21)  # far more than any policy's working hours, holidays or not
-
-
-@pytest.fixture
-def desk(county, as_user):
-    return Desk(as_user)
-
-
-@pytest.fixture
-def events_db(settings):
-    with events_database(settings) as db:
-        yield db
 
 
 def deadline_notices(received) -> list[tuple[str, str]]:

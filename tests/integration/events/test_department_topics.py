@@ -23,18 +23,12 @@ from tests.integration.events.support import (
     VILLAGE_B_CENTRE,
     WORKER_A2,
     WORKER_B1,
-    Desk,
     action_of,
     check_envelope,
 )
 from tests.population_data import COUNTY, GRID_A1, GRID_A2, GRID_B1, TOWNSHIP_A, TOWNSHIP_B
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def desk(county, as_user):
-    return Desk(as_user)
 
 
 def received_by_case(received) -> dict[str, list[str]]:

@@ -31,7 +31,6 @@ from tests.integration.events.support import (
     SANITATION_HANDLER_A,
     TOWNSHIP_B_CENTRE,
     WORKER_A2,
-    Desk,
     action_of,
     assert_names_field,
     events_database,
@@ -43,11 +42,6 @@ from tests.integration.events.support import (
 from tests.population_data import COUNTY, GRID_A1, TOWNSHIP_A, TOWNSHIP_B, VILLAGE_A
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def desk(county, as_user):
-    return Desk(as_user)
 
 
 # ---------------------------------------------------------------- the loop

@@ -3,14 +3,11 @@ the cases as points), under a territory node, within the caller's scope, with fi
 
 from datetime import timedelta
 
-import pytest
-
 from tests.integration.events.conftest import ADMIN, VILLAGE_A_CENTRE
 from tests.integration.events.support import (
     POINT_B1,
     VILLAGE_B_CENTRE,
     WORKER_B1,
-    Desk,
     assert_names_field,
     events_database,
     move_deadlines,
@@ -20,11 +17,6 @@ from tests.integration.events.support import (
 from tests.population_data import COUNTY, GRID_A1, GRID_B1, VILLAGE_A
 
 MINUTE = timedelta(minutes=1)
-
-
-@pytest.fixture
-def desk(county, as_user):
-    return Desk(as_user)
 
 
 def summary(as_user, caller, territory=COUNTY, **filters):

@@ -19,7 +19,6 @@ from tests.integration.events.support import (
     POINT_B1,
     TOWNSHIP_B_CENTRE,
     WORKER_B1,
-    Desk,
     assert_names_field,
     ids,
     refused,
@@ -27,11 +26,6 @@ from tests.integration.events.support import (
 from tests.population_data import VILLAGE_A, VILLAGE_B
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def desk(county, as_user):
-    return Desk(as_user)
 
 
 def test_queue_filters_narrow_a_search_within_the_callers_scope(desk):
