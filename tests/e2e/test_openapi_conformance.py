@@ -27,7 +27,7 @@ from devstack.demo import DEMO_PASSWORD, demo_users, seed
 from services.gateway.api import IDEMPOTENCY_HEADER, MAX_KEY_LENGTH
 from services.gateway.app import build_api
 from services.gateway.auth import Identity
-from services.gateway.routes.population import REVEAL_PURPOSE_HEADER
+from services.gateway.routes.population.access_audit import REVEAL_PURPOSE_HEADER
 from services.gateway.store import gateway_db
 from services.population.demo import demo_territory
 from tests.conftest import settings_env

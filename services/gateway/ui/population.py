@@ -3,7 +3,7 @@ a stated purpose), special and vulnerable groups with this month's visit status,
 access audit. Bulk imports are in population_imports.py.
 
 Every view calls the population service's RPCs the API's routes call
-(services/gateway/routes/population.py) in the caller's name: the service checks roles and
+(services/gateway/routes/population/) in the caller's name: the service checks roles and
 territory scope, and a node or resident outside the scope is the 404 page.
 """
 

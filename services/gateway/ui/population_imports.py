@@ -5,13 +5,12 @@ the job is finished or failed) and download the row-level error report."""
 from __future__ import annotations
 
 import base64
-import binascii
 
-from flask import Blueprint, Response, redirect, render_template, request, url_for
+from flask import Blueprint, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
 from gridwork_common import roles
-from services.gateway.routes.population import _content_disposition as content_disposition
+from services.gateway.routes.population.imports import error_report_download
 from services.gateway.ui.pages import FormError, current_page, requires_roles
 
 blueprint = Blueprint("population_imports", __name__, url_prefix="/population/imports")
@@ -76,13 +75,7 @@ def progress(job_id: str):
 
 @blueprint.get("/<job_id>/errors.csv")
 def errors_csv(job_id: str):
-    report = current_page().rpc(SERVICE, "import_error_report", job_id)
-    try:
-        content = base64.b64decode(report["content_base64"], validate=True)
-    except (binascii.Error, KeyError, TypeError) as exc:
-        raise RuntimeError("the population service sent an unreadable report") from exc
-    response = Response(content, status=200, content_type=report["content_type"])
-    response.headers["Content-Disposition"] = content_disposition(report["filename"])
+    response = error_report_download(current_page().rpc(SERVICE, "import_error_report", job_id))
     response.headers["Cache-Control"] = "no-store"
     return response
 

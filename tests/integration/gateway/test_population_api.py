@@ -13,7 +13,16 @@ import pytest
 from werkzeug.datastructures import FileStorage
 from werkzeug.test import encode_multipart
 
-from services.gateway.routes import population as routes
+from services.gateway.routes.population.access_audit import AuditPage
+from services.gateway.routes.population.groups import GroupMembership, Visit, VisitWorklist
+from services.gateway.routes.population.imports import ImportJob, RosterMatchResult
+from services.gateway.routes.population.places import Entity, House, Household
+from services.gateway.routes.population.residents import HistoryList, Resident, ResidentPage
+from services.gateway.routes.population.territory import (
+    GridLocation,
+    TerritoryNode,
+    TerritoryStatistics,
+)
 from services.population.domain.identity import resident_id_check_character
 from tests.population_data import (
     BUILDING_A1,
@@ -93,16 +102,16 @@ def test_admin_imports_the_territory_and_others_read_it_within_scope(as_user):
     children = village.get(f"{API}/territories/{VILLAGE_A}/children").get_json()["items"]
     assert [child["code"] for child in children] == [GRID_A1, GRID_A2]
     grid = village.get(f"{API}/territories/{GRID_A1}").get_json()
-    routes.TerritoryNode.model_validate(grid)
+    TerritoryNode.model_validate(grid)
     assert grid["level"] == "grid" and grid["geometry"]["type"] == "Polygon"
     assert_problem(as_user("township-b").get(f"{API}/territories/{TOWNSHIP_A}"), 404)
 
     statistics = as_user("county-centre").get(f"{API}/territories/{COUNTY}/statistics")
     assert statistics.get_json()["grids"] == 3
-    routes.TerritoryStatistics.model_validate(statistics.get_json())
+    TerritoryStatistics.model_validate(statistics.get_json())
 
     located = village.get(f"{API}/locate?lon=102.505&lat=24.305").get_json()
-    routes.GridLocation.model_validate(located)
+    GridLocation.model_validate(located)
     assert located["grid"]["code"] == GRID_A1
     assert [node["level"] for node in located["path"]] == ["county", "township", "village", "grid"]
     assert_problem(village.get(f"{API}/locate?lon=0&lat=0"), 422, field="location")
@@ -161,7 +170,7 @@ def test_registering_is_masked_and_a_replay_returns_the_first_response(county, a
     first = worker.post(f"{API}/residents", key="reg-1", json=body)
     assert first.status_code == 201, first.get_json()
     resident = first.get_json()
-    routes.Resident.model_validate(resident)
+    Resident.model_validate(resident)
     assert resident["id_number"] == number[:3] + "*" * 11 + number[-4:]
     assert resident["phone"] == "138****5678"
     assert resident["version"] == 1 and resident["status"] == "active"
@@ -230,7 +239,7 @@ def test_a_reveal_needs_a_stated_purpose_and_is_audited(county, as_user):
     audit = as_user("leader").get(f"{API}/access-audit?resident_id={resident['id']}")
     assert audit.status_code == 200, audit.get_json()
     page = audit.get_json()
-    routes.AuditPage.model_validate(page)
+    AuditPage.model_validate(page)
     assert [(e["actor"], e["fields"], e["purpose"]) for e in page["items"]] == [
         ("worker-a1", ["phone"], purpose),
         ("worker-a1", ["id_number", "phone"], "home visit check"),
@@ -319,7 +328,7 @@ def test_changes_moves_and_deregistration_keep_versions_and_history(county, as_u
     assert [item["id"] for item in listed["items"]] == [resident["id"]]
 
     history = village.get(f"{path}/history").get_json()["items"]
-    routes.HistoryList.model_validate({"items": history})
+    HistoryList.model_validate({"items": history})
     assert [entry["action"] for entry in history] == [
         "registered",
         "updated",
@@ -341,7 +350,7 @@ def test_residents_are_listed_a_page_at_a_time(county, as_user):
     while True:
         url = f"{API}/residents?code={GRID_A2}&limit=2" + (f"&cursor={cursor}" if cursor else "")
         page = village.get(url).get_json()
-        routes.ResidentPage.model_validate(page)
+        ResidentPage.model_validate(page)
         pages += 1
         seen.extend(item["id"] for item in page["items"])
         cursor = page["next_cursor"]
@@ -364,7 +373,7 @@ def test_houses_households_and_entities(county, as_user):
     assert house.status_code == 201, house.get_json()
     house_id = house.get_json()["id"]
     assert house_id == f"{BUILDING_A1}-101"
-    routes.House.model_validate(house.get_json())
+    House.model_validate(house.get_json())
     assert worker.get(f"{API}/houses/{house_id}").get_json()["rental_status"] == "rented"
     listed = worker.get(f"{API}/houses?code={GRID_A1}").get_json()
     assert [item["id"] for item in listed["items"]] == [house_id]
@@ -394,7 +403,7 @@ def test_houses_households_and_entities(county, as_user):
     )
     assert joined.status_code == 200, joined.get_json()
     read = worker.get(f"{API}/households/{household_id}").get_json()
-    routes.Household.model_validate(read)
+    Household.model_validate(read)
     assert {(m["resident_id"], m["relation"]) for m in read["members"]} == {
         (head, "head"),
         (spouse, "spouse"),
@@ -416,7 +425,7 @@ def test_houses_households_and_entities(county, as_user):
         json={"credit_code": code, "name": "玉兴商店", "type": "个体工商户", "grid_code": GRID_A1},
     )
     assert entity.status_code == 201, entity.get_json()
-    routes.Entity.model_validate(entity.get_json())
+    Entity.model_validate(entity.get_json())
     assert worker.get(f"{API}/entities/{code}").get_json()["name"] == "玉兴商店"
     entities = worker.get(f"{API}/entities?code={GRID_A1}").get_json()
     assert [item["credit_code"] for item in entities["items"]] == [code]
@@ -445,7 +454,7 @@ def test_groups_visits_worklists_and_visit_rules(county, as_user, clock):
     flagged = worker.post(f"{API}/groups", key="g1", json=flag)
     assert flagged.status_code == 201, flagged.get_json()
     membership = flagged.get_json()
-    routes.GroupMembership.model_validate(membership)
+    GroupMembership.model_validate(membership)
     assert membership["kind"] == "special" and membership["active"] is True
     assert_problem(as_user("leader").post(f"{API}/groups", key="g2", json=flag), 403)
     assert_problem(
@@ -465,7 +474,7 @@ def test_groups_visits_worklists_and_visit_rules(county, as_user, clock):
     }
     recorded = worker.post(f"{API}/visits", key="v1", json=visit)
     assert recorded.status_code == 201, recorded.get_json()
-    routes.Visit.model_validate(recorded.get_json())
+    Visit.model_validate(recorded.get_json())
     assert_problem(
         worker.post(f"{API}/visits", key="v2", json={**visit, "at": "2024-01-01T08:00:00"}),
         400,
@@ -475,7 +484,7 @@ def test_groups_visits_worklists_and_visit_rules(county, as_user, clock):
     assert [v["id"] for v in visits] == [recorded.get_json()["id"]]
 
     worklist = worker.get(f"{API}/visits/worklist").get_json()
-    routes.VisitWorklist.model_validate(worklist)
+    VisitWorklist.model_validate(worklist)
     assert worklist["worker_id"] == "worker-a1"
     assert [(d["id"], d["required"], d["done"]) for d in worklist["due"]] == [
         (membership["id"], 4, 1)
@@ -520,7 +529,7 @@ def test_an_uploaded_territory_geojson_is_imported_as_a_job(as_user):
     )
     assert started.status_code == 202, started.get_json()
     job = started.get_json()
-    routes.ImportJob.model_validate(job)
+    ImportJob.model_validate(job)
     assert job["kind"] == "territory" and job["status"] == "queued"
     finished = wait_for_job(admin, job["id"])
     assert finished["status"] == "finished", finished
@@ -562,7 +571,7 @@ def test_an_uploaded_csv_is_imported_and_its_errors_downloadable(county, as_user
     )
     assert started.status_code == 202, started.get_json()
     job = started.get_json()
-    routes.ImportJob.model_validate(job)
+    ImportJob.model_validate(job)
     assert job["status"] == "queued" and job["filename"] == "居民名单.csv"
     assert job["columns"] == ["id_number", "name", "grid_code", "phone"]
 
@@ -683,7 +692,7 @@ def test_roster_matching_reports_matches_mismatches_and_unknowns(county, as_user
     matched = operator.post(f"{API}/roster-matches", key="rm", json=body)
     assert matched.status_code == 200, matched.get_json()
     result = matched.get_json()
-    routes.RosterMatchResult.model_validate(result)
+    RosterMatchResult.model_validate(result)
     assert [m["row"] for m in result["matched"]] == [1, 2]
     assert result["matched"][0]["resident_id"] == first["id"]
     assert [(m["row"], [f["field"] for f in m["fields"]]) for m in result["mismatches"]] == [
