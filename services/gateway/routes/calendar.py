@@ -3,7 +3,7 @@
 Past years' notices ship with Gridwork (from the chinesecalendar package); a county loads each
 new year's notice, when the State Council publishes it, with one PUT for that year, without
 resending the other years or its calendar settings. Registered by the incident setup routes
-(services.gateway.routes.incidents), next to /calendar.
+(services.gateway.routes.incidents.county_setup), next to /calendar.
 """
 
 from __future__ import annotations

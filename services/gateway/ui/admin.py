@@ -20,7 +20,7 @@ from services.gateway.problems import ApiProblem
 from services.gateway.routes.amqp_accounts import department_accounts
 from services.gateway.routes.calendar import NewHolidayNotice
 from services.gateway.routes.identity import NewUser, UserChanges
-from services.gateway.routes.incidents import DeadlinePolicyChanges
+from services.gateway.routes.incidents.county_setup import DeadlinePolicyChanges
 from services.gateway.store import gateway_db
 from services.gateway.ui.admin_forms import form_error, lines, validated
 from services.gateway.ui.pages import FormError, PageNotFound, current_page, requires_roles

@@ -20,7 +20,7 @@ from flask_babel import gettext as _
 from pydantic import ValidationError
 
 from gridwork_common import roles
-from services.gateway.routes.incidents import NewCatalogueEntry
+from services.gateway.routes.incidents.county_setup import NewCatalogueEntry
 from services.gateway.ui import labels
 from services.gateway.ui.admin_forms import problem_message
 from services.gateway.ui.pages import Conflict, FormError, current_page, requires_roles

@@ -1,7 +1,7 @@
 """The case page (/cases/<id>): timeline, before/after photos, the grid map, possible
 duplicates with merge, and a form for every action this user may take now.
 
-It calls the RPCs the API's routes call (routes/incidents.py, routes/media.py,
+It calls the RPCs the API's routes call (routes/incidents/, routes/media.py,
 routes/population/) with the signed-in caller: the events service decides what the
 user may see (a case out of scope is NotFound → the 404 page, as in the API) and which
 actions they may take (`allowed_actions`). Every form carries the version it was shown

@@ -1,6 +1,6 @@
 """The case page's action forms: which fields each step of the loop asks for, and how a
 submitted form becomes the `fields` the events service's `act` takes (the same fields
-the API's command bodies carry, services/gateway/routes/incidents.py).
+the API's command bodies carry, services/gateway/routes/incidents/actions.py).
 
 Which actions a user sees is not decided here: the events service lists them in the
 case's `allowed_actions` (its state machine and the caller's role and scope)."""

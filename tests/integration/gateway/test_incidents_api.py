@@ -9,7 +9,23 @@ from datetime import datetime, timedelta
 import pytest
 
 from services.gateway import store
-from services.gateway.routes import incidents as models
+from services.gateway.routes.incidents.cases import (
+    DuplicateCandidate,
+    ExtensionRequest,
+    Incident,
+    MergeResult,
+    ReportResult,
+    Timeline,
+    TimelineEntry,
+)
+from services.gateway.routes.incidents.county_setup import (
+    Catalogue,
+    CatalogueEntry,
+    DeadlinePolicy,
+    Department,
+    WorkingCalendar,
+)
+from services.gateway.routes.incidents.queries import IncidentCounts, IncidentPage
 from services.gateway.store import gateway_db
 from tests.population_data import COUNTY, GRID_A1, TOWNSHIP_A, TOWNSHIP_B, VILLAGE_A
 
@@ -101,8 +117,8 @@ def test_a_case_runs_the_whole_loop_by_the_right_users(loop):
     assert reported.status_code == 201
     result = reported.get_json()
     case = result["incident"]
-    described(models.ReportResult, result)
-    described(models.Incident, case)
+    described(ReportResult, result)
+    described(Incident, case)
     assert result["possible_duplicates"] == []
     assert (case["state"], case["version"], case["grid_code"]) == ("reported", 1, GRID_A1)
     assert case["reporter_id"] == "worker-a1" and case["owning_centre"] == VILLAGE_A
@@ -154,10 +170,10 @@ def test_a_case_runs_the_whole_loop_by_the_right_users(loop):
     assert [entry["actor_id"] for entry in timeline][4:6] == ["township-a", "police-a"]
     assert timeline[0]["from_state"] is None and timeline[-1]["to_state"] == "evaluated"
     assert timeline[4]["details"] == {"department": POLICE_STATION_A}
-    described(models.Incident, case)
-    described(models.Timeline, {"items": timeline})
+    described(Incident, case)
+    described(Timeline, {"items": timeline})
     for entry in timeline:
-        described(models.TimelineEntry, entry)
+        described(TimelineEntry, entry)
 
 
 def test_the_side_roads_of_the_loop(loop, clock):
@@ -168,8 +184,8 @@ def test_the_side_roads_of_the_loop(loop, clock):
     case = loop.act("police-a", case, "sign")
     case = loop.act("police-a", case, "request-extension", hours=7, reason="需要调查取证")
     assert case["pending_extension"]["hours"] == 7
-    described(models.ExtensionRequest, case["pending_extension"])
-    described(models.Incident, case)
+    described(ExtensionRequest, case["pending_extension"])
+    described(Incident, case)
     assert (
         "decide_extension"
         in loop.get("township-a", f"/incidents/{case['id']}").get_json()["allowed_actions"]
@@ -401,7 +417,7 @@ def test_search_pages_with_a_cursor_and_counts_by_state(loop, clock):
     ).get_json()
     assert ids(everything) == {case["id"] for case in cases}
     assert everything["next_cursor"] is None
-    described(models.IncidentPage, everything)
+    described(IncidentPage, everything)
 
     seen, cursor = [], None
     while True:
@@ -430,7 +446,7 @@ def test_search_pages_with_a_cursor_and_counts_by_state(loop, clock):
     assert problem_of(naive, 400)["field"] == "reported_from"
 
     counts = loop.get("township-a", "/incidents/counts", query_string={"territory": TOWNSHIP_A})
-    described(models.IncidentCounts, counts.get_json())
+    described(IncidentCounts, counts.get_json())
     assert counts.get_json() == {
         "territory": TOWNSHIP_A,
         "by_state": {"reported": 2, "accepted": 1},
@@ -457,8 +473,8 @@ def test_duplicates_are_listed_and_merged(loop):
     )
     assert merged.status_code == 200, merged.get_json()
     body = merged.get_json()
-    described(models.MergeResult, body)
-    described(models.DuplicateCandidate, listed["items"][0])
+    described(MergeResult, body)
+    described(DuplicateCandidate, listed["items"][0])
     assert body["incident"]["merged_ids"] == [duplicate["id"]]
     assert (body["merged"]["state"], body["merged"]["duplicate_of"]) == (
         "rejected",
@@ -480,9 +496,9 @@ def test_duplicates_are_listed_and_merged(loop):
 def test_catalogue_departments_calendar_and_policy_can_be_read(loop):
     catalogue = loop.get("worker-a1", "/catalogue").get_json()
     assert catalogue["version"] == 1
-    described(models.Catalogue, catalogue)
+    described(Catalogue, catalogue)
     for each in catalogue["entries"]:
-        described(models.CatalogueEntry, each)
+        described(CatalogueEntry, each)
     entry = next(e for e in catalogue["entries"] if e["code"] == "02.01")
     assert entry["owners"]["township"] == "police-station"
     assert set(entry["time_limits"]) == {"normal", "urgent"}
@@ -495,7 +511,7 @@ def test_catalogue_departments_calendar_and_policy_can_be_read(loop):
         "village-a", "/departments", query_string={"territory_code": TOWNSHIP_A}
     ).get_json()["items"]
     police = next(d for d in departments if d["code"] == POLICE_STATION_A)
-    described(models.Department, police)
+    described(Department, police)
     assert (police["kind"], police["level"], police["territory_code"]) == (
         "police-station",
         "township",
@@ -506,11 +522,11 @@ def test_catalogue_departments_calendar_and_policy_can_be_read(loop):
     assert {d["territory_code"] for d in everywhere} >= {COUNTY, TOWNSHIP_A, TOWNSHIP_B}
 
     calendar = loop.get("township-a", "/calendar").get_json()
-    described(models.WorkingCalendar, calendar)
+    described(WorkingCalendar, calendar)
     assert calendar["weekend"] == [5, 6] and calendar["utc_offset_minutes"] == 480
     assert calendar["periods"][0] == ["08:30", "12:00"]
     policy = loop.get("township-a", "/deadline-policy").get_json()
-    described(models.DeadlinePolicy, policy)
+    described(DeadlinePolicy, policy)
     assert set(policy) == {
         "auto_escalate_after_hours",
         "duplicate_radius_m",
