@@ -3,6 +3,18 @@
 Each entrypoint hands the call to the media desk (usecases.py); whether the caller may
 see a piece of media is decided by the service that owns what it belongs to (an
 incident, a group membership's visits, a resident), asked over RPC in the caller's name.
+
+Two roles, which run in one process or apart (`python -m services.media [all|api|describer]`):
+- `MediaApiService`: upload slots, confirms, reads, deletion, expiry, retention;
+- `MediaDescriberService`: the steps after a confirm (describing.py: the SHA-256 checked,
+  a photo's EXIF and thumbnail, a JPEG decode of tens of milliseconds of CPU), so that the
+  replicas answering phones do no decoding;
+- `MediaService`: both, the default, as every deployment ran it before the split.
+All three are named `media`, so the handler's queue is the same one whichever runs it
+(`evt-media-media.received--media.check_and_describe`): replicas of any of them compete for
+its events, and an upgrade from the combined process to the two roles (or both at once,
+during a rolling update) leaves no queue without a consumer. The handler is idempotent.
+Only the API role answers RPC: the describer has no `rpc-media` consumer.
 """
 
 from nameko.events import event_handler
@@ -17,7 +29,7 @@ from gridwork_common.health import probe, service_report
 from gridwork_common.metrics import PrometheusMetrics
 from gridwork_common.mongo import MongoDatabase, mongo_health
 from gridwork_common.outbox import Outbox
-from gridwork_common.probes import ServiceProbes
+from gridwork_common.probes import ServiceProbes, local_check
 from gridwork_common.rpc import BoundedRpcProxy, rpc
 from services.media import store, topics
 from services.media.configuration import MediaConfiguration
@@ -33,7 +45,9 @@ EXPIRY_INTERVAL_S = 60
 RETENTION_INTERVAL_S = 6 * 3600
 
 
-class MediaService:
+class MediaApiService:
+    """The role that answers RPC (the gateway's upload, confirm and read routes)."""
+
     name = "media"
 
     db = MongoDatabase(indexes=store.INDEXES)
@@ -116,21 +130,10 @@ class MediaService:
     def delete_media(self, media_id):
         return self._desk().delete(media_id)
 
-    @event_handler("media", topics.MEDIA_RECEIVED)
-    def check_and_describe(self, payload):
-        """The SHA-256 checked if the confirm could not, a photo's EXIF metadata and
-        thumbnail, then media.stored (describing.py)."""
-        media_id = parse_event(payload).data["media_id"]
-        MediaDescriber(self.db, self.storage, self.events, self.clock).describe(media_id)
-
     @timer(interval=OUTBOX_RETRY_INTERVAL_S)
     def resend_outbox(self):
         """Send the events a crash or a broker outage left in the outbox."""
         return Outbox(self.db, self.events, self.clock).resend(OUTBOX_RETRY_INTERVAL_S)
-
-    @timer(interval=EXPIRY_INTERVAL_S)
-    def describe_overdue(self):
-        return MediaDescriber(self.db, self.storage, self.events, self.clock).describe_overdue()
 
     @timer(interval=EXPIRY_INTERVAL_S)
     def expire_slots(self):
@@ -139,3 +142,47 @@ class MediaService:
     @timer(interval=RETENTION_INTERVAL_S)
     def apply_retention(self):
         return self._desk(SYSTEM_CALLER).apply_retention(self.rules.retention_days)
+
+
+class Describing:
+    """The steps after a confirm, as entrypoints: shared by the describer and the combined
+    service (the same method names, so the same queue)."""
+
+    db = MongoDatabase(indexes=store.INDEXES)
+    storage = ObjectStorage()
+    events = CloudEventDispatcher()
+    clock = ServiceClock()
+
+    @event_handler("media", topics.MEDIA_RECEIVED)
+    def check_and_describe(self, payload):
+        """The SHA-256 checked if the confirm could not, a photo's EXIF metadata and
+        thumbnail, then media.stored (describing.py)."""
+        media_id = parse_event(payload).data["media_id"]
+        MediaDescriber(self.db, self.storage, self.events, self.clock).describe(media_id)
+
+    @timer(interval=EXPIRY_INTERVAL_S)
+    def describe_overdue(self):
+        """Records whose media.received was lost, or whose steps failed (storage down)."""
+        return MediaDescriber(self.db, self.storage, self.events, self.clock).describe_overdue()
+
+
+class MediaDescriberService(Describing):
+    """The describing role by itself (`python -m services.media describer`): its own
+    deployment and CPU budget. No RPC: its readiness is its own health, run locally."""
+
+    name = "media"
+
+    metrics = PrometheusMetrics()
+    probes = ServiceProbes()  # /healthz, /readyz on METRICS_PORT
+
+    @local_check
+    def health(self):
+        return service_report(
+            self.name,
+            {"mongo": mongo_health(self.db), "object_storage": probe(self.storage.check_bucket)},
+        )
+
+
+class MediaService(MediaApiService, Describing):
+    """Both roles in one process: what `python -m services.media` runs unless told a role
+    (a deployment that never split keeps describing after an upgrade)."""
