@@ -1,6 +1,6 @@
 """`make up` / `make down`: the whole county stack on this machine.
 
-    python -m devstack.stack up     # mongod, S3, bucket, four services, gateway; waits for /readyz
+    python -m devstack.stack up     # mongod, S3, bucket, the services, gateway; waits for /readyz
     python -m devstack.stack down   # stops exactly what `up` started (pid files under var/run)
     python -m devstack.stack status
 
@@ -29,7 +29,20 @@ RUN_DIR = VAR / "run"
 LOG_DIR = VAR / "log"
 PYTHON = sys.executable
 
-SERVICE_METRICS_PORTS = {"population": 9101, "events": 9102, "media": 9103, "assessment": 9104}
+SERVICE_METRICS_PORTS = {
+    "population": 9101,
+    "events": 9102,
+    "media": 9103,
+    "media-describer": 9106,
+    "assessment": 9104,
+}
+# The processes that are not `python -m services.<name>`: the media service's two roles,
+# each a process of its own (services/media/service.py), so the photo decoding of the steps
+# after a confirm never shares a CPU with the replicas answering slots and confirms.
+SERVICE_MODULE_ARGS = {
+    "media": ["services.media", "api"],
+    "media-describer": ["services.media", "describer"],
+}
 WEBHOOKS_METRICS_PORT = 9105  # the webhook deliveries' probes and metrics
 GATEWAY_PORT = int(os.environ.get("GATEWAY_PORT", "8080"))
 # What every process of this machine's stack gets unless the caller's environment says
@@ -68,24 +81,27 @@ def service_processes(
     gateway_workers: int = 2,
     webhooks_metrics_port: int = 0,
 ) -> list[ManagedProcess]:
-    """The four nameko services, the webhook deliveries and the gateway, as processes
-    (also used by the e2e tests). Local webhooks may target this machine's addresses:
-    the gateway checks a subscription's URL and the delivery process checks it again
-    before each send, so both get the setting (`env` may override it). The deliveries
-    serve their probes and metrics on `webhooks_metrics_port` (0: none)."""
+    """The nameko services (the media service as its two roles), the webhook deliveries
+    and the gateway, as processes (also used by the e2e tests). Local webhooks may target
+    this machine's addresses: the gateway checks a subscription's URL and the delivery
+    process checks it again before each send, so both get the setting (`env` may override
+    it). The deliveries serve their probes and metrics on `webhooks_metrics_port` (0:
+    none)."""
     local = {name: os.environ.get(name, value) for name, value in LOCAL_STACK_ENV.items()}
     env = {**local, **(env or {})}
-    processes = [
-        ManagedProcess(
-            name=name,
-            argv=[PYTHON, "-m", f"services.{name}"],
-            env={**env, "METRICS_PORT": str(port)},
-            run_dir=run_dir,
-            log_dir=log_dir,
-            marker=f"services.{name}",
+    processes = []
+    for name, port in metrics_ports.items():
+        module_args = SERVICE_MODULE_ARGS.get(name, [f"services.{name}"])
+        processes.append(
+            ManagedProcess(
+                name=name,
+                argv=[PYTHON, "-m", *module_args],
+                env={**env, "METRICS_PORT": str(port)},
+                run_dir=run_dir,
+                log_dir=log_dir,
+                marker=" ".join(module_args),
+            )
         )
-        for name, port in metrics_ports.items()
-    ]
     processes.append(
         ManagedProcess(
             name="webhooks",

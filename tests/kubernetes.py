@@ -16,7 +16,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 K8S = ROOT / "deploy" / "k8s"
 OVERLAYS = tuple(sorted(p for p in (K8S / "overlays").iterdir() if p.is_dir()))
-NAMEKO_SERVICES = ("population", "events", "media", "assessment")
+# One Deployment per nameko process: the media service runs as two (services/media/service.py).
+NAMEKO_SERVICES = ("population", "events", "media", "media-describer", "assessment")
 GRIDWORK_DEPLOYMENTS = (*NAMEKO_SERVICES, "gateway", "webhooks")
 
 # KEDA's CustomResourceDefinitions (v2.20.2), kept beside the project, never in it.

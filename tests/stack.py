@@ -16,6 +16,8 @@ from gridwork_common.config import Settings
 from services.media.storage import media_store
 
 SERVICES = ("population", "events", "media", "assessment")
+# Their processes (devstack.stack.service_processes): the media service as its two roles.
+PROCESSES = ("population", "events", "media", "media-describer", "assessment")
 # /readyz must answer within 3 s; a slower answer fails the request itself.
 READYZ_TIMEOUT_S = 3.0
 # Generous: on a loaded 2-core CI machine, seven processes start slowly.
@@ -26,7 +28,7 @@ START_TIMEOUT_S = 120.0
 def running_stack(env: dict, directory: Path, gateway_workers: int = 2) -> Iterator[dict]:
     """Start every process with `env`, wait for /readyz, yield what tests use, stop all."""
     media_store(Settings.from_env(env)).ensure_bucket()
-    metrics_ports = {name: free_port() for name in SERVICES}
+    metrics_ports = {name: free_port() for name in PROCESSES}
     webhooks_metrics_port = free_port()
     gateway_port = free_port()
     processes = service_processes(

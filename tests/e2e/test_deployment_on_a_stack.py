@@ -30,7 +30,9 @@ def stack(request, infra, vhost_pipeline, tmp_path_factory):
             drop_databases(infra["mongo_uri"], env["MONGO_DB_PREFIX"])
 
 
-@pytest.mark.parametrize("process", ["population", "events", "media", "assessment", "webhooks"])
+@pytest.mark.parametrize(
+    "process", ["population", "events", "media", "media-describer", "assessment", "webhooks"]
+)
 def test_each_process_answers_the_probes_its_manifest_names(stack, process):
     port = stack["metrics"][process]
     live = requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5)

@@ -8,7 +8,12 @@ import yaml
 from compose_spec import PyOptions
 
 ROOT = Path(__file__).resolve().parents[2]
-NAMEKO_SERVICES = ("population", "events", "media", "assessment")
+NAMEKO_SERVICES = ("population", "events", "media", "media-describer", "assessment")
+# The processes that are not `python -m services.<name>`: the media service's two roles.
+COMMANDS = {
+    "media": ["python", "-m", "services.media", "api"],
+    "media-describer": ["python", "-m", "services.media", "describer"],
+}
 GRIDWORK_SERVICES = (*NAMEKO_SERVICES, "gateway")
 
 
@@ -53,7 +58,8 @@ def test_compose_runs_official_images_and_one_container_per_service(compose):
     assert services["minio"]["image"].startswith("minio/minio:RELEASE.")
     assert services["prometheus"]["image"].startswith("prom/prometheus:v3.")
     for name in NAMEKO_SERVICES:
-        assert services[name]["command"] == ["python", "-m", f"services.{name}"]
+        expected = COMMANDS.get(name, ["python", "-m", f"services.{name}"])
+        assert services[name]["command"] == expected, name
     for name in GRIDWORK_SERVICES:
         assert services[name]["image"] == "gridwork:latest"
 

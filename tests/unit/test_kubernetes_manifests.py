@@ -17,12 +17,12 @@ import yaml
 from jsonschema import Draft7Validator
 from nameko.containers import ServiceContainer
 from nameko.events import BROADCAST, EventHandler
-from nameko.rpc import RPC_QUEUE_TEMPLATE
+from nameko.rpc import RPC_QUEUE_TEMPLATE, Rpc
 
 from gridwork_common.config import Settings
 from services.assessment.service import AssessmentService
 from services.events.service import EventsService
-from services.media.service import MediaService
+from services.media.service import MediaApiService, MediaDescriberService
 from services.population.service import PopulationService
 from tests.kubernetes import (
     GRIDWORK_DEPLOYMENTS,
@@ -42,7 +42,14 @@ KEDA_KINDS = {"ScaledObject": "keda.sh_scaledobjects.yaml"}
 KEDA_KINDS["TriggerAuthentication"] = "keda.sh_triggerauthentications.yaml"
 # Operators' resources: named, pinned and documented, but no schema to check them offline.
 UNVALIDATED_KINDS = {"RabbitmqCluster", "PerconaServerMongoDB"}
-SERVICE_CLASSES = (PopulationService, EventsService, MediaService, AssessmentService)
+# Each Deployment's process: the media service's two roles apart.
+SERVICE_CLASSES = {
+    "population": PopulationService,
+    "events": EventsService,
+    "media": MediaApiService,
+    "media-describer": MediaDescriberService,
+    "assessment": AssessmentService,
+}
 
 renders = pytest.mark.parametrize("directory", [K8S / "base", *OVERLAYS], ids=lambda p: p.name)
 overlays = pytest.mark.parametrize("overlay", OVERLAYS, ids=lambda p: p.name)
@@ -165,7 +172,8 @@ def test_keda_validation_would_catch_a_wrong_field(keda_validators, path, value)
 
 
 def _queues_nameko_declares(service_cls) -> list[str]:
-    """Asked of nameko itself: its RPC queue and the queue each event handler declares.
+    """Asked of nameko itself: its RPC queue (if it answers RPC) and the queue each event
+    handler declares.
     A broadcast handler's queue belongs to one replica (named per instance, deleted with
     it), so it is no work to scale on and no scaler names it."""
     config = Settings.from_env({"GRIDWORK_DEV_MODE": "true"}).nameko_config()
@@ -177,16 +185,21 @@ def _queues_nameko_declares(service_cls) -> list[str]:
     ]
     for handler in handlers:
         handler.setup()  # names the queue; connects to nothing
-    return sorted([RPC_QUEUE_TEMPLATE.format(service_cls.name), *(h.queue.name for h in handlers)])
+    answers_rpc = any(isinstance(ep, Rpc) for ep in container.entrypoints)
+    rpc_queues = [RPC_QUEUE_TEMPLATE.format(service_cls.name)] if answers_rpc else []
+    return sorted([*rpc_queues, *(h.queue.name for h in handlers)])
 
 
 @overlays
 def test_each_service_scales_on_the_queues_nameko_declares_for_it(overlay):
     scalers = scaler_queue_names(render(overlay))
-    for service_cls in SERVICE_CLASSES:
-        assert sorted(scalers[service_cls.name]) == _queues_nameko_declares(service_cls)
+    assert set(scalers) == set(SERVICE_CLASSES)
+    for deployment, service_cls in SERVICE_CLASSES.items():
+        assert sorted(scalers[deployment]) == _queues_nameko_declares(service_cls), deployment
     assert len(scalers["assessment"]) == 9  # rpc-assessment and its eight event handlers
     assert len(scalers["population"]) == 2  # rpc-population and its event handler
+    assert scalers["media"] == ["rpc-media"]  # its describing is media-describer's
+    assert len(scalers["media-describer"]) == 1
 
 
 @overlays
