@@ -6,8 +6,13 @@ Starts its own mongod (a single-node replica set) and its own S3 server
 (`devstack.infra.s3_process`: a genuine `minio` if one is on PATH, else `rclone serve s3`),
 each on a free port in one temporary directory, and uses the RabbitMQ on 127.0.0.1:5672 in
 a fresh vhost (created and deleted through the management API), so it touches no data of
-`make up`. The population, events and media services run in this process (the media
-service in a ServiceRunner of its own, so that it can run without its event handler).
+`make up`. The population and events services and the media service's API role
+(`MediaApiService`: slots, confirms) run in this process; its describing role
+(`python -m services.media describer`: the `media.received` handler) runs as a child
+process at the lowest CPU priority (`os.nice(19)` in that child), so that on this machine's
+shared cores the decoding yields to the confirm path, as in production, where it runs on
+pods of its own with a CPU budget of its own (deploy/k8s: the `media-describer`
+Deployment).
 Setup (not timed): the test county's territory, its departments, and one incident
 reported by a grid worker, which owns every photo.
 
@@ -27,30 +32,30 @@ name and its own HTTP session), each taking the next photo, then run:
   `x-amz-checksum-sha256`) -> HTTP PUT of the bytes with that header -> RPC
   `media.confirm_upload` (the object's size and first bytes in one ranged GET: size and
   type checked; stored in MongoDB with its SHA-256 checked at once on a server that checks
-  checksums, else pending; `media.received` published). The media service's handler of
-  its own `media.received` then reads the photo, checks its SHA-256 (the content is then
-  stored), reads its EXIF, makes and stores its thumbnail and sends `media.stored` and
-  `media.described`, in this same process while the timed run goes on; after the run the
-  script waits until every timed photo is described and prints that time too
+  checksums, else pending; `media.received` published). The describer process then
+  reads the photo, checks its SHA-256 (the content is then stored), reads its EXIF, makes
+  and stores its thumbnail and sends `media.stored` and `media.described`, while the timed
+  run goes on; after the run the script waits until every timed photo is described and
+  prints that time too, and the CPU the describer process spent
   (`--undeclared` asks for slots without a SHA-256: upload, read back, copy);
 - raw: `put_object` of the same bytes to `raw/<i>` with the MinIO SDK (a client built as
   the service builds its own), half before the service run and half after, so that noise
   on a shared machine (and the S3 server's growing directory) hits both sides alike;
 - held back (after both, untimed for the ratio): as many photos again through the service
-  path while the media service runs without its `media.received` handler (the events wait
-  in their queue), then the handler back until all are described: what the upload and
-  confirm cost when the describing runs elsewhere (another replica, later), printed as
+  path with the describer process stopped (the events wait in their queue), then the
+  describer started again until all are described: what the upload and confirm cost with
+  no describing on this machine's cores at all, printed as
   `ratio with the describing held back`.
 
 Each side is warmed up first (2 photos per caller, not timed). The time each step of the
 service's confirm takes is measured in this process by wrapping MediaDesk / MediaStore
-methods and the photo functions (wall time, which on one eventlet hub includes waiting for
-other callers' CPU work), during the timed run and during an untimed pass of 20 photos one
+methods (wall time, which on one eventlet hub includes waiting for other callers' CPU
+work), during the timed run and during an untimed pass of 20 photos one
 at a time (one caller; the raw side too), which shows what each step costs by itself. The
-CPU seconds of this process, the S3 server, mongod and the RabbitMQ node (the whole node,
-other vhosts included) are read from /proc. `--profile` also cProfiles 20 confirms run one
-at a time through MediaDesk directly (to stderr). MB are 10^6 bytes. The last line is
-`ratio <service MB/s / raw put MB/s>`.
+CPU seconds of this process, the describer process, the S3 server, mongod and the RabbitMQ
+node (the whole node, other vhosts included) are read from /proc. `--profile` also
+cProfiles 20 confirms run one at a time through MediaDesk directly (to stderr). MB are
+10^6 bytes. The last line is `ratio <service MB/s / raw put MB/s>`.
 """
 
 import gridwork_common.green  # noqa: F401  (first: patches eventlet before other imports)
@@ -76,6 +81,7 @@ import eventlet
 import requests
 from nameko.runners import ServiceRunner
 from nameko.standalone.rpc import ClusterRpcProxy
+from nameko.testing.rabbit import Client
 from PIL import Image
 
 from bench.results import record
@@ -88,17 +94,16 @@ from bench.support import (
     private_servers,
     private_vhost,
 )
-from devstack.processes import wait_until
+from devstack.processes import ManagedProcess, wait_until
 from gridwork_common.config import Settings
 from gridwork_common.context import CallerContext
 from gridwork_common.mongo import new_client as mongo_client
 from services.events.service import EventsService
-from services.media import describing, usecases
+from services.media import usecases
 from services.media.contents import ContentIndex
-from services.media.describing import MediaDescriber
 from services.media.domain.kinds import size_limits, sniff
 from services.media.domain.photos import photo_metadata, thumbnail
-from services.media.service import MediaService
+from services.media.service import MediaApiService
 from services.media.storage import MediaStore, media_store, new_client
 from services.media.usecases import MediaDesk
 from services.population.service import PopulationService
@@ -184,7 +189,7 @@ class StepTimes:
 
 SLOT_STEPS = (  # what MediaDesk.request_upload calls
     (MediaDesk, "_check_owner", "owner check"),
-    (MediaService, "_owner", "owner lookup (RPC)"),  # when no recent yes is kept (owners.py)
+    (MediaApiService, "_owner", "owner lookup (RPC)"),  # when no recent yes is kept (owners.py)
     (ContentIndex, "claim", "claim objects/<sha>"),
     (MediaStore, "upload_url", "presign PUT"),
 )
@@ -196,23 +201,14 @@ CONFIRM_STEPS = (  # (owner, attribute, label) of what MediaDesk.confirm calls, 
     (MediaStore, "remove", "remove the upload"),
     (usecases, "announce_received", "publish media.received"),
 )
-DESCRIBE_STEPS = (  # what the media.received handler calls, after the confirm
-    (MediaStore, "read", "GET the photo"),
-    (ContentIndex, "store_verified", "content stored"),  # in the confirm if checked there
-    (describing, "photo_metadata", "EXIF metadata"),
-    (describing, "thumbnail", "thumbnail (decode+JPEG)"),
-    (MediaStore, "put", "PUT thumbnail"),
-    (describing, "send_once", "send stored+described"),
-)
 
 
 def instrument() -> StepTimes:
     steps = StepTimes()
     steps.wrap(MediaDesk, "request_upload", "request_upload")
     steps.wrap(MediaDesk, "confirm", "confirm")
-    for owner, name, label in SLOT_STEPS + CONFIRM_STEPS + DESCRIBE_STEPS:
+    for owner, name, label in SLOT_STEPS + CONFIRM_STEPS:
         steps.wrap(owner, name, label)
-    steps.wrap(MediaDescriber, "describe", "describe (after the confirm)")
     return steps
 
 
@@ -242,8 +238,6 @@ def steps_report(together: StepTimes, photos: int, alone: StepTimes, alone_photo
     rows = [(label, False) for _, _, label in SLOT_STEPS] + [("request_upload", False)]
     rows += [(label, True) for _, _, label in CONFIRM_STEPS]
     rows += [("MongoDB, rest", True), ("confirm", True)]
-    rows += [(label, False) for _, _, label in DESCRIBE_STEPS]
-    rows += [("describe (after the confirm)", False)]
 
     def spent(steps: StepTimes, label: str) -> float:
         if label == "MongoDB, rest":
@@ -254,8 +248,6 @@ def steps_report(together: StepTimes, photos: int, alone: StepTimes, alone_photo
 
     confirm = spent(together, "confirm")
     for label, in_confirm in rows:
-        if label == "GET the photo":
-            print("    after the confirm (media.received handler):")
         mean = spent(together, label) / photos * 1000
         share = f"({spent(together, label) / confirm:4.0%})" if in_confirm else " " * 6
         by_itself = spent(alone, label) / alone_photos * 1000
@@ -263,11 +255,36 @@ def steps_report(together: StepTimes, photos: int, alone: StepTimes, alone_photo
 
 
 # ---------------------------------------------------------------------------- services
-class MediaWithoutDescribing(MediaService):
-    """The media service without its media.received handler: the events wait in their
-    queue (declared by the full service during the warm-up) until it is back."""
+# The describer process: `python -m services.media describer` at the lowest CPU priority.
+NICE_DESCRIBER = (
+    "import os, runpy, sys; os.nice(19); sys.argv = ['services.media', 'describer']; "
+    "runpy.run_module('services.media', run_name='__main__', alter_sys=True)"
+)
+RECEIVED_QUEUE = "evt-media-media.received--media.check_and_describe"
 
-    check_and_describe = None
+
+def describer_process(env: dict, root) -> ManagedProcess:
+    return ManagedProcess(
+        name="media-describer",
+        argv=[sys.executable, "-c", NICE_DESCRIBER],
+        env={**env, "PYTHONPATH": os.getcwd()},
+        run_dir=root / "run",
+        log_dir=root / "log",
+        marker="os.nice(19)",
+    )
+
+
+def wait_consuming(management_uri: str, vhost: str, queue: str) -> None:
+    """Until `queue` has a consumer (the management API's counts lag a few seconds)."""
+    rabbit = Client(management_uri)
+
+    def consumed() -> bool:
+        try:
+            return (rabbit.get_queue(vhost, queue).get("consumers") or 0) > 0
+        except Exception:  # not declared yet
+            return False
+
+    wait_until(consumed, 120, f"a consumer on {queue}", 0.5)
 
 
 def started_runner(config: dict, *services) -> ServiceRunner:
@@ -475,7 +492,7 @@ def describing_cpu(data: bytes, rounds: int = 5) -> str:
 
 
 # ---------------------------------------------------------------------------- main
-def bench(settings: Settings, args, pids: dict[str, int | None]) -> float:
+def bench(settings: Settings, args, servers, env: dict, vhost: str) -> float:
     photos = Photos(args.photo_mb)
     print(
         f"photo: {PHOTO_SIDES[0]} x {PHOTO_SIDES[1]} noise JPEG, quality {photos.quality}, "
@@ -493,17 +510,29 @@ def bench(settings: Settings, args, pids: dict[str, int | None]) -> float:
     raw_client = new_client(settings)
     config = settings.nameko_config()
     runner = started_runner(config, PopulationService, EventsService)
-    media_runner = started_runner(config, MediaService)
-    cpu = CpuMeter(
-        {
-            "this process": [os.getpid()],
-            "S3 server": [pids["s3"]],
-            "mongod": [pids["mongod"]],
-            "RabbitMQ": beams(),
-        }
-    )
+    media_runner = started_runner(config, MediaApiService)
+    describer = describer_process(env, servers.root)
+    pids = servers.pids
+
+    def meter() -> CpuMeter:  # the describer's pid changes when it is started again
+        return CpuMeter(
+            {
+                "this process": [os.getpid()],
+                "describer": [describer.running_pid()],
+                "S3 server": [pids["s3"]],
+                "mongod": [pids["mongod"]],
+                "RabbitMQ": beams(),
+            }
+        )
+
+    def start_describer() -> None:
+        describer.start()
+        wait_consuming(args.management_uri, vhost, RECEIVED_QUEUE)
+
     uploaders: list[Uploader] = []
     try:
+        start_describer()
+        print(f"describer process pid {describer.running_pid()}, nice 19")
         with ClusterRpcProxy(config, context_data=SETUP.to_context_data(), timeout=60) as rpc:
             rpc.population.import_territory(county_features())
             rpc.events.ensure_default_departments([COUNTY, TOWNSHIP_A, VILLAGE_A])
@@ -519,6 +548,7 @@ def bench(settings: Settings, args, pids: dict[str, int | None]) -> float:
         wait_described(settings, [m["id"] for m in warmed.values()], time.perf_counter())
         run_raw(raw_client, settings.s3_bucket, photos, warmup, args.concurrency, "warm/")
 
+        cpu = meter()
         half = args.photos // 2
         before = cpu.snapshot()
         raw_latencies, raw_s = run_raw(
@@ -548,18 +578,20 @@ def bench(settings: Settings, args, pids: dict[str, int | None]) -> float:
         raw_s += more_s
         retries = [status for uploader in uploaders for status in uploader.retries]
 
-        # The same path again with the media.received handler left out until it is done.
+        # The same path again with the describer stopped until it is done.
         held_from = warmup.stop + ALONE_PHOTOS + PROFILED_CONFIRMS  # after the untimed ones
         held = range(held_from, held_from + args.photos)
-        media_runner.stop()
-        media_runner = started_runner(config, MediaWithoutDescribing)
+        describer.stop()
+        cpu = meter()
         before = cpu.snapshot()
         held_latencies, _, held_stored, held_s = run_service(uploaders, photos, held, incident_id)
         held_cpu = cpu.since(before)
-        media_runner.stop()
-        media_runner = started_runner(config, MediaService)
         started = time.perf_counter()
+        start_describer()
+        cpu = meter()
+        before = cpu.snapshot()
         caught_up_s = wait_described(settings, [m["id"] for m in held_stored.values()], started)
+        caught_up_cpu = cpu.since(before)
 
         # Untimed: what each step costs with no other caller waiting on the same hub.
         extra = range(warmup.stop, warmup.stop + ALONE_PHOTOS)
@@ -583,26 +615,25 @@ def bench(settings: Settings, args, pids: dict[str, int | None]) -> float:
             latency_line(label, values)
         steps_report(together, args.photos, alone, ALONE_PHOTOS)
         print(f"  {cpu_line(service_cpu, service_s)}")
-        per_photo = service_cpu["this process"] / args.photos * 1000
-        print(f"  this process: {per_photo:.1f} ms CPU per photo")
+        print(f"  {per_photo_line(service_cpu, args.photos)}")
         print(
             f"every timed photo described (thumbnail + EXIF) {described_s:.1f} s after the "
             f"run began ({described_s - service_s:.1f} s after its last confirm): "
             f"{nbytes / MB / described_s:.1f} MB/s with thumbnails"
         )
         print(f"  {cpu_line(described_cpu, described_s)}")
+        print(f"  {per_photo_line(described_cpu, args.photos)}")
         raw_rate = rate_line("raw put", raw_latencies, nbytes, raw_s)
         print(f"  {cpu_line(raw_cpu, raw_s)}")
-        per_photo = raw_cpu["this process"] / args.photos * 1000
-        print(f"  this process: {per_photo:.1f} ms CPU per photo")
+        print(f"  {per_photo_line(raw_cpu, args.photos)}")
         print(
-            f"{len(held)} more photos with the media.received handler held back "
-            f"(all described {caught_up_s:.1f} s after it was back):"
+            f"{len(held)} more photos with the describer process stopped "
+            f"(all described {caught_up_s:.1f} s after it was started again):"
         )
         held_rate = rate_line("held", held_latencies, nbytes, held_s)
         print(f"  {cpu_line(held_cpu, held_s)}")
-        per_photo = held_cpu["this process"] / args.photos * 1000
-        print(f"  this process: {per_photo:.1f} ms CPU per photo")
+        print(f"  {per_photo_line(held_cpu, args.photos)}")
+        print(f"  catching up: {per_photo_line(caught_up_cpu, args.photos)}")
         print(f"  ratio with the describing held back {held_rate / raw_rate:.3f}")
         for label, values in (("service", alone_latencies), ("raw put", raw_alone)):
             p50, p99 = percentiles(values)
@@ -619,6 +650,12 @@ def bench(settings: Settings, args, pids: dict[str, int | None]) -> float:
             uploader.stop()
         media_runner.stop()
         runner.stop()
+        describer.stop()
+
+
+def per_photo_line(used: dict[str, float], photos: int) -> str:
+    parts = ", ".join(f"{name} {seconds / photos * 1000:.1f}" for name, seconds in used.items())
+    return f"CPU ms per photo: {parts}"
 
 
 def main():
@@ -642,28 +679,28 @@ def main():
         private_vhost(args.amqp_uri, args.management_uri) as amqp_uri,
         private_servers((access_key, secret_key)) as servers,
     ):
-        settings = Settings.from_env(
-            {
-                "AMQP_URI": amqp_uri,
-                "MONGO_URI": servers.mongo_uri,
-                "MONGO_DB_PREFIX": "bench",
-                "S3_ENDPOINT": f"127.0.0.1:{servers.s3_port}",
-                "S3_ACCESS_KEY": access_key,
-                "S3_SECRET_KEY": secret_key,
-                "S3_BUCKET": "gridwork-bench-media",
-                "COUNTY_CODE": COUNTY,
-                "METRICS_PORT": "0",
-                "GRIDWORK_DEV_MODE": "true",  # private, throwaway servers
-            }
-        )
+        env = {
+            "AMQP_URI": amqp_uri,
+            "MONGO_URI": servers.mongo_uri,
+            "MONGO_DB_PREFIX": "bench",
+            "S3_ENDPOINT": f"127.0.0.1:{servers.s3_port}",
+            "S3_ACCESS_KEY": access_key,
+            "S3_SECRET_KEY": secret_key,
+            "S3_BUCKET": "gridwork-bench-media",
+            "COUNTY_CODE": COUNTY,
+            "METRICS_PORT": "0",
+            "GRIDWORK_DEV_MODE": "true",  # private, throwaway servers
+        }
+        settings = Settings.from_env(env)
         server = "minio" if shutil.which("minio") else "rclone serve s3"
         print(
             f"private mongod on port {servers.mongo_port}, {server} on port {servers.s3_port}; "
             f"RabbitMQ vhost {urlsplit(amqp_uri).path[1:]}"
         )
         print(load_line())
-        ratio = bench(settings, args, servers.pids)
+        ratio = bench(settings, args, servers, env, urlsplit(amqp_uri).path[1:])
     print(f"whole run (setup and clean-up included): {time.perf_counter() - started:.0f} s")
+    print(load_line().replace("before the run", "at the end"))
     print(f"ratio {ratio:.3f}")
 
 

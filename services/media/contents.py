@@ -8,6 +8,12 @@ were checked against their SHA-256: by the S3 server as they arrived (MinIO, S3)
 confirm's read-back, or by the checking step after the confirm (describing.py) on a server
 that does not check checksums. An upload whose content address is held by another open
 slot keeps its own key, so what lands at an address never depends on a second client.
+
+A claim is written without waiting for the journal (w=1): the slot's own record, written
+next with a majority write, waits for it too (one journal, one oplog, in order), so a slot
+returned to its caller has a durable claim behind it. Only a failover between the two
+writes could lose a claim under an acknowledged slot; `holds` checks for that in the
+majority's view after the slot is written, and the slot falls back to its own key.
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ from datetime import datetime, timedelta
 
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
+from pymongo.read_concern import ReadConcern
+from pymongo.write_concern import WriteConcern
 
 from gridwork_common.clock import Clock, utc_now
 from services.media import store
@@ -25,6 +33,9 @@ from services.media.storage import MediaStore
 CLAIMED, STORED = "claimed", "stored"
 # Held while a server-side copy makes the content address (a crash leaves it to expire).
 COPY_CLAIM = timedelta(minutes=15)
+# A slot's claim: made durable by the slot's own majority write right after it.
+UNJOURNALED = WriteConcern(w=1)
+MAJORITY = ReadConcern("majority")
 
 
 def content_key(sha256: str) -> str:
@@ -45,7 +56,7 @@ class ContentIndex:
         """Where the PUT of slot `media_id`, declaring `sha256`, goes: the content address
         if this slot may write there (nobody holds it, or only a slot that expired
         unconfirmed), else the slot's own `uploads/` key."""
-        objects = self.db[store.OBJECTS]
+        objects = self.db[store.OBJECTS].with_options(write_concern=UNJOURNALED)
         claim = {"state": CLAIMED, "media_id": media_id, "expires_at": until}
         try:
             objects.insert_one({"_id": sha256, **claim})
@@ -60,6 +71,13 @@ class ContentIndex:
                 {"$set": claim},
             )
             return content_key(sha256) if taken.matched_count else upload_key(media_id)
+
+    def holds(self, sha256: str, media_id: str) -> bool:
+        """Whether slot `media_id`'s claim of `sha256` is in the majority's view (asked after
+        the slot's own majority write, which carried the claim with it)."""
+        objects = self.db[store.OBJECTS].with_options(read_concern=MAJORITY)
+        held = {"_id": sha256, "state": CLAIMED, "media_id": media_id}
+        return objects.count_documents(held, limit=1) > 0
 
     def store_verified(self, media: Mapping, sha256: str, size: int) -> str:
         """Record bytes checked against `sha256`; the key they are served from from now on:

@@ -29,7 +29,7 @@ from gridwork_common.events import EventPublisher
 from gridwork_common.idempotency import check_replay, fingerprint, keyed_id
 from services.media import store
 from services.media.announcing import announce_received
-from services.media.contents import ContentIndex, upload_key
+from services.media.contents import ContentIndex, content_key, upload_key
 from services.media.domain.kinds import KINDS, PURPOSES, check_bytes, check_declared
 from services.media.metrics import MEDIA_BYTES
 from services.media.storage import MediaStore, checksum_header
@@ -119,11 +119,21 @@ class MediaDesk:
     def _insert_slot(self, slot: dict, request: Mapping) -> Mapping:
         try:
             self.db[store.MEDIA].insert_one(slot)
-            return slot
         except DuplicateKeyError:  # the same key's retry, concurrently: its slot
             existing = self.db[store.MEDIA].find_one({"_id": slot["_id"]})
             check_replay(existing, fingerprint(request))
             return existing
+        sha256 = slot.get("declared_sha256")
+        if (
+            sha256
+            and slot["object_key"] == content_key(sha256)
+            and not self.contents.holds(sha256, slot["_id"])
+        ):  # its claim was lost in a failover (contents.py): the slot's own key then
+            slot["object_key"] = upload_key(slot["_id"])
+            self.db[store.MEDIA].update_one(
+                {"_id": slot["_id"]}, {"$set": {"object_key": slot["object_key"]}}
+            )
+        return slot
 
     def _new_slot(
         self,

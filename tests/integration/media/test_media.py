@@ -15,7 +15,6 @@ from prometheus_client import REGISTRY
 
 from devstack.processes import wait_until
 from gridwork_common.context import CallerContext
-from gridwork_common.mongo import new_client
 from services.events.service import EventsService
 from services.media.domain.kinds import size_limits
 from services.media.service import MediaService
@@ -76,13 +75,6 @@ def incident(rpc_as):
         {"category": "04.01", "description": "垃圾", "location": [102.505, 24.305]}, "m1"
     )
     return reported["incident"]["id"]
-
-
-@pytest.fixture
-def media_db(settings):
-    client = new_client(settings, app_name="media-tests")  # tz-aware, as the service's
-    yield client[settings.database_name("media")]
-    client.close()
 
 
 def _upload(
