@@ -75,6 +75,7 @@ import statistics
 import sys
 import time
 from collections import defaultdict
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import eventlet
@@ -256,22 +257,36 @@ def steps_report(together: StepTimes, photos: int, alone: StepTimes, alone_photo
 
 # ---------------------------------------------------------------------------- services
 # The describer process: `python -m services.media describer` at the lowest CPU priority.
-NICE_DESCRIBER = (
-    "import os, runpy, sys; os.nice(19); sys.argv = ['services.media', 'describer']; "
-    "runpy.run_module('services.media', run_name='__main__', alter_sys=True)"
-)
+# It leads a session of its own (ManagedProcess), and with Linux's scheduler autogroups a
+# session is a group of its own, in which alone a process's nice applies: the group's nice
+# is set too (/proc/self/autogroup; raising it needs no privilege).
+NICE_DESCRIBER = """
+import contextlib, os, runpy, sys
+os.nice(19)
+with contextlib.suppress(OSError), open("/proc/self/autogroup", "w") as group:
+    group.write("19")
+sys.argv = ["services.media", "describer"]
+runpy.run_module("services.media", run_name="__main__", alter_sys=True)
+"""
 RECEIVED_QUEUE = "evt-media-media.received--media.check_and_describe"
 
 
-def describer_process(env: dict, root) -> ManagedProcess:
+def describer_process(env: dict, root, workers: int) -> ManagedProcess:
     return ManagedProcess(
         name="media-describer",
         argv=[sys.executable, "-c", NICE_DESCRIBER],
-        env={**env, "PYTHONPATH": os.getcwd()},
+        env={**env, "PYTHONPATH": os.getcwd(), "NAMEKO_MAX_WORKERS": str(workers)},
         run_dir=root / "run",
         log_dir=root / "log",
         marker="os.nice(19)",
     )
+
+
+def autogroup(pid: int | None) -> str:
+    try:
+        return Path(f"/proc/{pid}/autogroup").read_text().strip()
+    except OSError:
+        return "no scheduler autogroup"
 
 
 def wait_consuming(management_uri: str, vhost: str, queue: str) -> None:
@@ -511,7 +526,7 @@ def bench(settings: Settings, args, servers, env: dict, vhost: str) -> float:
     config = settings.nameko_config()
     runner = started_runner(config, PopulationService, EventsService)
     media_runner = started_runner(config, MediaApiService)
-    describer = describer_process(env, servers.root)
+    describer = describer_process(env, servers.root, args.describer_workers)
     pids = servers.pids
 
     def meter() -> CpuMeter:  # the describer's pid changes when it is started again
@@ -532,7 +547,10 @@ def bench(settings: Settings, args, servers, env: dict, vhost: str) -> float:
     uploaders: list[Uploader] = []
     try:
         start_describer()
-        print(f"describer process pid {describer.running_pid()}, nice 19")
+        print(
+            f"describer process pid {describer.running_pid()}, nice 19, "
+            f"{args.describer_workers} workers, {autogroup(describer.running_pid())}"
+        )
         with ClusterRpcProxy(config, context_data=SETUP.to_context_data(), timeout=60) as rpc:
             rpc.population.import_territory(county_features())
             rpc.events.ensure_default_departments([COUNTY, TOWNSHIP_A, VILLAGE_A])
@@ -665,6 +683,12 @@ def main():
     parser.add_argument("--photo-mb", type=float, default=2.0, help="size of a photo, in MB")
     parser.add_argument(
         "--profile", action="store_true", help="also cProfile 20 confirms (to stderr)"
+    )
+    parser.add_argument(
+        "--describer-workers",
+        type=int,
+        default=2,
+        help="the describer's NAMEKO_MAX_WORKERS (2, as its Deployment: decoding is CPU-bound)",
     )
     parser.add_argument(
         "--undeclared", action="store_true", help="slots without a SHA-256 (upload, copy)"

@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 READ_CHUNK = 1024 * 1024
 CHECKSUM_HEADER = "x-amz-checksum-sha256"
 CHECKSUM_PROBE_KEY = "uploads/.checksum-probe"
+# How S3 servers refuse bytes that are not their checksum (AWS S3: BadDigest; MinIO:
+# XAmzContentChecksumMismatch). Any other error (a 500 from a busy server) is no answer.
+CHECKSUM_MISMATCH_CODES = frozenset({"BadDigest", "XAmzContentChecksumMismatch"})
 
 
 class StorageUnavailable(Unavailable):
@@ -143,7 +146,10 @@ class MediaStore:
                 self.client.put_object(
                     self.bucket, CHECKSUM_PROBE_KEY, io.BytesIO(b"probe"), 5, metadata=wrong
                 )
-            except S3Error:
+            except S3Error as exc:
+                if exc.code not in CHECKSUM_MISMATCH_CODES:  # a failure, not a refusal
+                    log.warning("cannot tell whether object storage checks checksums: %s", exc)
+                    return False  # asked again next time
                 self._checks_sha256 = True  # refused: the server compares the bytes
             except (MinioException, urllib3.exceptions.HTTPError, OSError) as exc:
                 log.warning("cannot tell whether object storage checks checksums: %s", exc)
