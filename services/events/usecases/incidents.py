@@ -23,6 +23,7 @@ from gridwork_common.context import CallerContext
 from gridwork_common.errors import Conflict, GridworkError, InvalidInput, NotFound
 from gridwork_common.events import EventPublisher
 from gridwork_common.outbox import RESEND_BATCH, Outbox, record_backlog
+from gridwork_common.paging import MAX_PAGE
 from services.events import store, topics
 from services.events.domain import incident as loop
 from services.events.domain.calendar import WorkingCalendar
@@ -31,7 +32,6 @@ from services.events.usecases.setup import CountySetup
 
 log = logging.getLogger(__name__)
 IDEMPOTENCY_NAMESPACE = uuid.UUID("5b0c2a1e-7f5d-4c1e-9a43-6f0e1d2b3c4d")
-MAX_PAGE = 200
 REPORT_RACE_ATTEMPTS = 20
 MARKS_RACE_ATTEMPTS = 4  # a stage gets at most three deadline marks
 OPEN_STATES = tuple(s for s in loop.STATES if s not in (loop.REJECTED, loop.EVALUATED, loop.CLOSED))

@@ -16,13 +16,12 @@ from flask import Blueprint, Response, json
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from gridwork_common import roles
+from gridwork_common.paging import DEFAULT_PAGE, MAX_PAGE
 from services.gateway.api import Api, Call
 from services.gateway.problems import ApiProblem
 
 SERVICE = "population"
 TAG = "patrols"
-MAX_PAGE = 200
-DEFAULT_PAGE = 50
 MAX_POINTS = 500
 MAX_PIECE = 100_000
 MONTH = r"^\d{4}-(0[1-9]|1[0-2])$"

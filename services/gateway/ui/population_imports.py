@@ -9,14 +9,12 @@ import base64
 from flask import Blueprint, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
-from gridwork_common import roles
 from services.gateway.routes.population.imports import error_report_download
+from services.gateway.routes.population.shared import IMPORTERS, SERVICE
 from services.gateway.ui.pages import FormError, current_page, requires_roles
 
 blueprint = Blueprint("population_imports", __name__, url_prefix="/population/imports")
 
-SERVICE = "population"
-IMPORTERS = (roles.CENTRE_OPERATOR, roles.ADMIN)  # as the API's POST /imports
 KINDS = ("residents", "houses", "entities")
 FILE_FIELD = "file"
 MAX_FILENAME = 200

@@ -15,7 +15,8 @@ from flask_babel import lazy_gettext as _l
 
 from gridwork_common import roles
 from gridwork_common.context import CallerContext
-from services.gateway.routes.incidents.shared import CATEGORY_CODE, MAX_PAGE, TERRITORY_CODE
+from gridwork_common.paging import MAX_PAGE
+from services.gateway.routes.incidents.shared import CATEGORY_CODE, TERRITORY_CODE
 from services.gateway.ui import labels
 from services.gateway.ui.pages import Page
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from gridwork_common.errors import InvalidInput
+from gridwork_common.paging import page_limit
 from services.population import store
 from services.population.domain import access
-from services.population.usecases.base import UseCases, iso_time, page_limit
+from services.population.usecases.base import UseCases, iso_time
 
 
 class AuditUseCases(UseCases):

@@ -14,19 +14,13 @@ from gridwork_common.context import CallerContext
 from gridwork_common.errors import Forbidden, InvalidInput, NotFound
 from gridwork_common.events import EventPublisher
 from gridwork_common.outbox import Outbox, Staged
+from gridwork_common.paging import page_limit
 from services.population import store, topics
 from services.population.domain import access
 from services.population.domain.codes import level_of
 from services.population.protection import PersonalDataCipher
 
-MAX_PAGE = 200
 T = TypeVar("T")
-
-
-def page_limit(limit) -> int:
-    if not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
-        raise InvalidInput("limit", f"must be an integer from 1 to {MAX_PAGE}")
-    return limit
 
 
 def iso_time(value) -> str | None:

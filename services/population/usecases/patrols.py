@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from gridwork_common.clock import Clock
 from gridwork_common.context import CallerContext
 from gridwork_common.errors import Conflict, Forbidden, InvalidInput, NotFound
+from gridwork_common.paging import page_limit
 from gridwork_common.territory import CODE_LENGTHS
 from services.population import topics
 from services.population.domain import access, patrols
@@ -28,7 +29,7 @@ from services.population.repositories.patrols import (
     PatrolWrites,
     piece_key,
 )
-from services.population.usecases.base import iso_time, page_limit
+from services.population.usecases.base import iso_time
 
 GRID_LENGTH = CODE_LENGTHS["grid"]
 MAX_TRACKS = 500  # tracks drawn on one map at once

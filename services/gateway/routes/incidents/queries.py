@@ -6,15 +6,14 @@ from __future__ import annotations
 from flask import Blueprint
 from pydantic import BaseModel, ConfigDict, Field
 
+from gridwork_common.paging import DEFAULT_PAGE, MAX_PAGE
 from services.gateway.api import Api, Call
 from services.gateway.fields import IsoDateTime
 from services.gateway.problems import ApiProblem
 from services.gateway.routes.incidents.cases import Incident
 from services.gateway.routes.incidents.shared import (
     CATEGORY_CODE,
-    DEFAULT_PAGE,
     EVENTS,
-    MAX_PAGE,
     TERRITORY_CODE,
     IncidentState,
 )

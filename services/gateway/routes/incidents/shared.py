@@ -1,6 +1,6 @@
-"""What the incident routes share: the service they call, text and page limits, the roles
-the gateway checks itself, territory and catalogue code patterns, and the events service's
-vocabulary of states."""
+"""What the incident routes share: the service they call, text limits (page limits are
+gridwork_common.paging's), the roles the gateway checks itself, territory and catalogue
+code patterns, and the events service's vocabulary of states."""
 
 from __future__ import annotations
 
@@ -14,8 +14,6 @@ from gridwork_common.territory import code_pattern
 EVENTS = "events"
 MAX_TEXT = 2000
 MAX_MEDIA = 20
-MAX_PAGE = 200
-DEFAULT_PAGE = 50
 
 # The events service's vocabulary (the gateway does not import another service's code).
 IncidentState = Literal[

@@ -10,11 +10,11 @@ from urllib.parse import unquote
 from flask import Blueprint, request
 from pydantic import Field
 
+from gridwork_common.paging import DEFAULT_PAGE
 from services.gateway.api import Api, Call
 from services.gateway.problems import ApiProblem
 from services.gateway.routes.population.shared import (
     AUDITORS,
-    DEFAULT_PAGE,
     SERVICE,
     TAG,
     Limit,

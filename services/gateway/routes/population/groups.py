@@ -10,11 +10,11 @@ from typing import Annotated, Any, Literal
 from flask import Blueprint
 from pydantic import Field
 
+from gridwork_common.paging import DEFAULT_PAGE
 from services.gateway.api import Api, Call
 from services.gateway.fields import IsoDateTimeFrom2000
 from services.gateway.routes.population.shared import (
     ADMINISTRATORS,
-    DEFAULT_PAGE,
     SERVICE,
     TAG,
     Cursor,

@@ -8,9 +8,9 @@ from typing import Literal
 from flask import Blueprint
 from pydantic import Field
 
+from gridwork_common.paging import DEFAULT_PAGE
 from services.gateway.api import Api, Call
 from services.gateway.routes.population.shared import (
-    DEFAULT_PAGE,
     SERVICE,
     TAG,
     BuildingCode,

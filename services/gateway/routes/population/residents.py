@@ -9,6 +9,7 @@ from typing import Any, Literal
 from flask import Blueprint
 from pydantic import ConfigDict, Field
 
+from gridwork_common.paging import DEFAULT_PAGE
 from services.gateway.api import Api, Call
 from services.gateway.problems import ApiProblem
 from services.gateway.routes.population.access_audit import (
@@ -18,7 +19,6 @@ from services.gateway.routes.population.access_audit import (
 )
 from services.gateway.routes.population.groups import GroupMembership
 from services.gateway.routes.population.shared import (
-    DEFAULT_PAGE,
     SERVICE,
     TAG,
     Cursor,

@@ -1,5 +1,6 @@
-"""What the population routes share: the service they call, their tag, page limits, the
-roles the gateway checks itself, the field types several concerns use and the base models."""
+"""What the population routes share: the service they call, their tag, the page size type
+(its bound is gridwork_common.paging's), the roles the gateway checks itself, the field
+types several concerns use and the base models."""
 
 from __future__ import annotations
 
@@ -8,12 +9,11 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field
 
 from gridwork_common import roles
+from gridwork_common.paging import MAX_PAGE
 from gridwork_common.territory import code_pattern, describe
 
 SERVICE = "population"
 TAG = "population"
-MAX_PAGE = 200
-DEFAULT_PAGE = 50
 
 # The roles the gateway checks itself (the service checks every other operation).
 ADMINISTRATORS = (roles.ADMIN,)
