@@ -59,7 +59,7 @@ from gridwork_common.clock import CLOCK_CONFIG_KEY, PinnedClock
 from gridwork_common.config import Settings
 from gridwork_common.context import CallerContext
 from gridwork_common.events import new_event
-from services.assessment import scorecards, store, summaries
+from services.assessment import scorecards, store, summaries, summary_changes
 from services.assessment.domain import indicators as reference
 from services.assessment.domain.periods import Period
 from services.assessment.domain.scoring import DEFAULT_RULES
@@ -221,20 +221,53 @@ def _stage(action: str) -> int:
 
 
 # ---------------------------------------------------------------------------- loading
-def ingest(db, maker: FactMaker, total: int, size: int, raw=None) -> dict:
-    """Every batch folded into the summaries (timed), and inserted raw (timed) when a
-    raw collection is given. Returns seconds and counts."""
+def ingest(db, maker: FactMaker, total: int, size: int, raw=None, cpu=None) -> dict:
+    """Every batch folded into the summaries (timed: the facts and their change records
+    written, and the merges into the summaries that `summaries.record` makes every
+    `MERGE_AFTER_FACTS` facts, then the last merge of whatever is still pending, so the
+    time runs until every fact is in the summaries), and inserted raw (timed) when a raw
+    collection is given; with a `cpu` meter, the CPU seconds of each side. Returns
+    seconds and counts."""
     folded_s = raw_s = 0.0
     facts = 0
+    folded_cpu: dict = {}
+    raw_cpu: dict = {}
+
+    def add(into: dict, before) -> None:
+        if cpu is not None:
+            for name, value in cpu.since(before).items():
+                into[name] = into.get(name, 0.0) + value
+
     for batch in maker.batches(total, size):
+        before = cpu.snapshot() if cpu is not None else None
         started = time.perf_counter()
         facts += summaries.record(db, batch)
         folded_s += time.perf_counter() - started
+        add(folded_cpu, before)
         if raw is not None:
+            before = cpu.snapshot() if cpu is not None else None
             started = time.perf_counter()
             raw.insert_many(batch, ordered=False)
             raw_s += time.perf_counter() - started
-    return {"facts": facts, "folded_s": folded_s, "raw_s": raw_s}
+            add(raw_cpu, before)
+    pending = summary_changes.pending_records(db)  # not timed: a count for the printout
+    before = cpu.snapshot() if cpu is not None else None
+    started = time.perf_counter()
+    last_merged = summaries.merge(db)
+    last_merge_s = time.perf_counter() - started
+    folded_s += last_merge_s
+    add(folded_cpu, before)
+    assert summary_changes.pending_records(db) == 0, "records left unmerged"
+    return {
+        "facts": facts,
+        "folded_s": folded_s,
+        "raw_s": raw_s,
+        "pending": pending,
+        "last_merged": last_merged,
+        "last_merge_s": last_merge_s,
+        "folded_cpu": folded_cpu,
+        "raw_cpu": raw_cpu,
+    }
 
 
 def sample_facts(count: int) -> list[dict]:
@@ -245,11 +278,13 @@ def sample_facts(count: int) -> list[dict]:
 
 
 def one_by_one(db, count: int) -> float:
-    """Facts/s folded one per transaction (the event handlers' path before batching)."""
+    """Facts/s folded one per transaction (the event handlers' path before batching),
+    until merged into the summaries."""
     facts = sample_facts(count)
     started = time.perf_counter()
     for fact in facts:
         summaries.record(db, [fact])
+    summaries.merge(db)  # until they are in the summaries
     return len(facts) / (time.perf_counter() - started)
 
 
@@ -271,10 +306,12 @@ def as_event(fact: dict) -> tuple[str, str, dict]:
     return f"{service}.events", fact["type"], payload
 
 
-def through_the_broker(config, db, count: int) -> float:
+def through_the_broker(config, db, count: int) -> tuple[float, float]:
     """Facts/s folded by the service's event handlers (batched deliveries), from the
-    first publish until the last fact is stored: events published to RabbitMQ as the
-    other services publish them."""
+    first publish until the last fact is stored, and until every change record is
+    merged into the summaries (the service merges on its timer; here the bench merges
+    what is pending as soon as the facts are stored): events published to RabbitMQ as
+    the other services publish them."""
     events = [as_event(fact) for fact in sample_facts(count)]
     stored_before = db[store.FACTS].count_documents({})
     exchanges = {name: Exchange(name, type="topic", durable=True) for name, _, _ in events}
@@ -286,7 +323,11 @@ def through_the_broker(config, db, count: int) -> float:
             producer.publish(payload, exchange=exchange, routing_key=routing_key, declare=[])
         while db[store.FACTS].count_documents({}) < stored_before + len(events):
             time.sleep(0.05)
-        return len(events) / (time.perf_counter() - started)
+        stored_s = time.perf_counter() - started
+        while summary_changes.pending_records(db):
+            summaries.merge(db)
+        merged_s = time.perf_counter() - started
+        return len(events) / stored_s, len(events) / merged_s
 
 
 # ---------------------------------------------------------------------------- reading
@@ -397,16 +438,23 @@ def run(args, settings: Settings, client, servers, year_month_facts: int) -> Non
     cpu = CpuMeter({"mongod": [servers.pids["mongod"]], "bench": [os.getpid()]})
 
     # ingestion: the month, batch by batch, through the summaries and raw
-    before = cpu.snapshot()
-    loaded = ingest(db, FactMaker(args.seed, MONTH), args.facts, args.batch, raw)
-    used = cpu.since(before)
+    loaded = ingest(db, FactMaker(args.seed, MONTH), args.facts, args.batch, raw, cpu)
     folded_rate = loaded["facts"] / loaded["folded_s"]
     raw_rate = loaded["facts"] / loaded["raw_s"]
-    print(
-        f"ingestion: {loaded['facts']:,} facts of {MONTH.text} in batches of {args.batch:,} "
-        f"(CPU s: mongod {used['mongod']:.0f}, bench {used['bench']:.0f})"
-    )
+    print(f"ingestion: {loaded['facts']:,} facts of {MONTH.text} in batches of {args.batch:,}")
+    for side in ("folded", "raw"):
+        used = loaded[f"{side}_cpu"]
+        print(
+            f"  CPU, {side}: mongod {used['mongod']:.1f} s, bench {used['bench']:.1f} s "
+            f"({used['mongod'] * 1e6 / loaded['facts']:.0f} + "
+            f"{used['bench'] * 1e6 / loaded['facts']:.0f} us a fact)"
+        )
     print(f"  folded into the summaries (one transaction a batch) {folded_rate:9,.0f} facts/s")
+    print(
+        f"    (merged: every {summary_changes.MERGE_AFTER_FACTS:,} facts while folding, then "
+        f"{loaded['pending']} records still pending merged in {loaded['last_merge_s']:.2f} s, "
+        f"timed; pending after: 0)"
+    )
     print(f"  raw insert_many of the same batches                 {raw_rate:9,.0f} facts/s")
     client.drop_database("bench_raw")
     single = one_by_one(client["bench_one_by_one"], args.one_by_one)
@@ -474,11 +522,16 @@ def run(args, settings: Settings, client, servers, year_month_facts: int) -> Non
             year_arithmetic(db, year_facts, live_year, settings.rpc_timeout)
 
             # last (its October facts are in no board checked above): the event path
-            events_rate = through_the_broker(config, db, args.events)
+            events_before = cpu.snapshot()
+            stored_rate, events_rate = through_the_broker(config, db, args.events)
+            events_used = cpu.since(events_before)
             print(
                 f"the event handlers' path: {args.events:,} facts published as events to "
-                f"RabbitMQ, folded in batched deliveries: {events_rate:,.0f} facts/s "
-                f"(x{events_rate / single:.1f} one per transaction)"
+                f"RabbitMQ, folded in batched deliveries: {stored_rate:,.0f} facts/s until "
+                f"stored, {events_rate:,.0f} facts/s until merged into the summaries "
+                f"(x{events_rate / single:.1f} one per transaction; CPU ms a fact: "
+                f"mongod {events_used['mongod'] * 1000 / args.events:.2f}, "
+                f"service and bench {events_used['bench'] * 1000 / args.events:.2f})"
             )
     finally:
         runner.stop()

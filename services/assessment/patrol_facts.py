@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 
+from pymongo.client_session import ClientSession
 from pymongo.collection import Collection as MongoCollection
 
 from services.assessment.domain import patrols as patrolling
@@ -21,9 +22,11 @@ def patrol_counts(
     levels: Collection[str],
     within: str | None,
     worked: Mapping[str, Collection[str]],
+    session: ClientSession | None = None,
 ) -> dict[Key, dict[str, int]]:
     """The patrol counts of every subject of each level (departments have none);
-    `worked`: each person's grids of the period (kept in the grids' summaries)."""
+    `worked`: each person's grids of the period (kept in the grids' summaries); read in
+    the caller's `session` (a board's snapshot)."""
     latest = list(
         collection.aggregate(
             [
@@ -40,11 +43,14 @@ def patrol_counts(
                 {"$project": {"type": 1, "actor": 1, "path": 1, "data": 1}},
             ],
             allowDiskUse=True,
+            session=session,
         )
     )
     known = [
         code
-        for code in collection.distinct("territory", {"type": patrolling.GRID_UPDATED})
+        for code in collection.distinct(
+            "territory", {"type": patrolling.GRID_UPDATED}, session=session
+        )
         if patrolling.grid_code(code)
     ]
     counts: dict[Key, dict[str, int]] = {}

@@ -1,9 +1,10 @@
 """Assessment: facts from other services' events, indicators over them, scoring.
 
-Every consumed event becomes one fact (idempotent: the CloudEvent id is the key), folded
-into the live summaries in the same transaction (a queue's deliveries are taken in
-batches, one transaction each); boards and indicators are read from the
-summaries (summaries.py).
+Every consumed event becomes one fact (idempotent: the CloudEvent id is the key), its
+changes to the live summaries recorded in the same transaction (a queue's deliveries are
+taken in batches, one transaction each) and merged into them every few thousand facts
+and on a timer; boards and indicators are read from the summaries and the records not
+merged yet (summaries.py).
 """
 
 from datetime import date, timedelta
@@ -32,13 +33,22 @@ from gridwork_common.mongo import MongoDatabase, mongo_health
 from gridwork_common.outbox import Outbox
 from gridwork_common.probes import ServiceProbes
 from gridwork_common.rpc import BoundedRpcProxy, rpc
-from services.assessment import bulletins, facts, integrity, scorecards, store, workdays
+from services.assessment import (
+    bulletins,
+    facts,
+    integrity,
+    scorecards,
+    store,
+    summaries,
+    workdays,
+)
 from services.assessment.domain.indicators import LEVELS
 from services.assessment.domain.periods import Period
 
 EXPECTED = (GridworkError,)
 BULLETIN_CHECK_INTERVAL_S = 3600
 OUTBOX_RETRY_INTERVAL_S = 10
+MERGE_INTERVAL_S = 5  # pending change records merged at least this often
 PUBLICATION_GRACE_DAYS = 3  # the month's scorecards and bulletin are made from the 4th
 
 
@@ -92,6 +102,12 @@ class AssessmentService:
     @batched_event_handler("media", "media.stored")
     def on_media(self, payloads):
         facts.record_all(self.db, payloads)
+
+    @timer(interval=MERGE_INTERVAL_S)
+    def merge_summaries(self):
+        """Merge the change records still pending into the summaries (the handlers merge
+        every `summary_changes.MERGE_AFTER_FACTS` facts; this when fewer arrive)."""
+        return summaries.merge(self.db)
 
     # indicators and scorecards
     @rpc(expected_exceptions=EXPECTED)

@@ -1,22 +1,24 @@
 """The live summaries in MongoDB (`domain/summaries.py` says what they hold): facts
-stored once each and folded into the summaries in the same transaction, and boards read
-from the summaries.
+stored once each, their changes to the summaries recorded in the same transaction and
+merged into the summaries later, and boards read from the summaries and the records
+not merged yet.
 
 A batch of facts is one transaction: the facts are inserted, the states of their cases
-read, and every change written (`$inc` on the subjects' summaries, `$addToSet` for
-people and active days, the cases' new states). A fact delivered twice fails the insert
-(its id is stored): the batch runs again without it and changes nothing for it; two
-replicas folding facts of the same case or subject at once meet a write conflict, and
-the loser runs its batch again from fresh reads, so nothing is lost or counted twice.
-The event handlers take their deliveries in batches (`gridwork_common.event_batches`),
-a replay or a load folds thousands per transaction: fewer round trips, the same code."""
+read and written back, and what the batch adds to the subjects' summaries written as a
+few change records, one per period (`summary_changes.py`); every `MERGE_AFTER_FACTS`
+facts (and on the service's timer) the pending records are merged into the summaries
+(`$inc`, `$addToSet`), many batches in one upsert a subject. A fact delivered twice
+fails the insert (its id is stored): the batch runs again without it and changes
+nothing for it; two replicas folding facts of the same case at once meet a write
+conflict, and the loser runs its batch again from fresh reads, so nothing is lost or
+counted twice. The event handlers take their deliveries in batches
+(`gridwork_common.event_batches`), a replay or a load folds thousands per transaction:
+fewer round trips, the same code."""
 
 from __future__ import annotations
 
 import gc
-import random
 import threading
-import time
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping
 from contextlib import contextmanager
@@ -24,16 +26,11 @@ from dataclasses import replace
 
 from pymongo.client_session import ClientSession
 from pymongo.database import Database
-from pymongo.errors import (
-    BulkWriteError,
-    ConnectionFailure,
-    DuplicateKeyError,
-    OperationFailure,
-    PyMongoError,
-)
+from pymongo.errors import BulkWriteError
 
-from services.assessment import store
+from services.assessment import store, summary_changes
 from services.assessment.domain import patrols as patrolling
+from services.assessment.domain.change_records import Overlay
 from services.assessment.domain.indicators import TERRITORY_LEVELS, Indicators
 from services.assessment.domain.periods import Period
 from services.assessment.domain.summaries import (
@@ -46,21 +43,24 @@ from services.assessment.domain.summaries import (
 )
 from services.assessment.patrol_facts import patrol_counts
 
-# A batch that met a concurrent write is run again, after a short random pause, at most
-# this many times in all: replicas race on the county's summaries with every fact.
-ATTEMPTS = 30
-PAUSE_S = 0.002
-
 
 def record(db: Database, facts: Iterable[Mapping]) -> int:
-    """Store the facts not stored before and fold them into the summaries, in one
-    transaction; how many were new."""
+    """Store the facts not stored before and fold them into the summaries: the facts and
+    their change records in one transaction, merged into the summaries once enough facts
+    were folded (`summary_changes.folded`); how many were new."""
     unique: dict = {}
     for fact in facts:
         unique.setdefault(fact["_id"], fact)  # a fact twice in a batch: the first counts
     batch = list(unique.values())
     with _folding(db), _no_cyclic_collection():
-        return _record_retrying(db, batch)
+        recorded = _record_retrying(db, batch)
+    summary_changes.folded(db, recorded)
+    return recorded
+
+
+def merge(db: Database) -> int:
+    """Merge every pending change record into the summaries; how many were merged."""
+    return summary_changes.merge(db)
 
 
 @contextmanager
@@ -78,8 +78,8 @@ def _no_cyclic_collection():
 
 
 # One fold at a time per MongoDB client (a service replica has one): its handlers would
-# only conflict with one another on the county's summaries (every fact counts for them);
-# replicas still race, and retry.
+# only conflict with one another on the cases of the county; replicas still race, and
+# retry.
 _FOLDING: dict[int, threading.Lock] = {}
 
 
@@ -91,20 +91,26 @@ def _record_retrying(db: Database, batch: list[Mapping]) -> int:
     # Facts are new nearly always: they are inserted without asking first. A fact stored
     # before fails the insert (and the transaction with it); the batch then runs again,
     # asking which of its facts are stored.
-    all_new = True
-    for attempt in range(1, ATTEMPTS + 1):
+    all_new = [True]
+
+    def work(session: ClientSession) -> int:
         try:
-            with db.client.start_session() as session, session.start_transaction():
-                return _record(db, batch, session, all_new)
-        except PyMongoError as exc:
-            if all_new and isinstance(exc, BulkWriteError) and _only_duplicates(exc):
-                all_new = False
-                continue
-            if attempt < ATTEMPTS and _raced(exc):
-                time.sleep(random.uniform(0, PAUSE_S * attempt))  # noqa: S311 (a jitter)
-                continue
+            return _record(db, batch, session, all_new[0])
+        except BulkWriteError as exc:
+            if all_new[0] and _only_duplicates(exc):
+                all_new[0] = False
+                raise _AskFirst from exc
             raise
-    raise AssertionError("unreachable: the last attempt returns or raises")
+
+    while True:
+        try:
+            return summary_changes.retrying(db, work)
+        except _AskFirst:
+            continue
+
+
+class _AskFirst(Exception):
+    """Some facts of the batch were stored before: run it again, asking which."""
 
 
 def _only_duplicates(exc: BulkWriteError) -> bool:
@@ -113,18 +119,6 @@ def _only_duplicates(exc: BulkWriteError) -> bool:
 
 
 DUPLICATE_KEY = 11000
-
-
-def _raced(exc: PyMongoError) -> bool:
-    """Lost a race with another writer (worth running again from fresh reads), not an
-    outage (the caller fails, and the message is redelivered or the load stops)."""
-    if isinstance(exc, ConnectionFailure):
-        return False
-    if isinstance(exc, DuplicateKeyError):  # a fact stored by another replica meanwhile
-        return True
-    return exc.has_error_label("TransientTransactionError") or exc.has_error_label(
-        "UnknownTransactionCommitResult"
-    )
 
 
 def _record(db: Database, batch: list[Mapping], session: ClientSession, all_new: bool) -> int:
@@ -145,85 +139,15 @@ def _record(db: Database, batch: list[Mapping], session: ClientSession, all_new:
         cases = {doc.pop("_id"): doc for doc in found}
     changes = Changes()
     fold(fresh, cases, changes)
-    _update(
+    summary_changes.run_updates(
         db,
         store.CASES,
         [{"q": {"_id": id_}, "u": cases[id_], "upsert": True} for id_ in case_ids],
         session,
     )
-    _update(db, store.SUMMARIES, _summary_writes(changes), session)
-    activity = [
-        {
-            "q": {"_id": {"p": period, "a": person}},
-            "u": {
-                "$setOnInsert": {"period": period, "person": person},
-                "$addToSet": {"days": {"$each": sorted(days)}},
-            },
-            "upsert": True,
-        }
-        for (period, person), days in changes.active.items()
-    ]
-    _update(db, store.ACTIVITY, activity, session)
+    # the subjects' changes wait in a few records, merged into the summaries later
+    summary_changes.write(db, changes, session)
     return len(fresh)
-
-
-UPDATES_PER_COMMAND = 5000
-# handling-time histogram: minutes.<value // 100>.<value> = cases, with minute_counts.<value
-# // 100> = the bucket's cases and minute_sum = the minutes of them all
-MINUTES_BUCKET = 100
-
-
-def _update(db: Database, collection: str, updates: list[dict], session: ClientSession) -> None:
-    """Unordered update commands (a batch of thousands of small updates: the driver's
-    per-operation objects would cost more than the updates)."""
-    for start in range(0, len(updates), UPDATES_PER_COMMAND):
-        chunk = updates[start : start + UPDATES_PER_COMMAND]
-        reply = db.command(
-            {"update": collection, "updates": chunk, "ordered": False}, session=session
-        )
-        if reply.get("writeErrors"):
-            raise OperationFailure(f"{collection}: {reply['writeErrors'][0]}")
-
-
-def _summary_writes(changes: Changes) -> list[dict]:
-    writes = []
-    for key in changes.touched:
-        period, level, subject = key
-        increments = {}
-        for prefix, source in (
-            ("counts", changes.counts),
-            ("required", changes.required),
-            ("done", changes.done),
-        ):
-            for name, value in source.get(key, {}).items():
-                if value:
-                    increments[f"{prefix}.{name}"] = value
-        minute_sum = 0
-        for minutes, cases in changes.minutes.get(key, {}).items():
-            if cases:  # in buckets: an update finds its field among a few dozen, not thousands
-                bucket = minutes // MINUTES_BUCKET
-                increments[f"minutes.{bucket}.{minutes}"] = cases
-                # each bucket's total and the sum beside the histogram: a read takes
-                # these and one bucket, not the whole histogram
-                counted = f"minute_counts.{bucket}"
-                increments[counted] = increments.get(counted, 0) + cases
-                minute_sum += minutes * cases
-        if minute_sum:
-            increments["minute_sum"] = minute_sum
-        update: dict = {"$setOnInsert": {"period": period, "level": level, "subject": subject}}
-        if increments:
-            update["$inc"] = increments
-        additions = {}
-        for field, source in (("people", changes.people), ("grid_workers", changes.grid_workers)):
-            added = source.get(key)
-            if added:
-                additions[field] = {"$each": list(added)}
-        if additions:
-            update["$addToSet"] = additions
-        writes.append(
-            {"q": {"_id": {"p": period, "l": level, "s": subject}}, "u": update, "upsert": True}
-        )
-    return writes
 
 
 def indicators_by_level(
@@ -234,31 +158,46 @@ def indicators_by_level(
     subject=None,
 ) -> dict[str, dict]:
     """The indicators of every subject of each level (or of one `subject`) for a period,
-    read from the summaries: `domain.indicators.indicators_by_subject` over the facts,
-    without reading a fact."""
+    read from the summaries and the change records not merged into them yet, in one
+    snapshot: `domain.indicators.indicators_by_subject` over the facts, without reading
+    a fact."""
+    with db.client.start_session(snapshot=True) as session:
+        return _indicators_by_level(db, levels, period, working_days, subject, session)
+
+
+def _indicators_by_level(db, levels, period, working_days, subject, session) -> dict[str, dict]:
     query: dict = {"period": period.text, "level": {"$in": list(levels)}}
     if subject is not None:
         query["subject"] = subject
     # the histograms stay on the server: a summary's handling count, total and p90 come
     # from its bucket totals and the one bucket holding the p90 (`_handling`)
-    summaries = list(
-        db[store.SUMMARIES].find(query, {"period": 0, "minutes": 0, "grid_workers": 0})
+    stored = db[store.SUMMARIES].find(
+        query, {"period": 0, "minutes": 0, "grid_workers": 0}, session=session
     )
+    overlay = summary_changes.pending(db, period, session)
+    summaries = {(doc["subject"], doc["level"]): overlay.apply(doc) for doc in stored}
+    for level, who in overlay.subjects(levels, subject):
+        if (who, level) not in summaries:  # only in records yet
+            summaries[who, level] = overlay.apply({"_id": None, "level": level, "subject": who})
     activity: dict = {"period": period.text}
     if subject is not None:
-        people = {person for summary in summaries for person in summary.get("people", ())}
+        people = {person for summary in summaries.values() for person in summary.get("people", ())}
         activity["person"] = {"$in": list(people)}
     active = {
         doc["person"]: doc["days"]
-        for doc in db[store.ACTIVITY].find(activity, {"_id": 0, "person": 1, "days": 1})
+        for doc in db[store.ACTIVITY].find(
+            activity, {"_id": 0, "person": 1, "days": 1}, session=session
+        )
     }
-    handling = _handling(db, summaries)
+    for person, days in overlay.active_days().items():
+        active[person] = set(active.get(person, ())) | days
+    handling = _handling(db, summaries, overlay, session)
     found: dict[str, dict] = {level: {} for level in levels}
-    for summary in summaries:
+    for who, summary in summaries.items():
         counted = finish(
             summary["level"],
             counts=summary.get("counts", {}),
-            handling=handling[summary["subject"], summary["level"]],
+            handling=handling[who],
             required=summary.get("required", {}),
             done=summary.get("done", {}),
             people=summary.get("people", ()),
@@ -267,37 +206,50 @@ def indicators_by_level(
         )
         if counted is not None:
             found[summary["level"]][summary["subject"]] = counted
-    _add_patrols(db, found, period, subject)
+    _add_patrols(db, found, period, subject, overlay, session)
     return found
 
 
-def _handling(db: Database, summaries: list[dict]) -> dict[tuple, tuple[int, int, int | None]]:
+def _handling(
+    db: Database, summaries: dict[tuple, dict], overlay: Overlay, session: ClientSession
+) -> dict[tuple, tuple[int, int, int | None]]:
     """Each summary's handling count, total minutes and p90, by (subject, level): the
     count and total from its bucket totals and sum, the p90 from the one bucket holding
     its rank, read for the summaries whose p90 lies in each bucket (one query a bucket,
-    a bucket holding at most 100 values) rather than every whole histogram."""
+    a bucket holding at most 100 values) rather than every whole histogram; the pending
+    records' minutes in that bucket added."""
     found, by_bucket = {}, defaultdict(list)
-    for summary in summaries:
+    for who, summary in summaries.items():
         buckets = {int(b): cases for b, cases in summary.get("minute_counts", {}).items()}
         place = p90_bucket(buckets)
-        who = (summary["subject"], summary["level"])
         found[who] = (sum(buckets.values()), summary.get("minute_sum", 0), None)
         if place is not None:
             by_bucket[place[0]].append((summary["_id"], who, place[1]))
     for bucket, wanted in by_bucket.items():
-        ids = [id_ for id_, _, _ in wanted]
+        ids = [id_ for id_, _, _ in wanted if id_ is not None]
         values = {
             (doc["_id"]["s"], doc["_id"]["l"]): doc.get("minutes", {}).get(str(bucket), {})
-            for doc in db[store.SUMMARIES].find({"_id": {"$in": ids}}, {f"minutes.{bucket}": 1})
+            for doc in db[store.SUMMARIES].find(
+                {"_id": {"$in": ids}}, {f"minutes.{bucket}": 1}, session=session
+            )
         }
         for _, who, rank in wanted:
-            histogram = {int(value): cases for value, cases in values[who].items()}
+            histogram = {int(value): cases for value, cases in values.get(who, {}).items()}
+            for value, cases in overlay.bucket(who[1], who[0], bucket).items():
+                histogram[value] = histogram.get(value, 0) + cases
             count, total, _ = found[who]
             found[who] = (count, total, nearest_rank_of_histogram(histogram, rank))
     return found
 
 
-def _add_patrols(db: Database, found: dict[str, dict], period: Period, subject) -> None:
+def _add_patrols(
+    db: Database,
+    found: dict[str, dict],
+    period: Period,
+    subject,
+    overlay: Overlay,
+    session: ClientSession,
+) -> None:
     """Patrol counts, not yet summarized: from the period's patrol facts when read (their
     pipelines, `patrol_facts.py`); a subject with patrols and nothing else is listed."""
     first, last = period.day_texts()
@@ -310,11 +262,15 @@ def _add_patrols(db: Database, found: dict[str, dict], period: Period, subject) 
         grids = db[store.SUMMARIES].find(
             {"period": period.text, "level": "grid", "grid_workers": {"$exists": True}},
             {"subject": 1, "grid_workers": 1},
+            session=session,
         )
         for grid in grids:
             for person in grid["grid_workers"]:
                 worked[person].add(grid["subject"])
-    patrolled = patrol_counts(db[store.FACTS], dated, list(found), within, dict(worked))
+        for grid, people in overlay.grid_workers().items():
+            for person in people:
+                worked[person].add(grid)
+    patrolled = patrol_counts(db[store.FACTS], dated, list(found), within, dict(worked), session)
     for (level, who), counts in patrolled.items():
         if subject is not None and who != subject:
             continue

@@ -228,7 +228,7 @@ def test_a_closed_period_replayed_from_its_events_scores_as_published(db):
 
     # Replay: the facts and their summaries rebuilt from the events, shuffled, each
     # delivered twice.
-    for collection in (store.FACTS, store.SUMMARIES, store.CASES, store.ACTIVITY):
+    for collection in (store.FACTS, store.SUMMARIES, store.CASES, store.ACTIVITY, store.CHANGES):
         db[collection].drop()
         if collection in store.INDEXES:
             db[collection].create_indexes(store.INDEXES[collection])

@@ -1,0 +1,195 @@
+"""Change records in MongoDB (`domain/change_records.py` says what they hold): written
+with a batch's facts in its transaction, merged into the summaries many at a time, and
+read on top of the summaries by the boards until they are.
+
+A merge takes a period's pending records, adds them up, applies the sums to the
+summaries (one upsert a subject for all those batches) and deletes the records, in one
+transaction: a crash before the commit leaves the records pending and the summaries as
+they were, so nothing is lost or counted twice; two replicas merging the same records
+meet a write conflict on their deletion, and the loser runs again from fresh reads,
+finding them gone. A board reads the summaries and the pending records in one snapshot,
+so it sees a record either pending or merged, never both nor neither."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from pymongo.client_session import ClientSession
+from pymongo.database import Database
+from pymongo.errors import ConnectionFailure, DuplicateKeyError, OperationFailure, PyMongoError
+
+from services.assessment import store
+from services.assessment.domain.change_records import Overlay, absorb, increments, records_of
+from services.assessment.domain.periods import Period
+from services.assessment.domain.summaries import Changes
+
+# A transaction that met a concurrent write is run again, after a short random pause, at
+# most this many times in all: replicas race on the same cases and records.
+ATTEMPTS = 30
+PAUSE_S = 0.002
+# Facts a process folds before it merges the pending records (the service also merges
+# on a timer, so records do not wait for more facts): each merge writes the week, month,
+# quarter and year summaries of every subject once for all those facts.
+MERGE_AFTER_FACTS = 20_000
+RECORDS_PER_MERGE = 64  # records of a period merged per transaction (a bounded transaction)
+UPDATES_PER_COMMAND = 5000
+WRITE_CONFLICT = 112
+
+T = TypeVar("T")
+
+
+def retrying(db: Database, work: Callable[[ClientSession], T]) -> T:
+    """`work` in a transaction, run again (from fresh reads) when it lost a race."""
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            with db.client.start_session() as session, session.start_transaction():
+                return work(session)
+        except PyMongoError as exc:
+            if attempt < ATTEMPTS and raced(exc):
+                time.sleep(random.uniform(0, PAUSE_S * attempt))  # noqa: S311 (a jitter)
+                continue
+            raise
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def raced(exc: PyMongoError) -> bool:
+    """Lost a race with another writer (worth running again from fresh reads), not an
+    outage (the caller fails, and the message is redelivered or the load stops)."""
+    if isinstance(exc, ConnectionFailure):
+        return False
+    if isinstance(exc, DuplicateKeyError):  # a fact stored by another replica meanwhile
+        return True
+    return exc.has_error_label("TransientTransactionError") or exc.has_error_label(
+        "UnknownTransactionCommitResult"
+    )
+
+
+def run_updates(db: Database, collection: str, updates: list[dict], session: ClientSession) -> None:
+    """Unordered update commands (thousands of small updates: the driver's
+    per-operation objects would cost more than the updates)."""
+    for start in range(0, len(updates), UPDATES_PER_COMMAND):
+        chunk = updates[start : start + UPDATES_PER_COMMAND]
+        reply = db.command(
+            {"update": collection, "updates": chunk, "ordered": False}, session=session
+        )
+        if reply.get("writeErrors"):
+            raise OperationFailure(f"{collection}: {reply['writeErrors'][0]}")
+
+
+# ---------------------------------------------------------------------------- writing
+def write(db: Database, changes: Changes, session: ClientSession) -> int:
+    """A batch's changes as records (in the batch's transaction); how many records."""
+    records = records_of(changes)
+    if records:
+        db[store.CHANGES].insert_many(records, session=session)
+    return len(records)
+
+
+_UNMERGED: dict[int, int] = {}  # facts folded since this process last merged, per client
+_MERGING: dict[int, threading.Lock] = {}
+
+
+def folded(db: Database, facts: int) -> int:
+    """Count facts folded by this process; merge once enough have been: how many records
+    were merged (0 when not due, or when a merge of this process is under way)."""
+    key = id(db.client)
+    _UNMERGED[key] = _UNMERGED.get(key, 0) + facts
+    if _UNMERGED[key] < MERGE_AFTER_FACTS:
+        return 0
+    return merge(db)
+
+
+# ---------------------------------------------------------------------------- merging
+def merge(db: Database) -> int:
+    """Merge every pending record into the summaries (a period at a time, at most
+    `RECORDS_PER_MERGE` records a transaction); how many were merged. One merge at a
+    time per process (a second caller returns 0 at once: the first merges its records)."""
+    lock = _MERGING.setdefault(id(db.client), threading.Lock())
+    if not lock.acquire(blocking=False):
+        return 0
+    try:
+        _UNMERGED[id(db.client)] = 0
+        merged = 0
+        for period in db[store.CHANGES].distinct("period"):
+            while True:
+                done = retrying(db, lambda session, p=period: _merge_some(db, p, session))
+                merged += done
+                if done < RECORDS_PER_MERGE:
+                    break
+        return merged
+    finally:
+        lock.release()
+
+
+def _merge_some(db: Database, period: str, session: ClientSession) -> int:
+    found = list(
+        db[store.CHANGES]
+        .find({"period": period}, session=session)
+        .sort("_id", 1)
+        .limit(RECORDS_PER_MERGE)
+    )
+    if not found:
+        return 0
+    changes = absorb(found)
+    run_updates(db, store.SUMMARIES, summary_writes(changes), session)
+    run_updates(db, store.ACTIVITY, activity_writes(changes), session)
+    ids = [record["_id"] for record in found]
+    deleted = db[store.CHANGES].delete_many({"_id": {"$in": ids}}, session=session)
+    if deleted.deleted_count != len(ids):  # merged meanwhile: abort, nothing applied twice
+        raise OperationFailure(
+            "change records merged by another writer",
+            WRITE_CONFLICT,
+            {"errorLabels": ["TransientTransactionError"]},
+        )
+    return len(found)
+
+
+def summary_writes(changes: Changes) -> list[dict]:
+    writes = []
+    for key in changes.touched:
+        period, level, subject = key
+        update: dict = {"$setOnInsert": {"period": period, "level": level, "subject": subject}}
+        added = increments(changes, key)
+        if added:
+            update["$inc"] = added
+        additions = {}
+        for field, source in (("people", changes.people), ("grid_workers", changes.grid_workers)):
+            found = source.get(key)
+            if found:
+                additions[field] = {"$each": list(found)}
+        if additions:
+            update["$addToSet"] = additions
+        writes.append(
+            {"q": {"_id": {"p": period, "l": level, "s": subject}}, "u": update, "upsert": True}
+        )
+    return writes
+
+
+def activity_writes(changes: Changes) -> list[dict]:
+    return [
+        {
+            "q": {"_id": {"p": period, "a": person}},
+            "u": {
+                "$setOnInsert": {"period": period, "person": person},
+                "$addToSet": {"days": {"$each": sorted(days)}},
+            },
+            "upsert": True,
+        }
+        for (period, person), days in changes.active.items()
+    ]
+
+
+# ---------------------------------------------------------------------------- reading
+def pending(db: Database, period: Period, session: ClientSession) -> Overlay:
+    """The period's records not merged yet, added up (read in the caller's snapshot)."""
+    found = db[store.CHANGES].find({"period": period.text}, {"_id": 0}, session=session)
+    return Overlay(absorb(found), period.text)
+
+
+def pending_records(db: Database) -> int:
+    """How many records wait to be merged."""
+    return db[store.CHANGES].count_documents({})
