@@ -116,7 +116,7 @@ def test_two_replicas_merging_at_once_apply_each_record_once(db, settings):
     def merge(client):
         try:
             merged.append(summaries.merge(client[db.name]))
-        except Exception as exc:  # noqa: BLE001 (reported below)
+        except Exception as exc:  # reported below
             failures.append(exc)
 
     threads = [threading.Thread(target=merge, args=(client,)) for client in clients]

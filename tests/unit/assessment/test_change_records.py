@@ -1,0 +1,112 @@
+"""Change records against the plain definition: batches' changes kept as records and
+merged into the summaries at any points, many batches a merge, give exactly what the
+changes applied one batch at a time give, and what `indicators_by_subject` counts."""
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from services.assessment.domain import change_records
+from services.assessment.domain.change_records import Overlay, absorb, records_of
+from services.assessment.domain.summaries import Changes, MemorySummaries, fold
+from tests.unit.assessment.test_summaries import assert_as_defined, fact_streams
+
+
+class RecordedSummaries(MemorySummaries):
+    """The summaries as the service keeps them: each batch's changes as records, merged
+    every `merge_every` batches (many records added up, then applied once)."""
+
+    def __init__(self, merge_every: int) -> None:
+        super().__init__()
+        self.merge_every = merge_every
+        self.pending: list[dict] = []
+        self.batches = 0
+
+    def apply(self, changes: Changes) -> None:
+        self.pending.extend(records_of(changes))
+        self.batches += 1
+        if self.batches % self.merge_every == 0:
+            self.merge()
+
+    def merge(self) -> None:
+        super().apply(absorb(self.pending))
+        self.pending = []
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(fact_streams(), st.integers(1, 12), st.integers(1, 6))
+def test_records_merged_many_batches_at_a_time_equal_the_plain_definition(stream, size, every):
+    facts, arrivals = stream
+    summaries = RecordedSummaries(every)
+    for start in range(0, len(arrivals), size):
+        summaries.record(arrivals[start : start + size])
+    summaries.merge()
+    assert_as_defined(summaries, facts)
+
+
+def _plain(changes: Changes) -> dict:
+    """The changes without their zeros (what a summary would hold of them)."""
+    return {
+        "touched": changes.touched,
+        **{
+            name: {
+                key: {part: value for part, value in parts.items() if value}
+                for key, parts in getattr(changes, name).items()
+                if any(parts.values())
+            }
+            for name in ("counts", "minutes", "required", "done")
+        },
+        **{
+            name: {key: found for key, found in getattr(changes, name).items() if found}
+            for name in ("people", "grid_workers", "active")
+        },
+    }
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(fact_streams(), st.sampled_from([1, 3, 2000]))
+def test_a_batch_s_records_add_up_to_its_changes(stream, entries_per_record):
+    facts, _ = stream
+    original = change_records.ENTRIES_PER_RECORD
+    change_records.ENTRIES_PER_RECORD = entries_per_record
+    try:
+        changes = Changes()
+        fold(facts, {}, changes)
+        records = records_of(changes)
+        if entries_per_record == original:  # one record a period
+            assert len({record["period"] for record in records}) == len(records)
+        assert _plain(absorb(records)) == _plain(changes)
+    finally:
+        change_records.ENTRIES_PER_RECORD = original
+
+
+def test_an_overlay_adds_pending_changes_to_a_summary_as_read():
+    """Worked by hand: a grid's stored month and two pending records of it."""
+    key = ("2026-11", "grid", "g1")
+    first, second = Changes(), Changes()
+    first.add(key, {"cases_closed": 1, "cases_handled": 1})
+    first.minute(key, 150, 1)
+    first.person(key, "w2")
+    second.add(key, {"cases_closed": -1, "overdue": 1})
+    second.minute(key, 150, -1)
+    second.minute(key, 40, 1)
+    second.active[("2026-11", "w2")].add("2026-11-03")
+    overlay = Overlay(absorb(records_of(first) + records_of(second)), "2026-11")
+    stored = {
+        "level": "grid",
+        "subject": "g1",
+        "counts": {"cases_closed": 2, "cases_handled": 3},
+        "people": ["w1"],
+        "minute_counts": {"1": 2},
+        "minute_sum": 300,
+    }
+    read = overlay.apply(stored)
+    assert read["counts"] == {"cases_closed": 2, "cases_handled": 4, "overdue": 1}
+    assert sorted(read["people"]) == ["w1", "w2"]
+    assert read["minute_counts"] == {"0": 1, "1": 2}
+    assert read["minute_sum"] == 340
+    assert overlay.bucket("grid", "g1", 0) == {40: 1}
+    assert overlay.bucket("grid", "g1", 1) == {150: 0}
+    assert overlay.subjects({"grid"}) == [("grid", "g1")]
+    assert overlay.subjects({"village"}) == []
+    assert overlay.active_days() == {"w2": {"2026-11-03"}}
+    assert stored["counts"] == {"cases_closed": 2, "cases_handled": 3}  # left as read
