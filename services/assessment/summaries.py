@@ -30,7 +30,7 @@ from pymongo.errors import BulkWriteError
 
 from services.assessment import store, summary_changes
 from services.assessment.domain import patrols as patrolling
-from services.assessment.domain.change_records import Overlay
+from services.assessment.domain.change_records import Totals
 from services.assessment.domain.indicators import TERRITORY_LEVELS, Indicators
 from services.assessment.domain.periods import Period
 from services.assessment.domain.summaries import (
@@ -175,10 +175,13 @@ def _indicators_by_level(db, levels, period, working_days, subject, session) -> 
         query, {"period": 0, "minutes": 0, "grid_workers": 0}, session=session
     )
     overlay = summary_changes.pending(db, period, session)
-    summaries = {(doc["subject"], doc["level"]): overlay.apply(doc) for doc in stored}
-    for level, who in overlay.subjects(levels, subject):
+    text = period.text
+    summaries = {(doc["subject"], doc["level"]): overlay.apply(text, doc) for doc in stored}
+    for level, who in overlay.subjects(text, levels, subject):
         if (who, level) not in summaries:  # only in records yet
-            summaries[who, level] = overlay.apply({"_id": None, "level": level, "subject": who})
+            summaries[who, level] = overlay.apply(
+                text, {"_id": None, "level": level, "subject": who}
+            )
     activity: dict = {"period": period.text}
     if subject is not None:
         people = {person for summary in summaries.values() for person in summary.get("people", ())}
@@ -189,9 +192,9 @@ def _indicators_by_level(db, levels, period, working_days, subject, session) -> 
             activity, {"_id": 0, "person": 1, "days": 1}, session=session
         )
     }
-    for person, days in overlay.active_days().items():
+    for person, days in overlay.active_days(text).items():
         active[person] = set(active.get(person, ())) | days
-    handling = _handling(db, summaries, overlay, session)
+    handling = _handling(db, summaries, overlay, text, session)
     found: dict[str, dict] = {level: {} for level in levels}
     for who, summary in summaries.items():
         counted = finish(
@@ -211,7 +214,11 @@ def _indicators_by_level(db, levels, period, working_days, subject, session) -> 
 
 
 def _handling(
-    db: Database, summaries: dict[tuple, dict], overlay: Overlay, session: ClientSession
+    db: Database,
+    summaries: dict[tuple, dict],
+    overlay: Totals,
+    period: str,
+    session: ClientSession,
 ) -> dict[tuple, tuple[int, int, int | None]]:
     """Each summary's handling count, total minutes and p90, by (subject, level): the
     count and total from its bucket totals and sum, the p90 from the one bucket holding
@@ -235,7 +242,7 @@ def _handling(
         }
         for _, who, rank in wanted:
             histogram = {int(value): cases for value, cases in values.get(who, {}).items()}
-            for value, cases in overlay.bucket(who[1], who[0], bucket).items():
+            for value, cases in overlay.bucket(period, who[1], who[0], bucket).items():
                 histogram[value] = histogram.get(value, 0) + cases
             count, total, _ = found[who]
             found[who] = (count, total, nearest_rank_of_histogram(histogram, rank))
@@ -247,7 +254,7 @@ def _add_patrols(
     found: dict[str, dict],
     period: Period,
     subject,
-    overlay: Overlay,
+    overlay: Totals,
     session: ClientSession,
 ) -> None:
     """Patrol counts, not yet summarized: from the period's patrol facts when read (their
@@ -267,7 +274,7 @@ def _add_patrols(
         for grid in grids:
             for person in grid["grid_workers"]:
                 worked[person].add(grid["subject"])
-        for grid, people in overlay.grid_workers().items():
+        for grid, people in overlay.grid_workers_of(period.text).items():
             for person in people:
                 worked[person].add(grid)
     patrolled = patrol_counts(db[store.FACTS], dated, list(found), within, dict(worked), session)

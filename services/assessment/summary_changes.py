@@ -23,7 +23,7 @@ from pymongo.database import Database
 from pymongo.errors import ConnectionFailure, DuplicateKeyError, OperationFailure, PyMongoError
 
 from services.assessment import store
-from services.assessment.domain.change_records import Overlay, absorb, increments, records_of
+from services.assessment.domain.change_records import Totals, records_of
 from services.assessment.domain.periods import Period
 from services.assessment.domain.summaries import Changes
 
@@ -134,9 +134,9 @@ def _merge_some(db: Database, period: str, session: ClientSession) -> int:
     )
     if not found:
         return 0
-    changes = absorb(found)
-    run_updates(db, store.SUMMARIES, summary_writes(changes), session)
-    run_updates(db, store.ACTIVITY, activity_writes(changes), session)
+    totals = Totals(found)
+    run_updates(db, store.SUMMARIES, summary_writes(totals), session)
+    run_updates(db, store.ACTIVITY, activity_writes(totals), session)
     ids = [record["_id"] for record in found]
     deleted = db[store.CHANGES].delete_many({"_id": {"$in": ids}}, session=session)
     if deleted.deleted_count != len(ids):  # merged meanwhile: abort, nothing applied twice
@@ -148,19 +148,19 @@ def _merge_some(db: Database, period: str, session: ClientSession) -> int:
     return len(found)
 
 
-def summary_writes(changes: Changes) -> list[dict]:
+def summary_writes(totals: Totals) -> list[dict]:
     writes = []
-    for key in changes.touched:
+    people, grid_workers = totals.people, totals.grid_workers
+    for key, added in totals.increments.items():
         period, level, subject = key
         update: dict = {"$setOnInsert": {"period": period, "level": level, "subject": subject}}
-        added = increments(changes, key)
         if added:
             update["$inc"] = added
         additions = {}
-        for field, source in (("people", changes.people), ("grid_workers", changes.grid_workers)):
-            found = source.get(key)
-            if found:
-                additions[field] = {"$each": list(found)}
+        if key in people:
+            additions["people"] = {"$each": list(people[key])}
+        if key in grid_workers:
+            additions["grid_workers"] = {"$each": list(grid_workers[key])}
         if additions:
             update["$addToSet"] = additions
         writes.append(
@@ -169,7 +169,7 @@ def summary_writes(changes: Changes) -> list[dict]:
     return writes
 
 
-def activity_writes(changes: Changes) -> list[dict]:
+def activity_writes(totals: Totals) -> list[dict]:
     return [
         {
             "q": {"_id": {"p": period, "a": person}},
@@ -179,15 +179,14 @@ def activity_writes(changes: Changes) -> list[dict]:
             },
             "upsert": True,
         }
-        for (period, person), days in changes.active.items()
+        for (period, person), days in totals.active.items()
     ]
 
 
 # ---------------------------------------------------------------------------- reading
-def pending(db: Database, period: Period, session: ClientSession) -> Overlay:
+def pending(db: Database, period: Period, session: ClientSession) -> Totals:
     """The period's records not merged yet, added up (read in the caller's snapshot)."""
-    found = db[store.CHANGES].find({"period": period.text}, {"_id": 0}, session=session)
-    return Overlay(absorb(found), period.text)
+    return Totals(db[store.CHANGES].find({"period": period.text}, {"_id": 0}, session=session))
 
 
 def pending_records(db: Database) -> int:

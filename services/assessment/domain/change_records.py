@@ -4,11 +4,13 @@ thousands of summary updates, and later merged into the summaries many batches a
 so a long period's summary (a week, month, quarter, year: touched by every batch) is
 written once for many batches.
 
-A record's body: `subjects`, one entry per (level, subject) of the period, each with its
-non-zero parts (`c` counts, `m` handling-minute histogram as [minutes, cases] pairs, `r`
-visits required and `d` done per risk, `p` people, `g` grid workers); `active`, the days
-each person was active ([person, [days]] pairs). Records of a period add up (sums and set
-unions), in any order: merged into the summaries, or read on top of them (`Overlay`).
+A record: `period`; `subjects`, one entry per (level, subject) of the period, `l` and
+`s`, with `i` its increments exactly as the summary takes them (`$inc` field -> value:
+`counts.<name>`, `required.<risk>`, `done.<risk>`, the handling histogram
+`minutes.<bucket>.<minutes>` with `minute_counts.<bucket>` and `minute_sum`), `p` its
+people and `g` its grid workers; `active`, [person, [days]] pairs. Records of a period
+add up (sums and set unions) in any order (`Totals`): merged into the summaries, or read
+on top of them (`Totals.apply`).
 """
 
 from __future__ import annotations
@@ -28,12 +30,21 @@ MINUTES_BUCKET = 100
 
 
 def records_of(changes: Changes) -> list[dict]:
-    """The record bodies of a batch's changes: {"period", "subjects", "active"}, one per
-    period (or a few, for a period with very many subjects)."""
+    """A batch's changes as records: {"period", "subjects", "active"}, one per period
+    (or a few, for a period with very many subjects)."""
     subjects: dict[str, list[dict]] = defaultdict(list)
+    people, grid_workers = changes.people, changes.grid_workers
     for key in changes.touched:
         period, level, subject = key
-        subjects[period].append(_entry(changes, key, level, subject))
+        entry: dict = {"l": level, "s": subject}
+        added = increments(changes, key)
+        if added:
+            entry["i"] = added
+        if key in people:
+            entry["p"] = list(people[key])
+        if key in grid_workers:
+            entry["g"] = list(grid_workers[key])
+        subjects[period].append(entry)
     active: dict[str, list] = defaultdict(list)
     for (period, person), days in changes.active.items():
         active[period].append([person, sorted(days)])
@@ -48,54 +59,6 @@ def records_of(changes: Changes) -> list[dict]:
     return records
 
 
-def _entry(changes: Changes, key: Key, level: str, subject: Any) -> dict:
-    entry: dict = {"l": level, "s": subject}
-    for field, source in (("c", changes.counts), ("r", changes.required), ("d", changes.done)):
-        parts = {name: value for name, value in source.get(key, {}).items() if value}
-        if parts:
-            entry[field] = parts
-    minutes = [[value, cases] for value, cases in changes.minutes.get(key, {}).items() if cases]
-    if minutes:
-        entry["m"] = minutes
-    for field, source in (("p", changes.people), ("g", changes.grid_workers)):
-        found = source.get(key)
-        if found:
-            entry[field] = list(found)
-    return entry
-
-
-def absorb(records: Iterable[Mapping], into: Changes | None = None) -> Changes:
-    """The changes the records add up to (added to `into` if given)."""
-    changes = into if into is not None else Changes()
-    for record in records:
-        period = record["period"]
-        for entry in record.get("subjects", ()):
-            key = (period, entry["l"], entry["s"])
-            changes.touched.add(key)
-            for field, target in (
-                ("c", changes.counts),
-                ("r", changes.required),
-                ("d", changes.done),
-            ):
-                parts = entry.get(field)
-                if parts:
-                    mine = target[key]
-                    for name, value in parts.items():
-                        mine[name] += value
-            minutes = entry.get("m")
-            if minutes:
-                mine = changes.minutes[key]
-                for value, cases in minutes:
-                    mine[value] += cases
-            for field, target in (("p", changes.people), ("g", changes.grid_workers)):
-                found = entry.get(field)
-                if found:
-                    target[key].update(found)
-        for person, days in record.get("active", ()):
-            changes.active[(period, person)].update(days)
-    return changes
-
-
 def increments(changes: Changes, key: Key) -> dict[str, int]:
     """A subject's `$inc` on its summary: counts, visits, and the handling histogram in
     buckets (an update finds its field among a few dozen, not thousands), each bucket's
@@ -106,94 +69,111 @@ def increments(changes: Changes, key: Key) -> dict[str, int]:
         ("required", changes.required),
         ("done", changes.done),
     ):
-        for name, value in source.get(key, {}).items():
-            if value:
-                found[f"{prefix}.{name}"] = value
-    minute_sum = 0
-    for minutes, cases in changes.minutes.get(key, {}).items():
-        if cases:
-            bucket = minutes // MINUTES_BUCKET
-            found[f"minutes.{bucket}.{minutes}"] = cases
-            counted = f"minute_counts.{bucket}"
-            found[counted] = found.get(counted, 0) + cases
-            minute_sum += minutes * cases
-    if minute_sum:
-        found["minute_sum"] = minute_sum
+        parts = source.get(key)
+        if parts:
+            for name, value in parts.items():
+                if value:
+                    found[f"{prefix}.{name}"] = value
+    histogram = changes.minutes.get(key)
+    if histogram:
+        minute_sum = 0
+        for minutes, cases in histogram.items():
+            if cases:
+                bucket = minutes // MINUTES_BUCKET
+                found[f"minutes.{bucket}.{minutes}"] = cases
+                counted = f"minute_counts.{bucket}"
+                found[counted] = found.get(counted, 0) + cases
+                minute_sum += minutes * cases
+        if minute_sum:
+            found["minute_sum"] = minute_sum
     return found
 
 
-class Overlay:
-    """Pending changes of one period read on top of its summaries (as stored, without
-    their histograms): what the summaries will hold once the changes are merged."""
+class Totals:
+    """Records added up: per (period, level, subject) the summed increments and the
+    people and grid workers; per (period, person) the active days."""
 
-    def __init__(self, changes: Changes, period: str) -> None:
-        self.changes = changes
-        self.period = period
+    def __init__(self, records: Iterable[Mapping] = ()) -> None:
+        self.increments: dict[Key, dict[str, int]] = {}
+        self.people: dict[Key, set] = {}
+        self.grid_workers: dict[Key, set] = {}
+        self.active: dict[tuple[str, Any], set[str]] = defaultdict(set)
+        self.add(records)
 
-    def subjects(self, levels: Collection[str], subject=None) -> list[tuple[str, Any]]:
-        """The (level, subject) pairs the pending changes touch, among those asked for."""
+    def add(self, records: Iterable[Mapping]) -> None:
+        summed, people, grid_workers = self.increments, self.people, self.grid_workers
+        for record in records:
+            period = record["period"]
+            for entry in record.get("subjects", ()):
+                key = (period, entry["l"], entry["s"])
+                mine = summed.get(key)
+                if mine is None:
+                    mine = summed[key] = {}
+                added = entry.get("i")
+                if added:
+                    for field, value in added.items():
+                        mine[field] = mine.get(field, 0) + value
+                for field, target in (("p", people), ("g", grid_workers)):
+                    found = entry.get(field)
+                    if found:
+                        kept = target.get(key)
+                        if kept is None:
+                            target[key] = set(found)
+                        else:
+                            kept.update(found)
+            for person, days in record.get("active", ()):
+                self.active[(period, person)].update(days)
+
+    # ------------------------------------------------------- read on top of summaries
+    def subjects(self, period: str, levels: Collection[str], subject=None) -> list[tuple[str, Any]]:
+        """The (level, subject) pairs of a period with pending changes, among those asked
+        for."""
         return [
             (level, who)
-            for period, level, who in self.changes.touched
-            if period == self.period and level in levels and (subject is None or who == subject)
+            for of_period, level, who in self.increments
+            if of_period == period and level in levels and (subject is None or who == subject)
         ]
 
-    def apply(self, summary: dict) -> dict:
-        """A summary (as read: counts, required, done, people, minute_counts, minute_sum)
-        with the pending changes of its subject added."""
-        key = (self.period, summary["level"], summary["subject"])
-        if key not in self.changes.touched:
+    def apply(self, period: str, summary: dict) -> dict:
+        """A summary as read (counts, required, done, people, minute_counts, minute_sum;
+        not its histogram) with its subject's pending changes added."""
+        key = (period, summary["level"], summary["subject"])
+        if key not in self.increments:
             return summary
-        changes = self.changes
         summary = dict(summary)
-        for field, source in (
-            ("counts", changes.counts),
-            ("required", changes.required),
-            ("done", changes.done),
-        ):
-            pending = source.get(key)
-            if pending:
-                summary[field] = _added(summary.get(field, {}), pending)
-        people = changes.people.get(key)
+        copied: set[str] = set()
+        for field, value in self.increments[key].items():
+            part, _, name = field.partition(".")
+            if part == "minutes":
+                continue  # the histogram is read a bucket at a time (`bucket`)
+            if part == "minute_sum":
+                summary[part] = summary.get(part, 0) + value
+                continue
+            if part not in copied:
+                summary[part] = dict(summary.get(part, {}))
+                copied.add(part)
+            summary[part][name] = summary[part].get(name, 0) + value
+        people = self.people.get(key)
         if people:
             summary["people"] = list(set(summary.get("people", ())) | people)
-        minutes = changes.minutes.get(key)
-        if minutes:
-            buckets = dict(summary.get("minute_counts", {}))
-            minute_sum = summary.get("minute_sum", 0)
-            for value, cases in minutes.items():
-                bucket = str(value // MINUTES_BUCKET)
-                buckets[bucket] = buckets.get(bucket, 0) + cases
-                minute_sum += value * cases
-            summary["minute_counts"] = buckets
-            summary["minute_sum"] = minute_sum
         return summary
 
-    def bucket(self, level: str, subject: Any, bucket: int) -> dict[int, int]:
+    def bucket(self, period: str, level: str, subject: Any, bucket: int) -> dict[int, int]:
         """The pending handling minutes of a subject within one histogram bucket."""
-        minutes = self.changes.minutes.get((self.period, level, subject), {})
+        prefix = f"minutes.{bucket}."
         return {
-            value: cases for value, cases in minutes.items() if value // MINUTES_BUCKET == bucket
+            int(field[len(prefix) :]): cases
+            for field, cases in self.increments.get((period, level, subject), {}).items()
+            if field.startswith(prefix)
         }
 
-    def grid_workers(self) -> dict[Any, set]:
-        """Each grid's pending grid workers (grid -> people)."""
+    def grid_workers_of(self, period: str) -> dict[Any, set]:
+        """Each grid's pending grid workers (grid -> people) in a period."""
         return {
             who: people
-            for (period, level, who), people in self.changes.grid_workers.items()
-            if period == self.period and level == "grid" and people
+            for (of_period, level, who), people in self.grid_workers.items()
+            if of_period == period and level == "grid"
         }
 
-    def active_days(self) -> dict[Any, set[str]]:
-        return {
-            person: days
-            for (period, person), days in self.changes.active.items()
-            if period == self.period
-        }
-
-
-def _added(stored: Mapping[str, int], pending: Mapping[str, int]) -> dict[str, int]:
-    total = dict(stored)
-    for name, value in pending.items():
-        total[name] = total.get(name, 0) + value
-    return total
+    def active_days(self, period: str) -> dict[Any, set[str]]:
+        return {person: days for (of, person), days in self.active.items() if of == period}

@@ -6,7 +6,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from services.assessment.domain import change_records
-from services.assessment.domain.change_records import Overlay, absorb, records_of
+from services.assessment.domain.change_records import Totals, records_of
 from services.assessment.domain.summaries import Changes, MemorySummaries, fold
 from tests.unit.assessment.test_summaries import assert_as_defined, fact_streams
 
@@ -28,8 +28,27 @@ class RecordedSummaries(MemorySummaries):
             self.merge()
 
     def merge(self) -> None:
-        super().apply(absorb(self.pending))
+        super().apply(as_changes(Totals(self.pending)))
         self.pending = []
+
+
+def as_changes(totals: Totals) -> Changes:
+    """Totals as the changes they sum (the summary's parts out of its `$inc` fields)."""
+    changes = Changes()
+    for key, added in totals.increments.items():
+        changes.touched.add(key)
+        for field, value in added.items():
+            part, _, name = field.partition(".")
+            if part in ("counts", "required", "done"):
+                getattr(changes, part)[key][name] += value
+            elif part == "minutes":
+                changes.minutes[key][int(name.split(".")[1])] += value
+    for name in ("people", "grid_workers"):
+        for key, found in getattr(totals, name).items():
+            getattr(changes, name)[key].update(found)
+    for key, days in totals.active.items():
+        changes.active[key].update(days)
+    return changes
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -74,12 +93,12 @@ def test_a_batch_s_records_add_up_to_its_changes(stream, entries_per_record):
         records = records_of(changes)
         if entries_per_record == original:  # one record a period
             assert len({record["period"] for record in records}) == len(records)
-        assert _plain(absorb(records)) == _plain(changes)
+        assert _plain(as_changes(Totals(records))) == _plain(changes)
     finally:
         change_records.ENTRIES_PER_RECORD = original
 
 
-def test_an_overlay_adds_pending_changes_to_a_summary_as_read():
+def test_pending_totals_add_to_a_summary_as_read():
     """Worked by hand: a grid's stored month and two pending records of it."""
     key = ("2026-11", "grid", "g1")
     first, second = Changes(), Changes()
@@ -90,7 +109,7 @@ def test_an_overlay_adds_pending_changes_to_a_summary_as_read():
     second.minute(key, 150, -1)
     second.minute(key, 40, 1)
     second.active[("2026-11", "w2")].add("2026-11-03")
-    overlay = Overlay(absorb(records_of(first) + records_of(second)), "2026-11")
+    totals = Totals(records_of(first) + records_of(second))
     stored = {
         "level": "grid",
         "subject": "g1",
@@ -99,14 +118,15 @@ def test_an_overlay_adds_pending_changes_to_a_summary_as_read():
         "minute_counts": {"1": 2},
         "minute_sum": 300,
     }
-    read = overlay.apply(stored)
+    read = totals.apply("2026-11", stored)
     assert read["counts"] == {"cases_closed": 2, "cases_handled": 4, "overdue": 1}
     assert sorted(read["people"]) == ["w1", "w2"]
     assert read["minute_counts"] == {"0": 1, "1": 2}
     assert read["minute_sum"] == 340
-    assert overlay.bucket("grid", "g1", 0) == {40: 1}
-    assert overlay.bucket("grid", "g1", 1) == {150: 0}
-    assert overlay.subjects({"grid"}) == [("grid", "g1")]
-    assert overlay.subjects({"village"}) == []
-    assert overlay.active_days() == {"w2": {"2026-11-03"}}
+    assert totals.bucket("2026-11", "grid", "g1", 0) == {40: 1}
+    assert totals.bucket("2026-11", "grid", "g1", 1) == {150: 0}
+    assert totals.subjects("2026-11", {"grid"}) == [("grid", "g1")]
+    assert totals.subjects("2026-11", {"village"}) == []
+    assert totals.subjects("2026-12", {"grid"}) == []
+    assert totals.active_days("2026-11") == {"w2": {"2026-11-03"}}
     assert stored["counts"] == {"cases_closed": 2, "cases_handled": 3}  # left as read
