@@ -13,12 +13,16 @@ evaluated; some go overdue, are sent back, escalated, supervised or extended), v
 resident records, logins and actions, and each grid's visit obligations.
 
 - Ingestion: each batch of `--batch` facts folded into the summaries through the
-  service's own path (`summaries.record`: facts stored once, cases and subjects updated,
-  one transaction), and the same batch inserted raw (`insert_many` into a collection
-  with the facts' indexes). Also, on a sample of another month, the rate of one fact a
-  transaction (the event handlers' path before they took deliveries in batches), and,
-  at the end, the event handlers' path itself: the sample published as CloudEvents to
-  RabbitMQ and folded by the running service's batched handlers.
+  service's own path (`summaries.record`: facts stored once, cases updated and the
+  subjects' changes written as change records, one transaction; a period's records
+  merged into the summaries every `MERGE_AFTER_FACTS` facts or `MERGE_AFTER_RECORDS`
+  records), timed until the last pending record is merged, and the same batch inserted
+  raw (`insert_many` into a collection with the facts' indexes); CPU seconds of each
+  side, and the month's indicators read with the last records pending and once merged.
+  Also, on a sample of another month, the rate of one fact a transaction (the event
+  handlers' path before they took deliveries in batches), and, at the end, the event
+  handlers' path itself: the sample published as CloudEvents to RabbitMQ and folded
+  by the running service's batched handlers (until stored, and until merged).
 - Reads (the service in this process, asked over RPC, clock pinned to January 2027):
   the county board (every level, six `scorecards` calls, as a county leader) and a
   township board (the four territory levels, as that township's leader: county-wide
@@ -221,12 +225,13 @@ def _stage(action: str) -> int:
 
 
 # ---------------------------------------------------------------------------- loading
-def ingest(db, maker: FactMaker, total: int, size: int, raw=None, cpu=None) -> dict:
+def ingest(db, maker: FactMaker, total: int, size: int, raw=None, cpu=None, read=None) -> dict:
     """Every batch folded into the summaries (timed: the facts and their change records
     written, and the merges into the summaries that `summaries.record` makes every
     `MERGE_AFTER_FACTS` facts, then the last merge of whatever is still pending, so the
     time runs until every fact is in the summaries), and inserted raw (timed) when a raw
-    collection is given; with a `cpu` meter, the CPU seconds of each side. Returns
+    collection is given; with a `cpu` meter, the CPU seconds of each side; with a `read`
+    (untimed here), its seconds with the records still pending and once merged. Returns
     seconds and counts."""
     folded_s = raw_s = 0.0
     facts = 0
@@ -251,6 +256,7 @@ def ingest(db, maker: FactMaker, total: int, size: int, raw=None, cpu=None) -> d
             raw_s += time.perf_counter() - started
             add(raw_cpu, before)
     pending = summary_changes.pending_records(db)  # not timed: a count for the printout
+    read_pending_s = timed(read, times=1)[0][0] if read is not None else None
     before = cpu.snapshot() if cpu is not None else None
     started = time.perf_counter()
     last_merged = summaries.merge(db)
@@ -258,6 +264,7 @@ def ingest(db, maker: FactMaker, total: int, size: int, raw=None, cpu=None) -> d
     folded_s += last_merge_s
     add(folded_cpu, before)
     assert summary_changes.pending_records(db) == 0, "records left unmerged"
+    read_merged_s = timed(read, times=1)[0][0] if read is not None else None
     return {
         "facts": facts,
         "folded_s": folded_s,
@@ -265,6 +272,8 @@ def ingest(db, maker: FactMaker, total: int, size: int, raw=None, cpu=None) -> d
         "pending": pending,
         "last_merged": last_merged,
         "last_merge_s": last_merge_s,
+        "read_pending_s": read_pending_s,
+        "read_merged_s": read_merged_s,
         "folded_cpu": folded_cpu,
         "raw_cpu": raw_cpu,
     }
@@ -438,7 +447,12 @@ def run(args, settings: Settings, client, servers, year_month_facts: int) -> Non
     cpu = CpuMeter({"mongod": [servers.pids["mongod"]], "bench": [os.getpid()]})
 
     # ingestion: the month, batch by batch, through the summaries and raw
-    loaded = ingest(db, FactMaker(args.seed, MONTH), args.facts, args.batch, raw, cpu)
+    working = set(working_days_of(MONTH))
+
+    def read_month():  # the county board's indicators, read in this process
+        return summaries.indicators_by_level(db, LEVELS, MONTH, working)
+
+    loaded = ingest(db, FactMaker(args.seed, MONTH), args.facts, args.batch, raw, cpu, read_month)
     folded_rate = loaded["facts"] / loaded["folded_s"]
     raw_rate = loaded["facts"] / loaded["raw_s"]
     print(f"ingestion: {loaded['facts']:,} facts of {MONTH.text} in batches of {args.batch:,}")
@@ -451,9 +465,15 @@ def run(args, settings: Settings, client, servers, year_month_facts: int) -> Non
         )
     print(f"  folded into the summaries (one transaction a batch) {folded_rate:9,.0f} facts/s")
     print(
-        f"    (merged: every {summary_changes.MERGE_AFTER_FACTS:,} facts while folding, then "
+        f"    (a period merged every {summary_changes.MERGE_AFTER_FACTS:,} facts or "
+        f"{summary_changes.MERGE_AFTER_RECORDS} records while folding, then the "
         f"{loaded['pending']} records still pending merged in {loaded['last_merge_s']:.2f} s, "
         f"timed; pending after: 0)"
+    )
+    print(
+        f"    (the month's indicators of every level read in this process with those "
+        f"{loaded['pending']} records pending: {loaded['read_pending_s'] * 1000:.0f} ms; "
+        f"once merged: {loaded['read_merged_s'] * 1000:.0f} ms)"
     )
     print(f"  raw insert_many of the same batches                 {raw_rate:9,.0f} facts/s")
     client.drop_database("bench_raw")
@@ -461,7 +481,6 @@ def run(args, settings: Settings, client, servers, year_month_facts: int) -> Non
     client.drop_database("bench_one_by_one")
     print(f"  one fact per transaction (the handlers' path before) {single:9,.0f} facts/s")
 
-    working = set(working_days_of(MONTH))
     summarized = summaries.indicators_by_level(db, LEVELS, MONTH, working)
     naive_seconds, naive = timed(naive_boards, db, LEVELS, working, times=args.naive_reads)
     month_facts = list(db[store.FACTS].find({}))

@@ -48,7 +48,7 @@ from services.assessment.domain.periods import Period
 EXPECTED = (GridworkError,)
 BULLETIN_CHECK_INTERVAL_S = 3600
 OUTBOX_RETRY_INTERVAL_S = 10
-MERGE_INTERVAL_S = 5  # pending change records merged at least this often
+MERGE_INTERVAL_S = 30  # pending change records merged at least this often
 PUBLICATION_GRACE_DAYS = 3  # the month's scorecards and bulletin are made from the 4th
 
 

@@ -47,14 +47,14 @@ from services.assessment.patrol_facts import patrol_counts
 def record(db: Database, facts: Iterable[Mapping]) -> int:
     """Store the facts not stored before and fold them into the summaries: the facts and
     their change records in one transaction, merged into the summaries once enough facts
-    were folded (`summary_changes.folded`); how many were new."""
+    were folded into a period (`summary_changes.folded`); how many were new."""
     unique: dict = {}
     for fact in facts:
         unique.setdefault(fact["_id"], fact)  # a fact twice in a batch: the first counts
     batch = list(unique.values())
     with _folding(db), _no_cyclic_collection():
-        recorded = _record_retrying(db, batch)
-    summary_changes.folded(db, recorded)
+        recorded, written = _record_retrying(db, batch)
+    summary_changes.folded(db, recorded, written)
     return recorded
 
 
@@ -87,13 +87,13 @@ def _folding(db: Database) -> threading.Lock:
     return _FOLDING.setdefault(id(db.client), threading.Lock())
 
 
-def _record_retrying(db: Database, batch: list[Mapping]) -> int:
+def _record_retrying(db: Database, batch: list[Mapping]) -> tuple[int, dict[str, int]]:
     # Facts are new nearly always: they are inserted without asking first. A fact stored
     # before fails the insert (and the transaction with it); the batch then runs again,
     # asking which of its facts are stored.
     all_new = [True]
 
-    def work(session: ClientSession) -> int:
+    def work(session: ClientSession) -> tuple[int, dict[str, int]]:
         try:
             return _record(db, batch, session, all_new[0])
         except BulkWriteError as exc:
@@ -121,7 +121,11 @@ def _only_duplicates(exc: BulkWriteError) -> bool:
 DUPLICATE_KEY = 11000
 
 
-def _record(db: Database, batch: list[Mapping], session: ClientSession, all_new: bool) -> int:
+def _record(
+    db: Database, batch: list[Mapping], session: ClientSession, all_new: bool
+) -> tuple[int, dict[str, int]]:
+    """The batch's new facts stored, cases updated and change records written: (how
+    many facts were new, how many records each period got)."""
     facts = db[store.FACTS]
     fresh = batch
     if not all_new:
@@ -130,7 +134,7 @@ def _record(db: Database, batch: list[Mapping], session: ClientSession, all_new:
         stored = {doc["_id"] for doc in found}
         fresh = [fact for fact in batch if fact["_id"] not in stored]
     if not fresh:
-        return 0
+        return 0, {}
     facts.insert_many(fresh, session=session)
     case_ids = list({fact["incident_id"] for fact in fresh if is_case_fact(fact)})
     cases = {}
@@ -146,8 +150,7 @@ def _record(db: Database, batch: list[Mapping], session: ClientSession, all_new:
         session,
     )
     # the subjects' changes wait in a few records, merged into the summaries later
-    summary_changes.write(db, changes, session)
-    return len(fresh)
+    return len(fresh), summary_changes.write(db, changes, session)
 
 
 def indicators_by_level(

@@ -15,7 +15,7 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import TypeVar
 
 from pymongo.client_session import ClientSession
@@ -31,10 +31,13 @@ from services.assessment.domain.summaries import Changes
 # most this many times in all: replicas race on the same cases and records.
 ATTEMPTS = 30
 PAUSE_S = 0.002
-# Facts a process folds before it merges the pending records (the service also merges
-# on a timer, so records do not wait for more facts): each merge writes the week, month,
-# quarter and year summaries of every subject once for all those facts.
-MERGE_AFTER_FACTS = 20_000
+# A period's pending records are merged once a process has folded batches of this many
+# facts into it, or written this many records of it (what a board adds up on top of the summaries
+# stays bounded), whichever comes first; the service also merges everything pending on
+# a timer. So a week, month, quarter or year (a record from every batch) is written to
+# the summaries once for tens of thousands of facts, a day about once.
+MERGE_AFTER_FACTS = 100_000
+MERGE_AFTER_RECORDS = 48
 RECORDS_PER_MERGE = 64  # records of a period merged per transaction (a bounded transaction)
 UPDATES_PER_COMMAND = 5000
 WRITE_CONFLICT = 112
@@ -81,40 +84,55 @@ def run_updates(db: Database, collection: str, updates: list[dict], session: Cli
 
 
 # ---------------------------------------------------------------------------- writing
-def write(db: Database, changes: Changes, session: ClientSession) -> int:
-    """A batch's changes as records (in the batch's transaction); how many records."""
+def write(db: Database, changes: Changes, session: ClientSession) -> dict[str, int]:
+    """A batch's changes as records (in the batch's transaction); how many records each
+    period got."""
     records = records_of(changes)
     if records:
         db[store.CHANGES].insert_many(records, session=session)
-    return len(records)
+    written: dict[str, int] = {}
+    for record in records:
+        written[record["period"]] = written.get(record["period"], 0) + 1
+    return written
 
 
-_UNMERGED: dict[int, int] = {}  # facts folded since this process last merged, per client
+# per client, per period: [facts, records] this process folded since it last merged it
+_UNMERGED: dict[int, dict[str, list[int]]] = {}
 _MERGING: dict[int, threading.Lock] = {}
 
 
-def folded(db: Database, facts: int) -> int:
-    """Count facts folded by this process; merge once enough have been: how many records
-    were merged (0 when not due, or when a merge of this process is under way)."""
-    key = id(db.client)
-    _UNMERGED[key] = _UNMERGED.get(key, 0) + facts
-    if _UNMERGED[key] < MERGE_AFTER_FACTS:
-        return 0
-    return merge(db)
+def folded(db: Database, facts: int, written: dict[str, int]) -> int:
+    """Count what this process folded into each period; merge the periods where enough
+    was: how many records were merged (0 when none is due, or when a merge of this
+    process is under way)."""
+    unmerged = _UNMERGED.setdefault(id(db.client), {})
+    due = []
+    for period, records in written.items():
+        counted = unmerged.setdefault(period, [0, 0])
+        counted[0] += facts
+        counted[1] += records
+        if counted[0] >= MERGE_AFTER_FACTS or counted[1] >= MERGE_AFTER_RECORDS:
+            due.append(period)
+    return merge(db, due) if due else 0
 
 
 # ---------------------------------------------------------------------------- merging
-def merge(db: Database) -> int:
-    """Merge every pending record into the summaries (a period at a time, at most
-    `RECORDS_PER_MERGE` records a transaction); how many were merged. One merge at a
-    time per process (a second caller returns 0 at once: the first merges its records)."""
+def merge(db: Database, periods: Collection[str] | None = None) -> int:
+    """Merge the pending records of the given periods (all by default) into the
+    summaries, a period at a time, at most `RECORDS_PER_MERGE` records a transaction;
+    how many were merged. One merge at a time per process (a second caller returns 0 at
+    once: the first merges its records)."""
     lock = _MERGING.setdefault(id(db.client), threading.Lock())
     if not lock.acquire(blocking=False):
         return 0
     try:
-        _UNMERGED[id(db.client)] = 0
+        unmerged = _UNMERGED.setdefault(id(db.client), {})
+        if periods is None:
+            periods = db[store.CHANGES].distinct("period")
+            unmerged.clear()
         merged = 0
-        for period in db[store.CHANGES].distinct("period"):
+        for period in periods:
+            unmerged.pop(period, None)
             while True:
                 done = retrying(db, lambda session, p=period: _merge_some(db, p, session))
                 merged += done

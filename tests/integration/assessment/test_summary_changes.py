@@ -19,6 +19,7 @@ pytestmark = pytest.mark.integration
 def merged_only_when_asked(monkeypatch):
     """No merge after so many facts: each test says when records are merged."""
     monkeypatch.setattr(summary_changes, "MERGE_AFTER_FACTS", 10**9)
+    monkeypatch.setattr(summary_changes, "MERGE_AFTER_RECORDS", 10**9)
 
 
 def _record_in_batches(db, payloads, size=60) -> int:
