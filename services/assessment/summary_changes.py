@@ -32,10 +32,10 @@ from services.assessment.domain.summaries import Changes
 ATTEMPTS = 30
 PAUSE_S = 0.002
 # A period's pending records are merged once a process has folded batches of this many
-# facts into it, or written this many records of it (what a board adds up on top of the summaries
-# stays bounded), whichever comes first; the service also merges everything pending on
-# a timer. So a week, month, quarter or year (a record from every batch) is written to
-# the summaries once for tens of thousands of facts, a day about once.
+# facts into it, or written this many records of it (what a board adds up on top of the
+# summaries stays bounded), whichever comes first; the service also merges everything
+# pending on a timer. So a week, month, quarter or year (a record from every batch) is
+# written to the summaries once for tens of thousands of facts, a day about once.
 MERGE_AFTER_FACTS = 100_000
 MERGE_AFTER_RECORDS = 48
 RECORDS_PER_MERGE = 64  # records of a period merged per transaction (a bounded transaction)
