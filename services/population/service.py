@@ -32,6 +32,9 @@ from services.population.usecases.patrols import PatrolDesk
 
 SYSTEM_CALLER = CallerContext(user_id="population-timer", roles=("system",))
 log = logging.getLogger(__name__)
+# A report waits this long for others to be handled with (a patrol's list of incidents
+# is read by people, later): at a busy county's few reports a second, batches of several.
+PATROL_LINK_WAIT_S = 0.1
 EXPECTED = (GridworkError,)
 OVERDUE_CHECK_INTERVAL_S = 3600
 IMPORT_POLL_INTERVAL_S = 1
@@ -283,7 +286,7 @@ class PopulationService:
     def patrol_tracks(self, code, period):
         return self._patrols().tracks(code, period)
 
-    @batched_event_handler("events", "incident.reported.#")
+    @batched_event_handler("events", "incident.reported.#", wait_s=PATROL_LINK_WAIT_S)
     def on_incident_reported(self, payloads):
         """Incidents reported during a patrol are listed on their patrols. Most reports
         name none: their deliveries are taken a batch at a time, not one worker each."""
