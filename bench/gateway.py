@@ -22,11 +22,11 @@ client needs no eventlet) share N requests per phase:
   the grid) but runs a scoped MongoDB query over the very collection the other phase
   fills, so the baseline would depend on the data; the policy does not.
 - `POST /api/v1/incidents` with a unique Idempotency-Key and a GPS point inside GRID_A1:
-  validated, the idempotency record claimed, the events service locating the grid (from
-  its in-memory grid index, loaded once from the population service), committing the
-  case and its outbox in a MongoDB transaction, publishing the CloudEvent, looking for
-  duplicates nearby; the gateway keeps the response on the idempotency record and then
-  publishes the account-activity event.
+  validated, the Idempotency-Key kept (one insert), the events service locating the grid
+  (from its in-memory grid index, loaded once from the population service), storing the
+  case with its outbox in one insert, publishing the CloudEvent, looking for duplicates
+  nearby. The gateway sends no account-activity event for a report: the
+  assessment counts the case's incident.reported as its reporter's action and active day.
 
 Half the baseline runs before the incidents and half after, so that noise on a shared
 machine hits both sides alike. Each phase is timed after a warm-up, and starts once this
@@ -44,8 +44,10 @@ instead). Then:
 - a bare gunicorn + Flask route (bench/bare_app.py, the gateway's worker settings, no
   authentication, RPC or database) from the same clients, and the one-RPC route's rate
   against it: what the gateway's common path costs, which the ratio cannot show;
-- the reports of the timed phase counted in the events service's database and on queues
-  bound to incident.reported and account.action (not only answered 201).
+- the reports of the timed phase counted in the events service's database, on a queue
+  bound to incident.reported (not only answered 201) and as facts in the assessment's
+  database (the work they leave behind was done); a queue bound to account.action counts
+  none of them.
 
 The last line is `ratio <incidents/s ÷ baseline requests/s>`.
 """
@@ -317,9 +319,9 @@ def seed(settings: Settings, gateway: str) -> str:
 
 # ---------------------------------------------------------------------------- main
 class Taps:
-    """Queues bound, as a consumer would bind them, to what a report publishes: the
-    incident.reported CloudEvent and the account-activity event; counted by a passive
-    declare, never consumed."""
+    """Queues bound, as a consumer would bind them, to the incident.reported CloudEvent a
+    report publishes and to account actions (a report sends none: the assessment counts
+    its incident.reported); counted by a passive declare, never consumed."""
 
     BINDINGS = {"events.events": "incident.reported.#", "gateway.events": "account.action.#"}
 
@@ -343,24 +345,42 @@ class Taps:
 
 
 def check_stored_and_published(settings: Settings, taps: Taps, run: str, count: int) -> None:
-    """The reports of the timed phase are in the events service's database and their
-    events reached the bound queues (each request answered 201 is not proof enough)."""
+    """The reports of the timed phase are in the events service's database, their events
+    reached the bound queue and the assessment stored them as facts (each request answered
+    201 is not proof enough); no account action was sent for them."""
+    described = {"$regex": f"^{DESCRIPTION}{run}-"}
     client = MongoClient(settings.mongo_uri)
     try:
         incidents = client[settings.database_name("events")]["incidents"]
-        stored = incidents.count_documents({"description": {"$regex": f"^{DESCRIPTION}{run}-"}})
+        facts = client[settings.database_name("assessment")]["facts"]
+        stored = incidents.count_documents({"description": described})
+        with contextlib.suppress(TimeoutError):  # a shortfall is reported below
+            wait_until(
+                lambda: (
+                    taps.counts()[0] == count
+                    and facts.count_documents(
+                        {"type": "incident.reported", "data.description": described}
+                    )
+                    == count
+                ),
+                10,
+                "the published events and the assessment's facts",
+                0.2,
+            )
+        counted = facts.count_documents(
+            {"type": "incident.reported", "data.description": described}
+        )
     finally:
         client.close()
-    with contextlib.suppress(TimeoutError):  # a shortfall is reported below
-        wait_until(lambda: taps.counts() == [count, count], 10, "the published events", 0.2)
     reported, actions = taps.counts()
     print(
-        f"stored {stored} reports; published {reported} incident.reported and {actions} "
-        f"account.action events (expected {count} each)",
+        f"stored {stored} reports; published {reported} incident.reported (expected {count} "
+        f"each), {counted} counted by the assessment as facts, and {actions} account.action "
+        "events (a report sends none)",
         flush=True,
     )
-    if not stored == reported == actions == count:
-        raise SystemExit("reports answered 201 were not all stored and published")
+    if not stored == reported == counted == count or actions:
+        raise SystemExit("reports answered 201 were not all stored, published and counted")
 
 
 def bench(args, gateway: str, bare_url: str, token: str, cpu: CpuMeter, settings, amqp_uri):

@@ -50,6 +50,10 @@ BULLETIN_CHECK_INTERVAL_S = 3600
 OUTBOX_RETRY_INTERVAL_S = 10
 MERGE_INTERVAL_S = 30  # pending change records merged at least this often
 PUBLICATION_GRACE_DAYS = 3  # the month's scorecards and bulletin are made from the 4th
+# A case's event waits this long for others to be folded with (one transaction a batch):
+# at a county's few reports and steps a second, batches of several rather than one each,
+# and a board is at most this much behind.
+CASE_FACTS_WAIT_S = 0.1
 
 
 class AssessmentService:
@@ -70,7 +74,7 @@ class AssessmentService:
 
     # facts, from the topics the other services publish: each queue's deliveries in
     # batches, one transaction a batch, acked once it committed
-    @batched_event_handler("events", "incident.#")
+    @batched_event_handler("events", "incident.#", wait_s=CASE_FACTS_WAIT_S)
     def on_incident(self, payloads):
         facts.record_all(self.db, payloads)
 

@@ -1,5 +1,7 @@
 """Account activity for the assessment service: a CloudEvent per login and per action
-(an authenticated request that changes something), on the `gateway.events` exchange.
+(an authenticated request that changes something), on the `gateway.events` exchange. An
+operation declared with an `activity_event` (a report: `incident.reported`, whose actor is
+the reporter) sends none: the assessment counts the service's event instead.
 
 A login's event goes through the gateway's outbox (gridwork_common.outbox), written in the
 transaction that issues its tokens and sent after it commits. An action's event is made

@@ -80,6 +80,9 @@ class Operation:
     # The service finds what an earlier attempt under the key made and answers it again:
     # the gateway keeps only what the key was used for (services/gateway/idempotency.py).
     replayed_by_service: bool = False
+    # The service's own event that counts as the caller's account activity (the
+    # assessment reads its actor): no `account.action` is sent for the operation.
+    activity_event: str | None = None
 
 
 class Api:
@@ -117,6 +120,7 @@ class Api:
         error_responses: dict | None = None,
         path_params: type[BaseModel] | None = None,
         replayed_by_service: bool = False,
+        activity_event: str | None = None,
     ) -> Callable:
         """`form=True`: the body may also come as application/x-www-form-urlencoded
         (Open311 clients post forms). `raw_body`, `raw_response` and `headers` document
@@ -126,7 +130,9 @@ class Api:
         pattern), validated like the query; without it they are any non-empty string.
         `replayed_by_service`: for an idempotent operation whose service replays a retry
         by the key itself (one write on the key's record instead of a claim and a kept
-        answer)."""
+        answer). `activity_event`: the event the service publishes for the operation,
+        which the assessment counts as the caller's account activity (so the gateway
+        sends no `account.action` for it; services/gateway/activity.py)."""
         method = method.upper()
         if idempotent and method != "POST":
             raise ValueError("Idempotency-Key is for POST operations")
@@ -153,6 +159,7 @@ class Api:
             error_responses,
             path_params,
             replayed_by_service,
+            activity_event,
         )
 
         def register(view: Callable) -> Callable:
@@ -179,6 +186,7 @@ class Api:
                 needed = ", ".join(spec.roles)
                 raise ApiProblem(403, "Forbidden", f"needs one of the roles: {needed}")
             g.caller = caller
+            g.activity_event = spec.activity_event
         if spec.path_params is not None:
             path_params = _validate(spec.path_params, path_params, "path").model_dump()
         call = Call(caller=caller, path=path_params, claims=claims)

@@ -149,7 +149,12 @@ def create_app(
             )
             response.headers["Access-Control-Allow-Methods"] = "GET, POST, PATCH, DELETE"
         caller = g.get("caller")
-        if caller is not None and request.method in CHANGING_METHODS and response.status_code < 400:
+        if (
+            caller is not None
+            and request.method in CHANGING_METHODS
+            and response.status_code < 400
+            and g.get("activity_event") is None  # the service's event tells it
+        ):
             route = request.url_rule.rule if request.url_rule else request.path
             with timing.stage("activity"):
                 app.extensions["activity"].action(

@@ -4,15 +4,18 @@ Each entrypoint hands the call to `Population` (application.py) with the caller'
 context; scope and role checks live there, rules in the pure `domain` package.
 """
 
+import logging
+
 from nameko.dependency_providers import Config
-from nameko.events import event_handler
 from nameko.extensions import DependencyProvider
 from nameko.timer import timer
+from pydantic import ValidationError
 
 from gridwork_common.clock import ServiceClock
 from gridwork_common.config import Settings
 from gridwork_common.context import Caller, CallerContext
 from gridwork_common.errors import GridworkError
+from gridwork_common.event_batches import batched_event_handler
 from gridwork_common.events import CloudEventDispatcher, parse_event
 from gridwork_common.health import service_report
 from gridwork_common.metrics import PrometheusMetrics
@@ -28,6 +31,10 @@ from services.population.repositories.patrols import PatrolRepository
 from services.population.usecases.patrols import PatrolDesk
 
 SYSTEM_CALLER = CallerContext(user_id="population-timer", roles=("system",))
+log = logging.getLogger(__name__)
+# A report waits this long for others to be handled with (a patrol's list of incidents
+# is read by people, later): at a busy county's few reports a second, batches of several.
+PATROL_LINK_WAIT_S = 0.1
 EXPECTED = (GridworkError,)
 OVERDUE_CHECK_INTERVAL_S = 3600
 IMPORT_POLL_INTERVAL_S = 1
@@ -279,12 +286,22 @@ class PopulationService:
     def patrol_tracks(self, code, period):
         return self._patrols().tracks(code, period)
 
-    @event_handler("events", "incident.reported.#")
-    def on_incident_reported(self, payload):
-        """An incident reported during a patrol is listed on the patrol."""
-        data = parse_event(payload).data
-        if data.get("patrol_id"):
-            self._patrols(SYSTEM_CALLER).link_incident(data)
+    @batched_event_handler("events", "incident.reported.#", wait_s=PATROL_LINK_WAIT_S)
+    def on_incident_reported(self, payloads):
+        """Incidents reported during a patrol are listed on their patrols. Most reports
+        name none: their deliveries are taken a batch at a time, not one worker each."""
+        desk = None
+        for payload in payloads:
+            data = payload.get("data") if isinstance(payload, dict) else None
+            if not isinstance(data, dict) or not data.get("patrol_id"):
+                continue  # nothing to list
+            try:
+                data = parse_event(payload).data
+            except ValidationError as error:  # refused however often it came back
+                log.error("not a CloudEvent, left out: %s", error)
+                continue
+            desk = desk or self._patrols(SYSTEM_CALLER)
+            desk.link_incident(data)
 
     @timer(interval=OUTBOX_RETRY_INTERVAL_S)
     def resend_outbox(self):

@@ -39,8 +39,11 @@ months of the period. Records: residents registered, updated or moved.
 People: the grid workers of a territory node or the worker level are those who reported
 cases, visited, collected records or were responsible for visits there in the period; a
 department's people acted on its cases. Only grid workers are ranked at the worker level.
-Account activity: each person's working days with a login or action, summed over the
-subject's people, against people x working days.
+Account activity: each person's working days with a login, an action or a case they
+reported, summed over the subject's people, against people x working days. Actions are
+`account.action` facts and the reports a person made: the gateway announces a report by
+the events service's `incident.reported` (its actor is the reporter's account), not by an
+`account.action` of its own. A report without a person (Open311, the system) is neither.
 """
 
 from __future__ import annotations
@@ -65,10 +68,22 @@ URGENT = "urgent"
 RECORD_TYPES = ("resident.registered", "resident.updated", "resident.moved")
 GRID_WORK_TYPES = ("incident.reported", "visit.recorded", *RECORD_TYPES, *patrolling.PATROL_TYPES)
 ACCOUNT_TYPES = ("account.login", "account.action")
+REPORTED = "incident.reported"
 VISIT_RECORDED = "visit.recorded"
 VISIT_OBLIGATIONS = "visit.obligations"
 HANDLING_MINUTES = "handling_working_minutes"
 P90 = Fraction(9, 10)
+
+
+def is_action(kind: str, actor) -> bool:
+    """An action of its actor's account: an `account.action`, or a case they reported."""
+    return kind == "account.action" or (kind == REPORTED and actor is not None)
+
+
+def is_activity(kind: str, actor) -> bool:
+    """Makes its day one of its person's active account days."""
+    return actor is not None and (kind in ACCOUNT_TYPES or kind == REPORTED)
+
 
 _COUNT_FIELDS = (
     "cases_handled",
@@ -356,7 +371,7 @@ def indicators_by_subject(
         kind = fact["type"]
         actor = fact.get("actor")
         dated = kind != VISIT_OBLIGATIONS and first <= fact["day"] <= last
-        if dated and kind in ACCOUNT_TYPES and actor is not None and fact["day"] in working_days:
+        if dated and is_activity(kind, actor) and fact["day"] in working_days:
             active_days[actor].add(fact["day"])  # wherever the person logged in
         if kind == patrolling.GRID_UPDATED and patrolling.grid_code(fact.get("territory")):
             known_grids.add(fact["territory"])  # the county's grids, whenever announced
@@ -377,6 +392,8 @@ def indicators_by_subject(
         works = subject is not None and actor is not None
         if works and level != "department" and kind in GRID_WORK_TYPES:
             totals[subject]["people"].add(actor)  # grid work, for nodes and grid workers
+        if subject is not None and is_action(kind, actor):
+            totals[subject]["actions"] += 1
         if kind.startswith("incident.") and fact.get("incident_id") not in (None, ""):
             case = cases.setdefault(fact["incident_id"], _empty_case())
             _add_to_case(case, kind, data, subject)
@@ -389,8 +406,8 @@ def indicators_by_subject(
             totals[subject]["visits_recorded"] += 1
         elif kind in RECORD_TYPES:
             totals[subject]["records_collected"] += 1
-        elif kind in ACCOUNT_TYPES:
-            totals[subject]["logins" if kind == "account.login" else "actions"] += 1
+        elif kind == "account.login":
+            totals[subject]["logins"] += 1
     cases_of: dict[str, list[tuple[dict, bool]]] = defaultdict(list)
     for case in cases.values():
         for subject in case["subjects"]:

@@ -15,8 +15,9 @@ p90, rates, averages and coverage are not sums. So two kinds of summary are kept
   total and the nearest-rank p90 are finished at read time, identically to the plain
   definition; visits required and done stay uncapped sums per risk (capped at read
   time, as the definition caps the subject's sums); the subject's people are a set.
-  Account activity is kept per person and period (the days with a login or action),
-  and intersected with the working days when read: the calendar is asked at read time.
+  Account activity is kept per person and period (the days with a login, an action or
+  a report of theirs: `indicators.is_activity`), and intersected with the working days
+  when read: the calendar is asked at read time.
 
 Folding is pure: `fold` turns facts into `Changes` (increments, set additions) and the
 new case states; a store applies them (MongoDB in `services/assessment/summaries.py`,
@@ -36,7 +37,6 @@ from typing import Any
 from gridwork_common.errors import InvalidInput
 from services.assessment.domain import patrols as patrolling
 from services.assessment.domain.indicators import (
-    ACCOUNT_TYPES,
     GRID_WORK_TYPES,
     HANDLING_MINUTES,
     LEVELS,
@@ -47,6 +47,8 @@ from services.assessment.domain.indicators import (
     VISIT_OBLIGATIONS,
     VISIT_RECORDED,
     Indicators,
+    is_action,
+    is_activity,
     patrol_indicators,
     subject_of,
 )
@@ -61,8 +63,8 @@ COUNTED_BY_TYPE = {
     VISIT_RECORDED: "visits_recorded",
     **dict.fromkeys(RECORD_TYPES, "records_collected"),
     "account.login": "logins",
-    "account.action": "actions",
 }
+ACTIONS = "actions"  # an account.action, or a case its actor reported (`is_action`)
 
 
 class Changes:
@@ -123,12 +125,14 @@ def fold(facts: Iterable[Mapping], cases: dict[Any, dict[str, Any]], changes: Ch
             continue
         day = fact["day"]
         actor = fact.get("actor")
-        if kind in ACCOUNT_TYPES and actor is not None:
+        if is_activity(kind, actor):
             for period in fact_periods(day):  # wherever the person logged in
                 changes.active[(period, actor)].add(day)
         subjects = tuple(subject_of(fact, level) for level in LEVELS)
         case = is_case_fact(fact)
-        counted = None if case else COUNTED_BY_TYPE.get(kind)
+        counted = COUNTED_BY_TYPE.get(kind) if not case else None
+        if is_action(kind, actor):  # a report is its reporter's action
+            counted = ACTIONS
         grid_work = actor is not None and kind in GRID_WORK_TYPES
         if counted is not None or (actor is not None and (case or grid_work)):
             tallies[(day, subjects, actor, case, grid_work, counted)] += 1

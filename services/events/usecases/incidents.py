@@ -69,6 +69,7 @@ RENDERED_FIELDS = tuple(
     field.name for field in dataclasses.fields(loop.Incident) if field.name != "timeline"
 )
 SYSTEM_ACTOR = loop.Actor(user_id="events-deadlines", roles=(roles.SYSTEM,))
+NEARBY_FIELDS = dict.fromkeys(("state", "category", "grid_code", "reported_at", "description"), 1)
 
 
 class IncidentDesk:
@@ -145,7 +146,7 @@ class IncidentDesk:
         for _ in range(REPORT_RACE_ATTEMPTS):
             try:
                 self._commit(None, document, change, key=None)
-                return self._report_result(document)
+                return self._report_result(document, change.incident)
             except DuplicateKeyError:  # the same report, retried concurrently
                 existing = self.db[store.INCIDENTS].find_one({"_id": incident_id}, WITHOUT_EMBEDDED)
                 if existing is not None:
@@ -158,9 +159,9 @@ class IncidentDesk:
             raise Conflict("idempotency_key: already used for a different report")
         return self._report_result(existing)
 
-    def _report_result(self, document: Mapping) -> dict:
+    def _report_result(self, document: Mapping, incident: loop.Incident | None = None) -> dict:
         return {
-            "incident": self._render(document),
+            "incident": self._render(document, incident=incident),
             "possible_duplicates": self._nearby(document),
         }
 
@@ -483,7 +484,7 @@ class IncidentDesk:
                     },
                     **self._scope_query(),
                 },
-                {"timeline": 0},
+                NEARBY_FIELDS,  # only what is shown: not the case's events and records
             )
             .limit(10)
         )

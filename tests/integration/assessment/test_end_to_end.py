@@ -133,20 +133,22 @@ def test_cases_and_visits_through_the_real_services_make_the_expected_scorecards
     # No urgent cases and no visit obligations this month: full 10 and 10. The grid (known
     # to the assessment from the territory import's grid.updated) was never patrolled:
     # patrols 0 of 5. The grid's worker never logged in through the gateway (these tests
-    # call the services directly): activity 0 of 5. One case sent back: -0.2.
-    # 30 + 16.67 + 10 + 10 + 0 + 0 - 0.2 = 66.47.
+    # call the services directly), but reported the four cases today (Wednesday 18
+    # November, pinned): a report is its reporter's activity, one day of the 13 working
+    # days gone by (2-18 November): 5 x 1/13 = 0.38. One case sent back: -0.2.
+    # 30 + 16.67 + 10 + 10 + 0 + 0.38 - 0.2 = 66.85.
     assert grid["scorecard"]["parts"] == {
         "on_time": 30.0,
         "closure": 16.67,
         "urgent": 10.0,
         "visits": 10.0,
         "patrols": 0.0,
-        "activity": 0.0,
+        "activity": 0.38,
     }
     assert grid["scorecard"]["deductions"] == {"rework": 0.2}
-    assert grid["total"] == 66.47
+    assert grid["total"] == 66.85
     assert (grid["indicators"]["grids_patrolled"], grid["indicators"]["grids_total"]) == (0, 1)
-    assert grid["rates"]["account_activity_rate"] == 0.0
+    assert (counted["active_account_days"], counted["expected_account_days"]) == (1, 13)
 
     # Last month: three of four required visits -> 10 x 3/4 = 7.5; no cases; no logins;
     # no patrol.

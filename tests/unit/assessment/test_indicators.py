@@ -206,12 +206,33 @@ def test_records_collected_per_worker():
 
 def test_account_activity_on_working_days():
     w1 = by("worker")["w1"]
-    assert (w1.logins, w1.actions) == (2, 2)
+    # 2 account actions and the 4 cases w1 reported in November (c1-c4): the gateway
+    # announces a report by its incident.reported, not by an account.action
+    assert (w1.logins, w1.actions) == (2, 6)
     assert (w1.active_account_days, w1.expected_account_days) == (2, 3)  # Sunday not counted
     assert w1.account_activity_rate == pytest.approx(2 / 3)
     village = by("village")["530402001001"]  # grid workers w1 and w2
     assert (village.active_account_days, village.expected_account_days) == (3, 6)
     assert village.account_activity_rate == 0.5
+
+
+def test_a_report_makes_its_day_active_for_its_reporter_only():
+    w3 = by("worker")["w3"]  # no login or account action: reported c6 on Wednesday 4th
+    assert (w3.logins, w3.actions) == (0, 1)
+    assert (w3.active_account_days, w3.expected_account_days) == (1, 3)
+    township = by("township")["530402002"]
+    assert (township.actions, township.active_account_days) == (1, 1)
+    # a report without a person (Open311, the system) is nobody's action or activity
+    facts = [
+        fact("visit.recorded", "2026-11-03", GRID_C, "w3", risk_level="low"),
+        fact("incident.reported", "2026-11-04", GRID_C, None, "c9"),
+    ]
+    township = by("township", facts=facts)["530402002"]
+    assert (township.actions, township.active_account_days) == (0, 0)
+    # a case step other than the report is not an account action
+    facts = [fact("incident.closed", "2026-11-04", GRID_C, "w3", "c6")]
+    assert by("worker", facts=facts) == {}
+    assert by("grid", facts=facts)[GRID_C].actions == 0
 
 
 def test_grid_workers_who_never_log_in_are_inactive_not_exempt():

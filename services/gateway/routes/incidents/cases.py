@@ -180,6 +180,7 @@ def register(api: Api, blueprint: Blueprint) -> None:
         roles=REPORTERS,
         idempotent=True,
         replayed_by_service=True,  # the case's id follows from the reporter and the key
+        activity_event="incident.reported",  # the reporter's activity (its actor)
         description="The grid is found from the location. A location outside the county is "
         "422. The answer lists possible duplicates nearby. A retry with the same "
         "Idempotency-Key answers the same case as it stands then.",
