@@ -8,8 +8,10 @@ consume it without knowing nameko.
 
 from __future__ import annotations
 
+import logging
 import re
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -20,6 +22,8 @@ from gridwork_common import event_format
 from gridwork_common.clock import Clock, clock_from_config, utc_now
 from gridwork_common.config import Settings
 from gridwork_common.context import REQUEST_ID_KEY
+
+log = logging.getLogger(__name__)
 
 TYPE_PREFIX = "gridwork."
 ROUTING_KEY = re.compile(r"[a-z][a-z_]*\.[a-z][a-z_]*")
@@ -160,6 +164,21 @@ class EventPublisher:
 
     def send(self, full_routing_key: str, envelope: dict) -> None:
         self._dispatch(full_routing_key, envelope)
+
+    def send_confirmed(
+        self, full_routing_key: str, envelope: dict, on_confirmed: Callable[[], None]
+    ) -> bool:
+        """Send, then call back once the broker has the event; False if it could not be
+        sent (no callback). Here `send` waits for the broker (nameko's dispatcher): the
+        callback runs before this returns; gridwork_common.confirmed_events returns at
+        once and calls back on the broker's confirm."""
+        try:
+            self.send(full_routing_key, envelope)
+        except Exception:  # the broker is down: the caller's outbox keeps the event
+            log.warning("event left for resend", exc_info=True)
+            return False
+        on_confirmed()
+        return True
 
 
 class CloudEventDispatcher(EventDispatcher):

@@ -10,9 +10,9 @@ from nameko.timer import timer
 
 from gridwork_common.clock import ServiceClock
 from gridwork_common.config import Settings
+from gridwork_common.confirmed_events import ConfirmingEventDispatcher
 from gridwork_common.context import Caller, CallerContext
 from gridwork_common.errors import GridworkError, InvalidInput, OutsideTerritory
-from gridwork_common.events import CloudEventDispatcher
 from gridwork_common.health import UP, advisory, service_report
 from gridwork_common.metrics import PrometheusMetrics
 from gridwork_common.mongo import MongoDatabase, mongo_health
@@ -39,7 +39,9 @@ class EventsService:
     name = "events"
 
     db = MongoDatabase(indexes=store.INDEXES)
-    events = CloudEventDispatcher()
+    # A step's events are written without waiting for the broker's confirm; they leave
+    # their case when it comes (sent_events.py). The outbox timer's sends wait for it.
+    events = ConfirmingEventDispatcher()
     population = BoundedRpcProxy("population")
     grids = GridLocator()  # the county's grid polygons, to locate reports in memory
     caller = Caller()

@@ -5,6 +5,7 @@ keys, an outbox so no accepted change loses its events, deadlines and queries.""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
@@ -90,8 +91,9 @@ class IncidentDesk:
         self.locate = locate
         self.caller = caller
         self.clock = clock
-        # Takes (case id, ids of its sent events) to pull off the case: a replica's
-        # batcher (sent_events.py), off the request path; else pulled at once.
+        # Takes (case id, ids of its confirmed events) to pull off the case: a replica's
+        # batcher (sent_events.py), off the request path; else pulled at once. Called
+        # when the broker confirms, which may be after the step has answered.
         self.forget_sent = forget_sent or self._forget_now
 
     @property
@@ -307,8 +309,8 @@ class IncidentDesk:
 
     def _commit(self, before: Mapping | None, after: dict, change: loop.Change, key) -> None:
         """Write the new state with the command's idempotency record and the events to
-        send, in one command (repository.py); then send the events from memory, and hand
-        the sent ones over to be pulled off the case later (a timer resends any left)."""
+        send, in one command (repository.py); then send the events from memory (a timer
+        resends any left)."""
         outbox = [self._outbox_entry(after, name, change) for name in change.events]
         if before is None:
             self.cases.add(after, outbox)
@@ -319,9 +321,19 @@ class IncidentDesk:
             if current == before["version"]:
                 raise MarksMoved(current, current)
             raise loop.StaleVersion(before["version"], current)
-        sent = Outbox(self.db, self.events, self.clock).publish_entries(outbox)
-        if sent:
-            self.forget_sent(after["_id"], sent)
+        self._send_step(after["_id"], outbox)
+
+    def _send_step(self, case_id: str, outbox: list[dict]) -> None:
+        """Send a step's events in order, without waiting for the broker: each leaves its
+        case once the broker confirms it. One that cannot be sent stops the rest (a
+        case's events stay in order): they wait in the case for the outbox timer, as do
+        those the broker refuses or a lost connection leaves unconfirmed."""
+        if self.events is None:
+            return
+        for entry in outbox:
+            confirmed = functools.partial(self.forget_sent, case_id, [entry["_id"]])
+            if not self.events.send_confirmed(entry["routing_key"], entry["envelope"], confirmed):
+                return
 
     def _forget_now(self, case_id: str, entry_ids: list[str]) -> None:
         try:
