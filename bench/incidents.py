@@ -48,7 +48,7 @@ from kombu import Connection, Exchange, Queue
 from nameko.rpc import rpc
 from nameko.runners import ServiceRunner
 from nameko.standalone.rpc import ClusterRpcProxy
-from pymongo import monitoring
+from pymongo import MongoClient, monitoring
 
 from bench.results import record
 from bench.support import (
@@ -292,6 +292,10 @@ class DepartmentTaps:
 def bench(config: dict, amqp_uri: str, args, mongod_pid: int | None) -> float:
     """Setup, the baseline (half before the loop, half after, so that noise on this shared
     machine hits both sides alike), the loop; returns the ratio."""
+    settings = Settings.from_nameko_config(config)
+    # The bench's own client, created before the listener: its commands are not counted.
+    mongo = MongoClient(settings.mongo_uri)
+    events_db = mongo[settings.database_name("events")]
     commands = MongoCommands()
     monitoring.register(commands)
     runner = ServiceRunner(config)
@@ -332,6 +336,10 @@ def bench(config: dict, amqp_uri: str, args, mongod_pid: int | None) -> float:
         commands.counts.clear()
         before = cpu.snapshot()
         latencies, transitions, loop_s = run_cases(pool, args.incidents, uuid.uuid4().hex[:8])
+        # A step answers once its events are written; they leave their case when the
+        # broker confirms them (a batch per replica). Charged to the loop: its CPU
+        # counts until every event of the run is confirmed and pulled.
+        unsent_at_end, drained_s = wait_until_events_pulled(events_db)
         loop_cpu = cpu.since(before)
 
         before = cpu.snapshot()
@@ -342,12 +350,18 @@ def bench(config: dict, amqp_uri: str, args, mongod_pid: int | None) -> float:
         noop_s += after_s
         noop_rate = noop_line("no-op rpc", noop_latencies, noop_s)
         print(f"  {cpu_line(noop_cpu, noop_s)}")
+        print(f"  CPU ms per no-op RPC: {per_op_line(noop_cpu, len(noop_latencies))}")
 
         print(
             f"full loop: {args.incidents} incidents, {transitions} transitions in "
             f"{loop_s:.1f} s ({args.concurrency} callers)"
         )
+        print(
+            f"  events not yet confirmed and pulled off their cases at the last answer: "
+            f"{unsent_at_end}; all pulled {drained_s:.2f} s later"
+        )
         print(f"  {cpu_line(loop_cpu, loop_s)}")
+        print(f"  CPU ms per transition: {per_op_line(loop_cpu, transitions)}")
         common = ", ".join(
             f"{name} {n / transitions:.1f}" for name, n in commands.counts.most_common(5)
         )
@@ -373,6 +387,32 @@ def bench(config: dict, amqp_uri: str, args, mongod_pid: int | None) -> float:
         for caller in callers:
             caller.stop()
         runner.stop()
+        mongo.close()
+
+
+def wait_until_events_pulled(events_db, timeout_s: float = 60) -> tuple[int, float]:
+    """How many events wait in cases now, and how long until none does (the partial
+    index on `outbox.created_at` holds only cases with some)."""
+    unsent = {"outbox.created_at": {"$exists": True}}
+
+    def waiting() -> int:
+        rows = events_db["incidents"].aggregate(
+            [{"$match": unsent}, {"$group": {"_id": None, "n": {"$sum": {"$size": "$outbox"}}}}]
+        )
+        return next((row["n"] for row in rows), 0)
+
+    started = time.perf_counter()
+    at_end = waiting()
+    left = at_end
+    while left and time.perf_counter() - started < timeout_s:
+        time.sleep(0.01)
+        left = events_db["incidents"].count_documents(unsent)
+    assert not left, f"{left} cases still hold events after {timeout_s} s"
+    return at_end, time.perf_counter() - started
+
+
+def per_op_line(used: dict[str, float], operations: int) -> str:
+    return ", ".join(f"{name} {1000 * seconds / operations:.1f}" for name, seconds in used.items())
 
 
 def expected_taps(incidents: int) -> dict[str, int]:

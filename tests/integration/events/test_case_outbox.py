@@ -6,6 +6,7 @@ a collection of their own) are still honoured and moved into their cases."""
 from datetime import timedelta
 
 import pytest
+from kombu import Connection, Exchange, Queue
 
 from devstack.processes import wait_until
 from gridwork_common.events import EventPublisher
@@ -104,3 +105,38 @@ def test_a_step_read_before_the_deadline_timer_marked_the_case_is_not_written(de
     assert Cases(events_db).save_step(before, after, None, []) is False
     assert stored(events_db, case)["description"] == before["description"]
     assert Cases(events_db).version_of(case["id"]) == (before["version"], False)
+
+
+def test_events_the_broker_refuses_stay_in_their_case_until_the_timer_sends_them(
+    desk, services, events_db, config, clock, department_tap
+):
+    """The step answers without waiting for the broker; an event it nacks is never
+    pulled off its case, and the outbox timer sends it once the broker takes it."""
+    connection = Connection(config["AMQP_URI"])
+    exchange = Exchange("events.events", type="topic", durable=True)
+    # A full queue that refuses what is routed to it: the broker nacks the event.
+    refusing = Queue(
+        "refuses-reports",
+        exchange,
+        routing_key="incident.reported.#",
+        queue_arguments={"x-max-length": 0, "x-overflow": "reject-publish"},
+    )
+    refusing(connection.default_channel).declare()
+    try:
+        case = desk.report()
+        case = desk.act(VILLAGE_A_CENTRE, case, "accept", key="accept-refused")
+        # The accept's event (routed elsewhere) is confirmed and pulled; the report's stays.
+        wait_until(lambda: len(stored(events_db, case)["outbox"]) == 1, 10, "accept pulled")
+        (left,) = stored(events_db, case)["outbox"]
+        assert left["routing_key"].startswith("incident.reported.")
+
+        clock.advance(timedelta(minutes=1))
+        assert run_timer(services, "resend_outbox") == 0  # refused again: kept
+        assert [entry["_id"] for entry in stored(events_db, case)["outbox"]] == [left["_id"]]
+    finally:
+        refusing(connection.default_channel).delete()
+    tap = department_tap("incident.reported.#")
+    assert run_timer(services, "resend_outbox") == 1
+    assert [payload["id"] for _, payload in tap()] == [left["_id"]]
+    assert stored(events_db, case)["outbox"] == []
+    connection.release()
