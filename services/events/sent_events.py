@@ -1,9 +1,10 @@
 """Sent events pulled off their cases off the request path, a batch at a time.
 
-A step's events wait in its case (repository.py) until the broker has confirmed them;
-then the worker hands their ids to this replica's batcher and answers. One green thread
-per replica pulls what the workers handed over in one command every `WINDOW_S`, instead
-of one command per step. What a crash loses from the batch stays in its case and the
+A step's events wait in its case (repository.py) until the broker has confirmed them:
+the worker writes them and answers, and the thread reading the broker's confirms
+(gridwork_common/confirms.py) hands each confirmed id to this replica's batcher. One
+green thread per replica pulls what was handed over in one command every `WINDOW_S`,
+instead of one command per step. What a crash loses from the batch stays in its case and the
 outbox timer sends it again, which at least once allows (consumers de-duplicate by id)."""
 
 from __future__ import annotations
