@@ -17,17 +17,28 @@ from gridwork_common.config import Settings
 from gridwork_common.confirms import ConfirmingPublisher
 from gridwork_common.context import REQUEST_ID_KEY
 from gridwork_common.events import EventPublisher
+from gridwork_common.sent_entries import SentEntries
 
 
 class ConfirmedEventPublisher(EventPublisher):
-    """What a worker holds. `send` (and so `publish` and the outbox) waits for the
-    broker's confirm, as nameko's dispatcher does; `send_confirmed` returns once the
-    event is written and calls back when the broker confirms it."""
+    """What a worker holds. `send` (and so `publish` and the outbox's resend) waits for
+    the broker's confirm, as nameko's dispatcher does; `send_confirmed` returns once the
+    event is written and calls back when the broker confirms it; `sent_entries` deletes
+    the outbox entries the broker confirmed, a batch at a time (the outbox's sends after
+    a commit use it)."""
 
-    def __init__(self, publisher: ConfirmingPublisher, source: str, clock: Clock, headers: dict):
+    def __init__(
+        self,
+        publisher: ConfirmingPublisher,
+        source: str,
+        clock: Clock,
+        headers: dict,
+        sent_entries: SentEntries | None = None,
+    ):
         super().__init__(self._send_and_wait, source, clock)
         self._publisher = publisher
         self._headers = headers
+        self.sent_entries = sent_entries
 
     def _send_and_wait(self, full_routing_key: str, envelope: dict) -> None:
         self._publisher.publish_and_wait(full_routing_key, envelope, self._headers)
@@ -55,14 +66,17 @@ class ConfirmingEventDispatcher(DependencyProvider):
             login_method=config.get(LOGIN_METHOD_CONFIG_KEY),
             spawn=self._spawn,
         )
+        self.sent_entries = SentEntries()
 
     def start(self):
         # Declares the exchange before any event, as nameko's dispatcher does at setup;
         # a broker that is down now is tried again by the first publish.
         self.publisher.connect()
+        self.sent_entries.start(self.container.spawn_managed_thread)
 
     def stop(self):
-        self.publisher.stop()
+        self.publisher.stop()  # waits a little for the confirms of what was written
+        self.sent_entries.stop()  # then deletes the confirmed entries handed over
 
     def kill(self):
         self.publisher.kill()
@@ -71,7 +85,9 @@ class ConfirmingEventDispatcher(DependencyProvider):
         # Departments read these exchanges: no caller, roles or scope; the request id only.
         request_id = worker_ctx.data.get(REQUEST_ID_KEY)
         headers = {event_format.REQUEST_ID_HEADER: request_id} if request_id else {}
-        return ConfirmedEventPublisher(self.publisher, self.source, self.clock, headers)
+        return ConfirmedEventPublisher(
+            self.publisher, self.source, self.clock, headers, self.sent_entries
+        )
 
     def _spawn(self, function, *args):
         return self.container.spawn_managed_thread(lambda: function(*args))

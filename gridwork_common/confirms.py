@@ -158,7 +158,7 @@ class ConfirmingPublisher:
     # ------------------------------------------------------------------ lifecycle
     def stop(self, wait_s: float = STOP_WAIT_S) -> None:
         """Wait a little for the confirms of what was written, then close (what is
-        still unconfirmed runs no callback)."""
+        still unconfirmed gets `on_refused`, never `on_confirmed`)."""
         self._stopped = True
         deadline = time.monotonic() + wait_s
         while self.waiting() and time.monotonic() < deadline:

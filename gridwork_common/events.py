@@ -114,6 +114,11 @@ def parse_event(payload: dict) -> CloudEvent:
 class EventPublisher:
     """What a worker holds: `publish("incident.reported", subject, data)`."""
 
+    # Deletes outbox entries once the broker confirms them, off the request path (a
+    # publisher with asynchronous confirms, gridwork_common.confirmed_events); here None:
+    # the outbox deletes what `send` returned from, at once.
+    sent_entries = None
+
     def __init__(self, dispatch, source: str, clock: Clock = utc_now):
         self._dispatch = dispatch
         self.source = source

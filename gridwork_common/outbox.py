@@ -10,6 +10,7 @@ Consumers de-duplicate by the CloudEvent `id`.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -166,7 +167,11 @@ class Outbox:
     def send_entries(self, entries: list[dict]) -> int:
         """Send entries this process has just committed, from memory (no read back), and
         delete them in one command: one round trip to mongod for the lot, not two per
-        event. A send that fails leaves the unsent ones to `resend`."""
+        event. A send that fails leaves the unsent ones to `resend`. With a publisher
+        with asynchronous confirms, this returns once they are written, and each is
+        deleted (in a batch) once the broker confirms it."""
+        if self.publisher is not None and self.publisher.sent_entries is not None:
+            return self._send_without_waiting(entries)
         sent = self.publish_entries(entries)
         if sent:
             try:
@@ -178,6 +183,18 @@ class Outbox:
             except PyMongoError:  # sent but kept: the timer sends them again (at least once)
                 log.warning("sent events left in the outbox", exc_info=True)
         return len(sent)
+
+    def _send_without_waiting(self, entries: list[dict]) -> int:
+        forget = self.publisher.sent_entries.forget
+        written = 0
+        for entry in entries:
+            confirmed = functools.partial(forget, self.db, entry["_id"])
+            if not self.publisher.send_confirmed(
+                entry["routing_key"], entry["envelope"], confirmed
+            ):
+                break  # the broker is down: this and the rest are left to `resend`
+            written += 1
+        return written
 
     def resend(self, older_than_s: float = RESEND_AFTER_S) -> int:
         """What a crash or a broker outage left behind (a service timer calls this)."""

@@ -16,6 +16,7 @@ from nameko.timer import timer
 from gridwork_common import roles
 from gridwork_common.clock import ServiceClock, china_today
 from gridwork_common.config import Settings
+from gridwork_common.confirmed_events import ConfirmingEventDispatcher
 from gridwork_common.context import Caller
 from gridwork_common.errors import (
     Conflict,
@@ -26,7 +27,6 @@ from gridwork_common.errors import (
     Unavailable,
 )
 from gridwork_common.event_batches import batched_event_handler
-from gridwork_common.events import CloudEventDispatcher
 from gridwork_common.health import service_report
 from gridwork_common.metrics import PrometheusMetrics
 from gridwork_common.mongo import MongoDatabase, mongo_health
@@ -60,7 +60,9 @@ class AssessmentService:
     name = "assessment"
 
     db = MongoDatabase(indexes=store.INDEXES)
-    events = CloudEventDispatcher()
+    # The outbox's sends after a commit do not wait for the broker's confirm; confirmed
+    # entries are deleted a batch at a time (gridwork_common/sent_entries.py).
+    events = ConfirmingEventDispatcher()
     caller = Caller()
     config = Config()
     metrics = PrometheusMetrics()

@@ -13,10 +13,11 @@ from pydantic import ValidationError
 
 from gridwork_common.clock import ServiceClock
 from gridwork_common.config import Settings
+from gridwork_common.confirmed_events import ConfirmingEventDispatcher
 from gridwork_common.context import Caller, CallerContext
 from gridwork_common.errors import GridworkError
 from gridwork_common.event_batches import batched_event_handler
-from gridwork_common.events import CloudEventDispatcher, parse_event
+from gridwork_common.events import parse_event
 from gridwork_common.health import service_report
 from gridwork_common.metrics import PrometheusMetrics
 from gridwork_common.mongo import MongoDatabase, mongo_health
@@ -59,7 +60,9 @@ class PopulationService:
 
     db = MongoDatabase(indexes=store.INDEXES)
     cipher = PersonalDataProtection()
-    events = CloudEventDispatcher()
+    # The outbox's sends after a commit do not wait for the broker's confirm; confirmed
+    # entries are deleted a batch at a time (gridwork_common/sent_entries.py).
+    events = ConfirmingEventDispatcher()
     caller = Caller()
     config = Config()
     metrics = PrometheusMetrics()

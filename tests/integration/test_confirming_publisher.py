@@ -1,7 +1,8 @@
 """Publishing with asynchronous confirms (gridwork_common.confirms) on the real broker:
 the callback runs once the broker has a message, never for one it refused or one whose
-connection was lost before its ack; messages keep their order; and a service's events
-leave as `CloudEventDispatcher` sends them."""
+connection was lost before its ack; messages keep their order; a service's events leave
+as `CloudEventDispatcher` sends them; and the shared outbox deletes an entry once the
+broker confirms it, leaving a refused one for the resend."""
 
 import contextlib
 import socket
@@ -11,15 +12,19 @@ from urllib.parse import urlsplit, urlunsplit
 import eventlet
 import pytest
 from kombu import Connection, Exchange, Queue
+from nameko.exceptions import RemoteError
 from nameko.rpc import rpc
 from nameko.standalone.rpc import ClusterRpcProxy
 
 from devstack.processes import wait_until
 from gridwork_common import event_format
+from gridwork_common.clock import ServiceClock
 from gridwork_common.confirmed_events import ConfirmingEventDispatcher
 from gridwork_common.confirms import ConfirmingPublisher, NotConfirmed
 from gridwork_common.context import CallerContext
 from gridwork_common.events import CloudEventDispatcher
+from gridwork_common.mongo import MongoDatabase
+from gridwork_common.outbox import OUTBOX, OUTBOX_INDEXES, Outbox
 
 pytestmark = pytest.mark.integration
 
@@ -243,3 +248,71 @@ def test_a_services_events_leave_as_cloud_event_dispatcher_sends_them(
     assert new.properties["delivery_mode"] == 2  # persistent
     assert new.delivery_info["exchange"] == old.delivery_info["exchange"] == "ledger.events"
     assert new.delivery_info["routing_key"] == "entry.added.530402"
+
+
+class Registry:
+    """A service whose changes announce events through the shared outbox."""
+
+    name = "registry"
+    db = MongoDatabase(indexes=OUTBOX_INDEXES)
+    events = ConfirmingEventDispatcher()
+    clock = ServiceClock()
+
+    def _outbox(self) -> Outbox:
+        return Outbox(self.db, self.events, self.clock)
+
+    @rpc
+    def register(self, routing_key: str, count: int) -> list[str]:
+        def change(staged):
+            self.db["things"].insert_one({"count": count}, session=staged.session)
+            for number in range(count):
+                staged.announce(routing_key, "registry", {"n": number})
+            return staged.ids
+
+        return self._outbox().run(change)
+
+    @rpc
+    def waiting(self) -> list[str]:
+        return [entry["_id"] for entry in self.db[OUTBOX].find().sort("created_at", 1)]
+
+    @rpc
+    def resend(self) -> int:
+        return self._outbox().resend(older_than_s=0)
+
+
+REGISTRY_EXCHANGE = Exchange("registry.events", type="topic", durable=True)
+
+
+def test_an_outbox_change_answers_before_the_confirms_and_its_entries_go_once_confirmed(
+    container_factory, config, broker
+):
+    queue = Queue("registry-things", REGISTRY_EXCHANGE, routing_key="thing.#")
+    queue(broker.default_channel).declare()
+    container_factory(Registry, config).start()
+    with ClusterRpcProxy(config, timeout=10) as proxy:
+        ids = proxy.registry.register("thing.added", 5)
+        wait_until(lambda: proxy.registry.waiting() == [], 10, "confirmed entries deleted")
+    messages = received(broker, queue, 5)
+    assert [event_format.loads(message.body)["id"] for message in messages] == ids
+
+
+def test_outbox_entries_the_broker_refuses_stay_for_the_resend(container_factory, config, broker):
+    refusing = Queue(
+        "registry-refuses",
+        REGISTRY_EXCHANGE,
+        routing_key="thing.refused",
+        queue_arguments={"x-max-length": 0, "x-overflow": "reject-publish"},
+    )
+    refusing(broker.default_channel).declare()
+    container_factory(Registry, config).start()
+    with ClusterRpcProxy(config, timeout=10) as proxy:
+        refused = proxy.registry.register("thing.refused", 2)
+        taken = proxy.registry.register("thing.added", 1)
+        wait_until(lambda: proxy.registry.waiting() == refused, 10, "the taken one deleted")
+        with pytest.raises(RemoteError, match="NotConfirmed"):  # refused again: kept
+            proxy.registry.resend()
+        assert proxy.registry.waiting() == refused
+        refusing(broker.default_channel).delete()
+        assert proxy.registry.resend() == 2
+        assert proxy.registry.waiting() == []
+    assert len(taken) == 1
