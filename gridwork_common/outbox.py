@@ -6,6 +6,10 @@ the service's `outbox` collection, where the service's `resend_outbox` timer fin
 sends them; a failure before the commit leaves neither the change nor its events. So an
 accepted change is announced at least once, and nothing is announced that did not happen.
 Consumers de-duplicate by the CloudEvent `id`.
+
+With a publisher with asynchronous confirms (gridwork_common.confirmed_events) the send
+after the commit does not wait for the broker: an entry is deleted once the broker
+confirms it (gridwork_common.sent_entries), and one it refuses stays for the timer.
 """
 
 from __future__ import annotations
