@@ -29,6 +29,10 @@ log = logging.getLogger(__name__)
 COMMANDS = "commands"  # the field: idempotency records of the commands done on the case
 OUTBOX = "outbox"  # the field: events announced by the case's changes, not yet known sent
 EMBEDDED = (COMMANDS, OUTBOX)
+# Written only by a merge's `$addToSet`, which does not move the version: a step writing
+# back the list it read would lose a merge made between its read and its write.
+MERGED = "merged_ids"
+NOT_REWRITTEN = (*EMBEDDED, MERGED)
 DEADLINE_MARKS = ("warned_seq", "overdue_seq", "auto_seq")
 WITHOUT_EMBEDDED = dict.fromkeys(EMBEDDED, 0)
 UNJOURNALED = WriteConcern(w=1)
@@ -61,7 +65,7 @@ class Cases:
             "$set": {
                 name: value
                 for name, value in after.items()
-                if name != "_id" and name not in DEADLINE_MARKS and name not in EMBEDDED
+                if name != "_id" and name not in DEADLINE_MARKS and name not in NOT_REWRITTEN
             },
             "$max": marks,
         }
@@ -69,7 +73,7 @@ class Cases:
         dropped = {
             name: ""
             for name in before
-            if name not in after and name not in marks and name not in EMBEDDED
+            if name not in after and name not in marks and name not in NOT_REWRITTEN
         }
         if dropped:
             update["$unset"] = dropped

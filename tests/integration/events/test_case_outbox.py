@@ -107,6 +107,19 @@ def test_a_step_read_before_the_deadline_timer_marked_the_case_is_not_written(de
     assert Cases(events_db).version_of(case["id"]) == (before["version"], False)
 
 
+def test_a_merge_between_a_steps_read_and_its_write_is_kept(desk, events_db):
+    # A merge adds to `merged_ids` without a new version, so the step's write at the
+    # version it read succeeds: it must not write back the list it read.
+    case = desk.report()
+    before = events_db["incidents"].find_one({"_id": case["id"]})
+    events_db["incidents"].update_one({"_id": case["id"]}, {"$addToSet": {"merged_ids": "dup"}})
+    after = {**before, "description": "changed", "version": before["version"] + 1}
+
+    assert Cases(events_db).save_step(before, after, None, []) is True
+    assert stored(events_db, case)["description"] == "changed"
+    assert stored(events_db, case)["merged_ids"] == ["dup"]
+
+
 def test_events_the_broker_refuses_stay_in_their_case_until_the_timer_sends_them(
     desk, services, events_db, config, clock, department_tap
 ):
