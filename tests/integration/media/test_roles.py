@@ -72,15 +72,16 @@ def test_the_api_confirms_and_the_describer_apart_describes(
     record = media.get_media(slot["media_id"])
     assert record["metadata"]["gps"] and record["integrity"] == "verified"
 
-    # Only the API answers RPC: the describer holds no consumer on rpc-media (the
-    # management API's counts come a few seconds late).
+    # Only the API answers RPC: the describer holds no consumer on rpc-media.
     def consumers() -> tuple:
         return tuple(
             _queue(rabbit_manager, rabbit_config, name).get("consumers")
             for name in ("rpc-media", RECEIVED_QUEUE)
         )
 
-    wait_until(lambda: None not in consumers(), 30, "the queues' statistics")
+    # Counts refresh every few seconds: wait for (1, 1); a describer holding an RPC
+    # consumer shows (2, 1) for good and times out.
+    wait_until(lambda: consumers() == (1, 1), 30, "one consumer on each queue")
     assert consumers() == (1, 1)
 
 
