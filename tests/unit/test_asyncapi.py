@@ -10,7 +10,7 @@ from services.assessment import topics as assessment_topics
 from services.events import topics as events_topics
 from services.events.domain import incident as loop
 from services.events.domain.calendar import DEFAULT_CALENDAR
-from services.events.usecases.incidents import _event_data
+from services.events.usecases.case_rendering import event_data
 from services.gateway import activity
 from services.media import topics as media_topics
 from services.population import topics as population_topics
@@ -182,7 +182,7 @@ def test_every_incident_message_documents_the_data_the_service_sends():
     document = _document()
     for name, channel in _channels_on(document, "events.events").items():
         action = name.removeprefix("incident.")
-        sent = set(_event_data({}, action, _sample_change(action), DEFAULT_CALENDAR))
+        sent = set(event_data({}, action, _sample_change(action), DEFAULT_CALENDAR))
         required, documented = _data_schema_fields(document, channel)
         assert documented == sent, (name, documented ^ sent)
         assert required == sent, (name, required ^ sent)

@@ -44,8 +44,8 @@ def summary(desk, territory_code: str, filters: Mapping | None = None) -> dict:
     `search` and `counts` use."""
     if not isinstance(territory_code, str) or not territory_code.isdigit():
         raise InvalidInput("territory", "must be a territory code")
-    match = {"$and": [{"path": territory_code}, _query(filters), desk._scope_query()]}
-    incidents = desk.db[store.INCIDENTS]
+    match = {"$and": [{"path": territory_code}, _query(filters), desk.reads.scope_query()]}
+    incidents = desk.context.db[store.INCIDENTS]
     grids = {
         row["_id"]: {"open": row["open"], "overdue": row["overdue"]}
         for row in incidents.aggregate(

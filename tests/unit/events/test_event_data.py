@@ -4,7 +4,7 @@ from datetime import datetime, timedelta, timezone
 
 from services.events.domain import incident as loop
 from services.events.domain.calendar import DEFAULT_CALENDAR
-from services.events.usecases.incidents import _event_data
+from services.events.usecases.case_rendering import event_data
 
 CHINA = timezone(timedelta(hours=8))
 
@@ -32,7 +32,7 @@ def test_a_closure_carries_its_handling_time_in_working_minutes():
     change = closed_case(
         datetime(2026, 10, 23, 16, 0, tzinfo=CHINA), datetime(2026, 10, 26, 9, 30, tzinfo=CHINA)
     )
-    data = _event_data({}, "closed", change, DEFAULT_CALENDAR)
+    data = event_data({}, "closed", change, DEFAULT_CALENDAR)
     assert data["handling_working_minutes"] == 180
 
 
@@ -42,14 +42,14 @@ def test_the_national_day_holiday_is_not_handling_time():
     change = closed_case(
         datetime(2026, 9, 30, 17, 0, tzinfo=CHINA), datetime(2026, 10, 8, 9, 0, tzinfo=CHINA)
     )
-    assert _event_data({}, "closed", change, DEFAULT_CALENDAR)["handling_working_minutes"] == 90
+    assert event_data({}, "closed", change, DEFAULT_CALENDAR)["handling_working_minutes"] == 90
 
 
 def test_a_closure_carries_the_whole_case_record_of_lateness_and_extensions():
     change = closed_case(
         datetime(2026, 10, 26, 9, 0, tzinfo=CHINA), datetime(2026, 10, 26, 10, 0, tzinfo=CHINA)
     )
-    never = _event_data({}, "closed", change, DEFAULT_CALENDAR)
+    never = event_data({}, "closed", change, DEFAULT_CALENDAR)
     assert (never["ever_overdue"], never["approved_extensions"]) == (False, 0)
-    late = _event_data({"overdue_seq": 2}, "closed", change, DEFAULT_CALENDAR)
+    late = event_data({"overdue_seq": 2}, "closed", change, DEFAULT_CALENDAR)
     assert late["ever_overdue"] is True
