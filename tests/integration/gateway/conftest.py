@@ -1,9 +1,13 @@
 """The gateway app (Flask test client) in front of real population, events and media services
 on a real broker and mongod, with users of every role and their tokens."""
 
+import json
+
 import pytest
+from kombu import Connection, Exchange, Queue
 
 from gridwork_common.clock import utc_now
+from gridwork_common.events import parse_event
 from services.assessment.service import AssessmentService
 from services.events.service import EventsService
 from services.gateway import auth
@@ -150,3 +154,29 @@ def county(services, config):
         rpc.events.ensure_default_departments(
             [COUNTY, TOWNSHIP_A, TOWNSHIP_B, VILLAGE_A, VILLAGE_B]
         )
+
+
+@pytest.fixture
+def account_events(settings):
+    """`account_events()` -> the account.* events the gateway published since the fixture
+    was made, as the assessment service would receive them (a queue bound like its own)."""
+    exchange = Exchange("gateway.events", type="topic", durable=True)
+    with Connection(settings.amqp_uri) as connection:
+        queue = Queue("account-tap", exchange, routing_key="account.#", auto_delete=True)
+        queue(connection.default_channel).declare()
+
+        def received() -> list:
+            simple = connection.SimpleQueue(queue)
+            seen = []
+            try:
+                while True:
+                    try:
+                        message = simple.get(timeout=2)
+                    except simple.Empty:
+                        return seen
+                    message.ack()
+                    seen.append(parse_event(json.loads(message.body)))
+            finally:
+                simple.close()
+
+        yield received

@@ -2,21 +2,18 @@
 bounded buffer, on the real broker and mongod. A clean exit sends what is buffered; what
 cannot be published waits in the gateway's outbox for the deliveries process."""
 
-import json
 import os
 import subprocess
 import sys
 import textwrap
 
 import pytest
-from kombu import Connection, Exchange, Queue
 
 from devstack.processes import free_port
 from gridwork_common.config import Settings
 from gridwork_common.context import CallerContext
-from gridwork_common.events import parse_event
 from gridwork_common.outbox import OUTBOX
-from services.gateway.activity import ACCOUNT_ACTION, AccountActivity
+from services.gateway.activity import AccountActivity
 from services.gateway.store import gateway_db
 from tests.conftest import settings_env
 
@@ -25,37 +22,12 @@ pytestmark = pytest.mark.integration
 WORKER = CallerContext(user_id="worker-a1", roles=("grid_worker",), scope="530402001001001")
 
 
-@pytest.fixture
-def tap(settings):
-    """A queue bound to account actions, as the assessment service binds one."""
-    exchange = Exchange("gateway.events", type="topic", durable=True)
-    with Connection(settings.amqp_uri) as connection:
-        queue = Queue("actions-tap", exchange, routing_key=f"{ACCOUNT_ACTION}.#", durable=False)
-        queue(connection.default_channel).declare()
-
-        def received() -> list:
-            simple = connection.SimpleQueue(queue)
-            events = []
-            try:
-                while True:
-                    try:
-                        message = simple.get(timeout=2)
-                    except simple.Empty:
-                        return events
-                    message.ack()
-                    events.append(parse_event(json.loads(message.body)))
-            finally:
-                simple.close()
-
-        yield received
-
-
-def test_buffered_actions_are_all_sent_and_nothing_is_stored(settings, tap):
+def test_buffered_actions_are_all_sent_and_nothing_is_stored(settings, account_events):
     activity = AccountActivity(settings)
     for number in range(50):
         activity.action(WORKER, "POST", f"/api/v1/incidents/{number}", 201)
     activity.drain()
-    events = tap()
+    events = account_events()
     assert sorted(event.data["route"] for event in events) == sorted(
         f"/api/v1/incidents/{number}" for number in range(50)
     )
@@ -64,7 +36,7 @@ def test_buffered_actions_are_all_sent_and_nothing_is_stored(settings, tap):
     assert gateway_db(settings)[OUTBOX].count_documents({}) == 0
 
 
-def test_a_clean_exit_sends_what_the_buffer_holds(infra, settings, tap):
+def test_a_clean_exit_sends_what_the_buffer_holds(infra, settings, account_events):
     """A process that answers and exits at once (gunicorn stopping a worker) still sends
     its actions: the buffer is drained at exit."""
     env = settings_env(infra, settings.amqp_uri, MONGO_DB_PREFIX=settings.mongo_db_prefix)
@@ -86,10 +58,12 @@ def test_a_clean_exit_sends_what_the_buffer_holds(infra, settings, tap):
         check=True,
         timeout=60,
     )
-    assert len({event.data["route"] for event in tap()}) == 30
+    assert len({event.data["route"] for event in account_events()}) == 30
 
 
-def test_actions_the_broker_does_not_take_wait_in_the_outbox_for_a_resend(infra, settings, tap):
+def test_actions_the_broker_does_not_take_wait_in_the_outbox_for_a_resend(
+    infra, settings, account_events
+):
     unreachable = Settings.from_env(
         settings_env(
             infra,
@@ -104,5 +78,5 @@ def test_actions_the_broker_does_not_take_wait_in_the_outbox_for_a_resend(infra,
     assert gateway_db(settings)[OUTBOX].count_documents({}) == 5
     # The deliveries process resends them once the broker answers (older than 5 s).
     AccountActivity(settings).outbox().resend(older_than_s=0)
-    assert len({event.data["route"] for event in tap()}) == 5
+    assert len({event.data["route"] for event in account_events()}) == 5
     assert gateway_db(settings)[OUTBOX].count_documents({}) == 0

@@ -1,15 +1,12 @@
 """The assessment routes over HTTP against the real services: every kind of period, the
 errors a client can act on, and publication of ended periods only."""
 
-import json
 import uuid
 
 import pytest
-from kombu import Connection, Exchange, Queue
 
 from devstack.processes import wait_until
 from gridwork_common.clock import china_today
-from gridwork_common.events import parse_event
 from services.assessment.domain.periods import periods_of
 from tests.population_data import COUNTY, GRID_A1
 
@@ -28,31 +25,6 @@ def problem_of(response, status: int, field: str | None = None) -> dict:
     if field is not None:
         assert field in body.get("field", "") + body.get("detail", ""), body
     return body
-
-
-@pytest.fixture
-def account_events(config):
-    """account_events() -> the account.* events published since the fixture was made."""
-    exchange = Exchange("gateway.events", type="topic", durable=True)
-    with Connection(config["AMQP_URI"]) as connection:
-        queue = Queue("account-tap", exchange, routing_key="account.#", auto_delete=True)
-        queue(connection.default_channel).declare()
-
-        def received() -> list:
-            simple = connection.SimpleQueue(queue)
-            seen = []
-            try:
-                while True:
-                    try:
-                        message = simple.get(timeout=2)
-                    except simple.Empty:
-                        return seen
-                    message.ack()
-                    seen.append(parse_event(json.loads(message.body)))
-            finally:
-                simple.close()
-
-        yield received
 
 
 def test_a_report_through_the_gateway_counts_in_every_period_containing_today(

@@ -95,33 +95,14 @@ def test_openapi_document_lists_the_routes(client):
     assert client.get("/api/v1/docs").status_code == 200
 
 
-def test_logins_and_actions_are_published_for_the_assessment_service(client, as_user, config):
-    import json
-
-    from kombu import Connection, Exchange, Queue
-
-    from gridwork_common.events import parse_event
-
-    exchange = Exchange("gateway.events", type="topic", durable=True)
-    with Connection(config["AMQP_URI"]) as connection:
-        queue = Queue("activity-tap", exchange, routing_key="account.#", auto_delete=True)
-        queue(connection.default_channel).declare()
-        admin = as_user("admin")  # logs in
-        admin.post(
-            "/api/v1/users",
-            key="act-1",
-            json={"username": "someone", "password": "a long password", "roles": ["leader"]},
-        )
-        simple = connection.SimpleQueue(queue)
-        seen = []
-        while True:
-            try:
-                message = simple.get(timeout=2)
-            except simple.Empty:
-                break
-            message.ack()
-            seen.append(parse_event(json.loads(message.body)))
-        simple.close()
+def test_logins_and_actions_are_published_for_the_assessment_service(as_user, account_events):
+    admin = as_user("admin")  # logs in
+    admin.post(
+        "/api/v1/users",
+        key="act-1",
+        json={"username": "someone", "password": "a long password", "roles": ["leader"]},
+    )
+    seen = account_events()
     assert [event.type for event in seen] == ["gridwork.account.login", "gridwork.account.action"]
     assert seen[0].data["user_id"] == "admin"
     assert seen[1].data["route"] == "/api/v1/users" and seen[1].data["status"] == 201
