@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Mapping
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, timedelta
 
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
@@ -28,6 +28,7 @@ from services.events.domain.catalogue import (
 from services.events.domain.notices import COUNTY, merged, parse_notice
 from services.events.domain.official_calendar import official_notices
 from services.events.rules import CountyRules
+from services.events.usecases.case_input import aware_time
 
 SETUP_WRITERS = (roles.ADMIN, roles.SYSTEM)
 CACHE_TTL_S = 10.0
@@ -281,7 +282,7 @@ class CountySetup:
         calendar = self.calendar()
         minutes = []
         for index, value in enumerate(dues):
-            due = _aware_moment(value, f"dues[{index}]")
+            due = aware_time(value, f"dues[{index}]")
             if due >= now:
                 minutes.append(calendar.working_minutes_between(now, due))
             else:
@@ -471,13 +472,3 @@ def _iso_date(value, field: str) -> date:
         with contextlib.suppress(ValueError):
             return date.fromisoformat(value)
     raise InvalidInput(field, "must be a date YYYY-MM-DD")
-
-
-def _aware_moment(value, field: str) -> datetime:
-    try:
-        moment = datetime.fromisoformat(str(value))
-    except ValueError:
-        raise InvalidInput(field, "must be an ISO 8601 time with a UTC offset") from None
-    if moment.tzinfo is None:
-        raise InvalidInput(field, "must be an ISO 8601 time with a UTC offset")
-    return moment
