@@ -1,6 +1,7 @@
 """Incident loop: whole cases driven over RPC vs no-op nameko RPCs, same callers, same run.
 
     PYTHONPATH=. .venv/bin/python bench/incidents.py [--incidents 200] [--concurrency 8]
+        [--profile]
 
 Starts its own mongod (a single-node replica set in a temporary directory, on a free
 port) and uses the RabbitMQ on 127.0.0.1:5672 in a fresh vhost (created and deleted
@@ -30,7 +31,9 @@ caller context of whoever acts (set per call, as the gateway does), then run:
 Each phase is timed after a warm-up (25 no-op calls and 2 cases per caller). Cases
 alternate between the two paths and go round the 3 grids. Queues bound like departments'
 systems count what reached them, and the services' MongoDB commands are counted. The last line is
-`ratio <full-loop transitions/s / no-op RPCs/s>`.
+`ratio <full-loop transitions/s / no-op RPCs/s>`. `--profile` cProfiles the timed loop
+(this process's CPU time, every green thread: callers, services, publisher) to stderr; a
+profiled run's figures are slower and not to be compared.
 """
 
 import gridwork_common.green  # noqa: F401  (first: patches eventlet before other imports)
@@ -38,9 +41,12 @@ import gridwork_common.green  # noqa: F401  (first: patches eventlet before othe
 # isort: split
 
 import argparse
+import cProfile
 import itertools
 import os
+import pstats
 import random
+import sys
 import time
 import uuid
 from collections import Counter
@@ -337,12 +343,18 @@ def bench(config: dict, amqp_uri: str, args, mongod_pid: int | None) -> float:
         noop_cpu = cpu.since(before)
 
         commands.counts.clear()
+        # CPU time, not wall time: the green threads' waits are not the loop's cost.
+        profiler = cProfile.Profile(time.process_time) if args.profile else None
         before = cpu.snapshot()
+        if profiler is not None:
+            profiler.enable()
         latencies, transitions, loop_s = run_cases(pool, args.incidents, uuid.uuid4().hex[:8])
         # A step answers once its events are written; they leave their case when the
         # broker confirms them (a batch per replica). Charged to the loop: its CPU
         # counts until every event of the run is confirmed and pulled.
         unsent_at_end, drained_s = wait_until_events_pulled(events_db)
+        if profiler is not None:
+            profiler.disable()
         loop_cpu = cpu.since(before)
 
         before = cpu.snapshot()
@@ -382,7 +394,12 @@ def bench(config: dict, amqp_uri: str, args, mongod_pid: int | None) -> float:
         print(f"incidents     {args.incidents / loop_s:8.1f} /s")
         print(f"transitions   {transition_rate:8.1f} /s")
         print(f"no-op RPCs    {noop_rate:8.1f} /s")
-        record("incidents", "full-loop transitions", transition_rate, "no-op RPCs", noop_rate, "/s")
+        if profiler is not None:
+            print_profile(profiler, transitions)
+        else:  # a profiled run's figures are not recorded
+            record(
+                "incidents", "full-loop transitions", transition_rate, "no-op RPCs", noop_rate, "/s"
+            )
         return transition_rate / noop_rate
     finally:
         if taps is not None:
@@ -414,6 +431,13 @@ def wait_until_events_pulled(events_db, timeout_s: float = 60) -> tuple[int, flo
     return at_end, time.perf_counter() - started
 
 
+def print_profile(profiler: cProfile.Profile, transitions: int) -> None:
+    print(f"\nprofile of the loop's {transitions} transitions (CPU seconds):", file=sys.stderr)
+    stats = pstats.Stats(profiler, stream=sys.stderr).strip_dirs()
+    stats.sort_stats("tottime").print_stats(45)
+    stats.sort_stats("cumulative").print_stats(60)
+
+
 def per_op_line(used: dict[str, float], operations: int) -> str:
     return ", ".join(f"{name} {1000 * seconds / operations:.1f}" for name, seconds in used.items())
 
@@ -440,6 +464,9 @@ def main():
     parser.add_argument("--incidents", type=int, default=200, help="cases run through the loop")
     parser.add_argument("--concurrency", type=int, default=8, help="concurrent callers")
     parser.add_argument("--noop-calls", type=int, default=4000, help="baseline RPCs (all callers)")
+    parser.add_argument(
+        "--profile", action="store_true", help="cProfile the timed loop (to stderr)"
+    )
     parser.add_argument("--amqp-uri", default="amqp://guest:guest@127.0.0.1:5672/")
     parser.add_argument("--management-uri", default="http://guest:guest@127.0.0.1:15672")
     args = parser.parse_args()

@@ -32,9 +32,13 @@ EMBEDDED = (COMMANDS, OUTBOX)
 # Written only by a merge's `$addToSet`, which does not move the version: a step writing
 # back the list it read would lose a merge made between its read and its write.
 MERGED = "merged_ids"
-NOT_REWRITTEN = (*EMBEDDED, MERGED)
+# Only ever appended to: a step reads its case without it (CASE_STATE) and pushes the
+# entries it adds, instead of reading, decoding and writing back the whole history.
+TIMELINE = "timeline"
+NOT_REWRITTEN = (*EMBEDDED, MERGED, TIMELINE)
 DEADLINE_MARKS = ("warned_seq", "overdue_seq", "auto_seq")
 WITHOUT_EMBEDDED = dict.fromkeys(EMBEDDED, 0)
+CASE_STATE = {**WITHOUT_EMBEDDED, TIMELINE: 0}  # what a step, a render or a check reads
 UNJOURNALED = WriteConcern(w=1)
 LEGACY_DRAIN_BATCH = 500
 
@@ -53,13 +57,15 @@ class Cases:
     def save_step(
         self, before: Mapping, after: dict, record: dict | None, outbox: list[dict]
     ) -> bool:
-        """Replace the case read at `before`'s version with `after`, adding the command's
-        idempotency record and the events, in one command; False when the case moved on
-        meanwhile. The deadline timer marks a case (warned, overdue, escalated) without a
-        new version: the write also expects the marks as read (False if they moved: the
-        step's events, e.g. whether a closed case ever ran late, were decided on them),
-        and marks only grow (`$max`: the automatic escalation raises its own). Raises
-        DuplicateKeyError when the command's key was used on another case."""
+        """Replace the case read at `before`'s version with `after`, appending its new
+        timeline entries (one a version: `before` may be read without its timeline) and
+        adding the command's idempotency record and the events, in one command; False
+        when the case moved on meanwhile. The deadline timer marks a case (warned,
+        overdue, escalated) without a new version: the write also expects the marks as
+        read (False if they moved: the step's events, e.g. whether a closed case ever ran
+        late, were decided on them), and marks only grow (`$max`: the automatic
+        escalation raises its own). Raises DuplicateKeyError when the command's key was
+        used on another case."""
         marks = {mark: after.get(mark, 0) for mark in DEADLINE_MARKS}
         update: dict = {
             "$set": {
@@ -78,6 +84,9 @@ class Cases:
         if dropped:
             update["$unset"] = dropped
         added: dict = {}
+        new_versions = after["version"] - before["version"]
+        if new_versions > 0:
+            added[TIMELINE] = {"$each": after[TIMELINE][-new_versions:]}
         unused: dict = {}
         if record is not None:
             added[COMMANDS] = record

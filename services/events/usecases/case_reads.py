@@ -13,7 +13,7 @@ from gridwork_common.errors import InvalidInput, NotFound
 from gridwork_common.paging import MAX_PAGE
 from services.events import store
 from services.events.domain import incident as loop
-from services.events.repository import WITHOUT_EMBEDDED
+from services.events.repository import CASE_STATE, WITHOUT_EMBEDDED
 from services.events.usecases import case_input, case_rendering
 from services.events.usecases.case_context import CaseContext
 
@@ -36,10 +36,12 @@ class CaseReads:
     def __init__(self, context: CaseContext):
         self.context = context
 
-    def visible(self, incident_id: str) -> dict:
+    def visible(self, incident_id: str, projection: Mapping = CASE_STATE) -> dict:
+        """The case if the caller may see it; without its timeline unless asked for
+        (`WITHOUT_EMBEDDED`): a step appends to it, rendering leaves it out."""
         if not isinstance(incident_id, str):
             raise InvalidInput("incident_id", "must be a string")
-        document = self.context.db[store.INCIDENTS].find_one({"_id": incident_id}, WITHOUT_EMBEDDED)
+        document = self.context.db[store.INCIDENTS].find_one({"_id": incident_id}, projection)
         if document is None or not self._sees(document):
             raise NotFound(f"no incident {incident_id}")
         return document
@@ -73,7 +75,8 @@ class CaseReads:
         return self.render(self.visible(incident_id))
 
     def timeline(self, incident_id: str) -> list[dict]:
-        return case_rendering.render_timeline(self.visible(incident_id)["timeline"])
+        document = self.visible(incident_id, WITHOUT_EMBEDDED)
+        return case_rendering.render_timeline(document["timeline"])
 
     def render(
         self,

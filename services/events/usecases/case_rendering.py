@@ -70,7 +70,13 @@ def event_data(
     return data
 
 
+# Most values are one of these: taken as they are, before the slower checks.
+_AS_IS = frozenset({str, int, float, bool, type(None)})
+
+
 def as_json(value):
+    if type(value) in _AS_IS:
+        return value
     if isinstance(value, datetime):
         return value.astimezone(UTC).isoformat()
     if isinstance(value, dict):
@@ -81,6 +87,8 @@ def as_json(value):
 
 
 def plain_json(value):
+    if type(value) in _AS_IS:
+        return value
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         value = dataclasses.asdict(value)
     return as_json(value)

@@ -13,7 +13,7 @@ from gridwork_common import roles
 from gridwork_common.outbox import Outbox
 from services.events import store
 from services.events.domain import incident as loop
-from services.events.repository import WITHOUT_EMBEDDED
+from services.events.repository import CASE_STATE
 from services.events.usecases.case_context import CaseContext
 from services.events.usecases.case_writes import CaseWrites
 
@@ -42,7 +42,7 @@ class DeadlineChecks:
                     field: {"$lte": now},
                     "$expr": {"$lt": [f"${stamp}", "$stage_seq"]},
                 },
-                {"timeline": 0, **WITHOUT_EMBEDDED},
+                CASE_STATE,
             )
             for document in due:
                 if self._mark_and_announce(document, stamp, name):
@@ -93,7 +93,7 @@ class DeadlineChecks:
         )
         for candidate in candidates:
             document = self.context.db[store.INCIDENTS].find_one(
-                {"_id": candidate["_id"]}, WITHOUT_EMBEDDED
+                {"_id": candidate["_id"]}, CASE_STATE
             )
             rules = self.context.setup.rules(document.get("catalogue_version"))
             if rules.working_minutes_between(document["stage_due"], now) < hours * 60:

@@ -11,7 +11,7 @@ from kombu import Connection, Exchange, Queue
 from devstack.processes import wait_until
 from gridwork_common.events import EventPublisher
 from services.events import topics
-from services.events.repository import Cases
+from services.events.repository import CASE_STATE, Cases
 from tests.integration.events.conftest import VILLAGE_A_CENTRE
 from tests.integration.events.support import (
     EVENT_SOURCE,
@@ -118,6 +118,20 @@ def test_a_merge_between_a_steps_read_and_its_write_is_kept(desk, events_db):
     assert Cases(events_db).save_step(before, after, None, []) is True
     assert stored(events_db, case)["description"] == "changed"
     assert stored(events_db, case)["merged_ids"] == ["dup"]
+
+
+def test_a_step_appends_its_timeline_entry_and_never_rewrites_the_history(desk, events_db):
+    # A step reads the case without its timeline and pushes the entry it adds: what is
+    # stored before it stays as it is, even if the step's copy of it were different.
+    case = desk.report()
+    history = stored(events_db, case)["timeline"]
+    before = events_db["incidents"].find_one({"_id": case["id"]}, CASE_STATE)
+    entry = {**history[0], "action": "accept", "from_state": "reported", "to_state": "accepted"}
+    after = {**before, "state": "accepted", "version": before["version"] + 1, "timeline": [entry]}
+
+    assert "timeline" not in before
+    assert Cases(events_db).save_step(before, after, None, []) is True
+    assert stored(events_db, case)["timeline"] == [*history, entry]
 
 
 def test_events_the_broker_refuses_stay_in_their_case_until_the_timer_sends_them(

@@ -41,7 +41,13 @@ def _entry(raw: Mapping[str, Any]) -> TimelineEntry:
     )
 
 
+# Most values are one of these: taken as they are, before the slower checks.
+_AS_IS = frozenset({str, int, float, bool, type(None)})
+
+
 def _plain(value: Any) -> Any:
+    if type(value) in _AS_IS or type(value) is datetime:
+        return value
     if is_dataclass(value) and not isinstance(value, type):
         return {item.name: _plain(getattr(value, item.name)) for item in fields(value)}
     if isinstance(value, tuple | list):
@@ -52,6 +58,8 @@ def _plain(value: Any) -> Any:
 
 
 def _aware(value: Any) -> Any:
+    if type(value) in _AS_IS:
+        return value
     if isinstance(value, datetime):
         return value if value.utcoffset() is not None else value.replace(tzinfo=UTC)
     if isinstance(value, list):

@@ -70,7 +70,7 @@ class Incident:
     resolved_on_spot: bool = False
 
     state: str
-    version: int = 0  # == len(timeline)
+    version: int = 0  # == len(timeline) as stored (a step reads the case without it)
 
     # Who owns it: a centre's territory code, always an ancestor of the grid. routing_path
     # lists every owner in order (it ends with owning_centre); escalation_path lists the
