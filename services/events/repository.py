@@ -100,6 +100,10 @@ class Cases:
             mark: before.get(mark) or {"$in": [0, None]}  # 0 or never set
             for mark in DEADLINE_MARKS
         }
+        # Durable before the step answers: the client's w="majority" (journaled; a
+        # failover does not roll it back). The read before it is at the default read
+        # concern ("local"): this write is conditional on the version and marks read,
+        # so a step decided on a case that has moved on since is not written.
         current = self.collection.find_one_and_update(
             {"_id": before["_id"], "version": before["version"], **as_read, **unused},
             update,
