@@ -22,7 +22,7 @@ from gridwork_common.errors import Conflict, GridworkError, InvalidInput, NotFou
 from gridwork_common.events import EventPublisher
 from services.events import store
 from services.events.domain import incident as loop
-from services.events.repository import CASE_STATE, Cases
+from services.events.repository import WITHOUT_EMBEDDED, Cases
 from services.events.usecases import case_input
 from services.events.usecases.case_context import CaseContext
 from services.events.usecases.case_reads import CaseReads
@@ -91,7 +91,9 @@ class IncidentDesk:
         try:
             return self._report(raw, incident_id, fingerprint)
         except GridworkError:
-            existing = self.context.db[store.INCIDENTS].find_one({"_id": incident_id}, CASE_STATE)
+            existing = self.context.db[store.INCIDENTS].find_one(
+                {"_id": incident_id}, WITHOUT_EMBEDDED
+            )
             if existing is None:
                 raise
             return self._replayed_report(existing, fingerprint)
@@ -124,7 +126,7 @@ class IncidentDesk:
                 return self._report_result(document, change.incident)
             except DuplicateKeyError:  # the same report, retried concurrently
                 existing = self.context.db[store.INCIDENTS].find_one(
-                    {"_id": incident_id}, CASE_STATE
+                    {"_id": incident_id}, WITHOUT_EMBEDDED
                 )
                 if existing is not None:
                     return self._replayed_report(existing, fingerprint)
