@@ -77,7 +77,7 @@ class ContentIndex:
         the slot's own majority write, which carried the claim with it)."""
         objects = self.db[store.OBJECTS].with_options(read_concern=MAJORITY)
         held = {"_id": sha256, "state": CLAIMED, "media_id": media_id}
-        return objects.count_documents(held, limit=1) > 0
+        return objects.find_one(held, {"_id": 1}) is not None  # a find by _id, not an aggregate
 
     def store_verified(self, media: Mapping, sha256: str, size: int) -> str:
         """Record bytes checked against `sha256`; the key they are served from from now on:
