@@ -6,13 +6,14 @@ Starts its own mongod (a single-node replica set) and its own S3 server
 (`devstack.infra.s3_process`: a genuine `minio` if one is on PATH, else `rclone serve s3`),
 each on a free port in one temporary directory, and uses the RabbitMQ on 127.0.0.1:5672 in
 a fresh vhost (created and deleted through the management API), so it touches no data of
-`make up`. The population and events services and the media service's API role
-(`MediaApiService`: slots, confirms) run in this process; its describing role
-(`python -m services.media describer`: the `media.received` handler) runs as a child
-process at the lowest CPU priority (`os.nice(19)` in that child), so that on this machine's
-shared cores the decoding yields to the confirm path, as in production, where it runs on
-pods of its own with a CPU budget of its own (deploy/k8s: the `media-describer`
-Deployment).
+`make up`. The population and events services run in this process, with the callers. The
+media service runs as it is deployed (deploy/k8s: the `media` and `media-describer`
+Deployments), as two child processes: its API role (`python -m services.media api`:
+slots, confirms) at the normal priority, and its describing role
+(`python -m services.media describer`: the `media.received` handler) at the lowest CPU
+priority (`os.nice(19)` in that child), so that on this machine's shared cores the
+decoding yields to the confirm path, as in production, where it runs on pods of its own
+with a CPU budget of its own.
 Setup (not timed): the test county's territory, its departments, and one incident
 reported by a grid worker, which owns every photo.
 
@@ -48,12 +49,13 @@ name and its own HTTP session), each taking the next photo, then run:
   `ratio with the describing held back`.
 
 Each side is warmed up first (2 photos per caller, not timed). The time each step of the
-service's confirm takes is measured in this process by wrapping MediaDesk / MediaStore
-methods (wall time, which on one eventlet hub includes waiting for other callers' CPU
-work), during the timed run and during an untimed pass of 20 photos one
-at a time (one caller; the raw side too), which shows what each step costs by itself. The
-CPU seconds of this process, the describer process, the S3 server, mongod and the RabbitMQ
-node (the whole node, other vhosts included) are read from /proc. `--profile` also
+service's slot and confirm takes is measured inside the API process by wrapping MediaDesk /
+MediaStore methods (media_steps.py; wall time, which includes waiting on the process's one
+eventlet hub), during the timed run and during an untimed pass of 20 photos one at a time
+(one caller; the raw side too), which shows what each step costs by itself. The CPU
+seconds of this process (the callers), the API process, the describer process, the S3
+server, mongod and the RabbitMQ node (the whole node, other vhosts included) are read from
+/proc, and printed per photo. `--profile` also
 cProfiles 20 confirms run one at a time through MediaDesk directly (to stderr). MB are
 10^6 bytes. The last line is `ratio <service MB/s / raw put MB/s>`.
 """
@@ -64,7 +66,6 @@ import gridwork_common.green  # noqa: F401  (first: patches eventlet before othe
 
 import argparse
 import cProfile
-import functools
 import hashlib
 import io
 import os
@@ -85,6 +86,7 @@ from nameko.standalone.rpc import ClusterRpcProxy
 from nameko.testing.rabbit import Client
 from PIL import Image
 
+from bench.media_steps import API_PROCESS, STEP_TIMES_SETTING, collect, steps_report
 from bench.results import record
 from bench.support import (
     CpuMeter,
@@ -100,12 +102,9 @@ from gridwork_common.config import Settings
 from gridwork_common.context import CallerContext
 from gridwork_common.mongo import new_client as mongo_client
 from services.events.service import EventsService
-from services.media import usecases
-from services.media.contents import ContentIndex
 from services.media.domain.kinds import size_limits, sniff
 from services.media.domain.photos import photo_metadata, thumbnail
-from services.media.service import MediaApiService
-from services.media.storage import MediaStore, media_store, new_client
+from services.media.storage import media_store, new_client
 from services.media.usecases import MediaDesk
 from services.population.service import PopulationService
 from tests.population_data import COUNTY, GRID_A1, TOWNSHIP_A, VILLAGE_A, county_features
@@ -156,63 +155,7 @@ class Photos:
         return self.base + f"{number:08d}".encode()
 
 
-# ---------------------------------------------------------------------------- timing
-class StepTimes:
-    """Wall time of each call to wrapped functions, by label (this process only; the
-    originals are put back on leaving the `with` block)."""
-
-    def __init__(self):
-        self.seconds: dict[str, list[float]] = defaultdict(list)
-        self._originals: list[tuple[object, str, object]] = []
-
-    def wrap(self, owner: object, name: str, label: str) -> None:
-        original = getattr(owner, name)
-
-        @functools.wraps(original)
-        def timed(*args, **kwargs):
-            started = time.perf_counter()
-            try:
-                return original(*args, **kwargs)
-            finally:
-                self.seconds[label].append(time.perf_counter() - started)
-
-        self._originals.append((owner, name, original))
-        setattr(owner, name, timed)
-
-    def __enter__(self) -> "StepTimes":
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        for owner, name, original in reversed(self._originals):
-            setattr(owner, name, original)
-        self._originals.clear()
-
-
-SLOT_STEPS = (  # what MediaDesk.request_upload calls
-    (MediaDesk, "_check_owner", "owner check"),
-    (MediaApiService, "_owner", "owner lookup (RPC)"),  # when no recent yes is kept (owners.py)
-    (ContentIndex, "claim", "claim objects/<sha>"),
-    (MediaStore, "upload_url", "presign PUT"),
-)
-CONFIRM_STEPS = (  # (owner, attribute, label) of what MediaDesk.confirm calls, in order
-    (MediaStore, "checks_sha256", "does S3 check checksums"),
-    (MediaStore, "head", "GET size + first bytes"),
-    (MediaStore, "digest_if_any", "GET + SHA-256 (read-back)"),
-    (MediaStore, "copy", "copy to objects/<sha>"),
-    (MediaStore, "remove", "remove the upload"),
-    (usecases, "announce_received", "publish media.received"),
-)
-
-
-def instrument() -> StepTimes:
-    steps = StepTimes()
-    steps.wrap(MediaDesk, "request_upload", "request_upload")
-    steps.wrap(MediaDesk, "confirm", "confirm")
-    for owner, name, label in SLOT_STEPS + CONFIRM_STEPS:
-        steps.wrap(owner, name, label)
-    return steps
-
-
+# ---------------------------------------------------------------------------- report
 def rate_line(label: str, latencies: list[float], nbytes: int, seconds: float) -> float:
     rate = nbytes / MB / seconds
     p50, p99 = percentiles(latencies)
@@ -230,31 +173,6 @@ def latency_line(label: str, latencies: list[float]) -> None:
     print(f"  {label:<24} p50 {p50:7.1f} ms   p99 {p99:7.1f} ms   mean {mean:7.1f} ms")
 
 
-def steps_report(together: StepTimes, photos: int, alone: StepTimes, alone_photos: int) -> None:
-    """Mean wall ms per photo of each step inside the service, with all callers and with
-    one photo at a time, and each step's share of confirm."""
-    print(
-        "  inside the service, wall ms per photo:  all callers (share of confirm)   one at a time"
-    )
-    rows = [(label, False) for _, _, label in SLOT_STEPS] + [("request_upload", False)]
-    rows += [(label, True) for _, _, label in CONFIRM_STEPS]
-    rows += [("MongoDB, rest", True), ("confirm", True)]
-
-    def spent(steps: StepTimes, label: str) -> float:
-        if label == "MongoDB, rest":
-            inner = [step for _, _, step in CONFIRM_STEPS]
-            steps_s = sum(sum(steps.seconds[step]) for step in inner)
-            return sum(steps.seconds["confirm"]) - steps_s
-        return sum(steps.seconds[label])
-
-    confirm = spent(together, "confirm")
-    for label, in_confirm in rows:
-        mean = spent(together, label) / photos * 1000
-        share = f"({spent(together, label) / confirm:4.0%})" if in_confirm else " " * 6
-        by_itself = spent(alone, label) / alone_photos * 1000
-        print(f"    {label:<28} {mean:7.1f} {share}   {by_itself:21.1f}")
-
-
 # ---------------------------------------------------------------------------- services
 # The describer process: `python -m services.media describer` at the lowest CPU priority.
 # It leads a session of its own (ManagedProcess), and with Linux's scheduler autogroups a
@@ -269,6 +187,24 @@ sys.argv = ["services.media", "describer"]
 runpy.run_module("services.media", run_name="__main__", alter_sys=True)
 """
 RECEIVED_QUEUE = "evt-media-media.received--media.check_and_describe"
+RPC_QUEUE = "rpc-media"
+
+
+def api_process(env: dict, root: Path) -> ManagedProcess:
+    """`python -m services.media api` (slots, confirms), as its Deployment runs it: its
+    own process at the normal priority, its steps timed (media_steps.py)."""
+    return ManagedProcess(
+        name="media-api",
+        argv=[sys.executable, "-c", API_PROCESS],
+        env={**env, "PYTHONPATH": os.getcwd(), STEP_TIMES_SETTING: str(step_times_file(root))},
+        run_dir=root / "run",
+        log_dir=root / "log",
+        marker="serve_step_times",
+    )
+
+
+def step_times_file(root: Path) -> Path:
+    return root / "run" / "media-api-steps.json"
 
 
 def describer_process(env: dict, root, workers: int) -> ManagedProcess:
@@ -525,7 +461,7 @@ def bench(settings: Settings, args, servers, env: dict, vhost: str) -> float:
     raw_client = new_client(settings)
     config = settings.nameko_config()
     runner = started_runner(config, PopulationService, EventsService)
-    media_runner = started_runner(config, MediaApiService)
+    api = api_process(env, servers.root)
     describer = describer_process(env, servers.root, args.describer_workers)
     pids = servers.pids
 
@@ -533,6 +469,7 @@ def bench(settings: Settings, args, servers, env: dict, vhost: str) -> float:
         return CpuMeter(
             {
                 "this process": [os.getpid()],
+                "media API": [api.running_pid()],
                 "describer": [describer.running_pid()],
                 "S3 server": [pids["s3"]],
                 "mongod": [pids["mongod"]],
@@ -546,6 +483,9 @@ def bench(settings: Settings, args, servers, env: dict, vhost: str) -> float:
 
     uploaders: list[Uploader] = []
     try:
+        api.start()
+        wait_consuming(args.management_uri, vhost, RPC_QUEUE)
+        print(f"media API process pid {api.running_pid()} (python -m services.media api)")
         start_describer()
         print(
             f"describer process pid {describer.running_pid()}, nice 19, "
@@ -576,16 +516,18 @@ def bench(settings: Settings, args, servers, env: dict, vhost: str) -> float:
 
         for uploader in uploaders:
             uploader.retries.clear()
-        with instrument() as together:
-            before = cpu.snapshot()
-            started = time.perf_counter()
-            latencies, phases, stored, service_s = run_service(
-                uploaders, photos, range(args.photos), incident_id
-            )
-            service_cpu = cpu.since(before)
-            ids = [media["id"] for media in stored.values()]
-            described_s = wait_described(settings, ids, started)
-            described_cpu = cpu.since(before)
+        steps_file = step_times_file(servers.root)
+        collect(api, steps_file)  # the warm-up's: dropped
+        before = cpu.snapshot()
+        started = time.perf_counter()
+        latencies, phases, stored, service_s = run_service(
+            uploaders, photos, range(args.photos), incident_id
+        )
+        service_cpu = cpu.since(before)
+        together = collect(api, steps_file)
+        ids = [media["id"] for media in stored.values()]
+        described_s = wait_described(settings, ids, started)
+        described_cpu = cpu.since(before)
 
         before = cpu.snapshot()
         more, more_s = run_raw(
@@ -613,11 +555,10 @@ def bench(settings: Settings, args, servers, env: dict, vhost: str) -> float:
 
         # Untimed: what each step costs with no other caller waiting on the same hub.
         extra = range(warmup.stop, warmup.stop + ALONE_PHOTOS)
-        with instrument() as alone:
-            alone_latencies, _, alone_stored, _ = run_service(
-                uploaders[:1], photos, extra, incident_id
-            )
-            wait_described(settings, [m["id"] for m in alone_stored.values()], 0)
+        collect(api, steps_file)  # the held-back run's: dropped
+        alone_latencies, _, alone_stored, _ = run_service(uploaders[:1], photos, extra, incident_id)
+        alone = collect(api, steps_file)
+        wait_described(settings, [m["id"] for m in alone_stored.values()], 0)
         raw_alone, _ = run_raw(raw_client, settings.s3_bucket, photos, extra, 1, "alone/")
 
         total = check_stored(settings, photos, stored, incident_id)
@@ -666,9 +607,9 @@ def bench(settings: Settings, args, servers, env: dict, vhost: str) -> float:
     finally:
         for uploader in uploaders:
             uploader.stop()
-        media_runner.stop()
         runner.stop()
         describer.stop()
+        api.stop()
 
 
 def per_photo_line(used: dict[str, float], photos: int) -> str:
