@@ -40,7 +40,9 @@ instead). Then:
   less disturbed by other work on a shared machine than the rates;
 - where a request's time goes: the gateway's `Server-Timing` stages (auth, validate,
   idempotency, rpc, activity, and the whole app) averaged per route, and what the client
-  waited outside the app (HTTP, gunicorn's queueing, the client threads);
+  waited outside the app (HTTP, gunicorn's queueing, the client threads); and, for a
+  report, the events service's own: its `report_incident` worker and the stages within
+  (locate, decide, store, render, duplicates; wall clock), from its /metrics;
 - a bare gunicorn + Flask route (bench/bare_app.py, the gateway's worker settings, no
   authentication, RPC or database) from the same clients, and the one-RPC route's rate
   against it: what the gateway's common path costs, which the ratio cannot show;
@@ -75,6 +77,7 @@ from urllib.parse import urlsplit
 import requests
 from kombu import Connection, Exchange, Queue
 from nameko.standalone.rpc import ClusterRpcProxy
+from prometheus_client.parser import text_string_to_metric_families
 from pymongo import MongoClient
 
 from bench.results import record
@@ -126,6 +129,11 @@ HTTP_TIMEOUT_S = 30
 DESCRIPTION = "基准事件 "  # then the run and the request's number
 BARE_PATH = "/bare"  # bench/bare_app.py
 STAGES = ("auth", "validate", "idempotency", "rpc", "activity")
+# The events service's own breakdown of a report (services/events/metrics.py), read from
+# its /metrics before and after the reports: the RPC's time in its worker, by stage.
+SERVICE_STAGES = "gridwork_incident_report_stage_seconds"
+SERVICE_STAGE_ORDER = ("worker", "locate", "decide", "store", "render", "duplicates")
+WORKER_LATENCY = "gridwork_entrypoint_latency_seconds"
 
 
 # ---------------------------------------------------------------------------- load
@@ -252,6 +260,39 @@ def stage_line(label: str, stages: Counter, latencies: list[float]) -> None:
         f"app {app:.2f}; outside the app {client - app:.2f} (client {client:.2f})",
         flush=True,
     )
+
+
+def service_totals(metrics_url: str) -> dict[str, tuple[float, float]]:
+    """{stage: (seconds, count)} of a report's stages in the events service, and its
+    `report_incident` worker as `worker`, so far."""
+    text = requests.get(metrics_url, timeout=HTTP_TIMEOUT_S).text
+    totals: dict[str, list[float]] = {}
+    for family in text_string_to_metric_families(text):
+        if family.name not in (SERVICE_STAGES, WORKER_LATENCY):
+            continue
+        for sample in family.samples:
+            if family.name == SERVICE_STAGES:
+                name = sample.labels.get("stage")
+            elif sample.labels.get("entrypoint") == "report_incident":
+                name = "worker"
+            else:
+                continue
+            index = {"_sum": 0, "_count": 1}.get(sample.name[len(family.name) :])
+            if name and index is not None:
+                totals.setdefault(name, [0.0, 0.0])[index] += sample.value
+    return {name: (seconds, count) for name, (seconds, count) in totals.items()}
+
+
+def service_stage_line(before: dict, after: dict) -> str:
+    """Mean ms per report of the worker and each stage, from two `service_totals`."""
+    parts = []
+    order = {name: number for number, name in enumerate(SERVICE_STAGE_ORDER)}
+    for name, (seconds, count) in sorted(after.items(), key=lambda item: order.get(item[0], 99)):
+        seconds_before, count_before = before.get(name, (0.0, 0.0))
+        if count > count_before:
+            mean = (seconds - seconds_before) / (count - count_before) * 1000
+            parts.append(f"{name} {mean:.2f}")
+    return f"in the events service, mean ms per report: {', '.join(parts)}"
 
 
 def settle(cpu: CpuMeter, window_s: float = 0.5, timeout_s: float = 60) -> float:
@@ -404,7 +445,9 @@ def check_stored_and_published(settings: Settings, taps: Taps, run: str, count: 
         raise SystemExit("reports answered 201 were not all stored, published and counted")
 
 
-def bench(args, gateway: str, bare_url: str, token: str, cpu: CpuMeter, settings, amqp_uri):
+def bench(
+    args, gateway: str, bare_url: str, token: str, cpu: CpuMeter, settings, amqp_uri, events_metrics
+):
     """Warm-up, the baseline's first half, the incidents, the baseline's second half, the
     bare route; returns the ratio."""
     phase = Phase(token, args.concurrency)
@@ -427,9 +470,11 @@ def bench(args, gateway: str, bare_url: str, token: str, cpu: CpuMeter, settings
 
         settle(cpu)
         before = cpu.snapshot()
+        service_before = service_totals(events_metrics)
         found: list[int] = []
         report_latencies, report_s = phase.run(incidents(gateway, run, found), 201, args.requests)
         report_stages = phase.stages
+        service_after = service_totals(events_metrics)
         after_s = settle(cpu)  # the reports' events handled too: charged to them
         report_cpu = cpu.since(before)
         print(f"the reports' events were handled {after_s:.1f} s after the last answer")
@@ -458,6 +503,7 @@ def bench(args, gateway: str, bare_url: str, token: str, cpu: CpuMeter, settings
         print(f"  {cpu_line(report_cpu, report_s)}")
         print(f"  {per_request_line(report_cpu, len(report_latencies))}")
         stage_line("where the time goes", report_stages, report_latencies)
+        print(f"  {service_stage_line(service_before, service_after)}")
         base_ms = sum(own_cpu_ms(base_cpu, len(base_latencies)).values())
         report_ms = sum(own_cpu_ms(report_cpu, len(report_latencies)).values())
         print(
@@ -516,11 +562,12 @@ def main() -> None:
         }
         settings = Settings.from_env(env)
         wait_until(lambda: _bucket_ready(settings), 30, "S3 bucket", 0.3)
+        metrics_ports = {name: free_port() for name in SERVICES}
         stack = service_processes(
             env=env,
             run_dir=servers.run_dir,
             log_dir=servers.log_dir,
-            metrics_ports={name: free_port() for name in SERVICES},
+            metrics_ports=metrics_ports,
             gateway_port=gateway_port,
             gateway_workers=2,
         )
@@ -572,7 +619,8 @@ def main() -> None:
                 process_groups=True,
             )
             wait_until(lambda: _answers(bare_url), 30, "the bare Flask route", 0.3)
-            ratio = bench(args, gateway, bare_url, token, cpu, settings, amqp_uri)
+            events_metrics = f"http://127.0.0.1:{metrics_ports['events']}/metrics"
+            ratio = bench(args, gateway, bare_url, token, cpu, settings, amqp_uri, events_metrics)
     print(f"ratio {ratio:.3f}")
 
 

@@ -3,13 +3,16 @@ overdue on their current stage and how many are under supervision.
 
 Every replica of the events service refreshes them from MongoDB on a timer and reports
 the same figures, so dashboards and alerts take `max by (township, ...)` over replicas.
+
+Also where a report's time goes inside the service (its stages, wall-clock seconds: the
+waits included), observed by the incident desk through `observe_report_stage`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from prometheus_client import Gauge
+from prometheus_client import Gauge, Histogram
 
 INCIDENTS_OPEN = Gauge(
     "gridwork_incidents_open", "Open incidents by township and state", ("township", "state")
@@ -20,6 +23,17 @@ INCIDENTS_OVERDUE = Gauge(
 INCIDENTS_SUPERVISED = Gauge(
     "gridwork_incidents_supervised", "Open incidents under supervision", ("township",)
 )
+
+REPORT_STAGE_SECONDS = Histogram(
+    "gridwork_incident_report_stage_seconds",
+    "Wall-clock seconds of each stage of storing a report in the events service",
+    ("stage",),
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
+)
+
+
+def observe_report_stage(stage: str, seconds: float) -> None:
+    REPORT_STAGE_SECONDS.labels(stage).observe(seconds)
 
 
 def publish_incident_gauges(rows: Iterable[Mapping]) -> None:

@@ -21,7 +21,7 @@ from gridwork_common.queues import broadcast_handler
 from gridwork_common.rpc import BoundedRpcProxy, rpc
 from services.events import store
 from services.events.grid_cache import GridLocator
-from services.events.metrics import publish_incident_gauges
+from services.events.metrics import observe_report_stage, publish_incident_gauges
 from services.events.sent_events import SentEvents
 from services.events.usecases import map_view
 from services.events.usecases.incidents import IncidentDesk
@@ -65,6 +65,7 @@ class EventsService:
             caller,
             self.clock,
             forget_sent=self.sent_events,
+            observe_stage=observe_report_stage,
         )
 
     def _grid_of(self, lon: float, lat: float) -> str:

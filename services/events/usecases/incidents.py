@@ -7,9 +7,10 @@ CaseWrites (case_writes.py: stored documents, commits, the outbox), CaseReads
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 
 from pymongo.database import Database
@@ -66,9 +67,12 @@ class IncidentDesk:
         caller: CallerContext,
         clock: Callable[[], datetime] = utc_now,
         forget_sent: Callable[[str, list[str]], None] | None = None,
+        observe_stage: Callable[[str, float], None] | None = None,
     ):
         self.context = CaseContext(db, Cases(db), setup, events, caller, clock)
         self.locate = locate
+        # (stage, seconds): where a report's time goes (the service's metrics)
+        self.observe_stage = observe_stage or (lambda stage, seconds: None)
         self.reads = CaseReads(self.context)
         # forget_sent: see CaseWrites (a replica's batcher, else pulled at once)
         self.writes = CaseWrites(self.context, forget_sent)
@@ -98,9 +102,39 @@ class IncidentDesk:
                 raise
             return self._replayed_report(existing, fingerprint)
 
+    @contextlib.contextmanager
+    def _stage(self, name: str) -> Iterator[None]:
+        """Time the block as one stage of a report (wall clock: waits count)."""
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.observe_stage(name, time.perf_counter() - started)
+
     def _report(self, raw: Mapping, incident_id: str, fingerprint: str) -> dict:
-        location = case_input.location(raw.get("location"))
-        grid_code = self._grid_of(location, raw.get("grid_code"))
+        with self._stage("locate"):
+            location = case_input.location(raw.get("location"))
+            grid_code = self._grid_of(location, raw.get("grid_code"))
+        with self._stage("decide"):
+            document, change = self._new_case(raw, incident_id, location, grid_code)
+        document["report_fingerprint"] = fingerprint
+        for _ in range(REPORT_RACE_ATTEMPTS):
+            try:
+                with self._stage("store"):  # the insert, then the events handed to the broker
+                    self.writes.commit(None, document, change, key=None)
+                return self._report_result(document, change.incident)
+            except DuplicateKeyError:  # the same report, retried concurrently
+                existing = self.context.db[store.INCIDENTS].find_one(
+                    {"_id": incident_id}, WITHOUT_EMBEDDED
+                )
+                if existing is not None:
+                    return self._replayed_report(existing, fingerprint)
+                time.sleep(0.05)  # the other attempt's case is not readable yet
+        raise Conflict("idempotency_key: the same report is being stored; retry")
+
+    def _new_case(
+        self, raw: Mapping, incident_id: str, location: tuple[float, float] | None, grid_code: str
+    ) -> tuple[dict, loop.Change]:
         rules = self.context.setup.rules()
         command = loop.Report(
             incident_id=incident_id,
@@ -116,22 +150,10 @@ class IncidentDesk:
         rules.catalogue.entry(command.category)  # only catalogued items, named clearly
         change = loop.report(command, self.actor, self.context.clock(), rules)
         document = self.writes.stored_document(change.incident, rules.catalogue.version)
-        document["report_fingerprint"] = fingerprint
         patrol_id = case_input.patrol_id(raw.get("patrol_id"))
         if patrol_id is not None:  # reported during a patrol (the population service's)
             document["patrol_id"] = patrol_id
-        for _ in range(REPORT_RACE_ATTEMPTS):
-            try:
-                self.writes.commit(None, document, change, key=None)
-                return self._report_result(document, change.incident)
-            except DuplicateKeyError:  # the same report, retried concurrently
-                existing = self.context.db[store.INCIDENTS].find_one(
-                    {"_id": incident_id}, WITHOUT_EMBEDDED
-                )
-                if existing is not None:
-                    return self._replayed_report(existing, fingerprint)
-                time.sleep(0.05)  # the other attempt's case is not readable yet
-        raise Conflict("idempotency_key: the same report is being stored; retry")
+        return document, change
 
     def _replayed_report(self, existing: Mapping, fingerprint: str) -> dict:
         if existing.get("report_fingerprint", fingerprint) != fingerprint:
@@ -139,10 +161,10 @@ class IncidentDesk:
         return self._report_result(existing)
 
     def _report_result(self, document: Mapping, incident: loop.Incident | None = None) -> dict:
-        return {
-            "incident": self.reads.render(document, incident=incident),
-            "possible_duplicates": self.reads.nearby(document),
-        }
+        with self._stage("render"):
+            rendered = self.reads.render(document, incident=incident)
+        with self._stage("duplicates"):
+            return {"incident": rendered, "possible_duplicates": self.reads.nearby(document)}
 
     def _grid_of(self, location: tuple[float, float] | None, given: object) -> str:
         if location is not None:
