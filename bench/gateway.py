@@ -41,8 +41,11 @@ instead). Then:
 - where a request's time goes: the gateway's `Server-Timing` stages (auth, validate,
   idempotency, rpc, activity, and the whole app) averaged per route, and what the client
   waited outside the app (HTTP, gunicorn's queueing, the client threads); and, for a
-  report, the events service's own: its `report_incident` worker and the stages within
-  (locate, decide, store, render, duplicates; wall clock), from its /metrics;
+  report, the events service's own, wall clock, from its /metrics: its `report_incident`
+  worker (the call and its reply, published and confirmed), the use case (`report`) and
+  its stages (locate, decide, store: the insert and the event handed to the broker,
+  render, duplicates: looked up beside the store, and what the answer still awaited of
+  them);
 - a bare gunicorn + Flask route (bench/bare_app.py, the gateway's worker settings, no
   authentication, RPC or database) from the same clients, and the one-RPC route's rate
   against it: what the gateway's common path costs, which the ratio cannot show;
@@ -132,7 +135,16 @@ STAGES = ("auth", "validate", "idempotency", "rpc", "activity")
 # The events service's own breakdown of a report (services/events/metrics.py), read from
 # its /metrics before and after the reports: the RPC's time in its worker, by stage.
 SERVICE_STAGES = "gridwork_incident_report_stage_seconds"
-SERVICE_STAGE_ORDER = ("worker", "locate", "decide", "store", "render", "duplicates")
+SERVICE_STAGE_ORDER = (
+    "worker",
+    "report",
+    "locate",
+    "decide",
+    "store",
+    "render",
+    "duplicates",
+    "duplicates_awaited",
+)
 WORKER_LATENCY = "gridwork_entrypoint_latency_seconds"
 
 
@@ -292,7 +304,11 @@ def service_stage_line(before: dict, after: dict) -> str:
         if count > count_before:
             mean = (seconds - seconds_before) / (count - count_before) * 1000
             parts.append(f"{name} {mean:.2f}")
-    return f"in the events service, mean ms per report: {', '.join(parts)}"
+    return (
+        "in the events service, mean ms per report (worker: the call, with its reply "
+        "published and confirmed; report: the use case; duplicates: looked up beside the "
+        f"store): {', '.join(parts)}"
+    )
 
 
 def settle(cpu: CpuMeter, window_s: float = 0.5, timeout_s: float = 60) -> float:

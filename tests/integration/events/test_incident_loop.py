@@ -148,6 +148,35 @@ def test_a_centre_rejects_a_report_as_a_duplicate_not_ours_or_invalid(desk):
     assert [d["id"] for d in third["possible_duplicates"]] == [original["id"]]
 
 
+def test_a_report_lists_the_same_duplicates_as_a_search_after_it_is_stored(desk):
+    """The duplicates are looked up while the report is stored (the search leaves the new
+    case out): what the reporter is shown is what a search made once the case is stored
+    finds, the nearest first, at most 10, and a retry shows them as they stand then."""
+    points = [[102.505 + 0.00005 * step, 24.305 + 0.00003 * step] for step in range(13)]
+    shown = []
+    for number, point in enumerate(points):
+        key = f"nearby-{number}"
+        result = desk.report_result(category="04.01", point=point, key=key)
+        after = desk.events(WORKER_A1).possible_duplicates(result["incident"]["id"])
+        assert result["possible_duplicates"] == after
+        shown.append([d["id"] for d in result["possible_duplicates"]])
+        if number == 6:  # a retry of an earlier report: its duplicates as they stand now
+            retried = desk.report_result(category="04.01", point=points[2], key="nearby-2")
+            assert retried["possible_duplicates"] == desk.events(WORKER_A1).possible_duplicates(
+                retried["incident"]["id"]
+            )
+    ids = [
+        desk.report_result(category="04.01", point=p, key=f"nearby-{n}")["incident"]["id"]
+        for n, p in enumerate(points)
+    ]  # retries: the same cases
+    # Each report sees every earlier one (all within 200 m), nearest first, at most 10.
+    assert shown[0] == []
+    assert shown[5] == list(reversed(ids[:5]))
+    assert shown[12][:10] == list(reversed(ids[2:12]))
+    far = desk.report_result(category="04.01", point=[102.505, 24.309])  # about 440 m north
+    assert far["possible_duplicates"] == []
+
+
 def test_merge_rejects_the_duplicate_and_lists_it_on_the_original(desk):
     original = desk.report(category="04.01")
     duplicate = desk.report(category="04.01")
