@@ -52,6 +52,9 @@ class Cases:
     def add(self, document: dict, outbox: list[dict]) -> None:
         """A new case with the events announcing it, in one insert (a report's key is
         the case's `_id`: the same report twice raises DuplicateKeyError)."""
+        # The client's majority write concern, journaled: the 201 tells the reporter the
+        # case is kept, and a failover must not roll it back (or its outbox). Its wait is
+        # most of a report's `store` stage (bench/gateway.py); it stays.
         self.collection.insert_one({**document, OUTBOX: outbox} if outbox else document)
 
     def save_step(
