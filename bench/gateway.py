@@ -44,7 +44,8 @@ instead). Then:
   report, the events service's own, wall clock, from its /metrics: its `report_incident`
   worker (the call and its reply, published and confirmed), the use case (`report`) and
   its stages (locate, decide, store: the insert and the event handed to the broker,
-  render, duplicates);
+  render, duplicates: looked up beside the store, and what the answer still awaited of
+  them);
 - a bare gunicorn + Flask route (bench/bare_app.py, the gateway's worker settings, no
   authentication, RPC or database) from the same clients, and the one-RPC route's rate
   against it: what the gateway's common path costs, which the ratio cannot show;
@@ -142,6 +143,7 @@ SERVICE_STAGE_ORDER = (
     "store",
     "render",
     "duplicates",
+    "duplicates_awaited",
 )
 WORKER_LATENCY = "gridwork_entrypoint_latency_seconds"
 
@@ -304,7 +306,8 @@ def service_stage_line(before: dict, after: dict) -> str:
             parts.append(f"{name} {mean:.2f}")
     return (
         "in the events service, mean ms per report (worker: the call, with its reply "
-        f"published and confirmed; report: the use case, its stages after): {', '.join(parts)}"
+        "published and confirmed; report: the use case, its stages after; duplicates: "
+        f"looked up beside the store): {', '.join(parts)}"
     )
 
 
