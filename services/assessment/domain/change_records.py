@@ -5,12 +5,10 @@ so a long period's summary (a week, month, quarter, year: touched by every batch
 written once for many batches.
 
 A record: `period`; `subjects`, one entry per (level, subject) of the period, `l` and
-`s`, with `i` its increments exactly as the summary takes them (`$inc` field -> value:
-`counts.<name>`, `required.<risk>`, `done.<risk>`, the handling histogram
-`minutes.<bucket>.<minutes>` with `minute_counts.<bucket>` and `minute_sum`), `p` its
-people and `g` its grid workers; `active`, [person, [days]] pairs. Records of a period
-add up (sums and set unions) in any order (`Totals`): merged into the summaries, or read
-on top of them (`Totals.apply`).
+`s`, with `i` its increments exactly as the summary takes them (`Changes.increments`:
+`$inc` field -> value), `p` its people and `g` its grid workers; `active`, [person,
+[days]] pairs. Records of a period add up (sums and set unions) in any order (`Totals`):
+merged into the summaries, or read on top of them (`Totals.apply`).
 """
 
 from __future__ import annotations
@@ -24,9 +22,6 @@ from services.assessment.domain.summaries import Changes, Key
 # At most this many (level, subject) entries a record: a period of a large batch (a
 # replay, say) spreads over several records, far below MongoDB's 16 MB a document.
 ENTRIES_PER_RECORD = 2000
-# handling-time histogram as the summaries keep it: minutes.<value // 100>.<value> = cases,
-# minute_counts.<bucket> = the bucket's cases, minute_sum = the minutes of them all
-MINUTES_BUCKET = 100
 
 
 def records_of(changes: Changes) -> list[dict]:
@@ -34,10 +29,10 @@ def records_of(changes: Changes) -> list[dict]:
     (or a few, for a period with very many subjects)."""
     subjects: dict[str, list[dict]] = defaultdict(list)
     people, grid_workers = changes.people, changes.grid_workers
-    for key in changes.touched:
+    for key, added in changes.increments.items():
         period, level, subject = key
         entry: dict = {"l": level, "s": subject}
-        added = increments(changes, key)
+        added = {field: value for field, value in added.items() if value}
         if added:
             entry["i"] = added
         if key in people:
@@ -57,36 +52,6 @@ def records_of(changes: Changes) -> list[dict]:
                 {"period": period, "subjects": chunk, "active": active[period] if not start else []}
             )
     return records
-
-
-def increments(changes: Changes, key: Key) -> dict[str, int]:
-    """A subject's `$inc` on its summary: counts, visits, and the handling histogram in
-    buckets (an update finds its field among a few dozen, not thousands), each bucket's
-    total and the sum beside it (a read takes these and one bucket, not the histogram)."""
-    found: dict[str, int] = {}
-    for prefix, source in (
-        ("counts", changes.counts),
-        ("required", changes.required),
-        ("done", changes.done),
-    ):
-        parts = source.get(key)
-        if parts:
-            for name, value in parts.items():
-                if value:
-                    found[f"{prefix}.{name}"] = value
-    histogram = changes.minutes.get(key)
-    if histogram:
-        minute_sum = 0
-        for minutes, cases in histogram.items():
-            if cases:
-                bucket = minutes // MINUTES_BUCKET
-                found[f"minutes.{bucket}.{minutes}"] = cases
-                counted = f"minute_counts.{bucket}"
-                found[counted] = found.get(counted, 0) + cases
-                minute_sum += minutes * cases
-        if minute_sum:
-            found["minute_sum"] = minute_sum
-    return found
 
 
 class Totals:

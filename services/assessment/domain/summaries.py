@@ -67,35 +67,78 @@ COUNTED_BY_TYPE = {
 ACTIONS = "actions"  # an account.action, or a case its actor reported (`is_action`)
 
 
+# The summaries' handling-time histogram: `minutes.<value // 100>.<value>` = cases, with
+# `minute_counts.<bucket>` the bucket's cases and `minute_sum` the minutes of them all (a
+# read takes the bucket totals and one bucket, not the histogram).
+MINUTES_BUCKET = 100
+
+
 class Changes:
-    """What a batch of facts adds to the summaries: increments and set additions per
-    subject and period, and the days people were active, per person and period."""
+    """What a batch of facts adds to the summaries: per subject and period its increments
+    exactly as the summary takes them (`$inc` field -> value: `counts.<name>`,
+    `required.<risk>`, `done.<risk>`, `minutes.<bucket>.<minutes>`,
+    `minute_counts.<bucket>`, `minute_sum`), built once, and its set additions; the days
+    people were active, per person and period."""
 
     def __init__(self) -> None:
-        self.touched: set[Key] = set()  # every subject summary to create if missing
-        self.counts: dict[Key, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-        self.minutes: dict[Key, dict[int, int]] = defaultdict(lambda: defaultdict(int))
-        self.required: dict[Key, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-        self.done: dict[Key, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        # every subject summary touched (to create if missing), with its increments
+        self.increments: dict[Key, dict[str, int]] = {}
         self.people: dict[Key, set] = defaultdict(set)
         # per grid and period, the people whose grid work was there (a worker's grids,
         # the denominator of the grids they patrolled)
         self.grid_workers: dict[Key, set] = defaultdict(set)
         self.active: dict[tuple[str, Any], set[str]] = defaultdict(set)  # (period, person)
 
+    @property
+    def touched(self) -> Collection[Key]:
+        return self.increments.keys()
+
+    def inc(self, key: Key, fields: Mapping[str, int]) -> None:
+        """Add `$inc` fields to a subject's increments."""
+        mine = self.increments.get(key)
+        if mine is None:
+            self.increments[key] = dict(fields)
+            return
+        for field, value in fields.items():
+            mine[field] = mine.get(field, 0) + value
+
     def add(self, key: Key, counts: Mapping[str, int]) -> None:
-        self.touched.add(key)
-        mine = self.counts[key]
-        for name, value in counts.items():
-            mine[name] += value
+        """Add counts by name (`cases_closed` ...)."""
+        self.inc(key, {COUNT_FIELDS[name]: value for name, value in counts.items()})
 
     def minute(self, key: Key, value: int | None, change: int) -> None:
-        if value is not None:
-            self.minutes[key][value] += change
+        fields: dict[str, int] = {}
+        add_minute(fields, value, change)
+        self.inc(key, fields)
 
     def person(self, key: Key, person) -> None:
-        self.touched.add(key)
+        if key not in self.increments:
+            self.increments[key] = {}
         self.people[key].add(person)
+
+
+class _CountFields(dict):
+    """A count's `$inc` field by its name, made once."""
+
+    def __missing__(self, name: str) -> str:
+        self[name] = field = f"counts.{name}"
+        return field
+
+
+COUNT_FIELDS = _CountFields()
+
+
+def add_minute(fields: dict[str, int], value: int | None, change: int) -> None:
+    """`change` cases of `value` handling minutes, added to the histogram's fields."""
+    if value is None or not change:
+        return
+    bucket = value // MINUTES_BUCKET
+    for field, added in (
+        (f"minutes.{bucket}.{value}", change),
+        (f"minute_counts.{bucket}", change),
+        ("minute_sum", value * change),
+    ):
+        fields[field] = fields.get(field, 0) + added
 
 
 @lru_cache(maxsize=4096)
@@ -164,12 +207,13 @@ def fold(facts: Iterable[Mapping], cases: dict[Any, dict[str, Any]], changes: Ch
 
 def _spread(periods, subjects, actor, case, grid_work, counted, facts_alike, changes) -> None:
     """Facts alike: their people and counts, for each of their subjects and periods."""
+    counts = {COUNT_FIELDS[counted]: facts_alike} if counted is not None else None
     for level, subject in zip(LEVELS, subjects, strict=True):
         if subject is None:
             continue
         person = level == "department" if case else False
         person = actor is not None and (person or (level != "department" and grid_work))
-        if not person and counted is None:
+        if not person and counts is None:
             continue
         for period in periods:
             key = (period, level, subject)
@@ -177,8 +221,8 @@ def _spread(periods, subjects, actor, case, grid_work, counted, facts_alike, cha
                 changes.person(key, actor)
                 if grid_work and level == "grid":
                     changes.grid_workers[key].add(actor)
-            if counted is not None:
-                changes.add(key, {counted: facts_alike})
+            if counts is not None:
+                changes.inc(key, counts)
 
 
 def _fold_obligations(fact: Mapping, changes: Changes) -> None:
@@ -197,15 +241,14 @@ def _fold_obligations(fact: Mapping, changes: Changes) -> None:
             continue
         person, risk = row.get("worker_id"), row["risk_level"]
         required, done = _whole(row.get("required")) or 0, _whole(row.get("done")) or 0
+        visits = {f"required.{risk}": required, f"done.{risk}": done}
         for level in LEVELS:
             subject = person if level == "worker" else subject_of(fact, level)
             if subject is None:
                 continue
             for period in periods:
                 key = (period, level, subject)
-                changes.touched.add(key)
-                changes.required[key][risk] += required
-                changes.done[key][risk] += done
+                changes.inc(key, visits)
                 if person is not None and level != "department":
                     changes.person(key, person)
 
@@ -312,44 +355,47 @@ def contribution(state: CaseState) -> tuple[dict[str, int], int | None]:
     return {name: int(value) for name, value in counts.items() if value}, minutes
 
 
-def _difference(old: CaseState | None, new: CaseState) -> tuple:
-    """What the case's new state adds to a subject it counted for already, and to one it
-    did not, and its handling minutes before and after."""
+def _difference(old: CaseState | None, new: CaseState) -> tuple[dict, dict]:
+    """The `$inc` fields the case's new state adds to a subject it counted for already,
+    and to one it did not (its handling minutes included), made once for all its
+    subjects."""
     new_counts, new_minutes = contribution(new)
+    fresh = {COUNT_FIELDS[name]: value for name, value in new_counts.items()}
+    add_minute(fresh, new_minutes, 1)
     if old is None:
-        return new_counts, new_counts, None, new_minutes
+        return fresh, fresh
     old_counts, old_minutes = contribution(old)
-    difference = {
-        name: new_counts.get(name, 0) - old_counts.get(name, 0)
+    changed = {
+        COUNT_FIELDS[name]: new_counts.get(name, 0) - old_counts.get(name, 0)
         for name in new_counts.keys() | old_counts.keys()
     }
-    difference = {name: value for name, value in difference.items() if value}
-    return difference, new_counts, old_minutes, new_minutes
+    if old_minutes != new_minutes:
+        add_minute(changed, old_minutes, -1)
+        add_minute(changed, new_minutes, 1)
+    return {field: value for field, value in changed.items() if value}, fresh
+
+
+_REPORTED = {COUNT_FIELDS["cases_reported"]: 1}
 
 
 def _case_changed(
     period: str, who: list, old: CaseState | None, new: CaseState, found: tuple, changes: Changes
 ) -> None:
     """Each subject of the case gets the difference its new state makes."""
-    difference, new_counts, old_minutes, new_minutes = found
+    changed, fresh = found
     before, reported_before = ((), ()) if old is None else (old["s"], old["r"])
     reporters = new["r"]
     for place in new["s"]:
         level, subject = who[place]
         key = (period, level, subject)
         if place in before:
-            counts = difference
-            if place in reporters and place not in reported_before:
-                counts = {**difference, "cases_reported": 1}
-            if old_minutes != new_minutes:
-                changes.minute(key, old_minutes, -1)
-                changes.minute(key, new_minutes, 1)
+            changes.inc(key, changed)
+            reported = place in reporters and place not in reported_before
         else:
-            counts = new_counts
-            if place in reporters:
-                counts = {**new_counts, "cases_reported": 1}
-            changes.minute(key, new_minutes, 1)
-        changes.add(key, counts)
+            changes.inc(key, fresh)
+            reported = place in reporters
+        if reported:
+            changes.inc(key, _REPORTED)
 
 
 # ------------------------------------------------------------------- read and finish
@@ -389,16 +435,6 @@ def p90_bucket(bucket_counts: Mapping[int, int]) -> tuple[int, int] | None:
     raise AssertionError("unreachable: the buckets hold `total` values")
 
 
-def handling_of_histogram(histogram: Mapping[int, int]) -> tuple[int, int, int | None]:
-    """Handling count, total minutes and p90 of a whole histogram (value -> cases)."""
-    histogram = {value: cases for value, cases in histogram.items() if cases}
-    return (
-        sum(histogram.values()),
-        sum(value * cases for value, cases in histogram.items()),
-        nearest_rank_of_histogram(histogram),
-    )
-
-
 def finish(
     level: str,
     counts: Mapping[str, int],
@@ -430,6 +466,11 @@ def finish(
     )
 
 
+def _empty_summary() -> dict[str, Any]:
+    parts = ("counts", "minutes", "minute_counts", "required", "done")
+    return {name: defaultdict(int) for name in parts} | {"minute_sum": 0, "people": set()}
+
+
 class MemorySummaries:
     """The summaries in memory: the same folding, applied to dicts (the property tests'
     store; MongoDB applies the same `Changes` with `$inc` and `$addToSet`)."""
@@ -455,20 +496,17 @@ class MemorySummaries:
         return len(fresh)
 
     def apply(self, changes: Changes) -> None:
-        for key in changes.touched:
-            summary = self.subjects.setdefault(
-                key,
-                {"counts": defaultdict(int), "minutes": defaultdict(int), "people": set()}
-                | {"required": defaultdict(int), "done": defaultdict(int)},
-            )
-            for name, source in (
-                ("counts", changes.counts),
-                ("minutes", changes.minutes),
-                ("required", changes.required),
-                ("done", changes.done),
-            ):
-                for field, value in source.get(key, {}).items():
-                    summary[name][field] += value
+        """The changes' `$inc` fields applied as MongoDB applies them, field by field."""
+        for key, added in changes.increments.items():
+            summary = self.subjects.setdefault(key, _empty_summary())
+            for field, value in added.items():
+                part, _, name = field.partition(".")
+                if part == "minute_sum":
+                    summary[part] += value
+                elif part == "minutes":
+                    summary[part][int(name.partition(".")[2])] += value
+                else:
+                    summary[part][name] += value
             summary["people"] |= changes.people.get(key, set())
         for person_period, days in changes.active.items():
             self.active[person_period] |= days
@@ -481,8 +519,13 @@ class MemorySummaries:
         for (text, of_level, subject), summary in self.subjects.items():
             if text != period.text or of_level != level:
                 continue
-            parts = {name: part for name, part in summary.items() if name != "minutes"}
-            handling = handling_of_histogram(summary["minutes"])
+            parts = {name: summary[name] for name in ("counts", "required", "done", "people")}
+            # count and total from the bucket totals and the sum, as the service reads them
+            handling = (
+                sum(summary["minute_counts"].values()),
+                summary["minute_sum"],
+                nearest_rank_of_histogram(summary["minutes"]),
+            )
             counted = finish(
                 level, **parts, handling=handling, active_days=active, working_days=working_days
             )

@@ -33,16 +33,10 @@ class RecordedSummaries(MemorySummaries):
 
 
 def as_changes(totals: Totals) -> Changes:
-    """Totals as the changes they sum (the summary's parts out of its `$inc` fields)."""
+    """Totals as the changes they sum."""
     changes = Changes()
     for key, added in totals.increments.items():
-        changes.touched.add(key)
-        for field, value in added.items():
-            part, _, name = field.partition(".")
-            if part in ("counts", "required", "done"):
-                getattr(changes, part)[key][name] += value
-            elif part == "minutes":
-                changes.minutes[key][int(name.split(".")[1])] += value
+        changes.inc(key, added)
     for name in ("people", "grid_workers"):
         for key, found in getattr(totals, name).items():
             getattr(changes, name)[key].update(found)
@@ -65,14 +59,11 @@ def test_records_merged_many_batches_at_a_time_equal_the_plain_definition(stream
 def _plain(changes: Changes) -> dict:
     """The changes without their zeros (what a summary would hold of them)."""
     return {
-        "touched": changes.touched,
-        **{
-            name: {
-                key: {part: value for part, value in parts.items() if value}
-                for key, parts in getattr(changes, name).items()
-                if any(parts.values())
-            }
-            for name in ("counts", "minutes", "required", "done")
+        "touched": set(changes.touched),
+        "increments": {
+            key: {field: value for field, value in added.items() if value}
+            for key, added in changes.increments.items()
+            if any(added.values())
         },
         **{
             name: {key: found for key, found in getattr(changes, name).items() if found}
