@@ -2,13 +2,14 @@
 with a batch's facts in its transaction, merged into the summaries many at a time, and
 read on top of the summaries by the boards until they are.
 
-A merge takes a period's pending records, adds them up, applies the sums to the
-summaries (one upsert a subject for all those batches) and deletes the records, in one
-transaction: a crash before the commit leaves the records pending and the summaries as
-they were, so nothing is lost or counted twice; two replicas merging the same records
-meet a write conflict on their deletion, and the loser runs again from fresh reads,
-finding them gone. A board reads the summaries and the pending records in one snapshot,
-so it sees a record either pending or merged, never both nor neither."""
+A merge takes a period's pending records (a record of periods alike is merged into
+each of them), adds them up, applies the sums to the summaries (one upsert a subject for
+all those batches) and deletes the records, in one transaction: a crash before the
+commit leaves the records pending and the summaries as they were, so nothing is lost or
+counted twice; two replicas merging the same records meet a write conflict on their
+deletion, and the loser runs again from fresh reads, finding them gone. A board reads
+the summaries and the pending records in one snapshot, so it sees a record either
+pending or merged, never both nor neither."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from pymongo.database import Database
 from pymongo.errors import ConnectionFailure, DuplicateKeyError, OperationFailure, PyMongoError
 
 from services.assessment import store
-from services.assessment.domain.change_records import Totals, records_of
+from services.assessment.domain.change_records import Totals, periods_of_record, records_of
 from services.assessment.domain.periods import Period
 from services.assessment.domain.summaries import Changes
 
@@ -108,7 +109,8 @@ def write(db: Database, changes: Changes, session: ClientSession) -> dict[str, i
         db[store.CHANGES].insert_many(records, session=session)
     written: dict[str, int] = {}
     for record in records:
-        written[record["period"]] = written.get(record["period"], 0) + 1
+        for period in periods_of_record(record):
+            written[period] = written.get(period, 0) + 1
     return written
 
 

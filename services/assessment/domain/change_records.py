@@ -1,14 +1,15 @@
 """Change records: what a batch of facts adds to the summaries (`summaries.Changes`),
-kept as a few documents per batch (one per period the batch touched) rather than as
-thousands of summary updates, and later merged into the summaries many batches at once,
-so a long period's summary (a week, month, quarter, year: touched by every batch) is
-written once for many batches.
+kept as a few documents per batch (one per period the batch touched, one for periods
+alike) rather than as thousands of summary updates, and later merged into the summaries
+many batches at once, so a long period's summary (a week, month, quarter, year: touched
+by every batch) is written once for many batches.
 
-A record: `period`; `subjects`, one entry per (level, subject) of the period, `l` and
-`s`, with `i` its increments exactly as the summary takes them (`Changes.increments`:
-`$inc` field -> value), `p` its people and `g` its grid workers; `active`, [person,
-[days]] pairs. Records of a period add up (sums and set unions) in any order (`Totals`):
-merged into the summaries, or read on top of them (`Totals.apply`).
+A record: `period`, or a list of periods to which the batch added exactly the same (its
+month, quarter and year, say); `subjects`, one entry per (level, subject), `l` and `s`,
+with `i` its increments exactly as the summary takes them (`Changes.increments`: `$inc`
+field -> value), `p` its people and `g` its grid workers; `active`, [person, [days]]
+pairs. Records of a period add up (sums and set unions) in any order (`Totals`): merged
+into the summaries, or read on top of them (`Totals.apply`).
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ ENTRIES_PER_RECORD = 2000
 
 
 def records_of(changes: Changes) -> list[dict]:
-    """A batch's changes as records: {"period", "subjects", "active"}, one per period
-    (or a few, for a period with very many subjects)."""
+    """A batch's changes as records: {"period", "subjects", "active"}, one per period or
+    periods alike (or a few, for a period with very many subjects)."""
     subjects: dict[str, list[dict]] = defaultdict(list)
     people, grid_workers = changes.people, changes.grid_workers
     for key, added in changes.increments.items():
@@ -43,15 +44,32 @@ def records_of(changes: Changes) -> list[dict]:
     active: dict[str, list] = defaultdict(list)
     for (period, person), days in changes.active.items():
         active[period].append([person, sorted(days)])
-    records = []
+    # Periods alike (a batch within one month adds the same to its month, quarter and
+    # year, often to its week too) share one record: written, read and merged once.
+    alike: list[tuple[list[str], list[dict], list]] = []  # (periods, entries, active)
     for period in sorted(subjects.keys() | active.keys()):
-        entries = subjects.get(period, [])
+        entries, days = subjects.get(period, []), active.get(period, [])
+        for periods, same, same_days in alike:
+            if len(same) == len(entries) and same == entries and same_days == days:
+                periods.append(period)
+                break
+        else:
+            alike.append(([period], entries, days))
+    records = []
+    for periods, entries, days in alike:
+        named = periods[0] if len(periods) == 1 else periods
         for start in range(0, max(len(entries), 1), ENTRIES_PER_RECORD):
             chunk = entries[start : start + ENTRIES_PER_RECORD]
             records.append(
-                {"period": period, "subjects": chunk, "active": active[period] if not start else []}
+                {"period": named, "subjects": chunk, "active": days if not start else []}
             )
     return records
+
+
+def periods_of_record(record: Mapping) -> list[str]:
+    """The periods a record adds to: one (`period` a string) or several alike (a list)."""
+    period = record["period"]
+    return [period] if isinstance(period, str) else period
 
 
 class Totals:
@@ -66,28 +84,31 @@ class Totals:
         self.add(records)
 
     def add(self, records: Iterable[Mapping]) -> None:
-        summed, people, grid_workers = self.increments, self.people, self.grid_workers
         for record in records:
-            period = record["period"]
-            for entry in record.get("subjects", ()):
-                key = (period, entry["l"], entry["s"])
-                mine = summed.get(key)
-                if mine is None:
-                    mine = summed[key] = {}
-                added = entry.get("i")
-                if added:
-                    for field, value in added.items():
-                        mine[field] = mine.get(field, 0) + value
-                for field, target in (("p", people), ("g", grid_workers)):
-                    found = entry.get(field)
-                    if found:
-                        kept = target.get(key)
-                        if kept is None:
-                            target[key] = set(found)
-                        else:
-                            kept.update(found)
-            for person, days in record.get("active", ()):
-                self.active[(period, person)].update(days)
+            for period in periods_of_record(record):
+                self._add(period, record)
+
+    def _add(self, period: str, record: Mapping) -> None:
+        summed, people, grid_workers = self.increments, self.people, self.grid_workers
+        for entry in record.get("subjects", ()):
+            key = (period, entry["l"], entry["s"])
+            mine = summed.get(key)
+            if mine is None:
+                mine = summed[key] = {}
+            added = entry.get("i")
+            if added:
+                for field, value in added.items():
+                    mine[field] = mine.get(field, 0) + value
+            for field, target in (("p", people), ("g", grid_workers)):
+                found = entry.get(field)
+                if found:
+                    kept = target.get(key)
+                    if kept is None:
+                        target[key] = set(found)
+                    else:
+                        kept.update(found)
+        for person, days in record.get("active", ()):
+            self.active[(period, person)].update(days)
 
     # ------------------------------------------------------- read on top of summaries
     def subjects(self, period: str, levels: Collection[str], subject=None) -> list[tuple[str, Any]]:

@@ -6,7 +6,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from services.assessment.domain import change_records
-from services.assessment.domain.change_records import Totals, records_of
+from services.assessment.domain.change_records import Totals, periods_of_record, records_of
 from services.assessment.domain.summaries import Changes, MemorySummaries, fold
 from tests.unit.assessment.test_summaries import assert_as_defined, fact_streams
 
@@ -82,8 +82,9 @@ def test_a_batch_s_records_add_up_to_its_changes(stream, entries_per_record):
         changes = Changes()
         fold(facts, {}, changes)
         records = records_of(changes)
-        if entries_per_record == original:  # one record a period
-            assert len({record["period"] for record in records}) == len(records)
+        named = [period for record in records for period in periods_of_record(record)]
+        if entries_per_record == original:  # one record a period or periods alike
+            assert len(set(named)) == len(named)
         assert _plain(as_changes(Totals(records))) == _plain(changes)
     finally:
         change_records.ENTRIES_PER_RECORD = original
@@ -121,3 +122,39 @@ def test_pending_totals_add_to_a_summary_as_read():
     assert totals.subjects("2026-12", {"grid"}) == []
     assert totals.active_days("2026-11") == {"w2": {"2026-11-03"}}
     assert stored["counts"] == {"cases_closed": 2, "cases_handled": 3}  # left as read
+
+
+def _visit(id_: str, day: str) -> dict:
+    grid = "530402001001001"
+    return {
+        "_id": id_,
+        "type": "visit.recorded",
+        "day": day,
+        "territory": grid,
+        "path": [grid[:6], grid[:9], grid[:12], grid],
+        "department": None,
+        "actor": "w1",
+        "data": {},
+    }
+
+
+def test_periods_alike_share_one_record():
+    """Worked by hand: visits on two days of two weeks of November (one, then two) add
+    the same to its month, quarter and year (one record for the three), and each day the
+    same as its week (a record for both)."""
+    changes = Changes()
+    visits = [_visit("v1", "2026-11-03"), _visit("v2", "2026-11-10"), _visit("v3", "2026-11-10")]
+    fold(visits, {}, changes)
+    records = records_of(changes)
+    assert sorted(tuple(periods_of_record(record)) for record in records) == [
+        ("2026", "2026-11", "2026-Q4"),
+        ("2026-11-03", "2026-W45"),
+        ("2026-11-10", "2026-W46"),
+    ]
+    totals = Totals(records)
+    grid = ("grid", "530402001001001")
+    for period, visited in (("2026-11-03", 1), ("2026-W45", 1), ("2026-11-10", 2), ("2026-W46", 2)):
+        assert totals.increments[(period, *grid)] == {"counts.visits_recorded": visited}
+    for period in ("2026-11", "2026-Q4", "2026"):
+        assert totals.increments[(period, *grid)] == {"counts.visits_recorded": 3}
+        assert totals.people[(period, *grid)] == {"w1"}
