@@ -18,7 +18,7 @@ from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
-from services.assessment.domain.summaries import Changes, Key
+from services.assessment.domain.summaries import Changes, Key, each_period
 
 # At most this many (level, subject) entries a record: a period of a large batch (a
 # replay, say) spreads over several records, far below MongoDB's 16 MB a document.
@@ -28,7 +28,7 @@ ENTRIES_PER_RECORD = 2000
 def records_of(changes: Changes) -> list[dict]:
     """A batch's changes as records: {"period", "subjects", "active"}, one per period or
     periods alike (or a few, for a period with very many subjects)."""
-    subjects: dict[str, list[dict]] = defaultdict(list)
+    subjects: dict[Any, list[dict]] = defaultdict(list)  # by period, or periods shared
     people, grid_workers = changes.people, changes.grid_workers
     for key, added in changes.increments.items():
         period, level, subject = key
@@ -41,20 +41,21 @@ def records_of(changes: Changes) -> list[dict]:
         if key in grid_workers:
             entry["g"] = list(grid_workers[key])
         subjects[period].append(entry)
-    active: dict[str, list] = defaultdict(list)
+    active: dict[Any, list] = defaultdict(list)
     for (period, person), days in changes.active.items():
         active[period].append([person, sorted(days)])
-    # Periods alike (a batch within one month adds the same to its month, quarter and
-    # year, often to its week too) share one record: written, read and merged once.
+    # The periods every fact of the batch counts in are one key already (`fold`); other
+    # periods alike (a day and its week, say) share one record too: written, read and
+    # merged once.
     alike: list[tuple[list[str], list[dict], list]] = []  # (periods, entries, active)
-    for period in sorted(subjects.keys() | active.keys()):
+    for period in sorted(subjects.keys() | active.keys(), key=each_period):
         entries, days = subjects.get(period, []), active.get(period, [])
         for periods, same, same_days in alike:
             if len(same) == len(entries) and same == entries and same_days == days:
-                periods.append(period)
+                periods.extend(each_period(period))
                 break
         else:
-            alike.append(([period], entries, days))
+            alike.append((list(each_period(period)), entries, days))
     records = []
     for periods, entries, days in alike:
         named = periods[0] if len(periods) == 1 else periods

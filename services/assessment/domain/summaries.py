@@ -54,7 +54,7 @@ from services.assessment.domain.indicators import (
 )
 from services.assessment.domain.periods import Period, periods_of
 
-Key = tuple[str, str, Any]  # (period, level, subject)
+Key = tuple[Any, str, Any]  # (period or tuple of periods, level, subject)
 CaseState = dict[str, Any]  # one case in one period, as stored (see `_copy`)
 
 CLOSED, OVERDUE, EXTENDED = "incident.closed", "incident.overdue", "incident.extended"
@@ -81,7 +81,8 @@ class Changes:
     people were active, per person and period."""
 
     def __init__(self) -> None:
-        # every subject summary touched (to create if missing), with its increments
+        # every subject summary touched (to create if missing), with its increments; a
+        # key's period may be several (`each_period`: the periods shared by the batch)
         self.increments: dict[Key, dict[str, int]] = {}
         self.people: dict[Key, set] = defaultdict(set)
         # per grid and period, the people whose grid work was there (a worker's grids,
@@ -155,7 +156,16 @@ def fold(facts: Iterable[Mapping], cases: dict[Any, dict[str, Any]], changes: Ch
     """Fold (new) facts into `changes`; `cases` maps a case id to its table of subjects
     (`who`) and its states by period (`periods`), as read before; updated here. A case's
     facts in the batch are folded into its states first, then each subject gets the
-    difference once per case and period."""
+    difference once per case and period.
+
+    The periods every fact of the batch counts in (its month, quarter and year; its day
+    and week too when the batch lies within a day) are one key in `changes` (a tuple of
+    periods: `each_period`), not one each: what the batch adds to them is the same, but
+    for a case whose states differ between them (facts of it before the batch in the
+    month, not the day), which adds to each of them apart."""
+    facts = facts if isinstance(facts, list) else list(facts)
+    shared = _shared_periods(facts)
+    targets: dict[str, tuple] = {}  # a day -> its periods not shared, then the shared ones
     before: dict[Any, dict[str, CaseState | None]] = {}  # the states as they were read
     # Facts alike for the subjects' counts and people (same day, subjects, actor, kind of
     # count) are tallied first and spread over their levels and periods once: a batch
@@ -169,7 +179,9 @@ def fold(facts: Iterable[Mapping], cases: dict[Any, dict[str, Any]], changes: Ch
         day = fact["day"]
         actor = fact.get("actor")
         if is_activity(kind, actor):
-            for period in fact_periods(day):  # wherever the person logged in
+            if day not in targets:
+                targets[day] = _targets(day, shared)
+            for period in targets[day]:  # wherever the person logged in
                 changes.active[(period, actor)].add(day)
         subjects = tuple(subject_of(fact, level) for level in LEVELS)
         case = is_case_fact(fact)
@@ -194,15 +206,52 @@ def fold(facts: Iterable[Mapping], cases: dict[Any, dict[str, Any]], changes: Ch
                     states[period] = _copy(states.get(period))
                 _add_fact(states[period], fact, found)
     for (day, subjects, actor, case, grid_work, counted), facts_alike in tallies.items():
-        _spread(fact_periods(day), subjects, actor, case, grid_work, counted, facts_alike, changes)
+        if day not in targets:
+            targets[day] = _targets(day, shared)
+        _spread(targets[day], subjects, actor, case, grid_work, counted, facts_alike, changes)
     for case_id, originals in before.items():
         kept = cases[case_id]
+        states = kept["periods"]
+        # every fact of the case counts in the shared periods: all are in `originals`
+        together = bool(shared) and all(
+            originals[period] == originals[shared[0]] and states[period] == states[shared[0]]
+            for period in shared[1:]
+        )
         last = None
         for period, old in originals.items():
-            new = kept["periods"][period]
+            target: str | tuple = period
+            if together and period in shared:
+                if period != shared[0]:
+                    continue
+                target = shared
+            new = states[period]
             if last is None or old != last[0] or new != last[1]:  # periods alike: once
                 last = (old, new, _difference(old, new))
-            _case_changed(period, kept["who"], old, new, last[2], changes)
+            _case_changed(target, kept["who"], old, new, last[2], changes)
+
+
+def _shared_periods(facts: list[Mapping]) -> tuple[str, ...]:
+    """The periods every fact of a batch counts in (obligations apart), if two or more."""
+    days = {fact["day"] for fact in facts if fact["type"] != VISIT_OBLIGATIONS}
+    if not days:
+        return ()
+    common = set(fact_periods(next(iter(days))))
+    for day in days:
+        common.intersection_update(fact_periods(day))
+    shared = tuple(period for period in fact_periods(next(iter(days))) if period in common)
+    return shared if len(shared) > 1 else ()
+
+
+def _targets(day: str, shared: tuple[str, ...]) -> tuple:
+    """Where a fact of the day adds: its periods not shared by the batch, one by one,
+    and the shared ones as one."""
+    own = tuple(period for period in fact_periods(day) if period not in shared)
+    return (*own, shared) if shared else own
+
+
+def each_period(period: str | tuple[str, ...]) -> tuple[str, ...]:
+    """The periods a key of `Changes` adds to: one, or the batch's shared periods."""
+    return (period,) if isinstance(period, str) else period
 
 
 def _spread(periods, subjects, actor, case, grid_work, counted, facts_alike, changes) -> None:
@@ -497,19 +546,22 @@ class MemorySummaries:
 
     def apply(self, changes: Changes) -> None:
         """The changes' `$inc` fields applied as MongoDB applies them, field by field."""
-        for key, added in changes.increments.items():
-            summary = self.subjects.setdefault(key, _empty_summary())
-            for field, value in added.items():
-                part, _, name = field.partition(".")
-                if part == "minute_sum":
-                    summary[part] += value
-                elif part == "minutes":
-                    summary[part][int(name.partition(".")[2])] += value
-                else:
-                    summary[part][name] += value
-            summary["people"] |= changes.people.get(key, set())
-        for person_period, days in changes.active.items():
-            self.active[person_period] |= days
+        for (periods, level, subject), added in changes.increments.items():
+            people = changes.people.get((periods, level, subject), set())
+            for period in each_period(periods):
+                summary = self.subjects.setdefault((period, level, subject), _empty_summary())
+                for field, value in added.items():
+                    part, _, name = field.partition(".")
+                    if part == "minute_sum":
+                        summary[part] += value
+                    elif part == "minutes":
+                        summary[part][int(name.partition(".")[2])] += value
+                    else:
+                        summary[part][name] += value
+                summary["people"] |= people
+        for (periods, person), days in changes.active.items():
+            for period in each_period(periods):
+                self.active[(period, person)] |= days
 
     def indicators_by_subject(
         self, level: str, period: Period, working_days: Collection[str]
