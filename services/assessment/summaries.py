@@ -33,6 +33,8 @@ from services.assessment.domain.indicators import TERRITORY_LEVELS, Indicators
 from services.assessment.domain.periods import Period
 from services.assessment.domain.summaries import (
     Changes,
+    case_as_read,
+    case_as_stored,
     finish,
     fold,
     is_case_fact,
@@ -124,13 +126,13 @@ def _record(
     cases = {}
     if case_ids:
         found = db[store.CASES].find({"_id": {"$in": case_ids}}, session=session)
-        cases = {doc.pop("_id"): doc for doc in found}
+        cases = {doc["_id"]: case_as_read(doc) for doc in found}
     changes = Changes()
     fold(fresh, cases, changes)
     summary_changes.run_updates(
         db,
         store.CASES,
-        [{"q": {"_id": id_}, "u": cases[id_], "upsert": True} for id_ in case_ids],
+        [{"q": {"_id": id_}, "u": case_as_stored(cases[id_]), "upsert": True} for id_ in case_ids],
         session,
     )
     # the subjects' changes wait in a few records, merged into the summaries later

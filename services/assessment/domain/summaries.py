@@ -312,6 +312,36 @@ def _whole(value: Any, low: int = 0, high: int | None = None) -> int | None:
 # ------------------------------------------------------------------------ one case
 
 
+def case_as_stored(kept: Mapping[str, Any]) -> dict[str, Any]:
+    """A case as its document holds it: a period whose state equals an earlier one's
+    names that period instead (a case within a day has the same state in its day, week,
+    month, quarter and year: stored once)."""
+    periods: dict[str, Any] = {}
+    distinct: list[tuple[str, CaseState]] = []
+    for period, state in kept["periods"].items():
+        for earlier, seen in distinct:
+            if seen == state:
+                periods[period] = earlier
+                break
+        else:
+            periods[period] = state
+            distinct.append((period, state))
+    return {"who": kept["who"], "periods": periods}
+
+
+def case_as_read(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """A case's document with every period's state (`case_as_stored`'s names resolved:
+    the same state object, which folding copies before changing it)."""
+    periods = doc["periods"]
+    return {
+        "who": doc["who"],
+        "periods": {
+            period: periods[state] if isinstance(state, str) else state
+            for period, state in periods.items()
+        },
+    }
+
+
 def _who(table: list, pair: tuple[str, Any]) -> int:
     """A (level, subject)'s place in the case's table of subjects (added if new): each
     period's state names its subjects by place, so a case stays a small document."""
@@ -527,7 +557,7 @@ class MemorySummaries:
     def __init__(self) -> None:
         self.fact_ids: set = set()
         self.facts: list[Mapping] = []
-        self.cases: dict[Any, dict[str, Any]] = {}  # id -> {"who": [...], "periods": {}}
+        self.cases: dict[Any, dict[str, Any]] = {}  # id -> the case as stored
         self.subjects: dict[Key, dict[str, Any]] = {}
         self.active: dict[tuple[str, Any], set[str]] = defaultdict(set)
 
@@ -540,7 +570,9 @@ class MemorySummaries:
                 fresh.append(fact)
         self.facts.extend(fresh)
         changes = Changes()
-        fold(fresh, self.cases, changes)
+        cases = {id_: case_as_read(doc) for id_, doc in self.cases.items()}
+        fold(fresh, cases, changes)
+        self.cases = {id_: case_as_stored(kept) for id_, kept in cases.items()}
         self.apply(changes)
         return len(fresh)
 
