@@ -200,11 +200,23 @@ def fold(facts: Iterable[Mapping], cases: dict[Any, dict[str, Any]], changes: Ch
                 for level, subject in zip(LEVELS, subjects, strict=True)
                 if subject is not None
             ]
-            for period in fact_periods(day):
+            periods = fact_periods(day)
+            for period in periods:
                 if period not in originals:  # the state as read stays as it was
-                    originals[period] = states.get(period)
-                    states[period] = _copy(states.get(period))
-                _add_fact(states[period], fact, found)
+                    originals[period] = original = states.get(period)
+                    # every fact of the batch counts in the shared periods: those whose
+                    # states were alike stay alike, one state to fold into
+                    alike = period in shared and period != shared[0]
+                    if alike and originals[shared[0]] == original:
+                        states[period] = states[shared[0]]
+                    else:
+                        states[period] = _copy(original)
+            together = states[shared[0]] if shared else None
+            for period in periods:
+                state = states[period]
+                if state is together and period != shared[0]:
+                    continue  # folded into once, at the first shared period
+                _add_fact(state, fact, found)
     for (day, subjects, actor, case, grid_work, counted), facts_alike in tallies.items():
         if day not in targets:
             targets[day] = _targets(day, shared)
