@@ -17,11 +17,9 @@ fewer round trips, the same code."""
 
 from __future__ import annotations
 
-import gc
 import threading
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping
-from contextlib import contextmanager
 from dataclasses import replace
 
 from pymongo.client_session import ClientSession
@@ -35,6 +33,8 @@ from services.assessment.domain.indicators import TERRITORY_LEVELS, Indicators
 from services.assessment.domain.periods import Period
 from services.assessment.domain.summaries import (
     Changes,
+    case_as_read,
+    case_as_stored,
     finish,
     fold,
     is_case_fact,
@@ -52,7 +52,7 @@ def record(db: Database, facts: Iterable[Mapping]) -> int:
     for fact in facts:
         unique.setdefault(fact["_id"], fact)  # a fact twice in a batch: the first counts
     batch = list(unique.values())
-    with _folding(db), _no_cyclic_collection():
+    with _folding(db), summary_changes.no_cyclic_collection():
         recorded, written = _record_retrying(db, batch)
     summary_changes.folded(db, recorded, written)
     return recorded
@@ -61,20 +61,6 @@ def record(db: Database, facts: Iterable[Mapping]) -> int:
 def merge(db: Database) -> int:
     """Merge every pending change record into the summaries; how many were merged."""
     return summary_changes.merge(db)
-
-
-@contextmanager
-def _no_cyclic_collection():
-    """A batch makes a great many small dicts and no reference cycles: the cyclic
-    collector would only scan them again and again (a third of the folding's time),
-    so it waits until the batch is written."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 # One fold at a time per MongoDB client (a service replica has one): its handlers would
@@ -140,13 +126,13 @@ def _record(
     cases = {}
     if case_ids:
         found = db[store.CASES].find({"_id": {"$in": case_ids}}, session=session)
-        cases = {doc.pop("_id"): doc for doc in found}
+        cases = {doc["_id"]: case_as_read(doc) for doc in found}
     changes = Changes()
     fold(fresh, cases, changes)
     summary_changes.run_updates(
         db,
         store.CASES,
-        [{"q": {"_id": id_}, "u": cases[id_], "upsert": True} for id_ in case_ids],
+        [{"q": {"_id": id_}, "u": case_as_stored(cases[id_]), "upsert": True} for id_ in case_ids],
         session,
     )
     # the subjects' changes wait in a few records, merged into the summaries later

@@ -1,16 +1,15 @@
 """Change records: what a batch of facts adds to the summaries (`summaries.Changes`),
-kept as a few documents per batch (one per period the batch touched) rather than as
-thousands of summary updates, and later merged into the summaries many batches at once,
-so a long period's summary (a week, month, quarter, year: touched by every batch) is
-written once for many batches.
+kept as a few documents per batch (one per period the batch touched, one for periods
+alike) rather than as thousands of summary updates, and later merged into the summaries
+many batches at once, so a long period's summary (a week, month, quarter, year: touched
+by every batch) is written once for many batches.
 
-A record: `period`; `subjects`, one entry per (level, subject) of the period, `l` and
-`s`, with `i` its increments exactly as the summary takes them (`$inc` field -> value:
-`counts.<name>`, `required.<risk>`, `done.<risk>`, the handling histogram
-`minutes.<bucket>.<minutes>` with `minute_counts.<bucket>` and `minute_sum`), `p` its
-people and `g` its grid workers; `active`, [person, [days]] pairs. Records of a period
-add up (sums and set unions) in any order (`Totals`): merged into the summaries, or read
-on top of them (`Totals.apply`).
+A record: `period`, or a list of periods to which the batch added exactly the same (its
+month, quarter and year, say); `subjects`, one entry per (level, subject), `l` and `s`,
+with `i` its increments exactly as the summary takes them (`Changes.increments`: `$inc`
+field -> value), `p` its people and `g` its grid workers; `active`, [person, [days]]
+pairs. Records of a period add up (sums and set unions) in any order (`Totals`): merged
+into the summaries, or read on top of them (`Totals.apply`).
 """
 
 from __future__ import annotations
@@ -19,25 +18,22 @@ from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
-from services.assessment.domain.summaries import Changes, Key
+from services.assessment.domain.summaries import Changes, Key, each_period
 
 # At most this many (level, subject) entries a record: a period of a large batch (a
 # replay, say) spreads over several records, far below MongoDB's 16 MB a document.
 ENTRIES_PER_RECORD = 2000
-# handling-time histogram as the summaries keep it: minutes.<value // 100>.<value> = cases,
-# minute_counts.<bucket> = the bucket's cases, minute_sum = the minutes of them all
-MINUTES_BUCKET = 100
 
 
 def records_of(changes: Changes) -> list[dict]:
-    """A batch's changes as records: {"period", "subjects", "active"}, one per period
-    (or a few, for a period with very many subjects)."""
-    subjects: dict[str, list[dict]] = defaultdict(list)
+    """A batch's changes as records: {"period", "subjects", "active"}, one per period or
+    periods alike (or a few, for a period with very many subjects)."""
+    subjects: dict[Any, list[dict]] = defaultdict(list)  # by period, or periods shared
     people, grid_workers = changes.people, changes.grid_workers
-    for key in changes.touched:
+    for key, added in changes.increments.items():
         period, level, subject = key
         entry: dict = {"l": level, "s": subject}
-        added = increments(changes, key)
+        added = {field: value for field, value in added.items() if value}
         if added:
             entry["i"] = added
         if key in people:
@@ -45,48 +41,36 @@ def records_of(changes: Changes) -> list[dict]:
         if key in grid_workers:
             entry["g"] = list(grid_workers[key])
         subjects[period].append(entry)
-    active: dict[str, list] = defaultdict(list)
+    active: dict[Any, list] = defaultdict(list)
     for (period, person), days in changes.active.items():
         active[period].append([person, sorted(days)])
+    # The periods every fact of the batch counts in are one key already (`fold`); other
+    # periods alike (a day and its week, say) share one record too: written, read and
+    # merged once.
+    alike: list[tuple[list[str], list[dict], list]] = []  # (periods, entries, active)
+    for period in sorted(subjects.keys() | active.keys(), key=each_period):
+        entries, days = subjects.get(period, []), active.get(period, [])
+        for periods, same, same_days in alike:
+            if len(same) == len(entries) and same == entries and same_days == days:
+                periods.extend(each_period(period))
+                break
+        else:
+            alike.append((list(each_period(period)), entries, days))
     records = []
-    for period in sorted(subjects.keys() | active.keys()):
-        entries = subjects.get(period, [])
+    for periods, entries, days in alike:
+        named = periods[0] if len(periods) == 1 else periods
         for start in range(0, max(len(entries), 1), ENTRIES_PER_RECORD):
             chunk = entries[start : start + ENTRIES_PER_RECORD]
             records.append(
-                {"period": period, "subjects": chunk, "active": active[period] if not start else []}
+                {"period": named, "subjects": chunk, "active": days if not start else []}
             )
     return records
 
 
-def increments(changes: Changes, key: Key) -> dict[str, int]:
-    """A subject's `$inc` on its summary: counts, visits, and the handling histogram in
-    buckets (an update finds its field among a few dozen, not thousands), each bucket's
-    total and the sum beside it (a read takes these and one bucket, not the histogram)."""
-    found: dict[str, int] = {}
-    for prefix, source in (
-        ("counts", changes.counts),
-        ("required", changes.required),
-        ("done", changes.done),
-    ):
-        parts = source.get(key)
-        if parts:
-            for name, value in parts.items():
-                if value:
-                    found[f"{prefix}.{name}"] = value
-    histogram = changes.minutes.get(key)
-    if histogram:
-        minute_sum = 0
-        for minutes, cases in histogram.items():
-            if cases:
-                bucket = minutes // MINUTES_BUCKET
-                found[f"minutes.{bucket}.{minutes}"] = cases
-                counted = f"minute_counts.{bucket}"
-                found[counted] = found.get(counted, 0) + cases
-                minute_sum += minutes * cases
-        if minute_sum:
-            found["minute_sum"] = minute_sum
-    return found
+def periods_of_record(record: Mapping) -> list[str]:
+    """The periods a record adds to: one (`period` a string) or several alike (a list)."""
+    period = record["period"]
+    return [period] if isinstance(period, str) else period
 
 
 class Totals:
@@ -101,28 +85,31 @@ class Totals:
         self.add(records)
 
     def add(self, records: Iterable[Mapping]) -> None:
-        summed, people, grid_workers = self.increments, self.people, self.grid_workers
         for record in records:
-            period = record["period"]
-            for entry in record.get("subjects", ()):
-                key = (period, entry["l"], entry["s"])
-                mine = summed.get(key)
-                if mine is None:
-                    mine = summed[key] = {}
-                added = entry.get("i")
-                if added:
-                    for field, value in added.items():
-                        mine[field] = mine.get(field, 0) + value
-                for field, target in (("p", people), ("g", grid_workers)):
-                    found = entry.get(field)
-                    if found:
-                        kept = target.get(key)
-                        if kept is None:
-                            target[key] = set(found)
-                        else:
-                            kept.update(found)
-            for person, days in record.get("active", ()):
-                self.active[(period, person)].update(days)
+            for period in periods_of_record(record):
+                self._add(period, record)
+
+    def _add(self, period: str, record: Mapping) -> None:
+        summed, people, grid_workers = self.increments, self.people, self.grid_workers
+        for entry in record.get("subjects", ()):
+            key = (period, entry["l"], entry["s"])
+            mine = summed.get(key)
+            if mine is None:
+                mine = summed[key] = {}
+            added = entry.get("i")
+            if added:
+                for field, value in added.items():
+                    mine[field] = mine.get(field, 0) + value
+            for field, target in (("p", people), ("g", grid_workers)):
+                found = entry.get(field)
+                if found:
+                    kept = target.get(key)
+                    if kept is None:
+                        target[key] = set(found)
+                    else:
+                        kept.update(found)
+        for person, days in record.get("active", ()):
+            self.active[(period, person)].update(days)
 
     # ------------------------------------------------------- read on top of summaries
     def subjects(self, period: str, levels: Collection[str], subject=None) -> list[tuple[str, Any]]:

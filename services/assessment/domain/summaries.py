@@ -54,7 +54,7 @@ from services.assessment.domain.indicators import (
 )
 from services.assessment.domain.periods import Period, periods_of
 
-Key = tuple[str, str, Any]  # (period, level, subject)
+Key = tuple[Any, str, Any]  # (period or tuple of periods, level, subject)
 CaseState = dict[str, Any]  # one case in one period, as stored (see `_copy`)
 
 CLOSED, OVERDUE, EXTENDED = "incident.closed", "incident.overdue", "incident.extended"
@@ -67,35 +67,79 @@ COUNTED_BY_TYPE = {
 ACTIONS = "actions"  # an account.action, or a case its actor reported (`is_action`)
 
 
+# The summaries' handling-time histogram: `minutes.<value // 100>.<value>` = cases, with
+# `minute_counts.<bucket>` the bucket's cases and `minute_sum` the minutes of them all (a
+# read takes the bucket totals and one bucket, not the histogram).
+MINUTES_BUCKET = 100
+
+
 class Changes:
-    """What a batch of facts adds to the summaries: increments and set additions per
-    subject and period, and the days people were active, per person and period."""
+    """What a batch of facts adds to the summaries: per subject and period its increments
+    exactly as the summary takes them (`$inc` field -> value: `counts.<name>`,
+    `required.<risk>`, `done.<risk>`, `minutes.<bucket>.<minutes>`,
+    `minute_counts.<bucket>`, `minute_sum`), built once, and its set additions; the days
+    people were active, per person and period."""
 
     def __init__(self) -> None:
-        self.touched: set[Key] = set()  # every subject summary to create if missing
-        self.counts: dict[Key, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-        self.minutes: dict[Key, dict[int, int]] = defaultdict(lambda: defaultdict(int))
-        self.required: dict[Key, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-        self.done: dict[Key, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        # every subject summary touched (to create if missing), with its increments; a
+        # key's period may be several (`each_period`: the periods shared by the batch)
+        self.increments: dict[Key, dict[str, int]] = {}
         self.people: dict[Key, set] = defaultdict(set)
         # per grid and period, the people whose grid work was there (a worker's grids,
         # the denominator of the grids they patrolled)
         self.grid_workers: dict[Key, set] = defaultdict(set)
         self.active: dict[tuple[str, Any], set[str]] = defaultdict(set)  # (period, person)
 
+    @property
+    def touched(self) -> Collection[Key]:
+        return self.increments.keys()
+
+    def inc(self, key: Key, fields: Mapping[str, int]) -> None:
+        """Add `$inc` fields to a subject's increments."""
+        mine = self.increments.get(key)
+        if mine is None:
+            self.increments[key] = dict(fields)
+            return
+        for field, value in fields.items():
+            mine[field] = mine.get(field, 0) + value
+
     def add(self, key: Key, counts: Mapping[str, int]) -> None:
-        self.touched.add(key)
-        mine = self.counts[key]
-        for name, value in counts.items():
-            mine[name] += value
+        """Add counts by name (`cases_closed` ...)."""
+        self.inc(key, {COUNT_FIELDS[name]: value for name, value in counts.items()})
 
     def minute(self, key: Key, value: int | None, change: int) -> None:
-        if value is not None:
-            self.minutes[key][value] += change
+        fields: dict[str, int] = {}
+        add_minute(fields, value, change)
+        self.inc(key, fields)
 
     def person(self, key: Key, person) -> None:
-        self.touched.add(key)
+        if key not in self.increments:
+            self.increments[key] = {}
         self.people[key].add(person)
+
+
+class _CountFields(dict):
+    """A count's `$inc` field by its name, made once."""
+
+    def __missing__(self, name: str) -> str:
+        self[name] = field = f"counts.{name}"
+        return field
+
+
+COUNT_FIELDS = _CountFields()
+
+
+def add_minute(fields: dict[str, int], value: int | None, change: int) -> None:
+    """`change` cases of `value` handling minutes, added to the histogram's fields."""
+    if value is None or not change:
+        return
+    bucket = value // MINUTES_BUCKET
+    for field, added in (
+        (f"minutes.{bucket}.{value}", change),
+        (f"minute_counts.{bucket}", change),
+        ("minute_sum", value * change),
+    ):
+        fields[field] = fields.get(field, 0) + added
 
 
 @lru_cache(maxsize=4096)
@@ -112,7 +156,16 @@ def fold(facts: Iterable[Mapping], cases: dict[Any, dict[str, Any]], changes: Ch
     """Fold (new) facts into `changes`; `cases` maps a case id to its table of subjects
     (`who`) and its states by period (`periods`), as read before; updated here. A case's
     facts in the batch are folded into its states first, then each subject gets the
-    difference once per case and period."""
+    difference once per case and period.
+
+    The periods every fact of the batch counts in (its month, quarter and year; its day
+    and week too when the batch lies within a day) are one key in `changes` (a tuple of
+    periods: `each_period`), not one each: what the batch adds to them is the same, but
+    for a case whose states differ between them (facts of it before the batch in the
+    month, not the day), which adds to each of them apart."""
+    facts = facts if isinstance(facts, list) else list(facts)
+    shared = _shared_periods(facts)
+    targets: dict[str, tuple] = {}  # a day -> its periods not shared, then the shared ones
     before: dict[Any, dict[str, CaseState | None]] = {}  # the states as they were read
     # Facts alike for the subjects' counts and people (same day, subjects, actor, kind of
     # count) are tallied first and spread over their levels and periods once: a batch
@@ -126,7 +179,9 @@ def fold(facts: Iterable[Mapping], cases: dict[Any, dict[str, Any]], changes: Ch
         day = fact["day"]
         actor = fact.get("actor")
         if is_activity(kind, actor):
-            for period in fact_periods(day):  # wherever the person logged in
+            if day not in targets:
+                targets[day] = _targets(day, shared)
+            for period in targets[day]:  # wherever the person logged in
                 changes.active[(period, actor)].add(day)
         subjects = tuple(subject_of(fact, level) for level in LEVELS)
         case = is_case_fact(fact)
@@ -145,31 +200,81 @@ def fold(facts: Iterable[Mapping], cases: dict[Any, dict[str, Any]], changes: Ch
                 for level, subject in zip(LEVELS, subjects, strict=True)
                 if subject is not None
             ]
-            for period in fact_periods(day):
+            periods = fact_periods(day)
+            for period in periods:
                 if period not in originals:  # the state as read stays as it was
-                    originals[period] = states.get(period)
-                    states[period] = _copy(states.get(period))
-                _add_fact(states[period], fact, found)
+                    originals[period] = original = states.get(period)
+                    # every fact of the batch counts in the shared periods: those whose
+                    # states were alike stay alike, one state to fold into
+                    alike = period in shared and period != shared[0]
+                    if alike and originals[shared[0]] == original:
+                        states[period] = states[shared[0]]
+                    else:
+                        states[period] = _copy(original)
+            together = states[shared[0]] if shared else None
+            for period in periods:
+                state = states[period]
+                if state is together and period != shared[0]:
+                    continue  # folded into once, at the first shared period
+                _add_fact(state, fact, found)
     for (day, subjects, actor, case, grid_work, counted), facts_alike in tallies.items():
-        _spread(fact_periods(day), subjects, actor, case, grid_work, counted, facts_alike, changes)
+        if day not in targets:
+            targets[day] = _targets(day, shared)
+        _spread(targets[day], subjects, actor, case, grid_work, counted, facts_alike, changes)
     for case_id, originals in before.items():
         kept = cases[case_id]
+        states = kept["periods"]
+        # every fact of the case counts in the shared periods: all are in `originals`
+        together = bool(shared) and all(
+            originals[period] == originals[shared[0]] and states[period] == states[shared[0]]
+            for period in shared[1:]
+        )
         last = None
         for period, old in originals.items():
-            new = kept["periods"][period]
+            target: str | tuple = period
+            if together and period in shared:
+                if period != shared[0]:
+                    continue
+                target = shared
+            new = states[period]
             if last is None or old != last[0] or new != last[1]:  # periods alike: once
                 last = (old, new, _difference(old, new))
-            _case_changed(period, kept["who"], old, new, last[2], changes)
+            _case_changed(target, kept["who"], old, new, last[2], changes)
+
+
+def _shared_periods(facts: list[Mapping]) -> tuple[str, ...]:
+    """The periods every fact of a batch counts in (obligations apart), if two or more."""
+    days = {fact["day"] for fact in facts if fact["type"] != VISIT_OBLIGATIONS}
+    if not days:
+        return ()
+    common = set(fact_periods(next(iter(days))))
+    for day in days:
+        common.intersection_update(fact_periods(day))
+    shared = tuple(period for period in fact_periods(next(iter(days))) if period in common)
+    return shared if len(shared) > 1 else ()
+
+
+def _targets(day: str, shared: tuple[str, ...]) -> tuple:
+    """Where a fact of the day adds: its periods not shared by the batch, one by one,
+    and the shared ones as one."""
+    own = tuple(period for period in fact_periods(day) if period not in shared)
+    return (*own, shared) if shared else own
+
+
+def each_period(period: str | tuple[str, ...]) -> tuple[str, ...]:
+    """The periods a key of `Changes` adds to: one, or the batch's shared periods."""
+    return (period,) if isinstance(period, str) else period
 
 
 def _spread(periods, subjects, actor, case, grid_work, counted, facts_alike, changes) -> None:
     """Facts alike: their people and counts, for each of their subjects and periods."""
+    counts = {COUNT_FIELDS[counted]: facts_alike} if counted is not None else None
     for level, subject in zip(LEVELS, subjects, strict=True):
         if subject is None:
             continue
         person = level == "department" if case else False
         person = actor is not None and (person or (level != "department" and grid_work))
-        if not person and counted is None:
+        if not person and counts is None:
             continue
         for period in periods:
             key = (period, level, subject)
@@ -177,8 +282,8 @@ def _spread(periods, subjects, actor, case, grid_work, counted, facts_alike, cha
                 changes.person(key, actor)
                 if grid_work and level == "grid":
                     changes.grid_workers[key].add(actor)
-            if counted is not None:
-                changes.add(key, {counted: facts_alike})
+            if counts is not None:
+                changes.inc(key, counts)
 
 
 def _fold_obligations(fact: Mapping, changes: Changes) -> None:
@@ -197,15 +302,14 @@ def _fold_obligations(fact: Mapping, changes: Changes) -> None:
             continue
         person, risk = row.get("worker_id"), row["risk_level"]
         required, done = _whole(row.get("required")) or 0, _whole(row.get("done")) or 0
+        visits = {f"required.{risk}": required, f"done.{risk}": done}
         for level in LEVELS:
             subject = person if level == "worker" else subject_of(fact, level)
             if subject is None:
                 continue
             for period in periods:
                 key = (period, level, subject)
-                changes.touched.add(key)
-                changes.required[key][risk] += required
-                changes.done[key][risk] += done
+                changes.inc(key, visits)
                 if person is not None and level != "department":
                     changes.person(key, person)
 
@@ -218,6 +322,36 @@ def _whole(value: Any, low: int = 0, high: int | None = None) -> int | None:
 
 
 # ------------------------------------------------------------------------ one case
+
+
+def case_as_stored(kept: Mapping[str, Any]) -> dict[str, Any]:
+    """A case as its document holds it: a period whose state equals an earlier one's
+    names that period instead (a case within a day has the same state in its day, week,
+    month, quarter and year: stored once)."""
+    periods: dict[str, Any] = {}
+    distinct: list[tuple[str, CaseState]] = []
+    for period, state in kept["periods"].items():
+        for earlier, seen in distinct:
+            if seen == state:
+                periods[period] = earlier
+                break
+        else:
+            periods[period] = state
+            distinct.append((period, state))
+    return {"who": kept["who"], "periods": periods}
+
+
+def case_as_read(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """A case's document with every period's state (`case_as_stored`'s names resolved:
+    the same state object, which folding copies before changing it)."""
+    periods = doc["periods"]
+    return {
+        "who": doc["who"],
+        "periods": {
+            period: periods[state] if isinstance(state, str) else state
+            for period, state in periods.items()
+        },
+    }
 
 
 def _who(table: list, pair: tuple[str, Any]) -> int:
@@ -312,44 +446,47 @@ def contribution(state: CaseState) -> tuple[dict[str, int], int | None]:
     return {name: int(value) for name, value in counts.items() if value}, minutes
 
 
-def _difference(old: CaseState | None, new: CaseState) -> tuple:
-    """What the case's new state adds to a subject it counted for already, and to one it
-    did not, and its handling minutes before and after."""
+def _difference(old: CaseState | None, new: CaseState) -> tuple[dict, dict]:
+    """The `$inc` fields the case's new state adds to a subject it counted for already,
+    and to one it did not (its handling minutes included), made once for all its
+    subjects."""
     new_counts, new_minutes = contribution(new)
+    fresh = {COUNT_FIELDS[name]: value for name, value in new_counts.items()}
+    add_minute(fresh, new_minutes, 1)
     if old is None:
-        return new_counts, new_counts, None, new_minutes
+        return fresh, fresh
     old_counts, old_minutes = contribution(old)
-    difference = {
-        name: new_counts.get(name, 0) - old_counts.get(name, 0)
+    changed = {
+        COUNT_FIELDS[name]: new_counts.get(name, 0) - old_counts.get(name, 0)
         for name in new_counts.keys() | old_counts.keys()
     }
-    difference = {name: value for name, value in difference.items() if value}
-    return difference, new_counts, old_minutes, new_minutes
+    if old_minutes != new_minutes:
+        add_minute(changed, old_minutes, -1)
+        add_minute(changed, new_minutes, 1)
+    return {field: value for field, value in changed.items() if value}, fresh
+
+
+_REPORTED = {COUNT_FIELDS["cases_reported"]: 1}
 
 
 def _case_changed(
     period: str, who: list, old: CaseState | None, new: CaseState, found: tuple, changes: Changes
 ) -> None:
     """Each subject of the case gets the difference its new state makes."""
-    difference, new_counts, old_minutes, new_minutes = found
+    changed, fresh = found
     before, reported_before = ((), ()) if old is None else (old["s"], old["r"])
     reporters = new["r"]
     for place in new["s"]:
         level, subject = who[place]
         key = (period, level, subject)
         if place in before:
-            counts = difference
-            if place in reporters and place not in reported_before:
-                counts = {**difference, "cases_reported": 1}
-            if old_minutes != new_minutes:
-                changes.minute(key, old_minutes, -1)
-                changes.minute(key, new_minutes, 1)
+            changes.inc(key, changed)
+            reported = place in reporters and place not in reported_before
         else:
-            counts = new_counts
-            if place in reporters:
-                counts = {**new_counts, "cases_reported": 1}
-            changes.minute(key, new_minutes, 1)
-        changes.add(key, counts)
+            changes.inc(key, fresh)
+            reported = place in reporters
+        if reported:
+            changes.inc(key, _REPORTED)
 
 
 # ------------------------------------------------------------------- read and finish
@@ -389,16 +526,6 @@ def p90_bucket(bucket_counts: Mapping[int, int]) -> tuple[int, int] | None:
     raise AssertionError("unreachable: the buckets hold `total` values")
 
 
-def handling_of_histogram(histogram: Mapping[int, int]) -> tuple[int, int, int | None]:
-    """Handling count, total minutes and p90 of a whole histogram (value -> cases)."""
-    histogram = {value: cases for value, cases in histogram.items() if cases}
-    return (
-        sum(histogram.values()),
-        sum(value * cases for value, cases in histogram.items()),
-        nearest_rank_of_histogram(histogram),
-    )
-
-
 def finish(
     level: str,
     counts: Mapping[str, int],
@@ -430,6 +557,11 @@ def finish(
     )
 
 
+def _empty_summary() -> dict[str, Any]:
+    parts = ("counts", "minutes", "minute_counts", "required", "done")
+    return {name: defaultdict(int) for name in parts} | {"minute_sum": 0, "people": set()}
+
+
 class MemorySummaries:
     """The summaries in memory: the same folding, applied to dicts (the property tests'
     store; MongoDB applies the same `Changes` with `$inc` and `$addToSet`)."""
@@ -437,7 +569,7 @@ class MemorySummaries:
     def __init__(self) -> None:
         self.fact_ids: set = set()
         self.facts: list[Mapping] = []
-        self.cases: dict[Any, dict[str, Any]] = {}  # id -> {"who": [...], "periods": {}}
+        self.cases: dict[Any, dict[str, Any]] = {}  # id -> the case as stored
         self.subjects: dict[Key, dict[str, Any]] = {}
         self.active: dict[tuple[str, Any], set[str]] = defaultdict(set)
 
@@ -450,28 +582,30 @@ class MemorySummaries:
                 fresh.append(fact)
         self.facts.extend(fresh)
         changes = Changes()
-        fold(fresh, self.cases, changes)
+        cases = {id_: case_as_read(doc) for id_, doc in self.cases.items()}
+        fold(fresh, cases, changes)
+        self.cases = {id_: case_as_stored(kept) for id_, kept in cases.items()}
         self.apply(changes)
         return len(fresh)
 
     def apply(self, changes: Changes) -> None:
-        for key in changes.touched:
-            summary = self.subjects.setdefault(
-                key,
-                {"counts": defaultdict(int), "minutes": defaultdict(int), "people": set()}
-                | {"required": defaultdict(int), "done": defaultdict(int)},
-            )
-            for name, source in (
-                ("counts", changes.counts),
-                ("minutes", changes.minutes),
-                ("required", changes.required),
-                ("done", changes.done),
-            ):
-                for field, value in source.get(key, {}).items():
-                    summary[name][field] += value
-            summary["people"] |= changes.people.get(key, set())
-        for person_period, days in changes.active.items():
-            self.active[person_period] |= days
+        """The changes' `$inc` fields applied as MongoDB applies them, field by field."""
+        for (periods, level, subject), added in changes.increments.items():
+            people = changes.people.get((periods, level, subject), set())
+            for period in each_period(periods):
+                summary = self.subjects.setdefault((period, level, subject), _empty_summary())
+                for field, value in added.items():
+                    part, _, name = field.partition(".")
+                    if part == "minute_sum":
+                        summary[part] += value
+                    elif part == "minutes":
+                        summary[part][int(name.partition(".")[2])] += value
+                    else:
+                        summary[part][name] += value
+                summary["people"] |= people
+        for (periods, person), days in changes.active.items():
+            for period in each_period(periods):
+                self.active[(period, person)] |= days
 
     def indicators_by_subject(
         self, level: str, period: Period, working_days: Collection[str]
@@ -481,8 +615,13 @@ class MemorySummaries:
         for (text, of_level, subject), summary in self.subjects.items():
             if text != period.text or of_level != level:
                 continue
-            parts = {name: part for name, part in summary.items() if name != "minutes"}
-            handling = handling_of_histogram(summary["minutes"])
+            parts = {name: summary[name] for name in ("counts", "required", "done", "people")}
+            # count and total from the bucket totals and the sum, as the service reads them
+            handling = (
+                sum(summary["minute_counts"].values()),
+                summary["minute_sum"],
+                nearest_rank_of_histogram(summary["minutes"]),
+            )
             counted = finish(
                 level, **parts, handling=handling, active_days=active, working_days=working_days
             )

@@ -10,6 +10,7 @@ import pytest
 
 from gridwork_common.mongo import new_client
 from services.assessment import facts, store, summaries, summary_changes
+from services.assessment.domain.change_records import periods_of_record
 from tests.integration.assessment.test_summaries import assert_as_defined, generated_events
 
 pytestmark = pytest.mark.integration
@@ -76,7 +77,7 @@ def test_a_merge_cut_short_before_its_commit_loses_and_doubles_nothing(db):
     summaries.merge(db)
     _record_in_batches(db, events[len(events) // 2 :])
     before, pending = _summaries_as_stored(db), summary_changes.pending_records(db)
-    period = db[store.CHANGES].find_one({})["period"]
+    period = periods_of_record(db[store.CHANGES].find_one({}))[0]
     with db.client.start_session() as session:
         session.start_transaction()
         assert summary_changes._merge_some(db, period, session) > 0

@@ -12,6 +12,8 @@ from services.assessment.domain.indicators import nearest_rank
 from services.assessment.domain.periods import Period, periods_of
 from services.assessment.domain.summaries import (
     MemorySummaries,
+    case_as_read,
+    case_as_stored,
     nearest_rank_of_histogram,
     p90_bucket,
 )
@@ -186,3 +188,24 @@ def test_a_case_going_late_moves_from_on_time_to_late_in_every_period():
     assert (week.cases_closed, week.closed_on_time, week.overdue, week.cases_due) == (1, 0, 1, 1)
     assert (january.cases_closed, january.cases_due, january.handling_count) == (0, 1, 0)
     assert week.handling_minutes_p90 == 90
+
+
+def test_a_case_s_periods_alike_are_stored_once():
+    """Worked by hand: a state equal to an earlier period's is stored as that period's
+    name, and read back as the state."""
+    reported = {"t": [], "s": [0, 1], "r": [0]}
+    closed = {"t": ["incident.closed"], "s": [0, 1], "r": []}
+    kept = {
+        "who": [["grid", "g1"], ["worker", "w1"]],
+        "periods": {"2026-11-03": dict(reported), "2026-W45": dict(reported)}
+        | {"2026-11-04": closed, "2026-11": dict(reported), "2026-Q4": dict(reported)},
+    }
+    stored = case_as_stored(kept)
+    assert stored["periods"] == {
+        "2026-11-03": reported,
+        "2026-W45": "2026-11-03",
+        "2026-11-04": closed,
+        "2026-11": "2026-11-03",
+        "2026-Q4": "2026-11-03",
+    }
+    assert case_as_read(stored) == kept
