@@ -33,6 +33,7 @@ from gridwork_common.mongo import MongoDatabase, mongo_health
 from gridwork_common.outbox import Outbox
 from gridwork_common.probes import ServiceProbes
 from gridwork_common.rpc import BoundedRpcProxy, rpc
+from gridwork_common.service_names import ASSESSMENT, EVENTS, MEDIA, POPULATION
 from services.assessment import (
     bulletins,
     facts,
@@ -57,7 +58,7 @@ CASE_FACTS_WAIT_S = 0.1
 
 
 class AssessmentService:
-    name = "assessment"
+    name = ASSESSMENT
 
     db = MongoDatabase(indexes=store.INDEXES)
     # The outbox's sends after a commit do not wait for the broker's confirm; confirmed
@@ -68,7 +69,7 @@ class AssessmentService:
     metrics = PrometheusMetrics()
     probes = ServiceProbes()  # /healthz, /readyz on METRICS_PORT
     clock = ServiceClock()
-    calendar = BoundedRpcProxy("events")  # the county's working calendar
+    calendar = BoundedRpcProxy(EVENTS)  # the county's working calendar
 
     @rpc
     def health(self):
@@ -76,28 +77,28 @@ class AssessmentService:
 
     # facts, from the topics the other services publish: each queue's deliveries in
     # batches, one transaction a batch, acked once it committed
-    @batched_event_handler("events", "incident.#", wait_s=CASE_FACTS_WAIT_S)
+    @batched_event_handler(EVENTS, "incident.#", wait_s=CASE_FACTS_WAIT_S)
     def on_incident(self, payloads):
         facts.record_all(self.db, payloads)
 
-    @batched_event_handler("population", "visit.*")
+    @batched_event_handler(POPULATION, "visit.*")
     def on_visit(self, payloads):
         facts.record_all(self.db, payloads)
 
-    @batched_event_handler("population", "resident.*")
+    @batched_event_handler(POPULATION, "resident.*")
     def on_resident(self, payloads):
         facts.record_all(self.db, payloads)
 
-    @batched_event_handler("population", "patrol.*")
+    @batched_event_handler(POPULATION, "patrol.*")
     def on_patrol(self, payloads):
         facts.record_all(self.db, payloads)
 
-    @batched_event_handler("population", "grid.updated")
+    @batched_event_handler(POPULATION, "grid.updated")
     def on_grid(self, payloads):
         """The county's grids: the denominator of the share of grids patrolled."""
         facts.record_all(self.db, payloads)
 
-    @batched_event_handler("population", "import.finished")
+    @batched_event_handler(POPULATION, "import.finished")
     def on_import(self, payloads):
         facts.record_all(self.db, payloads)
 
@@ -105,7 +106,7 @@ class AssessmentService:
     def on_account(self, payloads):
         facts.record_all(self.db, payloads)
 
-    @batched_event_handler("media", "media.stored")
+    @batched_event_handler(MEDIA, "media.stored")
     def on_media(self, payloads):
         facts.record_all(self.db, payloads)
 

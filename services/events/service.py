@@ -19,6 +19,7 @@ from gridwork_common.mongo import MongoDatabase, mongo_health
 from gridwork_common.probes import ServiceProbes
 from gridwork_common.queues import broadcast_handler
 from gridwork_common.rpc import BoundedRpcProxy, rpc
+from gridwork_common.service_names import EVENTS, POPULATION
 from services.events import store
 from services.events.grid_cache import GridLocator
 from services.events.metrics import observe_report_stage, publish_incident_gauges
@@ -36,13 +37,13 @@ METRICS_REFRESH_INTERVAL_S = 60
 
 
 class EventsService:
-    name = "events"
+    name = EVENTS
 
     db = MongoDatabase(indexes=store.INDEXES)
     # A step's events are written without waiting for the broker's confirm; they leave
     # their case when it comes (sent_events.py). The outbox timer's sends wait for it.
     events = ConfirmingEventDispatcher()
-    population = BoundedRpcProxy("population")
+    population = BoundedRpcProxy(POPULATION)
     grids = GridLocator()  # the county's grid polygons, to locate reports in memory
     caller = Caller()
     config = Config()
@@ -80,7 +81,7 @@ class EventsService:
                 raise OutsideTerritory("location", problem) from None
             raise
 
-    @broadcast_handler("population", "grid.updated")
+    @broadcast_handler(POPULATION, "grid.updated")
     def on_grid_updated(self, payload):
         """Every replica drops its grid index (a broadcast: each has its own queue),
         unless the event tells of a staff roster, which moves no outline."""

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor, wait
 
+from gridwork_common import service_names
 from gridwork_common.context import CallerContext
 from gridwork_common.health import DOWN, UP, WARNING
 from services.gateway.rpc import ServiceRpc
 
-SERVICES = ("population", "events", "media", "assessment")
+SERVICES = service_names.ALL
 
 
 class Readiness:

@@ -31,6 +31,7 @@ from gridwork_common.mongo import MongoDatabase, mongo_health
 from gridwork_common.outbox import Outbox
 from gridwork_common.probes import ServiceProbes, local_check
 from gridwork_common.rpc import BoundedRpcProxy, rpc
+from gridwork_common.service_names import EVENTS, MEDIA, POPULATION
 from services.media import store, topics
 from services.media.configuration import MediaConfiguration
 from services.media.describing import MediaDescriber
@@ -48,7 +49,7 @@ RETENTION_INTERVAL_S = 6 * 3600
 class MediaApiService:
     """The role that answers RPC (the gateway's upload, confirm and read routes)."""
 
-    name = "media"
+    name = MEDIA
 
     db = MongoDatabase(indexes=store.INDEXES)
     storage = ObjectStorage()
@@ -56,8 +57,8 @@ class MediaApiService:
     # media.received, for this service's own next step: not waiting for the broker's
     # confirm, since a record not announced is found by `describe_overdue` anyway.
     received_events = CloudEventDispatcher(use_confirms=False)
-    incidents = BoundedRpcProxy("events")
-    population = BoundedRpcProxy("population")
+    incidents = BoundedRpcProxy(EVENTS)
+    population = BoundedRpcProxy(POPULATION)
     caller = Caller()
     owner_checks = OwnerChecks()
     metrics = PrometheusMetrics()
@@ -153,7 +154,7 @@ class Describing:
     events = CloudEventDispatcher()
     clock = ServiceClock()
 
-    @event_handler("media", topics.MEDIA_RECEIVED)
+    @event_handler(MEDIA, topics.MEDIA_RECEIVED)
     def check_and_describe(self, payload):
         """The SHA-256 checked if the confirm could not, a photo's EXIF metadata and
         thumbnail, then media.stored (describing.py)."""
@@ -170,7 +171,7 @@ class MediaDescriberService(Describing):
     """The describing role by itself (`python -m services.media describer`): its own
     deployment and CPU budget. No RPC: its readiness is its own health, run locally."""
 
-    name = "media"
+    name = MEDIA
 
     metrics = PrometheusMetrics()
     probes = ServiceProbes()  # /healthz, /readyz on METRICS_PORT

@@ -24,6 +24,7 @@ from gridwork_common.mongo import MongoDatabase, mongo_health
 from gridwork_common.outbox import Outbox
 from gridwork_common.probes import ServiceProbes
 from gridwork_common.rpc import rpc
+from gridwork_common.service_names import EVENTS, POPULATION
 from services.population import store
 from services.population.application import Population
 from services.population.importing import ImportJobs
@@ -56,7 +57,7 @@ class PersonalDataProtection(DependencyProvider):
 
 
 class PopulationService:
-    name = "population"
+    name = POPULATION
 
     db = MongoDatabase(indexes=store.INDEXES)
     cipher = PersonalDataProtection()
@@ -289,7 +290,7 @@ class PopulationService:
     def patrol_tracks(self, code, period):
         return self._patrols().tracks(code, period)
 
-    @batched_event_handler("events", "incident.reported.#", wait_s=PATROL_LINK_WAIT_S)
+    @batched_event_handler(EVENTS, "incident.reported.#", wait_s=PATROL_LINK_WAIT_S)
     def on_incident_reported(self, payloads):
         """Incidents reported during a patrol are listed on their patrols. Most reports
         name none: their deliveries are taken a batch at a time, not one worker each."""

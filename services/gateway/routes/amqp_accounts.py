@@ -7,13 +7,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gridwork_common import idempotency, roles
 from gridwork_common.errors import Conflict, InvalidInput, NotFound
+from gridwork_common.service_names import EVENTS
 from services.gateway.api import Api, Call
 from services.gateway.broker_admin import BrokerAdmin
 from services.gateway.department_accounts import AccountRecords, DepartmentAccounts
 from services.gateway.problems import ApiProblem, key_reused
 from services.gateway.store import gateway_db
 
-EVENTS = "events"
 ADMINS = (roles.ADMIN,)
 
 

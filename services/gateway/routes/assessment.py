@@ -10,10 +10,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gridwork_common import roles
 from gridwork_common.periods import MONTH_PATTERN, PERIOD_DESCRIPTION, PERIOD_PATTERN
+from gridwork_common.service_names import ASSESSMENT
 from gridwork_common.territory import code_pattern
 from services.gateway.api import Api, Call
 
-SERVICE = "assessment"
+SERVICE = ASSESSMENT
 TAG = "assessment"
 LEVEL = Literal["county", "township", "village", "grid", "department", "worker"]
 READERS = (roles.LEADER, roles.ADMIN, roles.CENTRE_OPERATOR)

@@ -16,11 +16,11 @@ from flask import Blueprint
 from pydantic import BaseModel, ConfigDict, Field
 
 from gridwork_common import roles
+from gridwork_common.service_names import EVENTS
 from services.gateway.api import Api, Call
 from services.gateway.fields import IsoDate
 from services.gateway.problems import ApiProblem
 
-EVENTS = "events"
 SETUP_WRITERS = (roles.ADMIN,)
 _YEAR = re.compile(r"\d{4}")
 

@@ -14,11 +14,12 @@ from flask import Blueprint, request
 from pydantic import BaseModel, ConfigDict, Field
 
 from gridwork_common import roles
+from gridwork_common.service_names import MEDIA
 from services.gateway.api import Api, Call
 from services.gateway.problems import ApiProblem
 from services.gateway.ratelimits import limit_uploads
 
-SERVICE = "media"
+SERVICE = MEDIA
 TAG = "media"
 FILE_FIELD = "file"
 DIRECT_UPLOAD_BYTES = int(os.environ.get("GATEWAY_MEDIA_UPLOAD_BYTES", str(10 * 1024 * 1024)))

@@ -18,6 +18,7 @@ from pymongo.errors import DuplicateKeyError
 from gridwork_common import idempotency, roles
 from gridwork_common.context import CallerContext
 from gridwork_common.errors import InvalidInput
+from gridwork_common.service_names import EVENTS
 from services.gateway import store
 from services.gateway.api import Api, Call
 from services.gateway.open311 import definitions, formats, openapi
@@ -355,7 +356,7 @@ def _gateway_caller(user_id: str = "open311") -> CallerContext:
 
 def _rpc(method: str, *args, caller: CallerContext | None = None):
     return current_app.extensions["rpc"].call(
-        "events", method, *args, caller=caller or _gateway_caller()
+        EVENTS, method, *args, caller=caller or _gateway_caller()
     )
 
 

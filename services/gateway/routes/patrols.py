@@ -17,10 +17,11 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from gridwork_common import roles
 from gridwork_common.paging import DEFAULT_PAGE, MAX_PAGE
+from gridwork_common.service_names import POPULATION
 from services.gateway.api import Api, Call
 from services.gateway.problems import ApiProblem
 
-SERVICE = "population"
+SERVICE = POPULATION
 TAG = "patrols"
 MAX_POINTS = 500
 MAX_PIECE = 100_000

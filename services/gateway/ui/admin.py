@@ -15,6 +15,7 @@ from flask import Blueprint, current_app, redirect, render_template, request, ur
 from flask_babel import gettext as _
 
 from gridwork_common import roles
+from gridwork_common.service_names import EVENTS
 from services.gateway.auth import ASSIGNABLE_ROLES, render_user
 from services.gateway.problems import ApiProblem
 from services.gateway.routes.amqp_accounts import department_accounts
@@ -28,7 +29,6 @@ from services.gateway.webhooks import Webhooks, render_subscription
 
 blueprint = Blueprint("admin", __name__, url_prefix="/admin")
 ADMIN = roles.ADMIN
-EVENTS = "events"
 POLICY_FIELDS = ("auto_escalate_after_hours", "duplicate_radius_m", "duplicate_window_hours")
 
 

@@ -20,13 +20,13 @@ from flask_babel import gettext as _
 from pydantic import ValidationError
 
 from gridwork_common import roles
+from gridwork_common.service_names import EVENTS
 from services.gateway.routes.incidents.county_setup import NewCatalogueEntry
 from services.gateway.ui import labels
 from services.gateway.ui.admin_forms import problem_message
 from services.gateway.ui.pages import Conflict, FormError, current_page, requires_roles
 
 blueprint = Blueprint("catalogue", __name__, url_prefix="/admin/catalogue")
-EVENTS = "events"
 URGENCIES = ("normal", "urgent")
 # "entries[3].time_limits.urgent.accept", "entries.04.01.owners.village": the service's
 # names for an item's fields, with the item's place or code in front.

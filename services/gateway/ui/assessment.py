@@ -19,6 +19,7 @@ from gridwork_common import roles
 from gridwork_common.charts import line_chart
 from gridwork_common.clock import china_today
 from gridwork_common.periods import MONTH_PATTERN, PERIOD_PATTERN
+from gridwork_common.service_names import ASSESSMENT, POPULATION
 from services.gateway.routes.assessment import READERS
 from services.gateway.ui.pages import (
     Conflict,
@@ -88,7 +89,7 @@ def _names(codes) -> dict[str, str]:
     names = {}
     for code in list(codes)[:NAMED_AT_MOST]:
         try:
-            names[code] = page.rpc("population", "get_territory", code)["name"]
+            names[code] = page.rpc(POPULATION, "get_territory", code)["name"]
         except PageNotFound:
             continue
     return names
@@ -105,8 +106,8 @@ def scorecards():
     board, published, errors = None, [], {}
     try:
         _checked_period(period)
-        board = page.rpc("assessment", "scorecards", level, period, None)
-        published = page.rpc("assessment", "published_scorecards", level, period)
+        board = page.rpc(ASSESSMENT, "scorecards", level, period, None)
+        published = page.rpc(ASSESSMENT, "published_scorecards", level, period)
     except FormError as error:
         errors = error.errors
     names = (
@@ -167,12 +168,12 @@ def chart(territory):
     count = request.args.get("months", type=int)
     count = count if count in CHART_MONTHS else CHART_MONTHS[0]
     until = request.args.get("until", "").strip() or _last_month()
-    node = page.rpc("population", "get_territory", territory)  # out of scope: not found
+    node = page.rpc(POPULATION, "get_territory", territory)  # out of scope: not found
     errors, points = {}, []
     try:
         _checked_period(until, _MONTH)
         for month in months_until(until, count):
-            found = page.rpc("assessment", "indicators", territory, month)
+            found = page.rpc(ASSESSMENT, "indicators", territory, month)
             value = found["rates"].get(indicator) if indicator in RATES else found.get(indicator)
             points.append((month, value))
     except FormError as error:
@@ -219,7 +220,7 @@ def integrity():
     period = request.args.get("period", "").strip() or _last_month()
     flags, errors = [], {}
     try:
-        flags = page.rpc("assessment", "integrity_flags", _checked_period(period, _MONTH))
+        flags = page.rpc(ASSESSMENT, "integrity_flags", _checked_period(period, _MONTH))
     except FormError as error:
         errors = error.errors
     return (
@@ -258,7 +259,7 @@ def bulletin():
     errors, document = {}, ""
     try:
         document = _embedded(
-            page.rpc("assessment", "bulletin", _checked_period(period, _MONTH), "html")
+            page.rpc(ASSESSMENT, "bulletin", _checked_period(period, _MONTH), "html")
         )
     except FormError as error:
         errors = error.errors
@@ -277,7 +278,7 @@ def bulletin():
 def bulletin_csv(period):
     if not _MONTH.fullmatch(period):
         raise PageNotFound()
-    content = current_page().rpc("assessment", "bulletin", period, "csv")
+    content = current_page().rpc(ASSESSMENT, "bulletin", period, "csv")
     response = Response(content, content_type="text/csv; charset=utf-8")
     response.headers["Content-Disposition"] = f'attachment; filename="bulletin-{period}.csv"'
     return response

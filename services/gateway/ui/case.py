@@ -20,6 +20,7 @@ from flask import Blueprint, abort, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
 from gridwork_common import roles
+from gridwork_common.service_names import EVENTS, MEDIA, POPULATION
 from services.gateway.routes.media import DIRECT_UPLOAD_BYTES
 from services.gateway.ui.case_actions import (
     FORMS,
@@ -39,7 +40,6 @@ from services.gateway.ui.pages import (
 
 blueprint = Blueprint("case", __name__, url_prefix="/cases")
 
-EVENTS, MEDIA, POPULATION = "events", "media", "population"
 OPEN_STATES = ("reported", "accepted", "registered", "dispatched", "handling", "returned",
                "awaiting_verification", "verified", "suspended")  # fmt: skip
 MERGERS = (roles.CENTRE_OPERATOR, roles.ADMIN)  # the API's merge route: CENTRE

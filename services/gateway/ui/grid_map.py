@@ -23,6 +23,7 @@ from flask_babel import gettext as _
 
 from gridwork_common import roles
 from gridwork_common.clock import CHINA_TIME
+from gridwork_common.service_names import EVENTS, POPULATION
 from services.gateway.ui import labels
 from services.gateway.ui.pages import FormError, PageNotFound, current_page, requires_roles
 
@@ -133,7 +134,7 @@ def _china_midnight(day: date) -> datetime:
 
 
 def _categories() -> list[dict]:
-    catalogue = current_page().rpc("events", "catalogue")
+    catalogue = current_page().rpc(EVENTS, "catalogue")
     return [
         {"code": entry["code"], "name": entry["name"]}
         for entry in sorted(catalogue.get("entries", []), key=lambda entry: entry["code"])
@@ -145,7 +146,7 @@ def _categories() -> list[dict]:
 def index():
     page = current_page()
     filters = MapFilters.from_query(request.args)
-    area = page.rpc("population", "get_territory", page.caller.scope) if page.caller.scope else None
+    area = page.rpc(POPULATION, "get_territory", page.caller.scope) if page.caller.scope else None
     wall = request.args.get("wall") == "1"
     return render_template(
         "grid_map/map.html",
@@ -174,7 +175,7 @@ def shapes():
     zoom = min(MAX_ZOOM, max(MIN_ZOOM, request.args.get("zoom", 12, type=int)))
     try:
         bbox = viewport(request.args.get("bbox"))
-        answer = page.rpc("population", "map_outlines", page.caller.scope, zoom, bbox)
+        answer = page.rpc(POPULATION, "map_outlines", page.caller.scope, zoom, bbox)
     except FormError as error:  # a viewport that is not one (the script never sends it)
         return jsonify({"errors": error.errors}), 400
     response = jsonify(
@@ -216,7 +217,7 @@ def cases():
     if not page.caller.scope:
         raise PageNotFound()
     filters = MapFilters.from_query(request.args)
-    summary = page.rpc("events", "map_summary", page.caller.scope, filters.service_filters())
+    summary = page.rpc(EVENTS, "map_summary", page.caller.scope, filters.service_filters())
     names = {entry["code"]: entry["name"] for entry in _categories()}
     for case in summary["cases"]:
         case["category_name"] = names.get(case["category"], case["category"])
@@ -236,12 +237,12 @@ def grid_panel(code):
     if not GRID_CODE.match(code):
         raise PageNotFound()
     page = current_page()
-    grid = page.rpc("population", "get_territory", code)  # NotFound when out of scope
+    grid = page.rpc(POPULATION, "get_territory", code)  # NotFound when out of scope
     if grid.get("level") != "grid":
         raise PageNotFound()
-    staff = page.rpc("population", "grid_staff", code)
-    statistics = page.rpc("population", "statistics", code)
-    summary = page.rpc("events", "map_summary", code, {})
+    staff = page.rpc(POPULATION, "grid_staff", code)
+    statistics = page.rpc(POPULATION, "statistics", code)
+    summary = page.rpc(EVENTS, "map_summary", code, {})
     counts = summary["grids"].get(code, {"open": 0, "overdue": 0})
     names = {entry["code"]: entry["name"] for entry in _categories()}
     return render_template(

@@ -6,7 +6,7 @@
     @requires_roles(roles.CENTRE_OPERATOR, roles.LEADER)
     def territory(code):
         page = current_page()
-        node = page.rpc("population", "get_territory", code)  # scope checked by the service
+        node = page.rpc(POPULATION, "get_territory", code)  # scope checked by the service
 
 The services check roles and territory scope exactly as for the API (the same
 CallerContext travels with every RPC). `Page.rpc` turns what a service answers into what

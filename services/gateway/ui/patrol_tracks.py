@@ -11,6 +11,7 @@ from flask import Blueprint, current_app, jsonify, request
 from flask_babel import gettext as _
 
 from gridwork_common.clock import CHINA_TIME
+from gridwork_common.service_names import POPULATION
 from services.gateway.ui.grid_map import MAP_ROLES
 from services.gateway.ui.pages import PageNotFound, current_page, requires_roles
 
@@ -35,7 +36,7 @@ def tracks():
     month = request.args.get("month", "")
     if not MONTH.match(month):
         month = this_month()
-    layer = page.rpc("population", "patrol_tracks", page.caller.scope, month)
+    layer = page.rpc(POPULATION, "patrol_tracks", page.caller.scope, month)
     layer["labels"] = {"layer": _("Patrol tracks"), "flagged": _("Flagged patrol")}
     response = jsonify(layer)
     response.mimetype = "application/geo+json"

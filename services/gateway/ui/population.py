@@ -13,11 +13,12 @@ from flask import Blueprint, make_response, redirect, render_template, request, 
 from flask_babel import gettext as _
 
 from gridwork_common import roles
+from gridwork_common.service_names import POPULATION
 from services.gateway.ui.pages import FormError, PageNotFound, current_page, requires_roles
 
 blueprint = Blueprint("population", __name__, url_prefix="/population")
 
-SERVICE = "population"
+SERVICE = POPULATION
 READERS = (roles.CENTRE_OPERATOR, roles.LEADER, roles.GRID_LEADER, roles.GRID_WORKER, roles.ADMIN)
 # As the service's access rules (services/population/domain/access.py): who may reveal,
 # who sees group memberships, who reads the access audit. The service decides; these

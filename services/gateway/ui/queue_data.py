@@ -16,11 +16,11 @@ from flask_babel import lazy_gettext as _l
 from gridwork_common import roles
 from gridwork_common.context import CallerContext
 from gridwork_common.paging import MAX_PAGE
+from gridwork_common.service_names import EVENTS
 from services.gateway.routes.incidents.shared import CATEGORY_CODE, TERRITORY_CODE
 from services.gateway.ui import labels
 from services.gateway.ui.pages import Page
 
-EVENTS = "events"
 # The most cases a queue loads (screen, sort and CSV alike): 25 pages of the service's
 # largest page. A bigger set says so on the page and asks for a narrower filter.
 MAX_ROWS = 5000

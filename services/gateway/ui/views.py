@@ -7,6 +7,7 @@ import logging
 from flask import Blueprint, current_app, g, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 
+from gridwork_common.service_names import POPULATION
 from services.gateway.problems import ApiProblem
 from services.gateway.ratelimits import client_address
 from services.gateway.ui.navigation import sections_for
@@ -66,9 +67,7 @@ def install(blueprint: Blueprint) -> None:
     def home():
         page = current_page()
         area = (
-            page.rpc("population", "get_territory", page.caller.scope)
-            if page.caller.scope
-            else None
+            page.rpc(POPULATION, "get_territory", page.caller.scope) if page.caller.scope else None
         )
         return render_template(
             "ui/home.html",

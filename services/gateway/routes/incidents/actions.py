@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 from flask import Blueprint
 from pydantic import BaseModel, ConfigDict, Field
 
+from gridwork_common.service_names import EVENTS
 from services.gateway.api import Api, Call
 from services.gateway.fields import IsoDateTime
 from services.gateway.routes.incidents.cases import Incident
@@ -17,7 +18,6 @@ from services.gateway.routes.incidents.shared import (
     BELOW_COUNTY_CENTRE,
     CENTRE,
     DEPARTMENT,
-    EVENTS,
     GRID,
     SUPERVISORS,
     MediaIds,

@@ -10,12 +10,12 @@ from typing import Annotated, Any, Literal
 from flask import Blueprint
 from pydantic import BaseModel, ConfigDict, Field
 
+from gridwork_common.service_names import EVENTS
 from gridwork_common.territory import code_pattern
 from services.gateway.api import Api, Call
 from services.gateway.routes.incidents.shared import (
     CATEGORY_CODE,
     CENTRE,
-    EVENTS,
     REPORTERS,
     IncidentState,
     MediaIds,

@@ -7,13 +7,13 @@ from flask import Blueprint
 from pydantic import BaseModel, ConfigDict, Field
 
 from gridwork_common.paging import DEFAULT_PAGE, MAX_PAGE
+from gridwork_common.service_names import EVENTS
 from services.gateway.api import Api, Call
 from services.gateway.fields import IsoDateTime
 from services.gateway.problems import ApiProblem
 from services.gateway.routes.incidents.cases import Incident
 from services.gateway.routes.incidents.shared import (
     CATEGORY_CODE,
-    EVENTS,
     TERRITORY_CODE,
     IncidentState,
 )

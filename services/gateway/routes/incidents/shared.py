@@ -11,7 +11,6 @@ from pydantic import Field
 from gridwork_common import roles
 from gridwork_common.territory import code_pattern
 
-EVENTS = "events"
 MAX_TEXT = 2000
 MAX_MEDIA = 20
 

@@ -10,9 +10,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gridwork_common import roles
 from gridwork_common.paging import MAX_PAGE
+from gridwork_common.service_names import POPULATION
 from gridwork_common.territory import code_pattern, describe
 
-SERVICE = "population"
+SERVICE = POPULATION
 TAG = "population"
 
 # The roles the gateway checks itself (the service checks every other operation).
