@@ -4,6 +4,7 @@ same use case a form submission takes."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping
 
 from pymongo import InsertOne, UpdateOne
@@ -19,6 +20,18 @@ from services.population.domain.residents import EDITABLE_FIELDS, check_resident
 
 # The fields whose change makes an imported row an update of the stored resident.
 COMPARED_FIELDS = (*(f for f in EDITABLE_FIELDS if f != "phone"), "grid_code", "phone_index")
+
+
+@dataclasses.dataclass
+class CheckedRows:
+    """A batch of resident rows checked and turned into documents, not yet written."""
+
+    rows: int
+    failed: int = 0
+    errors: list[dict] = dataclasses.field(default_factory=list)
+    documents: dict[str, tuple[int, dict]] = dataclasses.field(
+        default_factory=dict
+    )  # by blind index
 
 
 class ResidentRows:
@@ -46,26 +59,26 @@ class ResidentRows:
             index = self.population.resident_document(record)["id_index"]
             self.seen.setdefault(index, row_number)
 
-    def write(
-        self, batch: list[tuple[int, dict]], counts: dict, errors: list[dict], session=None
-    ) -> None:
-        documents: dict[str, tuple[int, dict]] = {}
+    def prepare(self, batch: list[tuple[int, dict]]) -> CheckedRows:
+        """The batch checked and encrypted, nothing read or written: the CPU half of a
+        batch, which the import runs while the previous batch's transaction is written.
+        Batches are prepared in file order (a repeat of an earlier row is refused here)."""
+        checked = CheckedRows(rows=len(batch))
         for row_number, values in batch:
-            counts["rows"] += 1
             record, problems = check_resident(values, self.today)
             if not problems and record.grid_code not in self.visible_grids:
                 problems = [InvalidInput("grid_code", "no such grid in your scope")]
             if problems:
-                counts["failed"] += 1
-                errors.extend(
+                checked.failed += 1
+                checked.errors.extend(
                     {"row": row_number, "field": p.field, "reason": p.problem} for p in problems
                 )
                 continue
             document = self.population.resident_document(record)
             first = self.seen.setdefault(document["id_index"], row_number)
             if first != row_number:
-                counts["failed"] += 1
-                errors.append(
+                checked.failed += 1
+                checked.errors.append(
                     {
                         "row": row_number,
                         "field": "id_number",
@@ -73,7 +86,16 @@ class ResidentRows:
                     }
                 )
                 continue
-            documents[document["id_index"]] = (row_number, document)
+            checked.documents[document["id_index"]] = (row_number, document)
+        return checked
+
+    def write(self, checked: CheckedRows, counts: dict, errors: list[dict], session=None) -> None:
+        """A prepared batch stored: new residents inserted, changed ones updated, each
+        with its history entry; its counts and row errors added to the job's."""
+        counts["rows"] += checked.rows
+        counts["failed"] += checked.failed
+        errors.extend(checked.errors)
+        documents = checked.documents
         if not documents:
             return
         # During a key rotation a resident may still be indexed under a previous key.
@@ -194,6 +216,9 @@ class RecordRows:
 
     def skip(self, row_number: int, values: Mapping) -> None:
         pass  # written through use cases that are idempotent by key
+
+    def prepare(self, batch: list[tuple[int, dict]]) -> list[tuple[int, dict]]:
+        return batch  # each row is checked by its use case as it is written
 
     def write(
         self, batch: Iterable[tuple[int, dict]], counts: dict, errors: list[dict], session=None

@@ -15,6 +15,7 @@ import hashlib
 import io
 import uuid
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 
 import gridfs
@@ -298,7 +299,25 @@ class ImportJobs:
         position = 0  # data rows read from the file
         counted = dict(counts)  # what the import-rows metrics have counted so far
         status, failure = FINISHED, None
-        with lease.kept(job):
+        # One batch ahead: the next batch is checked and encrypted (CPU) while the one
+        # before it is written (waiting on MongoDB). Batches are still written one at a
+        # time, in file order, each with its checkpoint.
+        written = None  # the batch being prepared, then written on the next turn
+        with lease.kept(job), ThreadPoolExecutor(1, "import-prepare") as preparing:
+
+            def write_ahead(next_batch: list | None) -> None:
+                nonlocal written, counted
+                ahead = written
+                written = None
+                if next_batch is not None:
+                    written = (len(next_batch), preparing.submit(importer_rows.prepare, next_batch))
+                if ahead is not None:
+                    rows, prepared = ahead
+                    self._write_batch(
+                        job, lease, importer_rows, rows, prepared.result(), counts, errors
+                    )
+                    counted = count_import_rows(job["kind"], counts, counted)
+
             try:
                 for row_number, values in table.rows:
                     position += 1
@@ -307,12 +326,12 @@ class ImportJobs:
                         continue
                     batch.append((row_number, values))
                     if len(batch) >= BATCH_SIZE:
-                        self._write_batch(job, lease, importer_rows, batch, counts, errors)
+                        write_ahead(batch)
                         batch = []
-                        counted = count_import_rows(job["kind"], counts, counted)
             except ImportFileError as exc:  # damage found deep in the file: rows so far stay
                 status, failure = FAILED, str(exc)
-            self._write_batch(job, lease, importer_rows, batch, counts, errors)
+            write_ahead(batch)
+            write_ahead(None)
         count_import_rows(job["kind"], counts, counted)
         return status, failure, counts, importer_rows.by_grid
 
@@ -356,14 +375,17 @@ class ImportJobs:
         finally:
             rows.close()
 
-    def _write_batch(self, job, lease: JobLease, rows, batch, counts: dict, errors: list) -> None:
-        """The batch's rows, their errors and the checkpoint after them, in one
-        transaction for residents (houses and entities go through their one-row use
-        cases, which are idempotent by key; only the checkpoint is written after them)."""
-        checkpoint_rows = job.get("checkpoint_rows", 0) + len(batch)
+    def _write_batch(
+        self, job, lease: JobLease, rows, batch_rows: int, prepared, counts: dict, errors: list
+    ) -> None:
+        """A prepared batch of `batch_rows` rows, their errors and the checkpoint after
+        them, in one transaction for residents (houses and entities go through their
+        one-row use cases, which are idempotent by key; only the checkpoint is written
+        after them)."""
+        checkpoint_rows = job.get("checkpoint_rows", 0) + batch_rows
 
         def write(session) -> None:
-            rows.write(batch, counts, errors, session)
+            rows.write(prepared, counts, errors, session)
             if errors:
                 self.db[store.IMPORT_ERRORS].insert_many(
                     [{"job_id": job["_id"], **error} for error in errors], session=session

@@ -13,6 +13,7 @@ import pytest
 from nameko.exceptions import RemoteError
 from prometheus_client import REGISTRY
 
+from services.population import importing
 from services.population.domain.identity import resident_id_check_character
 from tests.integration.population.conftest import ADMIN, OPERATOR_B
 from tests.population_data import GRID_A1, GRID_A2, GRID_B1, random_resident_ids
@@ -416,6 +417,47 @@ def test_a_job_whose_worker_died_is_run_again_after_its_lease(county, population
         assert len(county.find_resident(id_number=number)) == 1
     assert error_rows(county, first["id"]) == MIXED_ERRORS  # not reported twice
     assert population_db.import_jobs.count_documents({}) == 1
+
+
+def test_a_file_of_many_batches_counts_and_reports_as_one_batch_does(county, monkeypatch):
+    # Each batch is checked while the one before it is written: with batches of two
+    # rows, the repeat in row 9 of the person in row 2 is still refused, and the counts
+    # and errors are those of the file taken in one batch.
+    monkeypatch.setattr(importing, "BATCH_SIZE", 2)
+    job = run_import(county, csv_bytes(MIXED_ROWS))
+    assert job["status"] == "finished"
+    assert job["counts"] == counts(rows=9, created=5, failed=4)
+    assert error_rows(county, job["id"]) == MIXED_ERRORS
+    for number in MIXED_IMPORTED:
+        assert len(county.find_resident(id_number=number)) == 1
+
+
+def test_a_job_taken_over_after_a_checkpoint_resumes_with_the_next_batch(
+    county, population_db, clock, monkeypatch
+):
+    monkeypatch.setattr(importing, "BATCH_SIZE", 2)
+    first = run_import(county, csv_bytes(MIXED_ROWS))
+    # Put the job back as a replica that died after its second checkpoint left it: rows
+    # 2-5 (four data rows) written with their one error, nothing after them.
+    population_db.import_jobs.update_one(
+        {"_id": first["id"]},
+        {
+            "$set": {
+                "status": "running",
+                "lease_until": clock() - timedelta(minutes=1),
+                "lease_owner": "a replica that died",
+                "counts": counts(rows=4, created=3, failed=1),
+                "checkpoint_rows": 4,
+            }
+        },
+    )
+    population_db.import_errors.delete_many({"job_id": first["id"], "row": {"$gt": 5}})
+    rerun = wait_for_job(county, first["id"], finished_after=first["finished_at"])
+    assert rerun["status"] == "finished"
+    # Rows 6 and 10 were stored by the first run (unchanged now); row 9 is still the
+    # person of row 2, remembered from the skipped rows.
+    assert rerun["counts"] == counts(rows=9, created=3, unchanged=2, failed=4)
+    assert error_rows(county, first["id"]) == MIXED_ERRORS
 
 
 # ------------------------------------------------------------------ roster matching
