@@ -10,13 +10,13 @@ from typing import Annotated, Literal
 from flask import Blueprint
 from pydantic import BaseModel, ConfigDict, Field
 
+from gridwork_common.service_names import EVENTS
 from services.gateway.api import Api, Call
 from services.gateway.fields import IsoDate
 from services.gateway.routes.incidents.shared import (
     CATEGORY_CODE,
     CENTRE_CODE,
     DEPARTMENT_KIND,
-    EVENTS,
     SETUP_WRITERS,
 )
 
