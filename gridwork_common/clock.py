@@ -5,6 +5,10 @@ aware UTC datetime). Production hands `utc_now`; tests hand a `PinnedClock`, so 
 depends on the day or the time of day a test runs. A nameko service receives its clock
 through the `ServiceClock` dependency, which reads an optional clock from the nameko
 config (`CLOCK_CONFIG_KEY`); the gateway's app factory takes one as an argument.
+
+Tests that start the stack as real processes pin every process's clock with the
+test-only setting `GRIDWORK_TEST_CLOCK_START` (`TEST_CLOCK_VARIABLE`, read by
+gridwork_common.config): each process then reads one `PinnedClock` started at that instant.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ Clock = Callable[[], datetime]
 
 # The nameko config key a test sets to a clock of its own; absent in production.
 CLOCK_CONFIG_KEY = "GRIDWORK_CLOCK"
+# The environment variable that pins a process's clock: tests only, never production.
+TEST_CLOCK_VARIABLE = "GRIDWORK_TEST_CLOCK_START"
 
 
 def utc_now() -> datetime:
@@ -66,6 +72,20 @@ class PinnedClock:
 
     def __repr__(self) -> str:
         return f"PinnedClock({self().isoformat()})"
+
+
+_process_clocks: dict[datetime, PinnedClock] = {}
+_process_clocks_lock = threading.Lock()
+
+
+def process_pinned_clock(start: datetime) -> PinnedClock:
+    """This process's one clock pinned at `start` (TEST_CLOCK_VARIABLE): every reader in
+    the process gets the same clock, started when the first one asked."""
+    with _process_clocks_lock:
+        clock = _process_clocks.get(start)
+        if clock is None:
+            clock = _process_clocks[start] = PinnedClock(start)
+        return clock
 
 
 def clock_from_config(config: Mapping) -> Clock:
