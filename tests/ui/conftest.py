@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from axe_playwright_python.sync_playwright import Axe
 from eventlet import patcher
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
 from devstack.demo import DEMO_PASSWORD, demo_users, seed
 from services.population.demo import demo_territory
@@ -142,19 +142,30 @@ def pytest_runtest_call(item):
             )
 
 
+def pinned_context(browser: Browser, stack: dict, **options) -> BrowserContext:
+    """A new browser context whose clock (`Date`, timers) is the stack's: it starts at the
+    stack's pinned clock (a moment behind the services') and runs on in real time, so what
+    the browser dates "now" is the services' now, never in their future."""
+    context = browser.new_context(**options)
+    context.clock.install(time=stack["clock"]())
+    return context
+
+
 @pytest.fixture
 def page(browser, viewport, console, ui_stack) -> Page:
     """A fresh browser context (no cookies) at each size, its clock (`Date`, timers) the
     stack's pinned clock; fails the test on console errors, page errors and CSP
     violations."""
     width, height = VIEWPORTS[viewport]
-    context = browser.new_context(
-        viewport={"width": width, "height": height}, locale="zh-CN", timezone_id="Asia/Shanghai"
+    context = pinned_context(
+        browser,
+        ui_stack,
+        viewport={"width": width, "height": height},
+        locale="zh-CN",
+        timezone_id="Asia/Shanghai",
     )
     context.add_init_script(CSP_LISTENER)
     opened = context.new_page()
-    # From the stack's clock (a moment behind the services'), then running on in real time.
-    opened.clock.install(time=ui_stack["clock"]())
     opened.on(
         "console",
         lambda message: console.errors.append(message.text) if message.type == "error" else None,
