@@ -8,7 +8,10 @@ config (`CLOCK_CONFIG_KEY`); the gateway's app factory takes one as an argument.
 
 Tests that start the stack as real processes pin every process's clock with the
 test-only setting `GRIDWORK_TEST_CLOCK_START` (`TEST_CLOCK_VARIABLE`, read by
-gridwork_common.config): each process then reads one `PinnedClock` started at that instant.
+gridwork_common.config): each process then reads one `PinnedClock` at that instant, which
+it read at the machine's time `GRIDWORK_TEST_CLOCK_SINCE` (`TEST_CLOCK_SINCE_VARIABLE`;
+by default when the process read the setting), so processes started one after another
+agree on the time.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ Clock = Callable[[], datetime]
 CLOCK_CONFIG_KEY = "GRIDWORK_CLOCK"
 # The environment variable that pins a process's clock: tests only, never production.
 TEST_CLOCK_VARIABLE = "GRIDWORK_TEST_CLOCK_START"
+# The machine's time at which that pinned clock read its start (tests only, optional).
+TEST_CLOCK_SINCE_VARIABLE = "GRIDWORK_TEST_CLOCK_SINCE"
 
 
 def utc_now() -> datetime:
@@ -74,17 +79,20 @@ class PinnedClock:
         return f"PinnedClock({self().isoformat()})"
 
 
-_process_clocks: dict[datetime, PinnedClock] = {}
+_process_clocks: dict[tuple[datetime, datetime | None], PinnedClock] = {}
 _process_clocks_lock = threading.Lock()
 
 
-def process_pinned_clock(start: datetime) -> PinnedClock:
-    """This process's one clock pinned at `start` (TEST_CLOCK_VARIABLE): every reader in
-    the process gets the same clock, started when the first one asked."""
+def process_pinned_clock(start: datetime, since: datetime | None = None) -> PinnedClock:
+    """This process's one clock pinned at `start` (TEST_CLOCK_VARIABLE) when the machine's
+    time was `since` (TEST_CLOCK_SINCE_VARIABLE; None: when the first reader asked), running
+    on with real time: every reader in the process gets the same clock, and processes
+    given the same `since` agree."""
     with _process_clocks_lock:
-        clock = _process_clocks.get(start)
+        clock = _process_clocks.get((start, since))
         if clock is None:
-            clock = _process_clocks[start] = PinnedClock(start)
+            elapsed = utc_now() - since if since is not None else timedelta(0)
+            clock = _process_clocks[(start, since)] = PinnedClock(start + elapsed)
         return clock
 
 

@@ -23,6 +23,7 @@ from urllib.parse import unquote, urlparse
 from gridwork_common import event_format
 from gridwork_common.clock import (
     CLOCK_CONFIG_KEY,
+    TEST_CLOCK_SINCE_VARIABLE,
     TEST_CLOCK_VARIABLE,
     Clock,
     process_pinned_clock,
@@ -133,6 +134,15 @@ def _instant(environ: Mapping[str, str], name: str) -> datetime | None:
     return instant
 
 
+def _clock_since(environ: Mapping[str, str], start: datetime | None) -> datetime | None:
+    since = _instant(environ, TEST_CLOCK_SINCE_VARIABLE)
+    if since is not None and start is None:
+        raise ConfigError(
+            TEST_CLOCK_SINCE_VARIABLE, f"is only read with {TEST_CLOCK_VARIABLE}, which is unset"
+        )
+    return since
+
+
 def _flag(environ: Mapping[str, str], name: str, default: bool) -> bool:
     raw = environ.get(name, "true" if default else "false").strip().lower()
     if raw in ("1", "true", "yes", "on"):
@@ -195,8 +205,10 @@ class Settings:
     rabbitmq_management_user: str
     rabbitmq_management_password: str = field(repr=False)
     # Tests of the whole stack only (GRIDWORK_TEST_CLOCK_START): the instant this process's
-    # clock starts at; None, the machine's clock, everywhere else.
+    # clock starts at; None, the machine's clock, everywhere else. The pinned clock read it
+    # at the machine's time test_clock_since (GRIDWORK_TEST_CLOCK_SINCE; None: at start).
     test_clock_start: datetime | None
+    test_clock_since: datetime | None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -277,7 +289,8 @@ class Settings:
             rabbitmq_management_password=_text(
                 env, "RABBITMQ_MANAGEMENT_PASSWORD", unquote(amqp.password or "guest")
             ),
-            test_clock_start=_instant(env, TEST_CLOCK_VARIABLE),
+            test_clock_start=(test_clock_start := _instant(env, TEST_CLOCK_VARIABLE)),
+            test_clock_since=_clock_since(env, test_clock_start),
         )
 
     def database_name(self, service_name: str) -> str:
@@ -301,7 +314,7 @@ class Settings:
         `create_app`.)"""
         if self.test_clock_start is None:
             return utc_now
-        return process_pinned_clock(self.test_clock_start)
+        return process_pinned_clock(self.test_clock_start, self.test_clock_since)
 
     def nameko_config(self) -> dict:
         """The config dict nameko containers and standalone proxies take."""
@@ -353,6 +366,7 @@ _VARIABLE_OF_FIELD = {
     "dev_mode": DEV_MODE_VARIABLE,
     "max_workers": "NAMEKO_MAX_WORKERS",
     "test_clock_start": TEST_CLOCK_VARIABLE,
+    "test_clock_since": TEST_CLOCK_SINCE_VARIABLE,
 }
 ENVIRONMENT_VARIABLES = tuple(
     _VARIABLE_OF_FIELD.get(f.name, f.name.upper()) for f in fields(Settings)

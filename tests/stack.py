@@ -3,8 +3,9 @@ the nameko services, the webhook deliveries and the gateway under gunicorn, star
 devstack's own `service_processes` against the test's private mongod, S3 and vhost.
 
 Every process's clock is pinned (GRIDWORK_TEST_CLOCK_START) at STACK_PINNED_AT unless a
-test passes another instant; the stack's `clock` is the test's own clock pinned there too,
-so a test dates what it sends, and the browser's clock, by the stack's time."""
+test passes another instant, as of one moment (GRIDWORK_TEST_CLOCK_SINCE), so all agree
+however far apart they started; the stack's `clock` is the test's own clock pinned the same
+way, so a test dates what it sends, and the browser's clock, by the stack's time."""
 
 from __future__ import annotations
 
@@ -17,7 +18,12 @@ import requests
 
 from devstack.processes import free_port, wait_until
 from devstack.stack import service_processes
-from gridwork_common.clock import TEST_CLOCK_VARIABLE, PinnedClock
+from gridwork_common.clock import (
+    TEST_CLOCK_SINCE_VARIABLE,
+    TEST_CLOCK_VARIABLE,
+    PinnedClock,
+    utc_now,
+)
 from gridwork_common.config import Settings
 from services.media.storage import media_store
 
@@ -41,7 +47,14 @@ def running_stack(
 ) -> Iterator[dict]:
     """Start every process with `env` and its clock pinned at `pinned_at`, wait for
     /readyz, yield what tests use, stop all."""
-    env = {**env, TEST_CLOCK_VARIABLE: pinned_at.isoformat()}
+    # Every process, and the test, reads the pinned instant as having been at this moment.
+    since = utc_now()
+    clock = PinnedClock(pinned_at)
+    env = {
+        **env,
+        TEST_CLOCK_VARIABLE: pinned_at.isoformat(),
+        TEST_CLOCK_SINCE_VARIABLE: since.isoformat(),
+    }
     media_store(Settings.from_env(env)).ensure_bucket()
     metrics_ports = {name: free_port() for name in PROCESSES}
     webhooks_metrics_port = free_port()
@@ -60,10 +73,6 @@ def running_stack(
     gateway = f"http://127.0.0.1:{gateway_port}"
     try:
         wait_until(lambda: gateway_ready(gateway), START_TIMEOUT_S, "the stack's /readyz")
-        # Each process's clock started when it did; the test's starts once all are ready,
-        # so it is a few seconds behind theirs, never ahead: a visit the test (or its
-        # browser) dates "now" is never in a service's future.
-        clock = PinnedClock(pinned_at)
         yield {
             "settings": Settings.from_env(env),
             "clock": clock,

@@ -144,8 +144,8 @@ def pytest_runtest_call(item):
 
 def pinned_context(browser: Browser, stack: dict, **options) -> BrowserContext:
     """A new browser context whose clock (`Date`, timers) is the stack's: it starts at the
-    stack's pinned clock (a moment behind the services') and runs on in real time, so what
-    the browser dates "now" is the services' now, never in their future."""
+    stack's pinned clock (the services' time) and runs on in real time, so what the
+    browser dates "now" is the services' now."""
     context = browser.new_context(**options)
     context.clock.install(time=stack["clock"]())
     return context

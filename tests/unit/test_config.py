@@ -97,6 +97,7 @@ def test_each_service_gets_its_own_database_and_event_source():
         ("GRIDWORK_DEV_MODE", "sometimes", "true or false"),
         ("GRIDWORK_TEST_CLOCK_START", "end of November", "ISO 8601 instant"),
         ("GRIDWORK_TEST_CLOCK_START", "2026-11-30T23:00:00", "with its offset"),
+        ("GRIDWORK_TEST_CLOCK_SINCE", "2026-12-01T07:00:00Z", "GRIDWORK_TEST_CLOCK_START"),
     ],
 )
 def test_bad_values_are_refused_naming_the_variable(variable, value, message):
@@ -252,6 +253,12 @@ def test_the_test_clock_setting_pins_one_clock_per_process_and_is_unset_by_defau
     assert Settings.from_env(pinned).clock() is clock
     assert settings.nameko_config()[CLOCK_CONFIG_KEY] is clock
     assert timedelta(0) <= clock() - settings.test_clock_start < timedelta(minutes=5)
+
+    # Read as of a moment an hour ago (another process's start): an hour on from the pin.
+    since = datetime.now(UTC) - timedelta(hours=1)
+    earlier = Settings.from_env({**pinned, "GRIDWORK_TEST_CLOCK_SINCE": since.isoformat()})
+    elapsed = earlier.clock()() - earlier.test_clock_start
+    assert timedelta(hours=1) <= elapsed < timedelta(hours=1, minutes=5)
 
 
 def test_a_service_with_an_unusable_test_clock_refuses_to_start_naming_the_setting():
