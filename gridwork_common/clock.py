@@ -5,6 +5,13 @@ aware UTC datetime). Production hands `utc_now`; tests hand a `PinnedClock`, so 
 depends on the day or the time of day a test runs. A nameko service receives its clock
 through the `ServiceClock` dependency, which reads an optional clock from the nameko
 config (`CLOCK_CONFIG_KEY`); the gateway's app factory takes one as an argument.
+
+Tests that start the stack as real processes pin every process's clock with the
+test-only setting `GRIDWORK_TEST_CLOCK_START` (`TEST_CLOCK_VARIABLE`, read by
+gridwork_common.config): each process then reads one `PinnedClock` at that instant, which
+it read at the machine's time `GRIDWORK_TEST_CLOCK_SINCE` (`TEST_CLOCK_SINCE_VARIABLE`;
+by default when the process read the setting), so processes started one after another
+agree on the time.
 """
 
 from __future__ import annotations
@@ -23,6 +30,10 @@ Clock = Callable[[], datetime]
 
 # The nameko config key a test sets to a clock of its own; absent in production.
 CLOCK_CONFIG_KEY = "GRIDWORK_CLOCK"
+# The environment variable that pins a process's clock: tests only, never production.
+TEST_CLOCK_VARIABLE = "GRIDWORK_TEST_CLOCK_START"
+# The machine's time at which that pinned clock read its start (tests only, optional).
+TEST_CLOCK_SINCE_VARIABLE = "GRIDWORK_TEST_CLOCK_SINCE"
 
 
 def utc_now() -> datetime:
@@ -66,6 +77,23 @@ class PinnedClock:
 
     def __repr__(self) -> str:
         return f"PinnedClock({self().isoformat()})"
+
+
+_process_clocks: dict[tuple[datetime, datetime | None], PinnedClock] = {}
+_process_clocks_lock = threading.Lock()
+
+
+def process_pinned_clock(start: datetime, since: datetime | None = None) -> PinnedClock:
+    """This process's one clock pinned at `start` (TEST_CLOCK_VARIABLE) when the machine's
+    time was `since` (TEST_CLOCK_SINCE_VARIABLE; None: when the first reader asked), running
+    on with real time: every reader in the process gets the same clock, and processes
+    given the same `since` agree."""
+    with _process_clocks_lock:
+        clock = _process_clocks.get((start, since))
+        if clock is None:
+            elapsed = utc_now() - since if since is not None else timedelta(0)
+            clock = _process_clocks[(start, since)] = PinnedClock(start + elapsed)
+        return clock
 
 
 def clock_from_config(config: Mapping) -> Clock:

@@ -11,14 +11,24 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import logging
 import os
 import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
+from datetime import datetime
 from urllib.parse import unquote, urlparse
 
 from gridwork_common import event_format
+from gridwork_common.clock import (
+    CLOCK_CONFIG_KEY,
+    TEST_CLOCK_SINCE_VARIABLE,
+    TEST_CLOCK_VARIABLE,
+    Clock,
+    process_pinned_clock,
+    utc_now,
+)
 
 NAMEKO_SETTINGS_KEY = "GRIDWORK_SETTINGS"
 
@@ -108,6 +118,31 @@ def _previous_keys(environ: Mapping[str, str], name: str, current: bytes) -> tup
     return tuple(keys)
 
 
+def _instant(environ: Mapping[str, str], name: str) -> datetime | None:
+    """An ISO 8601 instant with its UTC offset, or None when the variable is unset."""
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        instant = datetime.fromisoformat(raw)
+    except ValueError:
+        instant = None
+    if instant is None or instant.tzinfo is None:
+        raise ConfigError(
+            name, f"must be an ISO 8601 instant with its offset (2026-11-30T23:00:00Z), got {raw!r}"
+        )
+    return instant
+
+
+def _clock_since(environ: Mapping[str, str], start: datetime | None) -> datetime | None:
+    since = _instant(environ, TEST_CLOCK_SINCE_VARIABLE)
+    if since is not None and start is None:
+        raise ConfigError(
+            TEST_CLOCK_SINCE_VARIABLE, f"is only read with {TEST_CLOCK_VARIABLE}, which is unset"
+        )
+    return since
+
+
 def _flag(environ: Mapping[str, str], name: str, default: bool) -> bool:
     raw = environ.get(name, "true" if default else "false").strip().lower()
     if raw in ("1", "true", "yes", "on"):
@@ -169,6 +204,11 @@ class Settings:
     rabbitmq_management_url: str
     rabbitmq_management_user: str
     rabbitmq_management_password: str = field(repr=False)
+    # Tests of the whole stack only (GRIDWORK_TEST_CLOCK_START): the instant this process's
+    # clock starts at; None, the machine's clock, everywhere else. The pinned clock read it
+    # at the machine's time test_clock_since (GRIDWORK_TEST_CLOCK_SINCE; None: at start).
+    test_clock_start: datetime | None
+    test_clock_since: datetime | None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -249,6 +289,8 @@ class Settings:
             rabbitmq_management_password=_text(
                 env, "RABBITMQ_MANAGEMENT_PASSWORD", unquote(amqp.password or "guest")
             ),
+            test_clock_start=(test_clock_start := _instant(env, TEST_CLOCK_VARIABLE)),
+            test_clock_since=_clock_since(env, test_clock_start),
         )
 
     def database_name(self, service_name: str) -> str:
@@ -265,8 +307,18 @@ class Settings:
         """The CloudEvents `source` of everything a service publishes."""
         return f"/counties/{self.county_code}/{service_name}"
 
+    def clock(self) -> Clock:
+        """The clock that dates the county's work in this process: the machine's, or in a
+        test of the whole stack the process's clock pinned at GRIDWORK_TEST_CLOCK_START.
+        (What other programs judge by the machine's time keeps `utc_now`: see the gateway's
+        `create_app`.)"""
+        if self.test_clock_start is None:
+            return utc_now
+        return process_pinned_clock(self.test_clock_start, self.test_clock_since)
+
     def nameko_config(self) -> dict:
         """The config dict nameko containers and standalone proxies take."""
+        pinned = {} if self.test_clock_start is None else {CLOCK_CONFIG_KEY: self.clock()}
         return {
             "AMQP_URI": self.amqp_uri,
             "serializer": "json",  # RPC; events are published as CloudEvents
@@ -275,6 +327,7 @@ class Settings:
             "max_workers": self.max_workers,
             "HEARTBEAT": self.amqp_heartbeat_s,
             NAMEKO_SETTINGS_KEY: self,
+            **pinned,
         }
 
     def with_changes(self, **changes) -> Settings:
@@ -298,7 +351,23 @@ def settings_or_exit(exit_status: int = 1) -> Settings:
         sys.exit(exit_status)
 
 
-_VARIABLE_OF_FIELD = {"dev_mode": DEV_MODE_VARIABLE, "max_workers": "NAMEKO_MAX_WORKERS"}
+def warn_if_clock_pinned(settings: Settings) -> None:
+    """A process whose clock a test pinned says so loudly at start: production never sets
+    GRIDWORK_TEST_CLOCK_START, and dates from a pinned clock would be wrong there."""
+    if settings.test_clock_start is not None:
+        logging.getLogger("gridwork.config").warning(
+            "%s is set: this process's clock is pinned at %s (tests only, never production)",
+            TEST_CLOCK_VARIABLE,
+            settings.test_clock_start.isoformat(),
+        )
+
+
+_VARIABLE_OF_FIELD = {
+    "dev_mode": DEV_MODE_VARIABLE,
+    "max_workers": "NAMEKO_MAX_WORKERS",
+    "test_clock_start": TEST_CLOCK_VARIABLE,
+    "test_clock_since": TEST_CLOCK_SINCE_VARIABLE,
+}
 ENVIRONMENT_VARIABLES = tuple(
     _VARIABLE_OF_FIELD.get(f.name, f.name.upper()) for f in fields(Settings)
 )

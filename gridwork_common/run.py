@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from nameko.cli.run import run
 
-from gridwork_common.config import ConfigError, Settings, settings_or_exit
+from gridwork_common.config import ConfigError, Settings, settings_or_exit, warn_if_clock_pinned
 from gridwork_common.logs import configure_logging
 
 
@@ -20,6 +20,7 @@ def run_service(service_cls, check_settings: Callable[[Settings], object] | None
     cannot use stops the process with one line naming the setting."""
     settings = settings_or_exit()
     configure_logging(service_cls.name, settings.log_level)
+    warn_if_clock_pinned(settings)
     try:
         if check_settings is not None:
             check_settings(settings)

@@ -26,7 +26,7 @@ from kombu.mixins import ConsumerMixin
 
 from gridwork_common import event_format, logs
 from gridwork_common.clock import Clock, utc_now
-from gridwork_common.config import Settings, settings_or_exit
+from gridwork_common.config import Settings, settings_or_exit, warn_if_clock_pinned
 from gridwork_common.health import DOWN, UP, probe
 from gridwork_common.logs import configure_logging
 from gridwork_common.mongo import ping
@@ -111,10 +111,14 @@ class Deliveries:
         settings: Settings,
         clock: Clock = utc_now,
         jitter: Callable[[], float] = random.random,
+        system_clock: Clock | None = None,
     ):
+        """`clock` dates account activity; `system_clock` (by default the same) the
+        deliveries, whose signed timestamps receivers check by their own time (as in the
+        gateway's `create_app`)."""
         self.settings = settings
         self.clock = clock
-        self.webhooks = Webhooks(gateway_db(settings), clock, jitter)
+        self.webhooks = Webhooks(gateway_db(settings), system_clock or clock, jitter)
         self.stopping = threading.Event()
         self.intake: EventIntake | None = None
         self.threads: list[threading.Thread] = []
@@ -177,7 +181,8 @@ class Deliveries:
 def main() -> None:
     settings = settings_or_exit()
     configure_logging("webhooks", settings.log_level)
-    deliveries = Deliveries(settings)
+    warn_if_clock_pinned(settings)
+    deliveries = Deliveries(settings, clock=settings.clock(), system_clock=utc_now)
     signal.signal(signal.SIGTERM, lambda *_: deliveries.stop())
     deliveries.start()
     probes = probe_server(settings.metrics_port)

@@ -5,8 +5,8 @@ invalid is refused, undeclared methods answer 405 with `Allow`, and every respon
 matches the document. Each operation is called with a token of a demo user holding a
 role the operation requires.
 
-The processes read the machine's clock (devstack cannot pin it): nothing here depends
-on the date; every status a date could lead to is documented.
+The processes run on the stack's pinned clock (tests/stack.py); every status a date could
+lead to is documented all the same.
 
 Each kind of coverage case is sent once (OneCaseOfEachKind): 4,065 cases instead of
 6,649, with every check on every operation (docs/http-api.md)."""

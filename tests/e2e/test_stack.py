@@ -4,12 +4,15 @@ nameko's runner) and the gateway under gunicorn with two gthread workers."""
 import json
 import signal
 import time
+from datetime import datetime, timedelta
 
 import eventlet
 import pytest
 import requests
+from nameko.standalone.rpc import ClusterRpcProxy
 
 from devstack.processes import wait_until
+from gridwork_common.clock import TEST_CLOCK_VARIABLE
 from tests.conftest import settings_env
 from tests.stack import READYZ_TIMEOUT_S, SERVICES, running_stack
 
@@ -215,3 +218,17 @@ def test_a_report_over_real_http_reaches_its_grid_and_stays_in_scope(stack, infr
     )
     assert hidden.status_code == 404
     assert hidden.headers["Content-Type"].startswith("application/problem+json")
+
+
+def test_every_process_runs_on_the_pinned_clock_and_says_so(stack):
+    """Each process (services, webhook deliveries, gateway workers) warned at start that
+    its clock is pinned; a service's "now" is the stack's pinned clock's (all read the
+    pinned instant as of the same moment)."""
+    for name, process in stack["processes"].items():
+        assert f"{TEST_CLOCK_VARIABLE} is set" in process.logfile.read_text(), name
+    before = stack["clock"]()
+    with ClusterRpcProxy(stack["settings"].nameko_config(), timeout=10) as proxy:
+        now = datetime.fromisoformat(proxy.events.working_time_left([])["now"])
+    # Agreeing with the test's clock within a moment's drift, not the seconds between
+    # the processes' starts.
+    assert before - timedelta(seconds=1) <= now <= stack["clock"]() + timedelta(seconds=1)

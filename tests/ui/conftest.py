@@ -6,8 +6,9 @@ Every page a test opens fails the test on a console error, an uncaught exception
 Content-Security-Policy violation, unless the test allows that message
 (`console.allow(pattern)`, e.g. the 404 of an error page it opens on purpose).
 
-The processes read the machine's clock (devstack cannot pin it), so nothing here may
-depend on today's date: assert on what the seed made, never on month-specific content.
+Every process of the stack, and the browser, runs on a clock pinned at the stack's instant
+(tests/stack.py STACK_PINNED_AT: the first morning of a month in China, still the previous
+month in UTC); a test dates what it sends by `ui_stack["clock"]`, never by the machine's.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 import pytest
 from axe_playwright_python.sync_playwright import Axe
 from eventlet import patcher
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
 from devstack.demo import DEMO_PASSWORD, demo_users, seed
 from services.population.demo import demo_territory
@@ -141,13 +142,27 @@ def pytest_runtest_call(item):
             )
 
 
+def pinned_context(browser: Browser, stack: dict, **options) -> BrowserContext:
+    """A new browser context whose clock (`Date`, timers) is the stack's: it starts at the
+    stack's pinned clock (the services' time) and runs on in real time, so what the
+    browser dates "now" is the services' now."""
+    context = browser.new_context(**options)
+    context.clock.install(time=stack["clock"]())
+    return context
+
+
 @pytest.fixture
-def page(browser, viewport, console) -> Page:
-    """A fresh browser context (no cookies) at each size; fails the test on console
-    errors, page errors and CSP violations."""
+def page(browser, viewport, console, ui_stack) -> Page:
+    """A fresh browser context (no cookies) at each size, its clock (`Date`, timers) the
+    stack's pinned clock; fails the test on console errors, page errors and CSP
+    violations."""
     width, height = VIEWPORTS[viewport]
-    context = browser.new_context(
-        viewport={"width": width, "height": height}, locale="zh-CN", timezone_id="Asia/Shanghai"
+    context = pinned_context(
+        browser,
+        ui_stack,
+        viewport={"width": width, "height": height},
+        locale="zh-CN",
+        timezone_id="Asia/Shanghai",
     )
     context.add_init_script(CSP_LISTENER)
     opened = context.new_page()

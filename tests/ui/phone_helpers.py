@@ -10,17 +10,20 @@ from contextlib import contextmanager
 import requests
 from PIL import Image
 
-from tests.ui.conftest import CSP_LISTENER, VIEWPORTS, Console
+from tests.ui.conftest import CSP_LISTENER, VIEWPORTS, Console, pinned_context
 
 PHONE = {"width": 390, "height": 844}
 TIMEOUT_MS = 30_000
 
 
 @contextmanager
-def phone_page(browser, console: Console, position: list[float]):
-    """A fresh phone (390 by 844 px, touch, mobile) that may use its GPS, at `position`
-    ([lon, lat]); console errors and CSP violations are collected in `console`."""
-    context = browser.new_context(
+def phone_page(browser, console: Console, stack: dict, position: list[float]):
+    """A fresh phone (390 by 844 px, touch, mobile) on the stack's clock that may use its
+    GPS, at `position` ([lon, lat]); console errors and CSP violations are collected in
+    `console`."""
+    context = pinned_context(
+        browser,
+        stack,
         viewport=PHONE,
         device_scale_factor=2,
         is_mobile=True,
@@ -35,11 +38,16 @@ def phone_page(browser, console: Console, position: list[float]):
 
 
 @contextmanager
-def desktop_page(browser, console: Console):
-    """A fresh desktop browser (the command centre's screen), watched like the phone."""
+def desktop_page(browser, console: Console, stack: dict):
+    """A fresh desktop browser (the command centre's screen) on the stack's clock, watched
+    like the phone."""
     width, height = VIEWPORTS["desktop"]
-    context = browser.new_context(
-        viewport={"width": width, "height": height}, locale="zh-CN", timezone_id="Asia/Shanghai"
+    context = pinned_context(
+        browser,
+        stack,
+        viewport={"width": width, "height": height},
+        locale="zh-CN",
+        timezone_id="Asia/Shanghai",
     )
     with watched_page(context, console) as page:
         yield page

@@ -18,7 +18,7 @@ from kombu import Connection, Exchange, Producer
 
 from devstack.processes import wait_until
 from gridwork_common.events import new_event
-from tests.ui.conftest import assert_accessible, screenshot, sign_in
+from tests.ui.conftest import assert_accessible, pinned_context, screenshot, sign_in
 
 pytestmark = pytest.mark.ui
 
@@ -291,7 +291,7 @@ def test_the_administrator_creates_a_user_who_can_sign_in(page, ui_stack, browse
     assert "综治中心操作员" in row.inner_text() and village in row.inner_text()
     screenshot(page, "admin-users")
 
-    other = browser.new_context(locale="zh-CN")
+    other = pinned_context(browser, ui_stack, locale="zh-CN")
     try:
         newcomer = other.new_page()
         sign_in(newcomer, ui_stack, username, "a-long-password-1")

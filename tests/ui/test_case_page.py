@@ -14,7 +14,14 @@ from PIL import Image
 
 from devstack.processes import wait_until
 from gridwork_common.clock import CHINA_TIME
-from tests.ui.conftest import CSP_LISTENER, VIEWPORTS, assert_accessible, screenshot, sign_in
+from tests.ui.conftest import (
+    CSP_LISTENER,
+    VIEWPORTS,
+    assert_accessible,
+    pinned_context,
+    screenshot,
+    sign_in,
+)
 
 pytestmark = pytest.mark.ui
 
@@ -327,8 +334,12 @@ def test_a_stale_version_is_shown_not_overwritten(page, ui_stack, browser, conso
     grid = ui_stack["users"]["grid-worker"][1]
     case = report(ui_stack, "grid-worker", "并发：占道经营", location=grid_centre(ui_stack, grid))
     width, height = VIEWPORTS["desktop"]
-    other_context = browser.new_context(
-        viewport={"width": width, "height": height}, locale="zh-CN", timezone_id="Asia/Shanghai"
+    other_context = pinned_context(
+        browser,
+        ui_stack,
+        viewport={"width": width, "height": height},
+        locale="zh-CN",
+        timezone_id="Asia/Shanghai",
     )
     other_context.add_init_script(CSP_LISTENER)
     other = other_context.new_page()

@@ -7,7 +7,6 @@ drawn on a canvas, every answer under a byte budget; clicking a grid shows its p
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime
 
 import pytest
 from nameko.standalone.rpc import ClusterRpcProxy
@@ -92,7 +91,7 @@ def centre(township: int, village: int, grid: int) -> tuple[float, float]:
     return WEST + (x + 0.5) * CELL, SOUTH + (y + 0.5) * CELL
 
 
-def store_territory(settings, collection: dict) -> None:
+def store_territory(settings, collection: dict, clock) -> None:
     """The county's nodes written straight into the population service's territory
     collection, as its import stores them (the same validated documents), and the
     territory version raised as an import raises it. The real import (validation, the
@@ -108,7 +107,7 @@ def store_territory(settings, collection: dict) -> None:
         db[population_store.TERRITORY].bulk_write(
             [ReplaceOne({"_id": n.code}, n.document(), upsert=True) for n in nodes]
         )
-        OutlineStore(db).territory_changed(datetime.now(UTC))
+        OutlineStore(db).territory_changed(clock())
     finally:
         client.close()
 
@@ -118,7 +117,7 @@ def county(ui_stack):
     """The county stored once for the module, its outlines built at every zoom, a roster
     on one grid, and its centre's operator."""
     settings = ui_stack["settings"]
-    store_territory(settings, big_county())
+    store_territory(settings, big_county(), ui_stack["clock"])
     admin = CallerContext(user_id="map-scale-test", roles=("admin",), scope=COUNTY)
     grid = f"{COUNTY}003007012"
     staff = [

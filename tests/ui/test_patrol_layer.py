@@ -6,7 +6,7 @@ tests/integration/gateway/test_scope_leaks.py tries /patrol-tracks from outside.
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 import requests
@@ -24,8 +24,8 @@ def walk_patrol(stack: dict, grid: str) -> str:
     headers = api_headers(stack, "grid-worker")
     gateway = f"{stack['gateway']}/api/v1/patrols"
     patrol_id = str(uuid.uuid4())
-    # the stack's services run on the machine's clock: a patrol of the last half hour
-    started = datetime.now(UTC) - timedelta(minutes=30)
+    # a patrol of the last half hour, by the stack's pinned clock
+    started = stack["clock"]() - timedelta(minutes=30)
     lon, lat = centre_of(stack, grid)
     points = [
         {

@@ -64,10 +64,10 @@ def test_made_offline_is_sent_once_when_back_online(browser, ui_stack, console):
     description = f"手机离线上报：井盖缺失 {uuid.uuid4().hex[:6]}"
     notes = f"走访：老人身体健康 {uuid.uuid4().hex[:6]}"
     patrols_before = my_patrols(ui_stack)
-    scored_before = {"period": this_month(), **patrol_score(ui_stack, this_month())}
+    scored_before = {"period": this_month(ui_stack), **patrol_score(ui_stack, this_month(ui_stack))}
     console.allow(OFFLINE)
 
-    with phone_page(browser, console, centre) as page:
+    with phone_page(browser, console, ui_stack, centre) as page:
         sign_in(page, ui_stack, "grid-worker")
         open_app(page, ui_stack)
         visit_row = page.locator("#visits-list li", has_text="独居老人").filter(
@@ -194,7 +194,7 @@ def test_made_offline_is_sent_once_when_back_online(browser, ui_stack, console):
     # case page, its committee handles it, and the worker verifies it on the phone.
     dispatched = dispatch_on_case_page(browser, console, ui_stack, case)
     handle(ui_stack, dispatched)
-    with phone_page(browser, console, centre) as page:
+    with phone_page(browser, console, ui_stack, centre) as page:
         sign_in(page, ui_stack, "grid-worker")
         open_app(page, ui_stack)
         row = page.locator("#verify-list li", has_text=description)
@@ -210,7 +210,7 @@ def dispatch_on_case_page(browser, console, stack: dict, case: dict) -> dict:
     """The village centre accepts, registers and dispatches the case to its committee
     from the case page, in a desktop browser; the case as the API then has it."""
     committee = f"{stack['users']['village-centre'][1]}-committee"
-    with desktop_page(browser, console) as page:
+    with desktop_page(browser, console, stack) as page:
         page.on("dialog", lambda dialog: dialog.accept())
         sign_in(page, stack, "village-centre")
         page.goto(case_url(stack, case["id"]))
@@ -231,9 +231,9 @@ def my_patrols(stack: dict) -> dict[str, dict]:
     return {patrol["id"]: patrol for patrol in answer["items"]}
 
 
-def this_month() -> str:
-    """The month in China by the stack's own clock (the machine's: devstack cannot pin it)."""
-    return china_today().strftime("%Y-%m")
+def this_month(stack: dict) -> str:
+    """The month in China by the stack's pinned clock."""
+    return china_today(stack["clock"]).strftime("%Y-%m")
 
 
 def month_of(instant: str) -> str:
@@ -260,7 +260,7 @@ def test_a_refused_report_says_why_and_can_be_corrected(browser, ui_stack, conso
     console.allow(OFFLINE)
     console.allow(r"status of 422")  # the refusal this test causes
 
-    with phone_page(browser, console, far_away) as page:
+    with phone_page(browser, console, ui_stack, far_away) as page:
         sign_in(page, ui_stack, "grid-worker")
         open_app(page, ui_stack)
         go(page, "report")  # the catalogue and grids are kept for offline use
@@ -307,7 +307,7 @@ def test_the_worker_verifies_a_handled_case_on_the_phone(browser, ui_stack, cons
     description = f"待核查：垃圾清运 {uuid.uuid4().hex[:6]}"
     case = handled_case(ui_stack, description)
 
-    with phone_page(browser, console, grid_centre(ui_stack, grid)) as page:
+    with phone_page(browser, console, ui_stack, grid_centre(ui_stack, grid)) as page:
         sign_in(page, ui_stack, "grid-worker")
         open_app(page, ui_stack)
         row = page.locator("#verify-list li", has_text=description)
@@ -349,7 +349,7 @@ def test_the_worker_verifies_a_handled_case_on_the_phone(browser, ui_stack, cons
 
 def test_the_first_load_is_light_and_the_screens_accessible(browser, ui_stack, console):
     grid = ui_stack["users"]["grid-worker"][1]
-    with phone_page(browser, console, grid_centre(ui_stack, grid)) as page:
+    with phone_page(browser, console, ui_stack, grid_centre(ui_stack, grid)) as page:
         sign_in(page, ui_stack, "grid-worker")
         loaded = []
         page.on("response", lambda response: loaded.append(response))

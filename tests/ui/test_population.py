@@ -9,7 +9,6 @@ import csv
 import io
 import re
 import uuid
-from datetime import UTC, datetime
 
 import pytest
 import requests
@@ -225,7 +224,7 @@ def test_special_groups_show_this_months_visit_status(page, ui_stack):
             "/visits",
             {
                 "membership_id": visited_membership,
-                "at": datetime.now(UTC).isoformat(),
+                "at": ui_stack["clock"]().isoformat(),
                 "location": {"type": "Point", "coordinates": point},
                 "notes": "界面测试走访",
             },

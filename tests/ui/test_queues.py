@@ -11,7 +11,7 @@ import io
 import re
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pytest
 import requests
@@ -258,7 +258,7 @@ def test_each_row_shows_its_deadline_status_in_colour_and_words(ui_stack, api):
     on_time, due_soon, late = (api.report(description=f"时限 {n}") for n in range(3))
     # Test setup: pretend time passed (the events database, as tests/integration/events
     # does): past the stage's 80 % warning for one case, past its deadline for another.
-    now = datetime.now(UTC)
+    now = ui_stack["clock"]()
     settings = ui_stack["settings"]
     client = new_client(settings, app_name="gridwork-tests")
     try:

@@ -2,10 +2,12 @@ import base64
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from gridwork_common.clock import CLOCK_CONFIG_KEY, utc_now
 from gridwork_common.config import ENVIRONMENT_VARIABLES, ConfigError, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -93,6 +95,9 @@ def test_each_service_gets_its_own_database_and_event_source():
         ("LOGIN_LIMIT_PER_USER", "0", "at least 1"),
         ("OPEN311_LIMIT_PER_MINUTE", "many", "integer"),
         ("GRIDWORK_DEV_MODE", "sometimes", "true or false"),
+        ("GRIDWORK_TEST_CLOCK_START", "end of November", "ISO 8601 instant"),
+        ("GRIDWORK_TEST_CLOCK_START", "2026-11-30T23:00:00", "with its offset"),
+        ("GRIDWORK_TEST_CLOCK_SINCE", "2026-12-01T07:00:00Z", "GRIDWORK_TEST_CLOCK_START"),
     ],
 )
 def test_bad_values_are_refused_naming_the_variable(variable, value, message):
@@ -234,3 +239,42 @@ def test_previous_keys_are_optional_lists_of_other_keys():
     assert same.value.variable == "PII_INDEX_KEYS_PREVIOUS"
     with pytest.raises(ConfigError, match="32 bytes"):
         Settings.from_env({**DEV, "PII_ENCRYPTION_KEYS_PREVIOUS": "c2hvcnQ="})
+
+
+def test_the_test_clock_setting_pins_one_clock_per_process_and_is_unset_by_default():
+    assert Settings.from_env(DEV).test_clock_start is None
+    assert Settings.from_env(DEV).clock() is utc_now
+    assert CLOCK_CONFIG_KEY not in Settings.from_env(DEV).nameko_config()
+    pinned = {**DEV, "GRIDWORK_TEST_CLOCK_START": "2026-12-01T07:00:00+08:00"}
+    settings = Settings.from_env(pinned)
+    assert settings.test_clock_start == datetime(2026, 11, 30, 23, 0, tzinfo=UTC)
+    clock = settings.clock()
+    # Every reader in the process shares it: settings read again, the nameko config.
+    assert Settings.from_env(pinned).clock() is clock
+    assert settings.nameko_config()[CLOCK_CONFIG_KEY] is clock
+    assert timedelta(0) <= clock() - settings.test_clock_start < timedelta(minutes=5)
+
+    # Read as of a moment an hour ago (another process's start): an hour on from the pin.
+    since = datetime.now(UTC) - timedelta(hours=1)
+    earlier = Settings.from_env({**pinned, "GRIDWORK_TEST_CLOCK_SINCE": since.isoformat()})
+    elapsed = earlier.clock()() - earlier.test_clock_start
+    assert timedelta(hours=1) <= elapsed < timedelta(hours=1, minutes=5)
+
+
+def test_a_service_with_an_unusable_test_clock_refuses_to_start_naming_the_setting():
+    finished = subprocess.run(
+        [sys.executable, "-m", "services.events"],
+        cwd=ROOT,
+        env={
+            **os.environ,
+            **DEV,
+            "GRIDWORK_TEST_CLOCK_START": "last evening of November",
+            "AMQP_URI": "amqp://guest:guest@127.0.0.1:1/",  # never reached
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert finished.returncode != 0
+    assert "refusing to start: GRIDWORK_TEST_CLOCK_START: must be an ISO 8601" in finished.stderr
+    assert "Traceback" not in finished.stderr
