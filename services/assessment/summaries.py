@@ -46,18 +46,13 @@ from services.assessment.patrol_facts import patrol_counts
 
 def record(db: Database, facts: Iterable[Mapping]) -> int:
     """Store the facts not stored before and fold them into the summaries: the facts and
-    their change records in one transaction; the periods earlier batches made due
-    (enough folded into them, or passed: `summary_changes.folded`) merged into the
-    summaries meanwhile, in another thread, and waited for; how many were new."""
+    their change records in one transaction, merged into the summaries once enough facts
+    were folded into a period (`summary_changes.folded`); how many were new."""
     unique: dict = {}
     for fact in facts:
         unique.setdefault(fact["_id"], fact)  # a fact twice in a batch: the first counts
     batch = list(unique.values())
-    with (
-        _folding(db),
-        summary_changes.no_cyclic_collection(),
-        summary_changes.merging_due(db),  # what earlier batches made due, meanwhile
-    ):
+    with _folding(db), summary_changes.no_cyclic_collection():
         recorded, written = _record_retrying(db, batch)
     summary_changes.folded(db, recorded, written)
     return recorded

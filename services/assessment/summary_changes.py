@@ -13,22 +13,18 @@ pending or merged, never both nor neither."""
 
 from __future__ import annotations
 
-import functools
 import gc
 import random
-import re
 import threading
 import time
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
-from datetime import date
 from typing import TypeVar
 
 from pymongo.client_session import ClientSession
 from pymongo.database import Database
 from pymongo.errors import ConnectionFailure, DuplicateKeyError, OperationFailure, PyMongoError
 
-from gridwork_common.errors import InvalidInput
 from services.assessment import store
 from services.assessment.domain.change_records import Totals, periods_of_record, records_of
 from services.assessment.domain.periods import Period
@@ -45,9 +41,6 @@ PAUSE_S = 0.002
 # written to the summaries once for tens of thousands of facts, a day about once.
 MERGE_AFTER_FACTS = 100_000
 MERGE_AFTER_RECORDS = 48
-# ... and once the batches have moved past it (a day, or a week, ended before the
-# earliest day a batch wrote to), rather than with whatever is pending at the end.
-MERGE_PASSED_PERIODS = True
 RECORDS_PER_MERGE = 64  # records of a period merged per transaction (a bounded transaction)
 UPDATES_PER_COMMAND = 5000
 WRITE_CONFLICT = 112
@@ -121,76 +114,24 @@ def write(db: Database, changes: Changes, session: ClientSession) -> dict[str, i
     return written
 
 
-# per client, per period: [facts, records] this process folded since it last merged it;
-# and the periods due to be merged (while the next batch folds)
+# per client, per period: [facts, records] this process folded since it last merged it
 _UNMERGED: dict[int, dict[str, list[int]]] = {}
-_DUE: dict[int, set[str]] = {}
 _MERGING: dict[int, threading.Lock] = {}
 
 
-def folded(db: Database, facts: int, written: dict[str, int]) -> None:
-    """Count what this process folded into each period; the periods where enough was, and
-    those the batches have moved past (ended before the earliest day this batch wrote
-    to: a day, or a week, closed for new facts in the normal flow), are due, merged
-    while the next batch folds (`merging_due`) or on the service's timer. Late facts
-    still go through records, so nothing depends on a period being closed."""
+def folded(db: Database, facts: int, written: dict[str, int]) -> int:
+    """Count what this process folded into each period; merge the periods where enough
+    was: how many records were merged (0 when none is due, or when a merge of this
+    process is under way)."""
     unmerged = _UNMERGED.setdefault(id(db.client), {})
-    due = _DUE.setdefault(id(db.client), set())
+    due = []
     for period, records in written.items():
         counted = unmerged.setdefault(period, [0, 0])
         counted[0] += facts
         counted[1] += records
         if counted[0] >= MERGE_AFTER_FACTS or counted[1] >= MERGE_AFTER_RECORDS:
-            due.add(period)
-    days = [_bounds(period) for period in written if DAY.fullmatch(period)]
-    earliest = min((bounds[0] for bounds in days if bounds), default=None)
-    if earliest is not None and MERGE_PASSED_PERIODS:
-        for period in unmerged:
-            bounds = _bounds(period)
-            if period not in written and bounds and bounds[1] < earliest:
-                due.add(period)
-
-
-DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
-
-
-@functools.lru_cache(maxsize=4096)
-def _bounds(period: str) -> tuple[date, date] | None:
-    try:
-        parsed = Period.parse(period)
-    except InvalidInput:  # not a period this process can place: merged on the timer
-        return None
-    return parsed.first, parsed.last
-
-
-@contextmanager
-def merging_due(db: Database) -> Iterator[None]:
-    """The periods due merged in another thread (a green thread in the services) while
-    the caller folds its batch: the merge's work in mongod overlaps the fold's Python.
-    Waited for on leaving; its failure raised then (the records stay pending, merged
-    later: a merge is all or nothing per transaction)."""
-    due = _DUE.get(id(db.client))
-    if not due:
-        yield
-        return
-    periods = sorted(due)
-    due.clear()
-    failed: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            merge(db, periods)
-        except BaseException as exc:  # raised in the caller, below
-            failed.append(exc)
-
-    thread = threading.Thread(target=run, name="merge-due", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        thread.join()
-    if failed:
-        raise failed[0]
+            due.append(period)
+    return merge(db, due) if due else 0
 
 
 # ---------------------------------------------------------------------------- merging
@@ -207,7 +148,6 @@ def merge(db: Database, periods: Collection[str] | None = None) -> int:
         if periods is None:
             periods = db[store.CHANGES].distinct("period")
             unmerged.clear()
-            _DUE.setdefault(id(db.client), set()).clear()
         merged = 0
         for period in periods:
             unmerged.pop(period, None)

@@ -21,7 +21,6 @@ def merged_only_when_asked(monkeypatch):
     """No merge after so many facts: each test says when records are merged."""
     monkeypatch.setattr(summary_changes, "MERGE_AFTER_FACTS", 10**9)
     monkeypatch.setattr(summary_changes, "MERGE_AFTER_RECORDS", 10**9)
-    monkeypatch.setattr(summary_changes, "MERGE_PASSED_PERIODS", False)
 
 
 def _record_in_batches(db, payloads, size=60) -> int:
@@ -131,28 +130,5 @@ def test_two_replicas_merging_at_once_apply_each_record_once(db, settings):
         client.close()
     assert not failures
     assert sum(merged) == pending
-    assert summary_changes.pending_records(db) == 0
-    assert_as_defined(db, list(db[store.FACTS].find()))
-
-
-def test_a_passed_day_is_merged_while_the_next_batch_folds(db, monkeypatch):
-    """Once a batch writes only to later days, the earlier days' records are due: merged
-    (in another thread) while the next batch folds, and waited for; the board counts
-    the same throughout."""
-    monkeypatch.setattr(summary_changes, "MERGE_PASSED_PERIODS", True)
-    made = [facts.fact_from_event(p) for p in generated_events(seed=27, cases=150)]
-    days = sorted({fact["day"] for fact in made})
-    assert len(days) >= 3
-    first = [fact for fact in made if fact["day"] == days[0]]
-    later = [fact for fact in made if fact["day"] == days[-1]]
-    summaries.record(db, first)
-    summaries.record(db, later)  # passes the first day: it is due
-    assert db[store.SUMMARIES].count_documents({"period": days[0]}) == 0  # not yet merged
-    rest = [fact for fact in made if fact["day"] not in (days[0], days[-1])]
-    summaries.record(db, rest)  # the first day merged meanwhile
-    assert db[store.SUMMARIES].count_documents({"period": days[0]}) > 0
-    assert db[store.CHANGES].count_documents({"period": days[0]}) == 0
-    assert_as_defined(db, list(db[store.FACTS].find()))
-    summaries.merge(db)
     assert summary_changes.pending_records(db) == 0
     assert_as_defined(db, list(db[store.FACTS].find()))
