@@ -57,8 +57,9 @@ class PinnedClock:
     time (a monotonic counter), so things done one after another still get increasing
     times. `set` moves it to another instant, `advance` forwards it."""
 
-    def __init__(self, start: datetime):
+    def __init__(self, start: datetime, monotonic: Callable[[], float] = time.monotonic):
         self._lock = threading.Lock()
+        self._monotonic = monotonic  # seconds elapsed, as time.monotonic counts them
         self.set(start)
 
     def set(self, instant: datetime) -> None:
@@ -66,14 +67,14 @@ class PinnedClock:
             raise ValueError("a pinned clock needs an aware datetime")
         with self._lock:
             self._start = instant.astimezone(UTC)
-            self._origin = time.monotonic()
+            self._origin = self._monotonic()
 
     def advance(self, delta: timedelta) -> None:
         self.set(self() + delta)
 
     def __call__(self) -> datetime:
         with self._lock:
-            return self._start + timedelta(seconds=time.monotonic() - self._origin)
+            return self._start + timedelta(seconds=self._monotonic() - self._origin)
 
     def __repr__(self) -> str:
         return f"PinnedClock({self().isoformat()})"
@@ -91,9 +92,20 @@ def process_pinned_clock(start: datetime, since: datetime | None = None) -> Pinn
     with _process_clocks_lock:
         clock = _process_clocks.get((start, since))
         if clock is None:
-            elapsed = utc_now() - since if since is not None else timedelta(0)
-            clock = _process_clocks[(start, since)] = PinnedClock(start + elapsed)
+            clock = _process_clocks[(start, since)] = pinned_clock_since(start, since)
         return clock
+
+
+def pinned_clock_since(
+    start: datetime,
+    since: datetime | None,
+    machine_clock: Clock = utc_now,
+    monotonic: Callable[[], float] = time.monotonic,
+) -> PinnedClock:
+    """A clock that read `start` when `machine_clock` read `since` (None: now), running on
+    by `monotonic`."""
+    elapsed = machine_clock() - since if since is not None else timedelta(0)
+    return PinnedClock(start + elapsed, monotonic)
 
 
 def clock_from_config(config: Mapping) -> Clock:

@@ -21,7 +21,7 @@ from devstack.stack import service_processes
 from gridwork_common.clock import (
     TEST_CLOCK_SINCE_VARIABLE,
     TEST_CLOCK_VARIABLE,
-    PinnedClock,
+    pinned_clock_since,
     utc_now,
 )
 from gridwork_common.config import Settings
@@ -49,7 +49,7 @@ def running_stack(
     /readyz, yield what tests use, stop all."""
     # Every process, and the test, reads the pinned instant as having been at this moment.
     since = utc_now()
-    clock = PinnedClock(pinned_at)
+    clock = pinned_clock_since(pinned_at, since)  # as each process builds its own
     env = {
         **env,
         TEST_CLOCK_VARIABLE: pinned_at.isoformat(),

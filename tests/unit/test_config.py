@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from gridwork_common.clock import CLOCK_CONFIG_KEY, utc_now
+from gridwork_common.clock import CLOCK_CONFIG_KEY, pinned_clock_since, utc_now
 from gridwork_common.config import ENVIRONMENT_VARIABLES, ConfigError, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -252,13 +252,26 @@ def test_the_test_clock_setting_pins_one_clock_per_process_and_is_unset_by_defau
     # Every reader in the process shares it: settings read again, the nameko config.
     assert Settings.from_env(pinned).clock() is clock
     assert settings.nameko_config()[CLOCK_CONFIG_KEY] is clock
-    assert timedelta(0) <= clock() - settings.test_clock_start < timedelta(minutes=5)
+    assert clock() >= settings.test_clock_start
+    since = "2026-12-01T09:00:00+00:00"
+    earlier = Settings.from_env({**pinned, "GRIDWORK_TEST_CLOCK_SINCE": since})
+    assert earlier.test_clock_since == datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 
-    # Read as of a moment an hour ago (another process's start): an hour on from the pin.
-    since = datetime.now(UTC) - timedelta(hours=1)
-    earlier = Settings.from_env({**pinned, "GRIDWORK_TEST_CLOCK_SINCE": since.isoformat()})
-    elapsed = earlier.clock()() - earlier.test_clock_start
-    assert timedelta(hours=1) <= elapsed < timedelta(hours=1, minutes=5)
+
+def test_a_clock_pinned_since_an_earlier_moment_has_run_on_from_it():
+    # Another process pinned the start when the machine read 09:00; this one reads the
+    # machine at 10:00: its clock is an hour on from the pin, then runs by `monotonic`.
+    start = datetime(2026, 11, 30, 23, 0, tzinfo=UTC)
+    since = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+    ticks = [100.0]
+    clock = pinned_clock_since(
+        start, since, machine_clock=lambda: since + timedelta(hours=1), monotonic=lambda: ticks[0]
+    )
+    assert clock() == start + timedelta(hours=1)
+    ticks[0] += 5.0
+    assert clock() == start + timedelta(hours=1, seconds=5)
+    unset = pinned_clock_since(start, None, monotonic=lambda: ticks[0])
+    assert unset() == start
 
 
 def test_a_service_with_an_unusable_test_clock_refuses_to_start_naming_the_setting():
