@@ -117,6 +117,23 @@ MIXED_ERRORS = [
 ]
 
 
+def left_by_a_dead_replica(population_db, clock, job_id: str, counted: dict, checkpoint: int):
+    """The job as a replica that died leaves it: running, its lease run out, with the
+    counts and rows of its last checkpoint."""
+    population_db.import_jobs.update_one(
+        {"_id": job_id},
+        {
+            "$set": {
+                "status": "running",
+                "lease_until": clock() - timedelta(minutes=1),
+                "lease_owner": "a replica that died",
+                "counts": counted,
+                "checkpoint_rows": checkpoint,
+            }
+        },
+    )
+
+
 def resident_versions(population_db) -> dict[str, int]:
     return {doc["_id"]: doc["version"] for doc in population_db.residents.find({}, {"version": 1})}
 
@@ -396,17 +413,8 @@ def test_a_job_whose_worker_died_is_run_again_after_its_lease(county, population
     # The worker died before its first checkpoint: the job stays "running" and its lease
     # has run out. (Taken over after a checkpoint, it resumes there: the fault suite's
     # large-import scenario, tests/integration/faults/test_nothing_lost.py.)
-    population_db.import_jobs.update_one(
-        {"_id": first["id"]},
-        {
-            "$set": {
-                "status": "running",
-                "lease_until": clock() - timedelta(minutes=1),
-                "lease_owner": "a replica that died",
-                "counts": counts(rows=3, created=2, failed=1),
-                "checkpoint_rows": 0,
-            }
-        },
+    left_by_a_dead_replica(
+        population_db, clock, first["id"], counts(rows=3, created=2, failed=1), 0
     )
     rerun = wait_for_job(county, first["id"], finished_after=first["finished_at"])
     assert rerun["status"] == "finished"
@@ -439,17 +447,8 @@ def test_a_job_taken_over_after_a_checkpoint_resumes_with_the_next_batch(
     first = run_import(county, csv_bytes(MIXED_ROWS))
     # Put the job back as a replica that died after its second checkpoint left it: rows
     # 2-5 (four data rows) written with their one error, nothing after them.
-    population_db.import_jobs.update_one(
-        {"_id": first["id"]},
-        {
-            "$set": {
-                "status": "running",
-                "lease_until": clock() - timedelta(minutes=1),
-                "lease_owner": "a replica that died",
-                "counts": counts(rows=4, created=3, failed=1),
-                "checkpoint_rows": 4,
-            }
-        },
+    left_by_a_dead_replica(
+        population_db, clock, first["id"], counts(rows=4, created=3, failed=1), 4
     )
     population_db.import_errors.delete_many({"job_id": first["id"], "row": {"$gt": 5}})
     rerun = wait_for_job(county, first["id"], finished_after=first["finished_at"])
