@@ -16,9 +16,11 @@ resident records, logins and actions, and each grid's visit obligations.
   service's own path (`summaries.record`: facts stored once, cases updated and the
   subjects' changes written as change records, one transaction; a period's records
   merged into the summaries every `MERGE_AFTER_FACTS` facts or `MERGE_AFTER_RECORDS`
-  records), timed until the last pending record is merged, and the same batch inserted
-  raw (`insert_many` into a collection with the facts' indexes); CPU seconds of each
-  side, and the month's indicators read with the last records pending and once merged.
+  records, in the background beside the next batch's fold), timed until the last
+  pending record is merged; then, once every merge is done, the same batches inserted
+  raw (`insert_many` into a collection with the facts' indexes); the batches are made
+  before either is timed; CPU seconds of each side, and the month's indicators read
+  with the last records pending and once merged.
   Also, on a sample of another month, the rate of one fact a transaction (the event
   handlers' path before they took deliveries in batches), and, at the end, the event
   handlers' path itself: the sample published as CloudEvents to RabbitMQ and folded
@@ -227,12 +229,12 @@ def _stage(action: str) -> int:
 # ---------------------------------------------------------------------------- loading
 def ingest(db, maker: FactMaker, total: int, size: int, raw=None, cpu=None, read=None) -> dict:
     """Every batch folded into the summaries (timed: the facts and their change records
-    written, and the merges into the summaries that `summaries.record` makes every
-    `MERGE_AFTER_FACTS` facts, then the last merge of whatever is still pending, so the
-    time runs until every fact is in the summaries), and inserted raw (timed) when a raw
-    collection is given; with a `cpu` meter, the CPU seconds of each side; with a `read`
-    (untimed here), its seconds with the records still pending and once merged. Returns
-    seconds and counts."""
+    written, and the merges into the summaries that `summaries.record` starts in the
+    background every `MERGE_AFTER_FACTS` facts, then the last merge of whatever is still
+    pending, which waits for those, so the time runs until every fact is in the
+    summaries), then inserted raw (timed) when a raw collection is given; with a `cpu`
+    meter, the CPU seconds of each side; with a `read` (untimed here), its seconds with
+    the records still pending and once merged. Returns seconds and counts."""
     folded_s = raw_s = 0.0
     facts = 0
     folded_cpu: dict = {}
@@ -243,18 +245,15 @@ def ingest(db, maker: FactMaker, total: int, size: int, raw=None, cpu=None, read
             for name, value in cpu.since(before).items():
                 into[name] = into.get(name, 0.0) + value
 
-    for batch in maker.batches(total, size):
+    # made before the timing: a merge runs in the background beside the next batch's fold,
+    # and must not run hidden in the making of a batch
+    batches = list(maker.batches(total, size))
+    for batch in batches:
         before = cpu.snapshot() if cpu is not None else None
         started = time.perf_counter()
         facts += summaries.record(db, batch)
         folded_s += time.perf_counter() - started
         add(folded_cpu, before)
-        if raw is not None:
-            before = cpu.snapshot() if cpu is not None else None
-            started = time.perf_counter()
-            raw.insert_many(batch, ordered=False)
-            raw_s += time.perf_counter() - started
-            add(raw_cpu, before)
     pending = summary_changes.pending_records(db)  # not timed: a count for the printout
     read_pending_s = timed(read, times=1)[0][0] if read is not None else None
     before = cpu.snapshot() if cpu is not None else None
@@ -265,6 +264,14 @@ def ingest(db, maker: FactMaker, total: int, size: int, raw=None, cpu=None, read
     add(folded_cpu, before)
     assert summary_changes.pending_records(db) == 0, "records left unmerged"
     read_merged_s = timed(read, times=1)[0][0] if read is not None else None
+    if raw is not None:
+        # raw, once the fold and its merges are done: no merge runs beside the inserts
+        for batch in batches:
+            before = cpu.snapshot() if cpu is not None else None
+            started = time.perf_counter()
+            raw.insert_many(batch, ordered=False)
+            raw_s += time.perf_counter() - started
+            add(raw_cpu, before)
     return {
         "facts": facts,
         "folded_s": folded_s,

@@ -6,8 +6,9 @@ not merged yet.
 A batch of facts is one transaction: the facts are inserted, the states of their cases
 read and written back, and what the batch adds to the subjects' summaries written as a
 few change records, one per period (`summary_changes.py`); once enough were folded
-into a period (and on the service's timer) its pending records are merged into the
-summaries (`$inc`, `$addToSet`), many batches in one upsert a subject. A fact delivered twice
+into a period (in a background thread, beside the next fold; and on the service's timer)
+its pending records are merged into the summaries (`$inc`, `$addToSet`), many batches in
+one upsert a subject. A fact delivered twice
 fails the insert (its id is stored): the batch runs again without it and changes
 nothing for it; two replicas folding facts of the same case at once meet a write
 conflict, and the loser runs its batch again from fresh reads, so nothing is lost or

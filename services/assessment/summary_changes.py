@@ -14,6 +14,7 @@ pending or merged, never both nor neither."""
 from __future__ import annotations
 
 import gc
+import logging
 import random
 import threading
 import time
@@ -46,6 +47,7 @@ UPDATES_PER_COMMAND = 5000
 WRITE_CONFLICT = 112
 
 T = TypeVar("T")
+_log = logging.getLogger(__name__)
 
 
 def retrying(db: Database, work: Callable[[ClientSession], T]) -> T:
@@ -86,18 +88,29 @@ def run_updates(db: Database, collection: str, updates: list[dict], session: Cli
             raise OperationFailure(f"{collection}: {reply['writeErrors'][0]}")
 
 
+# how many folds and merges of this process have the cyclic collector paused, and whether
+# it ran before the first of them paused it (a fold and a background merge overlap)
+_PAUSED = {"holders": 0, "was_enabled": False}
+_PAUSE_LOCK = threading.Lock()
+
+
 @contextmanager
 def no_cyclic_collection() -> Iterator[None]:
     """A batch (or a merge) makes a great many small dicts and no reference cycles: the
     cyclic collector would only scan them again and again (a third of the folding's
-    time, two thirds of a merge's), so it waits until they are written."""
-    was_enabled = gc.isenabled()
-    gc.disable()
+    time, two thirds of a merge's), so it waits until the last of them is written."""
+    with _PAUSE_LOCK:
+        if _PAUSED["holders"] == 0:
+            _PAUSED["was_enabled"] = gc.isenabled()
+            gc.disable()
+        _PAUSED["holders"] += 1
     try:
         yield
     finally:
-        if was_enabled:
-            gc.enable()
+        with _PAUSE_LOCK:
+            _PAUSED["holders"] -= 1
+            if _PAUSED["holders"] == 0 and _PAUSED["was_enabled"]:
+                gc.enable()
 
 
 # ---------------------------------------------------------------------------- writing
@@ -119,10 +132,9 @@ _UNMERGED: dict[int, dict[str, list[int]]] = {}
 _MERGING: dict[int, threading.Lock] = {}
 
 
-def folded(db: Database, facts: int, written: dict[str, int]) -> int:
-    """Count what this process folded into each period; merge the periods where enough
-    was: how many records were merged (0 when none is due, or when a merge of this
-    process is under way)."""
+def folded(db: Database, facts: int, written: dict[str, int]) -> None:
+    """Count what this process folded into each period; the periods where enough was are
+    merged in the background (`merge_in_background`): the next batch folds meanwhile."""
     unmerged = _UNMERGED.setdefault(id(db.client), {})
     due = []
     for period, records in written.items():
@@ -131,19 +143,57 @@ def folded(db: Database, facts: int, written: dict[str, int]) -> int:
         counted[1] += records
         if counted[0] >= MERGE_AFTER_FACTS or counted[1] >= MERGE_AFTER_RECORDS:
             due.append(period)
-    return merge(db, due) if due else 0
+    if due:
+        merge_in_background(db, due)
+
+
+# per client: the periods due for the background merger, and the merger while it runs
+_DUE: dict[int, set[str]] = {}
+_MERGER: dict[int, threading.Thread] = {}
+_DUE_LOCK = threading.Lock()
+
+
+def merge_in_background(db: Database, periods: Collection[str]) -> None:
+    """Merge these periods in a thread of this process (a green thread in the services),
+    one merger per client taking whatever falls due while it runs. A merge mostly waits
+    on mongod's upserts while a fold mostly computes, so the two overlap. A merge that
+    fails leaves its records pending (boards read them; the service's timer merges them
+    again): nothing is lost."""
+    key = id(db.client)
+    with _DUE_LOCK:
+        _DUE.setdefault(key, set()).update(periods)
+        if key in _MERGER:
+            return
+        _MERGER[key] = merger = threading.Thread(
+            target=_merge_what_is_due, args=(db,), name="summary-merger", daemon=True
+        )
+    merger.start()
+
+
+def _merge_what_is_due(db: Database) -> None:
+    key = id(db.client)
+    while True:
+        with _DUE_LOCK:
+            due = _DUE.get(key)
+            if not due:
+                _MERGER.pop(key, None)
+                return
+            periods = sorted(due)
+            due.clear()
+        try:
+            merge(db, periods)
+        except Exception:  # the merger goes on; the records stay pending
+            _log.warning("merging %s failed: the records stay pending", periods, exc_info=True)
 
 
 # ---------------------------------------------------------------------------- merging
 def merge(db: Database, periods: Collection[str] | None = None) -> int:
     """Merge the pending records of the given periods (all by default) into the
     summaries, a period at a time, at most `RECORDS_PER_MERGE` records a transaction;
-    how many were merged. One merge at a time per process (a second caller returns 0 at
-    once: the first merges its records)."""
+    how many were merged. One merge at a time per process: a second caller waits for
+    the first (the background merger, say), then merges what is still pending."""
     lock = _MERGING.setdefault(id(db.client), threading.Lock())
-    if not lock.acquire(blocking=False):
-        return 0
-    try:
+    with lock:
         unmerged = _UNMERGED.setdefault(id(db.client), {})
         if periods is None:
             periods = db[store.CHANGES].distinct("period")
@@ -158,8 +208,6 @@ def merge(db: Database, periods: Collection[str] | None = None) -> int:
                 if done < RECORDS_PER_MERGE:
                     break
         return merged
-    finally:
-        lock.release()
 
 
 def _merge_some(db: Database, period: str, session: ClientSession) -> int:

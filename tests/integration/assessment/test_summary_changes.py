@@ -132,3 +132,46 @@ def test_two_replicas_merging_at_once_apply_each_record_once(db, settings):
     assert sum(merged) == pending
     assert summary_changes.pending_records(db) == 0
     assert_as_defined(db, list(db[store.FACTS].find()))
+
+
+def _wait_until_merged(db, rounds=600):
+    """The background merger has merged everything (polled: it runs in its own thread)."""
+    for _ in range(rounds):
+        if summary_changes.pending_records(db) == 0:
+            return
+        threading.Event().wait(0.05)
+    raise AssertionError(f"{summary_changes.pending_records(db)} records still pending")
+
+
+def test_periods_due_are_merged_in_the_background_while_the_boards_stay_exact(db, monkeypatch):
+    """Every record makes its periods due: each fold hands them to the background merger
+    and returns; the boards are exact whichever batches it merged so far."""
+    monkeypatch.setattr(summary_changes, "MERGE_AFTER_RECORDS", 1)
+    _record_in_batches(db, generated_events(seed=27, cases=150), size=40)
+    assert_as_defined(db, list(db[store.FACTS].find()))  # some merged, some maybe not
+    _wait_until_merged(db)
+    assert db[store.SUMMARIES].count_documents({}) > 0
+    assert_as_defined(db, list(db[store.FACTS].find()))
+
+
+def test_a_failed_background_merge_leaves_its_records_for_the_next(db, monkeypatch):
+    """The merger's merge fails (mongod away, say): its records stay pending, counted by
+    the boards, and a later merge applies them once."""
+    monkeypatch.setattr(summary_changes, "MERGE_AFTER_RECORDS", 1)
+    real_merge, failed = summary_changes.merge, threading.Event()
+
+    def failing_merge(db_, periods=None):
+        failed.set()
+        raise summary_changes.OperationFailure("mongod away")
+
+    monkeypatch.setattr(summary_changes, "merge", failing_merge)
+    events = generated_events(seed=28, cases=150)
+    _record_in_batches(db, events[: len(events) // 2], size=40)
+    assert failed.wait(30)
+    monkeypatch.setattr(summary_changes, "merge", real_merge)
+    assert summary_changes.pending_records(db) > 0
+    assert_as_defined(db, list(db[store.FACTS].find()), every_kind=False)  # half the kinds
+    _record_in_batches(db, events[len(events) // 2 :], size=40)  # the merger again
+    summaries.merge(db)  # and the timer's merge: everything still pending
+    assert summary_changes.pending_records(db) == 0
+    assert_as_defined(db, list(db[store.FACTS].find()))
