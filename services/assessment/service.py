@@ -2,8 +2,8 @@
 
 Every consumed event becomes one fact (idempotent: the CloudEvent id is the key), its
 changes to the live summaries recorded in the same transaction (a queue's deliveries are
-taken in batches, one transaction each) and merged into them every few thousand facts
-and on a timer; boards and indicators are read from the summaries and the records not
+taken in batches, one transaction each), compacted while a period fills and merged
+into them on a timer; boards and indicators are read from the summaries and the records not
 merged yet (summaries.py).
 """
 
@@ -112,8 +112,8 @@ class AssessmentService:
 
     @timer(interval=MERGE_INTERVAL_S)
     def merge_summaries(self):
-        """Merge the change records still pending into the summaries (the handlers merge
-        every `summary_changes.MERGE_AFTER_FACTS` facts; this when fewer arrive)."""
+        """Merge the change records still pending into the summaries (the handlers only
+        compact and merge in the background, `summary_upkeep.py`: this when fewer arrive)."""
         return summaries.merge(self.db)
 
     # indicators and scorecards

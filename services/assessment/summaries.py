@@ -5,10 +5,11 @@ not merged yet.
 
 A batch of facts is one transaction: the facts are inserted, the states of their cases
 read and written back, and what the batch adds to the subjects' summaries written as a
-few change records, one per period (`summary_changes.py`); once enough were folded
-into a period (in a background thread, beside the next fold; and on the service's timer)
-its pending records are merged into the summaries (`$inc`, `$addToSet`), many batches in
-one upsert a subject. A fact delivered twice
+few change records, one per period (`summary_changes.py`); in a background thread,
+beside the next fold, a period's records are compacted into their sums once many are
+pending, and merged into the summaries (`$inc`, `$addToSet`, many batches in one upsert
+a subject) once the facts have moved past it; the service's timer merges every pending
+record. A fact delivered twice
 fails the insert (its id is stored): the batch runs again without it and changes
 nothing for it; two replicas folding facts of the same case at once meet a write
 conflict, and the loser runs its batch again from fresh reads, so nothing is lost or
@@ -27,7 +28,8 @@ from pymongo.client_session import ClientSession
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError
 
-from services.assessment import store, summary_changes
+from gridwork_common.meanwhile import computed, meanwhile
+from services.assessment import store, summary_changes, summary_upkeep
 from services.assessment.domain import patrols as patrolling
 from services.assessment.domain.change_records import Totals
 from services.assessment.domain.indicators import TERRITORY_LEVELS, Indicators
@@ -47,15 +49,15 @@ from services.assessment.patrol_facts import patrol_counts
 
 def record(db: Database, facts: Iterable[Mapping]) -> int:
     """Store the facts not stored before and fold them into the summaries: the facts and
-    their change records in one transaction, merged into the summaries once enough facts
-    were folded into a period (`summary_changes.folded`); how many were new."""
+    their change records in one transaction, compacted or merged into the summaries
+    later (`summary_upkeep.folded`); how many were new."""
     unique: dict = {}
     for fact in facts:
         unique.setdefault(fact["_id"], fact)  # a fact twice in a batch: the first counts
     batch = list(unique.values())
     with _folding(db), summary_changes.no_cyclic_collection():
         recorded, written = _record_retrying(db, batch)
-    summary_changes.folded(db, recorded, written)
+    summary_upkeep.folded(db, recorded, written)
     return recorded
 
 
@@ -122,22 +124,37 @@ def _record(
         fresh = [fact for fact in batch if fact["_id"] not in stored]
     if not fresh:
         return 0, {}
-    facts.insert_many(fresh, session=session)
     case_ids = list({fact["incident_id"] for fact in fresh if is_case_fact(fact)})
     cases = {}
     if case_ids:
         found = db[store.CASES].find({"_id": {"$in": case_ids}}, session=session)
         cases = {doc["_id"]: case_as_read(doc) for doc in found}
+    stored = set(cases)  # the others are new: inserted, which costs mongod less than upserts
     changes = Changes()
-    fold(fresh, cases, changes)
+    # mongod stores the facts while this process folds them (the fold reads the facts and
+    # never the session; a fact stored before fails the insert, and the batch runs again)
+    with meanwhile(lambda: facts.insert_many(fresh, session=session)):
+        computed(fold, fresh, cases, changes)
+    _store_cases(db, cases, case_ids, stored, session)
+    # the subjects' changes wait in a few records, merged into the summaries later
+    return len(fresh), summary_changes.write(db, changes, session)
+
+
+def _store_cases(
+    db: Database, cases: dict, case_ids: list, stored: set, session: ClientSession
+) -> None:
+    new = [{"_id": id_, **case_as_stored(cases[id_])} for id_ in case_ids if id_ not in stored]
+    if new:
+        try:
+            db[store.CASES].insert_many(new, session=session)
+        except BulkWriteError as exc:  # stored by another replica meanwhile: read again
+            raise summary_changes.lost_race("a case stored by another writer") from exc
     summary_changes.run_updates(
         db,
         store.CASES,
-        [{"q": {"_id": id_}, "u": case_as_stored(cases[id_]), "upsert": True} for id_ in case_ids],
+        [{"q": {"_id": id_}, "u": case_as_stored(cases[id_])} for id_ in stored],
         session,
     )
-    # the subjects' changes wait in a few records, merged into the summaries later
-    return len(fresh), summary_changes.write(db, changes, session)
 
 
 def indicators_by_level(

@@ -1,6 +1,15 @@
 """Change records in MongoDB (`domain/change_records.py` says what they hold): written
-with a batch's facts in its transaction, merged into the summaries many at a time, and
-read on top of the summaries by the boards until they are.
+with a batch's facts in its transaction, compacted while their periods fill, merged into
+the summaries many at a time, and read on top of the summaries by the boards until they
+are.
+
+A period's records are compacted once many are pending (`summary_upkeep.py` says when):
+they are replaced by their sums, one record per period or periods alike
+(`change_records.compacted`), in one transaction. So what a board adds up on top of
+the summaries stays bounded, and a long period (a month, quarter, year: a record from
+every batch) is not written to the summaries again and again while it fills: one upsert
+a subject costs mongod far more than one record of all of them. Compacting is a merge
+that writes one document instead of the summaries; the same race rules hold.
 
 A merge takes a period's pending records (a record of periods alike is merged into
 each of them), adds them up, applies the sums to the summaries (one upsert a subject for
@@ -14,7 +23,6 @@ pending or merged, never both nor neither."""
 from __future__ import annotations
 
 import gc
-import logging
 import random
 import threading
 import time
@@ -22,12 +30,19 @@ from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
 
+import bson
+from bson.raw_bson import RawBSONDocument
 from pymongo.client_session import ClientSession
 from pymongo.database import Database
 from pymongo.errors import ConnectionFailure, DuplicateKeyError, OperationFailure, PyMongoError
 
 from services.assessment import store
-from services.assessment.domain.change_records import Totals, periods_of_record, records_of
+from services.assessment.domain.change_records import (
+    Totals,
+    compacted,
+    periods_of_record,
+    records_of,
+)
 from services.assessment.domain.periods import Period
 from services.assessment.domain.summaries import Changes
 
@@ -35,19 +50,12 @@ from services.assessment.domain.summaries import Changes
 # most this many times in all: replicas race on the same cases and records.
 ATTEMPTS = 30
 PAUSE_S = 0.002
-# A period's pending records are merged once a process has folded batches of this many
-# facts into it, or written this many records of it (what a board adds up on top of the
-# summaries stays bounded), whichever comes first; the service also merges everything
-# pending on a timer. So a week, month, quarter or year (a record from every batch) is
-# written to the summaries once for tens of thousands of facts, a day about once.
-MERGE_AFTER_FACTS = 100_000
-MERGE_AFTER_RECORDS = 48
 RECORDS_PER_MERGE = 64  # records of a period merged per transaction (a bounded transaction)
 UPDATES_PER_COMMAND = 5000
+BYTES_PER_COMMAND = 8 * 1024 * 1024  # well within the 16 MB of a command, with its overhead
 WRITE_CONFLICT = 112
 
 T = TypeVar("T")
-_log = logging.getLogger(__name__)
 
 
 def retrying(db: Database, work: Callable[[ClientSession], T]) -> T:
@@ -78,14 +86,31 @@ def raced(exc: PyMongoError) -> bool:
 
 def run_updates(db: Database, collection: str, updates: list[dict], session: ClientSession) -> None:
     """Unordered update commands (thousands of small updates: the driver's
-    per-operation objects would cost more than the updates)."""
-    for start in range(0, len(updates), UPDATES_PER_COMMAND):
-        chunk = updates[start : start + UPDATES_PER_COMMAND]
+    per-operation objects would cost more than the updates), each within MongoDB's
+    size of a command: the updates are encoded once, and a command takes as many as fit
+    (a long period's merge adds large sets of people)."""
+    for chunk in _commands(updates):
         reply = db.command(
             {"update": collection, "updates": chunk, "ordered": False}, session=session
         )
         if reply.get("writeErrors"):
             raise OperationFailure(f"{collection}: {reply['writeErrors'][0]}")
+
+
+def _commands(updates: list[dict]) -> Iterator[list[RawBSONDocument]]:
+    chunk: list[RawBSONDocument] = []
+    size = 0
+    for update in updates:
+        encoded = RawBSONDocument(bson.encode(update))
+        if chunk and (
+            len(chunk) == UPDATES_PER_COMMAND or size + len(encoded.raw) > BYTES_PER_COMMAND
+        ):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(encoded)
+        size += len(encoded.raw)
+    if chunk:
+        yield chunk
 
 
 # how many folds and merges of this process have the cyclic collector paused, and whether
@@ -127,80 +152,49 @@ def write(db: Database, changes: Changes, session: ClientSession) -> dict[str, i
     return written
 
 
-# per client, per period: [facts, records] this process folded since it last merged it
-_UNMERGED: dict[int, dict[str, list[int]]] = {}
 _MERGING: dict[int, threading.Lock] = {}
+_MERGING_LOCK = threading.Lock()
 
 
-def folded(db: Database, facts: int, written: dict[str, int]) -> None:
-    """Count what this process folded into each period; the periods where enough was are
-    merged in the background (`merge_in_background`): the next batch folds meanwhile."""
-    unmerged = _UNMERGED.setdefault(id(db.client), {})
-    due = []
-    for period, records in written.items():
-        counted = unmerged.setdefault(period, [0, 0])
-        counted[0] += facts
-        counted[1] += records
-        if counted[0] >= MERGE_AFTER_FACTS or counted[1] >= MERGE_AFTER_RECORDS:
-            due.append(period)
-    if due:
-        merge_in_background(db, due)
+def _one_at_a_time(db: Database) -> threading.Lock:
+    """One merge or compaction at a time per process (a second waits for the first)."""
+    with _MERGING_LOCK:
+        return _MERGING.setdefault(id(db.client), threading.Lock())
 
 
-# per client: the periods due for the background merger, and the merger while it runs
-_DUE: dict[int, set[str]] = {}
-_MERGER: dict[int, threading.Thread] = {}
-_DUE_LOCK = threading.Lock()
+# ---------------------------------------------------------------------------- compacting
+def compact(db: Database, periods: Collection[str]) -> int:
+    """Replace the pending records of these periods (the oldest `RECORDS_PER_MERGE` of
+    each) by their sums; how many records were replaced."""
+    with _one_at_a_time(db):
+        replaced = 0
+        for period in periods:
+            with no_cyclic_collection():
+                replaced += retrying(db, lambda session, p=period: _compact_some(db, p, session))
+        return replaced
 
 
-def merge_in_background(db: Database, periods: Collection[str]) -> None:
-    """Merge these periods in a thread of this process (a green thread in the services),
-    one merger per client taking whatever falls due while it runs. A merge mostly waits
-    on mongod's upserts while a fold mostly computes, so the two overlap. A merge that
-    fails leaves its records pending (boards read them; the service's timer merges them
-    again): nothing is lost."""
-    key = id(db.client)
-    with _DUE_LOCK:
-        _DUE.setdefault(key, set()).update(periods)
-        if key in _MERGER:
-            return
-        _MERGER[key] = merger = threading.Thread(
-            target=_merge_what_is_due, args=(db,), name="summary-merger", daemon=True
-        )
-    merger.start()
-
-
-def _merge_what_is_due(db: Database) -> None:
-    key = id(db.client)
-    while True:
-        with _DUE_LOCK:
-            due = _DUE.get(key)
-            if not due:
-                _MERGER.pop(key, None)
-                return
-            periods = sorted(due)
-            due.clear()
-        try:
-            merge(db, periods)
-        except Exception:  # the merger goes on; the records stay pending
-            _log.warning("merging %s failed: the records stay pending", periods, exc_info=True)
+def _compact_some(db: Database, period: str, session: ClientSession) -> int:
+    found = _oldest_pending(db, period, session)
+    replacing = compacted(found)
+    if len(replacing) >= len(found):  # nothing to gain (one record a period, say)
+        return 0
+    db[store.CHANGES].insert_many(replacing, session=session)
+    _delete(db, found, session)
+    return len(found)
 
 
 # ---------------------------------------------------------------------------- merging
 def merge(db: Database, periods: Collection[str] | None = None) -> int:
     """Merge the pending records of the given periods (all by default) into the
     summaries, a period at a time, at most `RECORDS_PER_MERGE` records a transaction;
-    how many were merged. One merge at a time per process: a second caller waits for
-    the first (the background merger, say), then merges what is still pending."""
-    lock = _MERGING.setdefault(id(db.client), threading.Lock())
-    with lock:
-        unmerged = _UNMERGED.setdefault(id(db.client), {})
+    how many were merged. A caller waits for a merge or compaction under way in this
+    process (in the background, say), then merges what is still pending."""
+    with _one_at_a_time(db):
         if periods is None:
             periods = db[store.CHANGES].distinct("period")
-            unmerged.clear()
         merged = 0
         for period in periods:
-            unmerged.pop(period, None)
             while True:
                 with no_cyclic_collection():
                     done = retrying(db, lambda session, p=period: _merge_some(db, p, session))
@@ -210,26 +204,37 @@ def merge(db: Database, periods: Collection[str] | None = None) -> int:
         return merged
 
 
-def _merge_some(db: Database, period: str, session: ClientSession) -> int:
-    found = list(
+def _oldest_pending(db: Database, period: str, session: ClientSession) -> list[dict]:
+    return list(
         db[store.CHANGES]
         .find({"period": period}, session=session)
         .sort("_id", 1)
         .limit(RECORDS_PER_MERGE)
     )
+
+
+def _delete(db: Database, records: list[dict], session: ClientSession) -> None:
+    """The records merged or compacted, deleted; if another writer did so meanwhile, the
+    transaction aborts (run again from fresh reads): nothing is applied twice."""
+    ids = [record["_id"] for record in records]
+    deleted = db[store.CHANGES].delete_many({"_id": {"$in": ids}}, session=session)
+    if deleted.deleted_count != len(ids):
+        raise lost_race("change records merged by another writer")
+
+
+def lost_race(what: str) -> OperationFailure:
+    """A write conflict found by this process (`retrying` runs the transaction again)."""
+    return OperationFailure(what, WRITE_CONFLICT, {"errorLabels": ["TransientTransactionError"]})
+
+
+def _merge_some(db: Database, period: str, session: ClientSession) -> int:
+    found = _oldest_pending(db, period, session)
     if not found:
         return 0
     totals = Totals(found)
     run_updates(db, store.SUMMARIES, summary_writes(totals), session)
     run_updates(db, store.ACTIVITY, activity_writes(totals), session)
-    ids = [record["_id"] for record in found]
-    deleted = db[store.CHANGES].delete_many({"_id": {"$in": ids}}, session=session)
-    if deleted.deleted_count != len(ids):  # merged meanwhile: abort, nothing applied twice
-        raise OperationFailure(
-            "change records merged by another writer",
-            WRITE_CONFLICT,
-            {"errorLabels": ["TransientTransactionError"]},
-        )
+    _delete(db, found, session)
     return len(found)
 
 

@@ -56,15 +56,57 @@ def records_of(changes: Changes) -> list[dict]:
                 break
         else:
             alike.append((list(each_period(period)), entries, days))
-    records = []
-    for periods, entries, days in alike:
-        named = periods[0] if len(periods) == 1 else periods
-        for start in range(0, max(len(entries), 1), ENTRIES_PER_RECORD):
-            chunk = entries[start : start + ENTRIES_PER_RECORD]
-            records.append(
-                {"period": named, "subjects": chunk, "active": days if not start else []}
-            )
-    return records
+    return [
+        record
+        for periods, entries, days in alike
+        for record in _as_records(periods[0] if len(periods) == 1 else periods, entries, days)
+    ]
+
+
+def _as_records(named: str | list[str], entries: list[dict], days: list) -> list[dict]:
+    """One record of these periods, or a few if there are very many entries."""
+    return [
+        {
+            "period": named,
+            "subjects": entries[start : start + ENTRIES_PER_RECORD],
+            "active": days if not start else [],
+        }
+        for start in range(0, max(len(entries), 1), ENTRIES_PER_RECORD)
+    ]
+
+
+def compacted(records: Iterable[Mapping]) -> list[dict]:
+    """Records added up into one record per `period` (a period, or periods alike), or a
+    few for very many subjects: merged, or read on top of the summaries, they add exactly
+    what the records they replace would have (a field summed to 0 is kept, as `$inc`
+    would create it)."""
+    totals = Totals()
+    for record in records:
+        named = record["period"]
+        totals._add(named if isinstance(named, str) else tuple(named), record)
+    entries: dict[Any, list[dict]] = defaultdict(list)
+    for key, added in totals.increments.items():
+        periods, level, subject = key
+        entry: dict = {"l": level, "s": subject}
+        if added:
+            entry["i"] = added
+        if key in totals.people:
+            entry["p"] = sorted(totals.people[key], key=str)
+        if key in totals.grid_workers:
+            entry["g"] = sorted(totals.grid_workers[key], key=str)
+        entries[periods].append(entry)
+    active: dict[Any, list] = defaultdict(list)
+    for (periods, person), days in totals.active.items():
+        active[periods].append([person, sorted(days)])
+    return [
+        record
+        for periods in entries.keys() | active.keys()
+        for record in _as_records(
+            periods if isinstance(periods, str) else list(periods),
+            entries.get(periods, []),
+            active.get(periods, []),
+        )
+    ]
 
 
 def periods_of_record(record: Mapping) -> list[str]:

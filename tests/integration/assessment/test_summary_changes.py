@@ -9,7 +9,7 @@ import threading
 import pytest
 
 from gridwork_common.mongo import new_client
-from services.assessment import facts, store, summaries, summary_changes
+from services.assessment import facts, store, summaries, summary_changes, summary_upkeep
 from services.assessment.domain.change_records import periods_of_record
 from tests.integration.assessment.test_summaries import assert_as_defined, generated_events
 
@@ -18,9 +18,9 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(autouse=True)
 def merged_only_when_asked(monkeypatch):
-    """No merge after so many facts: each test says when records are merged."""
-    monkeypatch.setattr(summary_changes, "MERGE_AFTER_FACTS", 10**9)
-    monkeypatch.setattr(summary_changes, "MERGE_AFTER_RECORDS", 10**9)
+    """No compaction or merge in the background: each test says when records change."""
+    monkeypatch.setattr(summary_upkeep, "COMPACT_AFTER_RECORDS", 10**9)
+    monkeypatch.setattr(summary_upkeep, "QUIET_AFTER_FACTS", 10**9)
 
 
 def _record_in_batches(db, payloads, size=60) -> int:
@@ -134,48 +134,104 @@ def test_two_replicas_merging_at_once_apply_each_record_once(db, settings):
     assert_as_defined(db, list(db[store.FACTS].find()))
 
 
-def _wait_until_merged(db, rounds=600):
-    """The background merger has merged everything (polled: it runs in its own thread)."""
+def _upkeep_done(db, rounds=600) -> None:
+    """The background worker has done everything it was handed (polled: it runs in its
+    own thread, and leaves when nothing is due)."""
     for _ in range(rounds):
-        if summary_changes.pending_records(db) == 0:
+        if not summary_upkeep.working(db):
             return
         threading.Event().wait(0.05)
-    raise AssertionError(f"{summary_changes.pending_records(db)} records still pending")
+    raise AssertionError("the background worker is still at work")
 
 
-def test_periods_due_are_merged_in_the_background_while_the_boards_stay_exact(db, monkeypatch):
-    """Every record makes its periods due: each fold hands them to the background merger
-    and returns; the boards are exact whichever batches it merged so far."""
-    monkeypatch.setattr(summary_changes, "MERGE_AFTER_RECORDS", 1)
+def _counting_writes(monkeypatch) -> list[int]:
+    """How many change records the folds wrote (a running total, in a list)."""
+    written, real_write = [0], summary_changes.write
+
+    def counting_write(db, changes, session):
+        periods = real_write(db, changes, session)
+        written[0] += len(summary_changes.records_of(changes))
+        return periods
+
+    monkeypatch.setattr(summary_changes, "write", counting_write)
+    return written
+
+
+def test_periods_due_are_compacted_in_the_background_while_the_boards_stay_exact(db, monkeypatch):
+    """Every second record of a period makes it due: each fold hands its periods to the
+    background worker and returns; the boards are exact whichever records it replaced
+    so far, there are fewer records than were written, and none is in the summaries
+    until merged."""
+    monkeypatch.setattr(summary_upkeep, "COMPACT_AFTER_RECORDS", 2)
+    written = _counting_writes(monkeypatch)
     _record_in_batches(db, generated_events(seed=27, cases=150), size=40)
-    assert_as_defined(db, list(db[store.FACTS].find()))  # some merged, some maybe not
-    _wait_until_merged(db)
-    assert db[store.SUMMARIES].count_documents({}) > 0
+    assert_as_defined(db, list(db[store.FACTS].find()))  # some compacted, some maybe not
+    _upkeep_done(db)
+    assert 0 < summary_changes.pending_records(db) < written[0]
+    assert db[store.SUMMARIES].count_documents({}) == 0
+    assert_as_defined(db, list(db[store.FACTS].find()))
+    summaries.merge(db)
+    assert summary_changes.pending_records(db) == 0
     assert_as_defined(db, list(db[store.FACTS].find()))
 
 
-def test_a_failed_background_merge_leaves_its_records_for_the_next(db, monkeypatch):
-    """The merger's merge fails (mongod away, say): its records stay pending, counted by
-    the boards, and a later merge applies them once."""
-    monkeypatch.setattr(summary_changes, "MERGE_AFTER_RECORDS", 1)
-    real_merge, failed = summary_changes.merge, threading.Event()
+def test_periods_the_facts_moved_past_are_merged_in_the_background(db, monkeypatch):
+    """Facts in the order they happen, and a period merged once the folds went 100 facts
+    past its last record: the summaries fill while the folds go on, and the boards are
+    exact before and after the last merge."""
+    monkeypatch.setattr(summary_upkeep, "QUIET_AFTER_FACTS", 100)
+    made = [facts.fact_from_event(payload) for payload in generated_events(seed=30, cases=150)]
+    made.sort(key=lambda fact: (fact["day"], fact["_id"]))
+    for at in range(0, len(made), 40):
+        summaries.record(db, made[at : at + 40])
+    _upkeep_done(db)
+    merged_days = {doc["period"] for doc in db[store.SUMMARIES].find({}, {"period": 1})}
+    assert any(len(period) == len("2026-11-02") for period in merged_days)
+    assert summary_changes.pending_records(db) > 0  # the periods still filling
+    assert_as_defined(db, list(db[store.FACTS].find()))
+    summaries.merge(db)
+    assert summary_changes.pending_records(db) == 0
+    assert_as_defined(db, list(db[store.FACTS].find()))
 
-    def failing_merge(db_, periods=None):
+
+def test_a_compaction_replaces_a_period_s_records_by_their_sums(db):
+    """Worked on a real mongod: a month's records from many batches become one record
+    of the periods they share; once merged, the summaries are those of the records."""
+    events = generated_events(seed=29, cases=150)
+    _record_in_batches(db, events, size=40)
+    months = [p for p in db[store.CHANGES].distinct("period") if len(p) == len("2026-11")]
+    month = max(months, key=lambda p: db[store.CHANGES].count_documents({"period": p}))
+    before = summary_changes.pending_records(db)
+    of_month = db[store.CHANGES].count_documents({"period": month})
+    assert of_month > 1
+    replaced = summary_changes.compact(db, [month])
+    assert replaced == of_month
+    groups = {str(r["period"]) for r in db[store.CHANGES].find({"period": month})}
+    assert db[store.CHANGES].count_documents({"period": month}) == len(groups)
+    assert summary_changes.pending_records(db) == before - of_month + len(groups)
+    assert summary_changes.compact(db, [month]) == 0  # nothing more to gain
+    assert_as_defined(db, list(db[store.FACTS].find()))
+    summaries.merge(db)
+    assert_as_defined(db, list(db[store.FACTS].find()))
+
+
+def test_a_failed_background_compaction_leaves_its_records_for_the_merge(db, monkeypatch):
+    """The background compaction fails (mongod away, say): its records stay pending,
+    counted by the boards, and the timer's merge applies them once."""
+    monkeypatch.setattr(summary_upkeep, "COMPACT_AFTER_RECORDS", 2)
+    written = _counting_writes(monkeypatch)
+    failed = threading.Event()
+
+    def failing_compaction(db_, period, session):
         failed.set()
         raise summary_changes.OperationFailure("mongod away")
 
-    monkeypatch.setattr(summary_changes, "merge", failing_merge)
-    events = generated_events(seed=28, cases=150)
-    _record_in_batches(db, events[: len(events) // 2], size=40)
+    monkeypatch.setattr(summary_changes, "_compact_some", failing_compaction)
+    _record_in_batches(db, generated_events(seed=28, cases=150), size=40)
     assert failed.wait(30)
-    for _ in range(600):  # the merger has given up on everything it was handed
-        if id(db.client) not in summary_changes._MERGER:
-            break
-        threading.Event().wait(0.05)
-    monkeypatch.setattr(summary_changes, "merge", real_merge)
-    assert summary_changes.pending_records(db) > 0
-    assert_as_defined(db, list(db[store.FACTS].find()), every_kind=False)  # half the kinds
-    _record_in_batches(db, events[len(events) // 2 :], size=40)  # the merger again
-    summaries.merge(db)  # and the timer's merge: everything still pending
+    _upkeep_done(db)
+    assert summary_changes.pending_records(db) == written[0]  # every record as written
+    assert_as_defined(db, list(db[store.FACTS].find()))
+    summaries.merge(db)  # the timer's merge: everything still pending
     assert summary_changes.pending_records(db) == 0
     assert_as_defined(db, list(db[store.FACTS].find()))

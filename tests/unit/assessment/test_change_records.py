@@ -6,24 +6,32 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from services.assessment.domain import change_records
-from services.assessment.domain.change_records import Totals, periods_of_record, records_of
+from services.assessment.domain.change_records import (
+    Totals,
+    compacted,
+    periods_of_record,
+    records_of,
+)
 from services.assessment.domain.summaries import Changes, MemorySummaries, each_period, fold
 from tests.unit.assessment.test_summaries import assert_as_defined, fact_streams
 
 
 class RecordedSummaries(MemorySummaries):
     """The summaries as the service keeps them: each batch's changes as records, merged
-    every `merge_every` batches (many records added up, then applied once)."""
+    every `merge_every` batches (many records added up, then applied once) and, if
+    `compact_every`, the pending records compacted every so many batches."""
 
-    def __init__(self, merge_every: int) -> None:
+    def __init__(self, merge_every: int, compact_every: int = 0) -> None:
         super().__init__()
-        self.merge_every = merge_every
+        self.merge_every, self.compact_every = merge_every, compact_every
         self.pending: list[dict] = []
         self.batches = 0
 
     def apply(self, changes: Changes) -> None:
         self.pending.extend(records_of(changes))
         self.batches += 1
+        if self.compact_every and self.batches % self.compact_every == 0:
+            self.pending = compacted(self.pending)
         if self.batches % self.merge_every == 0:
             self.merge()
 
@@ -54,6 +62,47 @@ def test_records_merged_many_batches_at_a_time_equal_the_plain_definition(stream
         summaries.record(arrivals[start : start + size])
     summaries.merge()
     assert_as_defined(summaries, facts)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(fact_streams(), st.integers(1, 12), st.integers(1, 4), st.integers(2, 8))
+def test_records_compacted_then_merged_equal_the_plain_definition(stream, size, every, merge):
+    facts, arrivals = stream
+    summaries = RecordedSummaries(merge_every=merge * every, compact_every=every)
+    for start in range(0, len(arrivals), size):
+        summaries.record(arrivals[start : start + size])
+    summaries.merge()
+    assert_as_defined(summaries, facts)
+
+
+def _totals(records: list[dict]) -> tuple:
+    totals = Totals(records)
+    return totals.increments, totals.people, totals.grid_workers, dict(totals.active)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(fact_streams(), st.integers(1, 12), st.sampled_from([1, 3, 2000]))
+def test_compacted_records_add_up_exactly_as_the_records_they_replace(stream, size, entries):
+    """Zero sums included (a `$inc` of 0 creates its field), records of periods alike
+    kept alike, and a compacted record's entries within `ENTRIES_PER_RECORD`."""
+    _, arrivals = stream
+    records = []
+    for start in range(0, len(arrivals), size):
+        changes = Changes()
+        fold(arrivals[start : start + size], {}, changes)
+        records.extend(records_of(changes))
+    original = change_records.ENTRIES_PER_RECORD
+    change_records.ENTRIES_PER_RECORD = entries
+    try:
+        compact = compacted(records)
+    finally:
+        change_records.ENTRIES_PER_RECORD = original
+    assert _totals(compact) == _totals(records)
+    assert all(len(record["subjects"]) <= entries for record in compact)
+    named = {str(record["period"]) for record in records}
+    assert {str(record["period"]) for record in compact} == named
+    if entries == original:  # never more records than it replaces, at the same bound
+        assert len(compact) <= len(records)
 
 
 def _by_period(changes: Changes) -> Changes:
