@@ -14,9 +14,10 @@ resident records, logins and actions, and each grid's visit obligations.
 
 - Ingestion: each batch of `--batch` facts folded into the summaries through the
   service's own path (`summaries.record`: facts stored once, cases updated and the
-  subjects' changes written as change records, one transaction; a period's records
-  merged into the summaries every `MERGE_AFTER_FACTS` facts or `MERGE_AFTER_RECORDS`
-  records, in the background beside the next batch's fold), timed until the last
+  subjects' changes written as change records, one transaction; in the background
+  beside the next batch's fold, a period's records compacted every
+  `COMPACT_AFTER_RECORDS` records and merged into the summaries once the folds went
+  `QUIET_AFTER_FACTS` facts past it: `summary_upkeep.py`), timed until the last
   pending record is merged; then, once every merge is done, the same batches inserted
   raw (`insert_many` into a collection with the facts' indexes); the batches are made
   before either is timed; CPU seconds of each side, and the month's indicators read
@@ -65,7 +66,7 @@ from gridwork_common.clock import CLOCK_CONFIG_KEY, PinnedClock
 from gridwork_common.config import Settings
 from gridwork_common.context import CallerContext
 from gridwork_common.events import new_event
-from services.assessment import scorecards, store, summaries, summary_changes
+from services.assessment import scorecards, store, summaries, summary_changes, summary_upkeep
 from services.assessment.domain import indicators as reference
 from services.assessment.domain.periods import Period
 from services.assessment.domain.scoring import DEFAULT_RULES
@@ -229,12 +230,12 @@ def _stage(action: str) -> int:
 # ---------------------------------------------------------------------------- loading
 def ingest(db, maker: FactMaker, total: int, size: int, raw=None, cpu=None, read=None) -> dict:
     """Every batch folded into the summaries (timed: the facts and their change records
-    written, and the merges into the summaries that `summaries.record` starts in the
-    background every `MERGE_AFTER_FACTS` facts, then the last merge of whatever is still
-    pending, which waits for those, so the time runs until every fact is in the
-    summaries), then inserted raw (timed) when a raw collection is given; with a `cpu`
-    meter, the CPU seconds of each side; with a `read` (untimed here), its seconds with
-    the records still pending and once merged. Returns seconds and counts."""
+    written, and the compactions and merges that `summaries.record` starts in the
+    background, then the last merge of whatever is still pending, which waits for
+    those, so the time runs until every fact is in the summaries), then inserted raw
+    (timed) when a raw collection is given; with a `cpu` meter, the CPU seconds of
+    each side; with a `read` (untimed here), its seconds with the records still
+    pending and once merged. Returns seconds and counts."""
     folded_s = raw_s = 0.0
     facts = 0
     folded_cpu: dict = {}
@@ -472,8 +473,8 @@ def run(args, settings: Settings, client, servers, year_month_facts: int) -> Non
         )
     print(f"  folded into the summaries (one transaction a batch) {folded_rate:9,.0f} facts/s")
     print(
-        f"    (a period merged every {summary_changes.MERGE_AFTER_FACTS:,} facts or "
-        f"{summary_changes.MERGE_AFTER_RECORDS} records while folding, then the "
+        f"    (while folding, a period compacted every {summary_upkeep.COMPACT_AFTER_RECORDS} "
+        f"records and merged once {summary_upkeep.QUIET_AFTER_FACTS:,} facts past it; then the "
         f"{loaded['pending']} records still pending merged in {loaded['last_merge_s']:.2f} s, "
         f"timed; pending after: 0)"
     )

@@ -108,6 +108,8 @@ def _only_duplicates(exc: BulkWriteError) -> bool:
 
 
 DUPLICATE_KEY = 11000
+# A batch of this many facts is folded while mongod stores them (a load, a replay)
+OVERLAP_FROM_FACTS = 500
 
 
 def _record(
@@ -131,10 +133,15 @@ def _record(
         cases = {doc["_id"]: case_as_read(doc) for doc in found}
     stored = set(cases)  # the others are new: inserted, which costs mongod less than upserts
     changes = Changes()
-    # mongod stores the facts while this process folds them (the fold reads the facts and
-    # never the session; a fact stored before fails the insert, and the batch runs again)
-    with meanwhile(lambda: facts.insert_many(fresh, session=session)):
-        computed(fold, fresh, cases, changes)
+    if len(fresh) >= OVERLAP_FROM_FACTS:
+        # mongod stores the facts while this process folds them (the fold reads the facts
+        # and never the session; a fact stored before fails the insert, and the batch
+        # runs again)
+        with meanwhile(lambda: facts.insert_many(fresh, session=session)):
+            computed(fold, fresh, cases, changes)
+    else:  # the handlers' few facts: a thread would cost more than it hides
+        facts.insert_many(fresh, session=session)
+        fold(fresh, cases, changes)
     _store_cases(db, cases, case_ids, stored, session)
     # the subjects' changes wait in a few records, merged into the summaries later
     return len(fresh), summary_changes.write(db, changes, session)

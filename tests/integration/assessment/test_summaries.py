@@ -43,6 +43,14 @@ WORKING_DAYS = {
 PERIODS = ["2026-10", "2026-11", "2026-12", "2026-Q4", "2026", "2026-W44", "2026-10-15"]
 
 
+@pytest.fixture(autouse=True, params=["in turn", "overlapped"])
+def facts_stored(request, monkeypatch):
+    """Every test both ways: a batch's facts stored, then folded (the handlers' small
+    batches), and folded while mongod stores them (a load's large ones)."""
+    if request.param == "overlapped":
+        monkeypatch.setattr(summaries, "OVERLAP_FROM_FACTS", 1)
+
+
 def generated_events(seed: int, cases: int = 300) -> list[dict]:
     """Events as the other services publish them, at random moments of autumn 2026."""
     rng = random.Random(seed)

@@ -16,6 +16,14 @@ from tests.integration.assessment.test_summaries import assert_as_defined, gener
 pytestmark = pytest.mark.integration
 
 
+@pytest.fixture(autouse=True, params=["in turn", "overlapped"])
+def facts_stored(request, monkeypatch):
+    """Every test both ways: a batch's facts stored, then folded (the handlers' small
+    batches), and folded while mongod stores them (a load's large ones)."""
+    if request.param == "overlapped":
+        monkeypatch.setattr(summaries, "OVERLAP_FROM_FACTS", 1)
+
+
 @pytest.fixture(autouse=True)
 def merged_only_when_asked(monkeypatch):
     """No compaction or merge in the background: each test says when records change."""
