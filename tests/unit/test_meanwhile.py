@@ -1,11 +1,12 @@
-"""`meanwhile`: the work runs beside the body, is always waited for, and its failure
+"""`meanwhile` and `InBackground` (the report's duplicates search beside its insert): the
+work runs beside the body, is always waited for, and its failure
 reaches the caller (after the body's own)."""
 
 import threading
 
 import pytest
 
-from gridwork_common.meanwhile import meanwhile
+from gridwork_common.meanwhile import InBackground, meanwhile
 
 
 def test_the_work_runs_beside_the_body_and_is_waited_for():
@@ -47,3 +48,15 @@ def test_the_body_s_failure_comes_first_and_the_work_is_still_waited_for():
         release.set()
         raise KeyError("first")
     assert finished == [True]
+
+
+def test_in_background_hands_back_its_value_or_its_error():
+    assert InBackground(lambda a, b: a + b, 2, 3).result() == 5
+
+    def failing():
+        raise LookupError("no grid here")
+
+    failed = InBackground(failing)
+    failed.done()  # waiting alone raises nothing
+    with pytest.raises(LookupError, match="no grid here"):
+        failed.result()

@@ -13,7 +13,6 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 
-import eventlet
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
@@ -22,6 +21,7 @@ from gridwork_common.clock import utc_now
 from gridwork_common.context import CallerContext
 from gridwork_common.errors import Conflict, GridworkError, InvalidInput, NotFound
 from gridwork_common.events import EventPublisher
+from gridwork_common.meanwhile import InBackground
 from services.events import store
 from services.events.domain import incident as loop
 from services.events.repository import WITHOUT_EMBEDDED, Cases
@@ -56,31 +56,6 @@ COMMANDS: dict[str, type] = {
         loop.Supervise,
     )
 }
-
-
-class _InBackground:
-    """`function(*args)` on a green thread of its own; `result()` waits for it and
-    returns its value or raises its error. A result nobody asks for (the report failed
-    meanwhile) is dropped with its error. Spawned without waiting for it to start:
-    `threading.Thread.start` waits, and under eventlet that wait let every other ready
-    worker run first (30-40 ms more a report in bench/gateway.py at load 10-12)."""
-
-    def __init__(self, function: Callable, *args):
-        self._value = None
-        self._error: BaseException | None = None
-        self._thread = eventlet.spawn(self._run, function, *args)
-
-    def _run(self, function: Callable, *args) -> None:
-        try:
-            self._value = function(*args)
-        except BaseException as error:  # handed to whoever asks for the result
-            self._error = error
-
-    def result(self):
-        self._thread.wait()
-        if self._error is not None:
-            raise self._error
-        return self._value
 
 
 class IncidentDesk:
@@ -147,7 +122,7 @@ class IncidentDesk:
         document["report_fingerprint"] = fingerprint
         # The duplicates nearby leave the new case out, so they are looked up beside its
         # insert: the two waits on mongod overlap.
-        nearby = _InBackground(self._nearby, document)
+        nearby = InBackground(self._nearby, document)
         for _ in range(REPORT_RACE_ATTEMPTS):
             try:
                 with self._stage("store"):  # the insert, then the events handed to the broker

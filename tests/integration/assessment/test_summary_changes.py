@@ -142,6 +142,39 @@ def test_two_replicas_merging_at_once_apply_each_record_once(db, settings):
     assert_as_defined(db, list(db[store.FACTS].find()))
 
 
+def test_a_replica_compacting_while_another_merges_loses_and_doubles_nothing(db, settings):
+    """One replica compacts every period while another merges everything: each record is
+    either compacted then merged, or merged; none is lost or counted twice."""
+    _record_in_batches(db, generated_events(seed=31, cases=150), size=20)
+    periods = db[store.CHANGES].distinct("period")
+    clients = [new_client(settings, app_name=f"replica-{n}") for n in range(2)]
+    failures = []
+
+    def run(action):
+        try:
+            action()
+        except Exception as exc:  # reported below
+            failures.append(exc)
+
+    threads = [
+        threading.Thread(
+            target=run, args=(lambda: summary_changes.compact(clients[0][db.name], periods),)
+        ),
+        threading.Thread(target=run, args=(lambda: summaries.merge(clients[1][db.name]),)),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for client in clients:
+        client.close()
+    assert not failures
+    assert_as_defined(db, list(db[store.FACTS].find()))  # whatever is left pending
+    summaries.merge(db)
+    assert summary_changes.pending_records(db) == 0
+    assert_as_defined(db, list(db[store.FACTS].find()))
+
+
 def _upkeep_done(db, rounds=600) -> None:
     """The background worker has done everything it was handed (polled: it runs in its
     own thread, and leaves when nothing is due)."""
