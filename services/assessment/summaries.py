@@ -131,7 +131,7 @@ def _record(
     if case_ids:
         found = db[store.CASES].find({"_id": {"$in": case_ids}}, session=session)
         cases = {doc["_id"]: case_as_read(doc) for doc in found}
-    stored = set(cases)  # the others are new: inserted, which costs mongod less than upserts
+    known = set(cases)  # the others are new: inserted, which costs mongod less than upserts
     changes = Changes()
     if len(fresh) >= OVERLAP_FROM_FACTS:
         # mongod stores the facts while this process folds them (the fold reads the facts
@@ -142,24 +142,27 @@ def _record(
     else:  # the handlers' few facts: a thread would cost more than it hides
         facts.insert_many(fresh, session=session)
         fold(fresh, cases, changes)
-    _store_cases(db, cases, case_ids, stored, session)
+    _store_cases(db, cases, case_ids, known, session)
     # the subjects' changes wait in a few records, merged into the summaries later
     return len(fresh), summary_changes.write(db, changes, session)
 
 
 def _store_cases(
-    db: Database, cases: dict, case_ids: list, stored: set, session: ClientSession
+    db: Database, cases: dict, case_ids: list, known: set, session: ClientSession
 ) -> None:
-    new = [{"_id": id_, **case_as_stored(cases[id_])} for id_ in case_ids if id_ not in stored]
+    new = [{"_id": id_, **case_as_stored(cases[id_])} for id_ in case_ids if id_ not in known]
     if new:
         try:
             db[store.CASES].insert_many(new, session=session)
-        except BulkWriteError as exc:  # stored by another replica meanwhile: read again
+        except BulkWriteError as exc:
+            if not _only_duplicates(exc):
+                raise
+            # stored by another replica meanwhile: the batch runs again from fresh reads
             raise summary_changes.lost_race("a case stored by another writer") from exc
     summary_changes.run_updates(
         db,
         store.CASES,
-        [{"q": {"_id": id_}, "u": case_as_stored(cases[id_])} for id_ in stored],
+        [{"q": {"_id": id_}, "u": case_as_stored(cases[id_])} for id_ in known],
         session,
     )
 
