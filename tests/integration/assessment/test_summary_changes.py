@@ -115,21 +115,19 @@ def test_a_fact_delivered_again_after_its_batch_was_merged_counts_once(db):
     assert_as_defined(db, list(db[store.FACTS].find()))
 
 
-def test_two_replicas_merging_at_once_apply_each_record_once(db, settings):
-    """Two clients (two replicas) merge the same pending records at the same time: one
-    wins each record, the other finds it gone."""
-    _record_in_batches(db, generated_events(seed=26, cases=150), size=20)
-    pending = summary_changes.pending_records(db)
-    clients = [new_client(settings, app_name=f"replica-{n}") for n in range(2)]
-    merged, failures = [], []
+def _as_two_replicas(db, settings, *work) -> list:
+    """Each `work(replica_db)` at the same time, each on a client of its own (a replica);
+    their results, in order. A failure fails the test."""
+    clients = [new_client(settings, app_name=f"replica-{n}") for n in range(len(work))]
+    results, failures = [None] * len(work), []
 
-    def merge(client):
+    def run(n):
         try:
-            merged.append(summaries.merge(client[db.name]))
+            results[n] = work[n](clients[n][db.name])
         except Exception as exc:  # reported below
             failures.append(exc)
 
-    threads = [threading.Thread(target=merge, args=(client,)) for client in clients]
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(len(work))]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -137,6 +135,15 @@ def test_two_replicas_merging_at_once_apply_each_record_once(db, settings):
     for client in clients:
         client.close()
     assert not failures
+    return results
+
+
+def test_two_replicas_merging_at_once_apply_each_record_once(db, settings):
+    """Two clients (two replicas) merge the same pending records at the same time: one
+    wins each record, the other finds it gone."""
+    _record_in_batches(db, generated_events(seed=26, cases=150), size=20)
+    pending = summary_changes.pending_records(db)
+    merged = _as_two_replicas(db, settings, summaries.merge, summaries.merge)
     assert sum(merged) == pending
     assert summary_changes.pending_records(db) == 0
     assert_as_defined(db, list(db[store.FACTS].find()))
@@ -147,28 +154,9 @@ def test_a_replica_compacting_while_another_merges_loses_and_doubles_nothing(db,
     either compacted then merged, or merged; none is lost or counted twice."""
     _record_in_batches(db, generated_events(seed=31, cases=150), size=20)
     periods = db[store.CHANGES].distinct("period")
-    clients = [new_client(settings, app_name=f"replica-{n}") for n in range(2)]
-    failures = []
-
-    def run(action):
-        try:
-            action()
-        except Exception as exc:  # reported below
-            failures.append(exc)
-
-    threads = [
-        threading.Thread(
-            target=run, args=(lambda: summary_changes.compact(clients[0][db.name], periods),)
-        ),
-        threading.Thread(target=run, args=(lambda: summaries.merge(clients[1][db.name]),)),
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    for client in clients:
-        client.close()
-    assert not failures
+    _as_two_replicas(
+        db, settings, lambda replica: summary_changes.compact(replica, periods), summaries.merge
+    )
     assert_as_defined(db, list(db[store.FACTS].find()))  # whatever is left pending
     summaries.merge(db)
     assert summary_changes.pending_records(db) == 0

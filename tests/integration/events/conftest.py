@@ -2,8 +2,6 @@
 on a real broker and mongod; proxies that call it as different users; a tap on its
 topic exchange bound like a department's own system would bind."""
 
-import json
-
 import pytest
 from kombu import Connection, Exchange, Queue
 
@@ -19,6 +17,7 @@ from tests.population_data import (
     VILLAGE_B,
     county_features,
 )
+from tests.queue_tap import drained
 
 ADMIN = CallerContext(user_id="admin-1", roles=("admin",), scope=COUNTY)
 WORKER_A1 = CallerContext(user_id="worker-a1", roles=("grid_worker",), scope=GRID_A1)
@@ -76,17 +75,7 @@ def department_tap(config, services):
         simple = connection.SimpleQueue(queue)
         queues.append(simple)
 
-        def drain() -> list[tuple[str, dict]]:
-            seen = []
-            while True:
-                try:
-                    message = simple.get(timeout=0.5)
-                except simple.Empty:
-                    return seen
-                message.ack()
-                seen.append((message.delivery_info["routing_key"], json.loads(message.body)))
-
-        return drain
+        return lambda: drained(simple, timeout=0.5)
 
     yield tap
     for simple in queues:

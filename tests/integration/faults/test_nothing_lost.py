@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
-import json
 import signal
 import time
 import uuid
@@ -38,6 +37,7 @@ from tests.faults.observe import effects, pending_keys, stored_and_states, wait_
 from tests.faults.receiver import WebhookReceiver
 from tests.faults.servers import PrivateMongod, PrivateS3, private_rabbitmq
 from tests.population_data import GRID_A1, random_resident_ids
+from tests.queue_tap import drained
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(900)]
 
@@ -307,16 +307,9 @@ class Tap:
         self.connection.release()
 
     def drain(self) -> list[dict]:
-        events = []
         simple = self.connection.SimpleQueue(self.queue)
         try:
-            while True:
-                try:
-                    message = simple.get(timeout=2)
-                except simple.Empty:
-                    return events
-                message.ack()
-                events.append(json.loads(message.body))
+            return [body for _, body in drained(simple, timeout=2)]
         finally:
             simple.close()
 

@@ -5,8 +5,6 @@ retry makes the change and announces it exactly once.
 The failure is real: a `failCommand` fail point on this test's own mongod makes the
 population service's next insert into its outbox fail."""
 
-import json
-
 import pytest
 from kombu import Connection, Exchange, Queue
 from nameko.exceptions import RemoteError
@@ -17,6 +15,7 @@ from services.population.service import PopulationService
 from tests.conftest import settings_env
 from tests.integration.population.conftest import ADMIN
 from tests.population_data import GRID_A1, county_features, resident_id
+from tests.queue_tap import drained
 
 pytestmark = pytest.mark.integration
 
@@ -53,17 +52,7 @@ def registrations(config, population):
     queue(connection.default_channel).declare()
     simple = connection.SimpleQueue(queue)
 
-    def drain() -> list[dict]:
-        seen = []
-        while True:
-            try:
-                message = simple.get(timeout=0.5)
-            except simple.Empty:
-                return seen
-            message.ack()
-            seen.append(json.loads(message.body))
-
-    yield drain
+    yield lambda: [body for _, body in drained(simple, timeout=0.5)]
     simple.close()
     connection.release()
 

@@ -1,8 +1,6 @@
 """The gateway app (Flask test client) in front of real population, events and media services
 on a real broker and mongod, with users of every role and their tokens."""
 
-import json
-
 import pytest
 from kombu import Connection, Exchange, Queue
 
@@ -28,6 +26,7 @@ from tests.population_data import (
     VILLAGE_B,
     county_features,
 )
+from tests.queue_tap import drained
 
 PASSWORD = "correct horse battery"
 USERS = {
@@ -167,15 +166,8 @@ def account_events(settings):
 
         def received() -> list:
             simple = connection.SimpleQueue(queue)
-            seen = []
             try:
-                while True:
-                    try:
-                        message = simple.get(timeout=2)
-                    except simple.Empty:
-                        return seen
-                    message.ack()
-                    seen.append(parse_event(json.loads(message.body)))
+                return [parse_event(body) for _, body in drained(simple, timeout=2)]
             finally:
                 simple.close()
 

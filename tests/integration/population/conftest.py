@@ -1,8 +1,6 @@
 """The population service in a real nameko container on a real broker and mongod, with
 RPC proxies that call it as different users, and a tap on its event exchange."""
 
-import json
-
 import pytest
 from kombu import Connection, Exchange, Queue
 from pymongo import MongoClient
@@ -10,6 +8,7 @@ from pymongo import MongoClient
 from gridwork_common.context import CallerContext
 from services.population.service import PopulationService
 from tests.population_data import COUNTY, GRID_A1, TOWNSHIP_B, county_features
+from tests.queue_tap import drained
 
 ADMIN = CallerContext(user_id="admin-1", roles=("admin",), scope=COUNTY, request_id="req-admin")
 WORKER_A1 = CallerContext(user_id="worker-a1", roles=("grid_worker",), scope=GRID_A1)
@@ -56,16 +55,6 @@ def events_tap(config, population_container):
     queue(connection.default_channel).declare()
     simple = connection.SimpleQueue(queue)
 
-    def drain() -> list[tuple[str, dict]]:
-        seen = []
-        while True:
-            try:
-                message = simple.get(timeout=0.5)
-            except simple.Empty:
-                return seen
-            message.ack()
-            seen.append((message.delivery_info["routing_key"], json.loads(message.body)))
-
-    yield drain
+    yield lambda: drained(simple, timeout=0.5)
     simple.close()
     connection.release()
