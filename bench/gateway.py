@@ -44,8 +44,8 @@ instead). Then:
   report, the events service's own, wall clock, from its /metrics: its `report_incident`
   worker (the call and its reply, published and confirmed), the use case (`report`) and
   its stages (locate, decide, store: the insert and the event handed to the broker,
-  render, duplicates: looked up beside the store, and what the answer still awaited of
-  them);
+  render, duplicates: looked up beside the store, how long that search waited to start,
+  and what the answer still awaited of it);
 - a bare gunicorn + Flask route (bench/bare_app.py, the gateway's worker settings, no
   authentication, RPC or database) from the same clients, and the one-RPC route's rate
   against it: what the gateway's common path costs, which the ratio cannot show;
@@ -142,6 +142,7 @@ SERVICE_STAGE_ORDER = (
     "decide",
     "store",
     "render",
+    "duplicates_queued",
     "duplicates",
     "duplicates_awaited",
 )

@@ -122,7 +122,14 @@ class IncidentDesk:
         document["report_fingerprint"] = fingerprint
         # The duplicates nearby leave the new case out, so they are looked up beside its
         # insert: the two waits on mongod overlap.
-        nearby = InBackground(self._nearby, document)
+        spawned = time.perf_counter()
+
+        def nearby_search(document: Mapping) -> list[dict]:
+            # how long the search waited for the hub before it started
+            self.observe_stage("duplicates_queued", time.perf_counter() - spawned)
+            return self._nearby(document)
+
+        nearby = InBackground(nearby_search, document)
         for _ in range(REPORT_RACE_ATTEMPTS):
             try:
                 with self._stage("store"):  # the insert, then the events handed to the broker
