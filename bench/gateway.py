@@ -24,9 +24,14 @@ client needs no eventlet) share N requests per phase:
 - `POST /api/v1/incidents` with a unique Idempotency-Key and a GPS point inside GRID_A1:
   validated, the Idempotency-Key kept (one insert), the events service locating the grid
   (from its in-memory grid index, loaded once from the population service), storing the
-  case with its outbox in one insert, publishing the CloudEvent, looking for duplicates
-  nearby. The gateway sends no account-activity event for a report: the
-  assessment counts the case's incident.reported as its reporter's action and active day.
+  case with its outbox in one insert, publishing the CloudEvent; sent as the phone app
+  sends it, with `Prefer: return=minimal` (the phone shows no duplicates after a report:
+  the answer holds the case alone, and the duplicates are not searched). The gateway
+  sends no account-activity event for a report: the assessment counts the case's
+  incident.reported as its reporter's action and active day. After the ratio's phases,
+  untimed for it, as many reports again as an API client asking for the possible
+  duplicates nearby in the answer (searched beside the insert): their rate and ratio are
+  printed too.
 
 Half the baseline runs before the incidents and half after, so that noise on a shared
 machine hits both sides alike. Each phase is timed after a warm-up, and starts once this
@@ -235,9 +240,12 @@ def report_point(number: int) -> list[float]:
     ]
 
 
-def incidents(gateway: str, run: str, duplicates_found: list[int]):
-    """`send` for the report phase; appends each answer's count of possible duplicates."""
+def incidents(gateway: str, run: str, duplicates_found: list[int], minimal: bool):
+    """`send` for a report phase: as the phone app sends a report (`minimal`: `Prefer:
+    return=minimal`, the case alone, its duplicates not searched), or asking for the
+    possible duplicates in the answer (appends each answer's count of them)."""
     url = gateway + INCIDENTS_PATH
+    headers = {"Prefer": "return=minimal"} if minimal else {}
 
     def send(session: requests.Session, number: int) -> requests.Response:
         response = session.post(
@@ -247,11 +255,14 @@ def incidents(gateway: str, run: str, duplicates_found: list[int]):
                 "description": f"{DESCRIPTION}{run}-{number}",
                 "location": report_point(number),
             },
-            headers={"Idempotency-Key": f"{run}-{number}"},
+            headers={**headers, "Idempotency-Key": f"{run}-{number}"},
             timeout=HTTP_TIMEOUT_S,
         )
-        if response.status_code == 201:
-            duplicates_found.append(len(response.json().get("possible_duplicates", [])))
+        if response.status_code == 201 and minimal:
+            if response.headers.get("Preference-Applied") != "return=minimal":
+                raise SystemExit("a report asking for the case alone was answered in full")
+        elif response.status_code == 201:
+            duplicates_found.append(len(response.json()["possible_duplicates"]))
         return response
 
     return send
@@ -473,7 +484,8 @@ def bench(
     try:
         warmup = args.concurrency * 5
         phase.run(baseline(gateway), 200, warmup)
-        phase.run(incidents(gateway, f"warmup-{run}", []), 201, warmup)
+        phase.run(incidents(gateway, f"warmup-{run}", [], minimal=True), 201, warmup)
+        phase.run(incidents(gateway, f"warmup-{run}-full", [], minimal=False), 201, warmup)
         phase.run(bare(bare_url), 200, warmup)
         taps = Taps(amqp_uri)
 
@@ -488,17 +500,14 @@ def bench(
         settle(cpu)
         before = cpu.snapshot()
         service_before = service_totals(events_metrics)
-        found: list[int] = []
-        report_latencies, report_s = phase.run(incidents(gateway, run, found), 201, args.requests)
+        report_latencies, report_s = phase.run(
+            incidents(gateway, run, [], minimal=True), 201, args.requests
+        )
         report_stages = phase.stages
         service_after = service_totals(events_metrics)
         after_s = settle(cpu)  # the reports' events handled too: charged to them
         report_cpu = cpu.since(before)
         print(f"the reports' events were handled {after_s:.1f} s after the last answer")
-        print(
-            f"possible duplicates a report found nearby: mean {statistics.mean(found):.1f}, "
-            f"max {max(found)} (at most 10 shown)"
-        )
 
         before = cpu.snapshot()
         after_latencies, after_s = phase.run(baseline(gateway), 200, args.requests - first)
@@ -533,6 +542,19 @@ def bench(
             "(authentication, the RPC, the gateway's own work)"
         )
         check_stored_and_published(settings, taps, run, args.requests)
+        settle(cpu)
+        found: list[int] = []
+        full_latencies, full_s = phase.run(
+            incidents(gateway, f"{run}-full", found, minimal=False), 201, args.requests
+        )
+        full_rate = rate_line(
+            f"POST {INCIDENTS_PATH[7:]} with the duplicates in the answer", full_latencies, full_s
+        )
+        print(
+            f"  (an API client's report: possible duplicates nearby searched beside the insert "
+            f"and answered, mean {statistics.mean(found):.1f}, max {max(found)}, at most 10 "
+            f"shown; ratio to the one-RPC route {full_rate / base_rate:.3f})"
+        )
         record(
             "gateway",
             "POST /incidents",

@@ -172,8 +172,8 @@ class EventsService:
 
     # the incident loop
     @rpc(expected_exceptions=EXPECTED)
-    def report_incident(self, report, idempotency_key):
-        return self._desk().report(report, idempotency_key)
+    def report_incident(self, report, idempotency_key, duplicates=True):
+        return self._desk().report(report, idempotency_key, duplicates)
 
     @rpc(expected_exceptions=EXPECTED)
     def act(self, incident_id, action, expected_version, idempotency_key, fields=None):

@@ -84,7 +84,10 @@ class IncidentDesk:
         return self.context.actor
 
     # ------------------------------------------------------------------ reporting
-    def report(self, raw: Mapping, idempotency_key: str) -> dict:
+    def report(self, raw: Mapping, idempotency_key: str, duplicates: bool = True) -> dict:
+        """Store a report (or find it again, for a retry under its key): the case and,
+        if `duplicates`, the open cases of its kind nearby (not searched otherwise: a
+        client that shows none asks for the case alone)."""
         if not isinstance(raw, Mapping):
             raise InvalidInput("report", "must be an object")
         key = case_input.idempotency_key(idempotency_key)
@@ -95,14 +98,14 @@ class IncidentDesk:
         # when locating or checking fails, say the grids changed meanwhile).
         with self._stage("report"):  # the whole use case, its stages below
             try:
-                return self._report(raw, incident_id, fingerprint)
+                return self._report(raw, incident_id, fingerprint, duplicates)
             except GridworkError:
                 existing = self.context.db[store.INCIDENTS].find_one(
                     {"_id": incident_id}, WITHOUT_EMBEDDED
                 )
                 if existing is None:
                     raise
-                return self._replayed_report(existing, fingerprint)
+                return self._replayed_report(existing, fingerprint, duplicates)
 
     @contextlib.contextmanager
     def _stage(self, name: str) -> Iterator[None]:
@@ -113,7 +116,7 @@ class IncidentDesk:
         finally:
             self.observe_stage(name, time.perf_counter() - started)
 
-    def _report(self, raw: Mapping, incident_id: str, fingerprint: str) -> dict:
+    def _report(self, raw: Mapping, incident_id: str, fingerprint: str, duplicates: bool) -> dict:
         with self._stage("locate"):
             location = case_input.location(raw.get("location"))
             grid_code = self._grid_of(location, raw.get("grid_code"))
@@ -129,18 +132,18 @@ class IncidentDesk:
             self.observe_stage("duplicates_queued", time.perf_counter() - spawned)
             return self._nearby(document)
 
-        nearby = InBackground(nearby_search, document)
+        nearby = InBackground(nearby_search, document).result if duplicates else None
         for _ in range(REPORT_RACE_ATTEMPTS):
             try:
                 with self._stage("store"):  # the insert, then the events handed to the broker
                     self.writes.commit(None, document, change, key=None)
-                return self._report_result(document, change.incident, nearby.result)
+                return self._report_result(document, change.incident, nearby, duplicates)
             except DuplicateKeyError:  # the same report, retried concurrently
                 existing = self.context.db[store.INCIDENTS].find_one(
                     {"_id": incident_id}, WITHOUT_EMBEDDED
                 )
                 if existing is not None:
-                    return self._replayed_report(existing, fingerprint)
+                    return self._replayed_report(existing, fingerprint, duplicates)
                 time.sleep(0.05)  # the other attempt's case is not readable yet
         raise Conflict("idempotency_key: the same report is being stored; retry")
 
@@ -167,19 +170,22 @@ class IncidentDesk:
             document["patrol_id"] = patrol_id
         return document, change
 
-    def _replayed_report(self, existing: Mapping, fingerprint: str) -> dict:
+    def _replayed_report(self, existing: Mapping, fingerprint: str, duplicates: bool) -> dict:
         if existing.get("report_fingerprint", fingerprint) != fingerprint:
             raise Conflict("idempotency_key: already used for a different report")
-        return self._report_result(existing)
+        return self._report_result(existing, with_duplicates=duplicates)
 
     def _report_result(
         self,
         document: Mapping,
         incident: loop.Incident | None = None,
         nearby: Callable[[], list[dict]] | None = None,  # looked up already, else now
+        with_duplicates: bool = True,
     ) -> dict:
         with self._stage("render"):
             rendered = self.reads.render(document, incident=incident)
+        if not with_duplicates:
+            return {"incident": rendered}
         with self._stage("duplicates_awaited"):  # what the answer still waits for them
             duplicates = nearby() if nearby is not None else self._nearby(document)
         return {"incident": rendered, "possible_duplicates": duplicates}

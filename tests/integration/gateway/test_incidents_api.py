@@ -458,6 +458,33 @@ def test_search_pages_with_a_cursor_and_counts_by_state(loop, clock):
     assert theirs.get_json()["total"] == 0
 
 
+def test_a_report_asking_for_the_case_alone_is_answered_without_duplicates(loop):
+    """`Prefer: return=minimal` (as the phone app sends): the case, no search for its
+    duplicates, the preference named back; they are found by asking later, and a retry
+    under the same key answers the same case the same way."""
+    original = loop.report(description="路口可疑包裹")
+    body = {"category": "02.01", "description": "路口有个包裹", "location": POINT_A1}
+    minimal = {"Prefer": "return=minimal"}
+    worker = loop.as_user("worker-a1")
+    second = worker.post(f"{API}/incidents", key="minimal-1", json=body, headers=minimal)
+    assert second.status_code == 201, second.get_json()
+    assert second.headers["Preference-Applied"] == "return=minimal"
+    assert set(second.get_json()) == {"incident"}
+    described(ReportResult, second.get_json())
+    duplicate = second.get_json()["incident"]
+    listed = loop.get("village-a", f"/incidents/{duplicate['id']}/duplicates").get_json()
+    assert [d["id"] for d in listed["items"]] == [original["id"]]
+
+    retried = worker.post(f"{API}/incidents", key="minimal-1", json=body, headers=minimal)
+    assert retried.status_code == 201
+    assert set(retried.get_json()) == {"incident"}
+    assert retried.get_json()["incident"]["id"] == duplicate["id"]
+    assert retried.headers["Preference-Applied"] == "return=minimal"
+    full = worker.post(f"{API}/incidents", key="minimal-1", json=body)  # the same, in full
+    assert [d["id"] for d in full.get_json()["possible_duplicates"]] == [original["id"]]
+    assert "Preference-Applied" not in full.headers
+
+
 def test_duplicates_are_listed_and_merged(loop):
     original = loop.report(description="路口可疑包裹")
     second = loop.report_response(description="路口有个包裹")

@@ -3,16 +3,23 @@ and merging a duplicate into it."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from flask import Blueprint
+from flask import Blueprint, Response, request
 from pydantic import BaseModel, ConfigDict, Field
 
 from gridwork_common.service_names import EVENTS
 from gridwork_common.territory import code_pattern
 from services.gateway.api import Api, Call
+from services.gateway.preferences import (
+    APPLIED_HEADER,
+    PREFER_HEADER,
+    RETURN_MINIMAL,
+    prefers_minimal,
+)
 from services.gateway.routes.incidents.shared import (
     CATEGORY_CODE,
     CENTRE,
@@ -105,8 +112,10 @@ class DuplicateList(BaseModel):
 class ReportResult(BaseModel):
     model_config = ConfigDict(extra="allow")
     incident: Incident
-    possible_duplicates: list[DuplicateCandidate] = Field(
-        description="Open cases of the same category nearby, reported recently"
+    possible_duplicates: list[DuplicateCandidate] | None = Field(
+        default=None,
+        description="Open cases of the same category nearby, reported recently; left "
+        "out (not searched) when the request said `Prefer: return=minimal`",
     )
 
 
@@ -167,6 +176,17 @@ class MergeRequest(BaseModel):
     expected_version: int = Field(ge=1, description="The duplicate's version")
 
 
+PREFER_PARAMETER = {
+    "name": PREFER_HEADER,
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string", "maxLength": 200},
+    "description": "RFC 7240 preferences. `return=minimal`: the answer leaves out "
+    "`possible_duplicates` and the search for them (the phone app sends it: it shows "
+    "none after a report). Others are ignored.",
+}
+
+
 def register(api: Api, blueprint: Blueprint) -> None:
     @api.operation(
         blueprint,
@@ -182,12 +202,24 @@ def register(api: Api, blueprint: Blueprint) -> None:
         replayed_by_service=True,  # the case's id follows from the reporter and the key
         activity_event="incident.reported",  # the reporter's activity (its actor)
         description="The grid is found from the location. A location outside the county is "
-        "422. The answer lists possible duplicates nearby. A retry with the same "
-        "Idempotency-Key answers the same case as it stands then.",
+        "422. The answer lists possible duplicates nearby, unless the request says "
+        "`Prefer: return=minimal` (then they are not searched, the answer says "
+        "`Preference-Applied: return=minimal`, and "
+        "`GET /incidents/{incident_id}/duplicates` finds them later). A retry with the "
+        "same Idempotency-Key answers the same case as it stands then.",
+        headers=(PREFER_PARAMETER,),
     )
     def report_incident(call: Call):
         report = call.body.model_dump(mode="json", exclude_none=True)
-        return call.rpc(EVENTS, "report_incident", report, call.idempotency_key)
+        minimal = prefers_minimal(request.headers.get(PREFER_HEADER))
+        result = call.rpc(
+            EVENTS, "report_incident", report, call.idempotency_key, duplicates=not minimal
+        )
+        if not minimal:
+            return result
+        response = Response(json.dumps(result), status=201, mimetype="application/json")
+        response.headers[APPLIED_HEADER] = RETURN_MINIMAL
+        return response
 
     @api.operation(
         blueprint,

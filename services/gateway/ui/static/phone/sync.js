@@ -21,8 +21,8 @@ export class Refused extends Error {
 // Answers that a later retry may cure: stop the round, keep the item waiting.
 const RETRY_LATER = new Set([408, 425, 429, 500, 502, 503, 504]);
 
-export async function api(method, path, body, key) {
-  const headers = { "X-CSRFToken": csrf, Accept: "application/json" };
+export async function api(method, path, body, key, extraHeaders = {}) {
+  const headers = { "X-CSRFToken": csrf, Accept: "application/json", ...extraHeaders };
   if (body !== undefined) headers["Content-Type"] = "application/json";
   if (key) headers["Idempotency-Key"] = key;
   let response;
@@ -93,7 +93,10 @@ async function sendPhoto(item, photo, owner) {
 
 async function sendIncident(item) {
   if (!item.incidentId) {
-    const result = await api("POST", "/incidents", item.body, item.key);
+    // The phone shows no duplicates after a report: the case alone, not searched for them.
+    const result = await api("POST", "/incidents", item.body, item.key, {
+      Prefer: "return=minimal",
+    });
     item.incidentId = result.incident.id;
     await outbox.save(item);
   }
