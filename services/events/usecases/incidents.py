@@ -123,16 +123,7 @@ class IncidentDesk:
         with self._stage("decide"):
             document, change = self._new_case(raw, incident_id, location, grid_code)
         document["report_fingerprint"] = fingerprint
-        # The duplicates nearby leave the new case out, so they are looked up beside its
-        # insert: the two waits on mongod overlap.
-        spawned = time.perf_counter()
-
-        def nearby_search(document: Mapping) -> list[dict]:
-            # how long the search waited for the hub before it started
-            self.observe_stage("duplicates_queued", time.perf_counter() - spawned)
-            return self._nearby(document)
-
-        nearby = InBackground(nearby_search, document).result if duplicates else None
+        nearby = self._nearby_meanwhile(document) if duplicates else None
         for _ in range(REPORT_RACE_ATTEMPTS):
             try:
                 with self._stage("store"):  # the insert, then the events handed to the broker
@@ -189,6 +180,18 @@ class IncidentDesk:
         with self._stage("duplicates_awaited"):  # what the answer still waits for them
             duplicates = nearby() if nearby is not None else self._nearby(document)
         return {"incident": rendered, "possible_duplicates": duplicates}
+
+    def _nearby_meanwhile(self, document: Mapping) -> Callable[[], list[dict]]:
+        """The duplicates nearby leave the new case out, so they are looked up beside its
+        insert (the two waits on mongod overlap); the result, when asked for."""
+        spawned = time.perf_counter()
+
+        def search() -> list[dict]:
+            # how long the search waited for the hub before it started
+            self.observe_stage("duplicates_queued", time.perf_counter() - spawned)
+            return self._nearby(document)
+
+        return InBackground(search).result
 
     def _nearby(self, document: Mapping) -> list[dict]:
         with self._stage("duplicates"):
