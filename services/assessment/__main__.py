@@ -23,16 +23,15 @@ def rebuild_summaries(argv: list[str]) -> None:
     if args.batch < 1:
         parser.error("--batch: must be at least 1")
     settings = settings_or_exit()
+
+    def progress(read: int) -> None:  # about every 100,000 facts
+        if read % 100_000 < args.batch:
+            print(f"{read:,} facts folded", flush=True)
+
     client = new_client(settings, app_name="assessment-rebuild")
     try:
         db = client[settings.database_name("assessment")]
-        done = rebuild.rebuild_summaries(
-            db,
-            args.batch,
-            progress=lambda read: (
-                print(f"{read:,} facts folded", flush=True) if read % 100_000 < args.batch else None
-            ),
-        )
+        done = rebuild.rebuild_summaries(db, args.batch, progress)
         print(f"rebuilt: {done['read']:,} facts read, {done['stored']:,} stored again")
     finally:
         client.close()

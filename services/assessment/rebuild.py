@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 
 from pymongo.database import Database
 
+from gridwork_common.mongo import ensure_indexes
 from services.assessment import store, summaries
 
 REPLAYING = "facts_replaying"  # the facts while they are folded again
@@ -38,7 +39,7 @@ def rebuild_summaries(
             db.drop_collection(name)
         if store.FACTS in names:
             db[store.FACTS].rename(REPLAYING)
-    _create_indexes(db)
+    ensure_indexes(db, store.INDEXES)
     read = stored = 0
     for facts in _batches(db, batch):
         read += len(facts)
@@ -48,12 +49,6 @@ def rebuild_summaries(
     summaries.merge(db)
     db.drop_collection(REPLAYING)
     return {"read": read, "stored": stored}
-
-
-def _create_indexes(db: Database) -> None:
-    for name in (store.FACTS, *REBUILT):
-        if name in store.INDEXES:
-            db[name].create_indexes(store.INDEXES[name])
 
 
 def _batches(db: Database, size: int) -> Iterator[list[dict]]:

@@ -128,7 +128,7 @@ class IncidentDesk:
             try:
                 with self._stage("store"):  # the insert, then the events handed to the broker
                     self.writes.commit(None, document, change, key=None)
-                return self._report_result(document, change.incident, nearby, duplicates)
+                return self._report_result(document, change.incident, nearby)
             except DuplicateKeyError:  # the same report, retried concurrently
                 existing = self.context.db[store.INCIDENTS].find_one(
                     {"_id": incident_id}, WITHOUT_EMBEDDED
@@ -164,22 +164,21 @@ class IncidentDesk:
     def _replayed_report(self, existing: Mapping, fingerprint: str, duplicates: bool) -> dict:
         if existing.get("report_fingerprint", fingerprint) != fingerprint:
             raise Conflict("idempotency_key: already used for a different report")
-        return self._report_result(existing, with_duplicates=duplicates)
+        nearby = (lambda: self._nearby(existing)) if duplicates else None
+        return self._report_result(existing, nearby=nearby)
 
     def _report_result(
         self,
         document: Mapping,
         incident: loop.Incident | None = None,
-        nearby: Callable[[], list[dict]] | None = None,  # looked up already, else now
-        with_duplicates: bool = True,
+        nearby: Callable[[], list[dict]] | None = None,  # the duplicates, or none asked for
     ) -> dict:
         with self._stage("render"):
             rendered = self.reads.render(document, incident=incident)
-        if not with_duplicates:
+        if nearby is None:
             return {"incident": rendered}
         with self._stage("duplicates_awaited"):  # what the answer still waits for them
-            duplicates = nearby() if nearby is not None else self._nearby(document)
-        return {"incident": rendered, "possible_duplicates": duplicates}
+            return {"incident": rendered, "possible_duplicates": nearby()}
 
     def _nearby_meanwhile(self, document: Mapping) -> Callable[[], list[dict]]:
         """The duplicates nearby leave the new case out, so they are looked up beside its

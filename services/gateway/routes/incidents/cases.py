@@ -3,12 +3,11 @@ and merging a duplicate into it."""
 
 from __future__ import annotations
 
-import json
 import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response, after_this_request, request
 from pydantic import BaseModel, ConfigDict, Field
 
 from gridwork_common.service_names import EVENTS
@@ -215,11 +214,14 @@ def register(api: Api, blueprint: Blueprint) -> None:
         result = call.rpc(
             EVENTS, "report_incident", report, call.idempotency_key, duplicates=not minimal
         )
-        if not minimal:
-            return result
-        response = Response(json.dumps(result), status=201, mimetype="application/json")
-        response.headers[APPLIED_HEADER] = RETURN_MINIMAL
-        return response
+        if minimal:
+
+            @after_this_request
+            def say_applied(response: Response) -> Response:
+                response.headers[APPLIED_HEADER] = RETURN_MINIMAL
+                return response
+
+        return result
 
     @api.operation(
         blueprint,
