@@ -1,7 +1,10 @@
 """Event handlers that take their deliveries in batches: one worker call for up to
-`batch_size` events of a queue (or whatever came within `wait_s` of the first, or while
-the queue's previous batch was handled), acked together once the call returned, all
-requeued if it raised.
+`batch_size` events of a queue, or for whatever came once the first of them has waited
+`wait_s`, acked together once the call returned, all requeued if it raised. One batch of
+a queue is handled at a time; the next is handed over when the previous one is done and
+it is full or its first event has waited `wait_s`, so a steady stream comes in batches
+of about its rate times `wait_s`, not in pairs that came while the last call ran (each
+call costs a transaction, whatever its size).
 
 For a handler whose cost is mostly per call, not per event (one MongoDB transaction,
 say): a fact store folds a hundred events in about the time it folds one. At-least-once
@@ -16,6 +19,7 @@ same bindings), so replacing one with the other moves no message.
 
 from __future__ import annotations
 
+import time
 from functools import partial
 
 import eventlet
@@ -44,23 +48,32 @@ class BatchedEventHandler(EventHandler):
         super().__init__(*args, **kwargs)
         self.batch_size = min(batch_size, BATCH_SIZE)
         self.wait_s = wait_s
-        self._pending: list = []  # (body, message) delivered, not yet handed to a worker
+        # (body, message, monotonic time of arrival) delivered, not yet handed over
+        self._pending: list = []
         self._timer = None
         self._in_flight = False  # a batch of this queue is being handled
 
     def handle_message(self, body, message):
-        self._pending.append((body, message))
+        self._pending.append((body, message, time.monotonic()))
         if self._in_flight:
-            return  # handed over when the batch under way is done: batches fill meanwhile
+            return  # the batch under way hands the next over when it is done
         if len(self._pending) >= self.batch_size:
             self._hand_over()
         elif self._timer is None:
             self._timer = self.container.spawn_managed_thread(
-                self._hand_over_later, identifier=f"{self.method_name}.batch"
+                self._hand_over_when_due, identifier=f"{self.method_name}.batch"
             )
 
-    def _hand_over_later(self):
-        eventlet.sleep(self.wait_s)
+    def _due_in(self) -> float:
+        """Seconds until the pending events make a batch: at once when full, else when
+        the first of them has waited `wait_s`."""
+        if len(self._pending) >= self.batch_size:
+            return 0.0
+        return max(0.0, self._pending[0][2] + self.wait_s - time.monotonic())
+
+    def _hand_over_when_due(self):
+        while self._pending and not self._in_flight and (delay := self._due_in()) > 0:
+            eventlet.sleep(delay)
         self._timer = None
         if not self._in_flight:
             self._hand_over()
@@ -72,11 +85,11 @@ class BatchedEventHandler(EventHandler):
         if not batch:
             return
         self._in_flight = True
-        messages = [message for _, message in batch]
+        messages = [message for _, message, _ in batch]
         try:
             self.container.spawn_worker(
                 self,
-                ([body for body, _ in batch],),
+                ([body for body, _, _ in batch],),
                 {},
                 # the first delivery's headers (its request id, for the logs)
                 context_data=self.unpack_message_headers(messages[0]),
@@ -96,15 +109,12 @@ class BatchedEventHandler(EventHandler):
             for message in messages:
                 self.queue_consumer.ack_message(message)
         self._in_flight = False
-        if self._pending:  # from a thread of its own: this worker still holds its slot
-            self.container.spawn_managed_thread(
-                self._hand_over_next, identifier=f"{self.method_name}.batch"
+        # the next batch waits in a thread of its own: this worker still holds its slot
+        if self._pending and self._timer is None:
+            self._timer = self.container.spawn_managed_thread(
+                self._hand_over_when_due, identifier=f"{self.method_name}.batch"
             )
         return result, exc_info
-
-    def _hand_over_next(self):
-        if not self._in_flight:
-            self._hand_over()
 
 
 batched_event_handler = BatchedEventHandler.decorator
