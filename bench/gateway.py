@@ -1,6 +1,7 @@
 """Gateway over HTTP: reporting an incident vs the lightest authenticated one-RPC GET.
 
-    PYTHONPATH=. .venv/bin/python bench/gateway.py [--requests 400] [--concurrency 8]
+    PYTHONPATH=. .venv/bin/python bench/gateway.py [--requests 1800] [--rounds 3]
+        [--concurrency 8]
 
 Starts everything as real processes, private to this run: a mongod (single-node replica
 set) and an S3 server (`rclone serve s3`, or minio) in a temporary directory on free
@@ -33,12 +34,13 @@ client needs no eventlet) share N requests per phase:
   duplicates nearby in the answer (searched beside the insert): their rate and ratio are
   printed too.
 
-Half the baseline runs before the incidents and half after, so that noise on a shared
-machine hits both sides alike. Each phase is timed after a warm-up, and starts once this
-run's own processes are idle again: the events a phase published are handled by the
-assessment, the population service and the webhook intake after its last answer, and
-that work would otherwise slow the next phase (it is charged to the reports' CPU
-instead). Then:
+The baseline and the reports alternate in rounds (three by default, each a third of
+the requests), so that a shared machine's changing speed hits both sides alike; each
+round's ratio is printed, and the run's is of the rounds together. Each phase is timed
+after a warm-up, and starts once this run's own processes are idle again: the events a
+phase published are handled by the assessment, the population service and the webhook
+intake, partly after its last answer (printed), and that work would otherwise slow the
+next phase (it is charged to the reports' CPU instead). Then:
 
 - the CPU milliseconds per request of each of this run's processes (RabbitMQ aside: its
   node serves other vhosts too), and the one-RPC route's sum against a report's: a ratio
@@ -80,6 +82,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import requests
@@ -240,14 +243,16 @@ def report_point(number: int) -> list[float]:
     ]
 
 
-def incidents(gateway: str, run: str, duplicates_found: list[int], minimal: bool):
+def incidents(gateway: str, run: str, duplicates_found: list[int], minimal: bool, first: int = 0):
     """`send` for a report phase: as the phone app sends a report (`minimal`: `Prefer:
     return=minimal`, the case alone, its duplicates not searched), or asking for the
-    possible duplicates in the answer (appends each answer's count of them)."""
+    possible duplicates in the answer (appends each answer's count of them). A phase's
+    reports are numbered from `first` (unique in a run: the Idempotency-Key)."""
     url = gateway + INCIDENTS_PATH
     headers = {"Prefer": "return=minimal"} if minimal else {}
 
     def send(session: requests.Session, number: int) -> requests.Response:
+        number += first
         response = session.post(
             url,
             json={
@@ -473,11 +478,42 @@ def check_stored_and_published(settings: Settings, taps: Taps, run: str, count: 
         raise SystemExit("reports answered 201 were not all stored, published and counted")
 
 
+@dataclass
+class Timed:
+    """Requests of one kind over a run's rounds: latencies, seconds, Server-Timing stages
+    and the CPU seconds each process spent (the reports' with the work they left)."""
+
+    latencies: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+    stages: Counter = field(default_factory=Counter)
+    cpu: Counter = field(default_factory=Counter)
+
+    def add(self, phase: Phase, latencies: list[float], seconds: float, cpu: dict) -> float:
+        self.latencies += latencies
+        self.seconds += seconds
+        self.stages += phase.stages
+        self.cpu.update(cpu)
+        return len(latencies) / seconds
+
+
+def timed(
+    phase: Phase, cpu: CpuMeter, send, expected: int, count: int, timing: Timed
+) -> tuple[float, float]:
+    """One phase, started with this run's processes idle and charged with what they do
+    until idle again (the events it published handled); returns its rate and how long
+    after its last answer they were idle."""
+    settle(cpu)
+    before = cpu.snapshot()
+    latencies, seconds = phase.run(send, expected, count)
+    after_s = settle(cpu)
+    return timing.add(phase, latencies, seconds, cpu.since(before)), after_s
+
+
 def bench(
     args, gateway: str, bare_url: str, token: str, cpu: CpuMeter, settings, amqp_uri, events_metrics
 ):
-    """Warm-up, the baseline's first half, the incidents, the baseline's second half, the
-    bare route; returns the ratio."""
+    """Warm-up; rounds of the baseline then the incidents; the bare route; the reports
+    with their duplicates; returns the ratio."""
     phase = Phase(token, args.concurrency)
     run = uuid.uuid4().hex[:8]
     taps = None
@@ -489,49 +525,37 @@ def bench(
         phase.run(bare(bare_url), 200, warmup)
         taps = Taps(amqp_uri)
 
-        first = args.requests // 2
-        settle(cpu)
-        before = cpu.snapshot()
-        base_latencies, base_s = phase.run(baseline(gateway), 200, first)
-        base_stages = phase.stages
-        base_cpu = cpu.since(before)
-        rate_line("baseline (before)", base_latencies, base_s)
-
-        settle(cpu)
-        before = cpu.snapshot()
+        base, reports = Timed(), Timed()
+        per_round = args.requests // args.rounds
         service_before = service_totals(events_metrics)
-        report_latencies, report_s = phase.run(
-            incidents(gateway, run, [], minimal=True), 201, args.requests
-        )
-        report_stages = phase.stages
+        for number in range(args.rounds):
+            base_rate, _ = timed(phase, cpu, baseline(gateway), 200, per_round, base)
+            send = incidents(gateway, run, [], minimal=True, first=number * per_round)
+            report_rate, after_s = timed(phase, cpu, send, 201, per_round, reports)
+            print(
+                f"round {number + 1}: one-RPC route {base_rate:6.1f} req/s, reports "
+                f"{report_rate:6.1f} req/s (their events handled {after_s:.1f} s after the "
+                f"last answer), ratio {report_rate / base_rate:.3f}",
+                flush=True,
+            )
         service_after = service_totals(events_metrics)
-        after_s = settle(cpu)  # the reports' events handled too: charged to them
-        report_cpu = cpu.since(before)
-        print(f"the reports' events were handled {after_s:.1f} s after the last answer")
-
-        before = cpu.snapshot()
-        after_latencies, after_s = phase.run(baseline(gateway), 200, args.requests - first)
-        base_stages += phase.stages
-        base_cpu = {name: used + base_cpu[name] for name, used in cpu.since(before).items()}
-        rate_line("baseline (after)", after_latencies, after_s)
 
         settle(cpu)
-        bare_latencies, bare_s = phase.run(bare(bare_url), 200, args.requests)
+        bare_latencies, bare_s = phase.run(bare(bare_url), 200, per_round * args.rounds)
 
-        print(f"{args.concurrency} concurrent clients, {args.requests} requests a phase")
-        base_latencies += after_latencies
-        base_s += after_s
-        base_rate = rate_line(f"GET {BASELINE_PATH[7:]}", base_latencies, base_s)
-        print(f"  {cpu_line(base_cpu, base_s)}")
-        print(f"  {per_request_line(base_cpu, len(base_latencies))}")
-        stage_line("where the time goes", base_stages, base_latencies)
-        report_rate = rate_line(f"POST {INCIDENTS_PATH[7:]}", report_latencies, report_s)
-        print(f"  {cpu_line(report_cpu, report_s)}")
-        print(f"  {per_request_line(report_cpu, len(report_latencies))}")
-        stage_line("where the time goes", report_stages, report_latencies)
+        print(f"{args.concurrency} concurrent clients, {per_round} requests a phase, ", end="")
+        print(f"{args.rounds} rounds")
+        base_rate = rate_line(f"GET {BASELINE_PATH[7:]}", base.latencies, base.seconds)
+        print(f"  {cpu_line(base.cpu, base.seconds)}")
+        print(f"  {per_request_line(base.cpu, len(base.latencies))}")
+        stage_line("where the time goes", base.stages, base.latencies)
+        report_rate = rate_line(f"POST {INCIDENTS_PATH[7:]}", reports.latencies, reports.seconds)
+        print(f"  {cpu_line(reports.cpu, reports.seconds)}")
+        print(f"  {per_request_line(reports.cpu, len(reports.latencies))}")
+        stage_line("where the time goes", reports.stages, reports.latencies)
         print(f"  {service_stage_line(service_before, service_after)}")
-        base_ms = sum(own_cpu_ms(base_cpu, len(base_latencies)).values())
-        report_ms = sum(own_cpu_ms(report_cpu, len(report_latencies)).values())
+        base_ms = sum(own_cpu_ms(base.cpu, len(base.latencies)).values())
+        report_ms = sum(own_cpu_ms(reports.cpu, len(reports.latencies)).values())
         print(
             f"CPU per request, one-RPC route / report (RabbitMQ aside): {base_ms:.2f} / "
             f"{report_ms:.2f} ms = {base_ms / report_ms:.3f}"
@@ -541,11 +565,11 @@ def bench(
             f"one-RPC route / bare gunicorn + Flask route: {base_rate / bare_rate:.3f} "
             "(authentication, the RPC, the gateway's own work)"
         )
-        check_stored_and_published(settings, taps, run, args.requests)
+        check_stored_and_published(settings, taps, run, per_round * args.rounds)
         settle(cpu)
         found: list[int] = []
         full_latencies, full_s = phase.run(
-            incidents(gateway, f"{run}-full", found, minimal=False), 201, args.requests
+            incidents(gateway, f"{run}-full", found, minimal=False), 201, per_round
         )
         full_rate = rate_line(
             f"POST {INCIDENTS_PATH[7:]} with the duplicates in the answer", full_latencies, full_s
@@ -572,14 +596,19 @@ def bench(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=400, help="requests a phase (all clients)")
+    parser.add_argument(
+        "--requests", type=int, default=1800, help="requests of each kind (all clients)"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="alternations of the baseline and the reports"
+    )
     parser.add_argument("--concurrency", type=int, default=8, help="concurrent HTTP clients")
     parser.add_argument("--amqp-uri", default="amqp://guest:guest@127.0.0.1:5672/")
     parser.add_argument("--management-uri", default="http://guest:guest@127.0.0.1:15672")
     parser.add_argument("--log-level", default="INFO", help="of the stack's processes")
     args = parser.parse_args()
-    if args.requests < 2 or args.concurrency < 1:
-        parser.error("--requests must be at least 2 and --concurrency at least 1")
+    if args.rounds < 1 or args.requests < args.rounds or args.concurrency < 1:
+        parser.error("give at least one round, a request a round and one client")
 
     gateway_port = free_port()
     with (
