@@ -48,8 +48,11 @@ name and its own HTTP session), each taking the next photo, then run:
   no describing on this machine's cores at all, printed as
   `ratio with the describing held back`.
 
-Each side is warmed up first (2 photos per caller, not timed). The time each step of the
-service's slot and confirm takes is measured inside the API process by wrapping MediaDesk /
+Each side is warmed up first (2 photos per caller, not timed), and about 1 GB of raw puts
+(`fill/`, untimed) goes to the S3 server before anything is timed: on this VM its CPU per
+PUT grows over the first gigabyte a run writes, which would favour the side timed first.
+The time each step of the service's slot and confirm takes is measured inside the API
+process by wrapping MediaDesk /
 MediaStore methods (media_steps.py; wall time, which includes waiting on the process's one
 eventlet hub), during the timed run and during an untimed pass of 20 photos one at a time
 (one caller; the raw side too), which shows what each step costs by itself. The CPU
@@ -68,6 +71,7 @@ import argparse
 import cProfile
 import hashlib
 import io
+import math
 import os
 import pstats
 import secrets
@@ -117,6 +121,10 @@ SUFFIX_BYTES = 24  # after the JPEG end marker: 16 random bytes of the run, 8 di
 MB = 1_000_000
 PUT_ATTEMPTS = 3
 WARMUP_PER_CALLER = 2
+# Written to the S3 server before anything is timed: on this VM its CPU per PUT grows over
+# the first gigabyte a run writes (the kernel's copy into freshly allocated page cache;
+# docs/benchmarks.md), which would favour whichever side is timed first.
+FILLER_MB = 1000
 PROFILED_CONFIRMS = 20
 ALONE_PHOTOS = 20  # after the timed run: one caller, one photo at a time, each side
 
@@ -505,6 +513,10 @@ def bench(settings: Settings, args, servers, env: dict, vhost: str) -> float:
         warmed = run_service(uploaders, photos, warmup, incident_id)[2]
         wait_described(settings, [m["id"] for m in warmed.values()], time.perf_counter())
         run_raw(raw_client, settings.s3_bucket, photos, warmup, args.concurrency, "warm/")
+        filler = range(math.ceil(FILLER_MB * MB / photos.size))
+        bucket = settings.s3_bucket
+        _, filler_s = run_raw(raw_client, bucket, photos, filler, args.concurrency, "fill/")
+        print(f"{len(filler)} photos put to fill/ first, untimed ({filler_s:.1f} s)")
 
         cpu = meter()
         half = args.photos // 2
