@@ -543,8 +543,10 @@ def bench(
         settle(cpu)
         bare_latencies, bare_s = phase.run(bare(bare_url), 200, per_round * args.rounds)
 
-        print(f"{args.concurrency} concurrent clients, {per_round} requests a phase, ", end="")
-        print(f"{args.rounds} rounds")
+        print(
+            f"{args.concurrency} concurrent clients, {per_round} requests a phase, "
+            f"{args.rounds} rounds"
+        )
         base_rate = rate_line(f"GET {BASELINE_PATH[7:]}", base.latencies, base.seconds)
         print(f"  {cpu_line(base.cpu, base.seconds)}")
         print(f"  {per_request_line(base.cpu, len(base.latencies))}")

@@ -52,10 +52,10 @@ Each side is warmed up first (2 photos per caller, not timed), and about 1 GB of
 (`fill/`, untimed) goes to the S3 server before anything is timed: on this VM its CPU per
 PUT grows over the first gigabyte a run writes, which would favour the side timed first.
 The time each step of the service's slot and confirm takes is measured inside the API
-process by wrapping MediaDesk /
-MediaStore methods (media_steps.py; wall time, which includes waiting on the process's one
-eventlet hub), during the timed run and during an untimed pass of 20 photos one at a time
-(one caller; the raw side too), which shows what each step costs by itself. The CPU
+process by wrapping MediaDesk / MediaStore methods (media_steps.py; wall time, which
+includes waiting on the process's one eventlet hub), during the timed run and during an
+untimed pass of 20 photos one at a time (one caller; the raw side too), which shows what
+each step costs by itself. The CPU
 seconds of this process (the callers), the API process, the describer process, the S3
 server, mongod and the RabbitMQ node (the whole node, other vhosts included) are read from
 /proc, and printed per photo. `--profile` also
@@ -514,8 +514,9 @@ def bench(settings: Settings, args, servers, env: dict, vhost: str) -> float:
         wait_described(settings, [m["id"] for m in warmed.values()], time.perf_counter())
         run_raw(raw_client, settings.s3_bucket, photos, warmup, args.concurrency, "warm/")
         filler = range(math.ceil(FILLER_MB * MB / photos.size))
-        bucket = settings.s3_bucket
-        _, filler_s = run_raw(raw_client, bucket, photos, filler, args.concurrency, "fill/")
+        _, filler_s = run_raw(
+            raw_client, settings.s3_bucket, photos, filler, args.concurrency, "fill/"
+        )
         print(f"{len(filler)} photos put to fill/ first, untimed ({filler_s:.1f} s)")
 
         cpu = meter()
